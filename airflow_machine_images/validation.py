@@ -1,0 +1,1179 @@
+"""Pure checks and normalisers for everything a DAG author hands us, before any request is sent.
+
+Nothing here does I/O or imports Airflow, Google or HTTP libraries: DAG files import the operators at
+parse time, and the operators import this module. Every check raises
+:class:`MachineImageValidationError` (a :class:`ValueError`) naming the parameter and the rule, whatever
+the type of the bad value, and never echoes encryption key material.
+
+The resource-name patterns are the path-parameter patterns of Google's Compute Engine discovery
+documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/test_validation.py`` checks that
+they still agree with the installed documents.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import reprlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "INSTANCE_PATTERN",
+    "LABEL_KEY_PATTERN",
+    "LABEL_VALUE_PATTERN",
+    "MACHINE_IMAGE_REF_PATTERN",
+    "NAME_PATTERN",
+    "OPERATION_PATTERN",
+    "PROJECT_PATTERN",
+    "REQUEST_ID_PATTERN",
+    "ZONE_PATTERN",
+    "InstanceRef",
+    "MachineImageValidationError",
+    "build_machine_image_body",
+    "is_loopback_host",
+    "parse_machine_image_ref",
+    "parse_source_instance",
+    "sanitize_label_value",
+    "validate_api_endpoint",
+    "validate_body",
+    "validate_choice",
+    "validate_encryption_key",
+    "validate_instance_name",
+    "validate_labels",
+    "validate_machine_image_name",
+    "validate_operation_name",
+    "validate_positive_number",
+    "validate_project_id",
+    "validate_request_id",
+    "validate_source_disk_encryption_keys",
+    "validate_storage_locations",
+    "validate_zone",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Patterns (from the discovery documents) and their compiled forms
+# --------------------------------------------------------------------------------------------------
+
+#: Machine image names (``MachineImage.name``): RFC 1035, 1-63 characters.
+NAME_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: The ``project`` path parameter: project ids, domain-scoped ids (``example.com:p``) and project numbers.
+PROJECT_PATTERN: Final = (
+    r"(?:(?:[-a-z0-9]{1,63}\.)*(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?):)?"
+    r"(?:[0-9]{1,19}|(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?))"
+)
+#: The ``zone`` path parameter.
+ZONE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: The ``instance`` path parameter: a name or a numeric id.
+INSTANCE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: The ``operation`` path parameter of ``globalOperations``: a name or a numeric id.
+OPERATION_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: The ``machineImage`` path parameter of ``machineImages.get``/``delete``: a name or a numeric id.
+MACHINE_IMAGE_REF_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: ``requestId``: a UUID in canonical 8-4-4-4-12 hex form.
+REQUEST_ID_PATTERN: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+LABEL_KEY_PATTERN: Final = r"[a-z][a-z0-9_-]{0,62}"
+LABEL_VALUE_PATTERN: Final = r"[a-z0-9_-]{0,63}"
+#: Cloud Storage locations for ``storageLocations``: ``us``, ``eu``, ``us-central1``, ``nam4``...
+STORAGE_LOCATION_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: Cloud KMS key (or key version) resource names.
+KMS_KEY_NAME_PATTERN: Final = (
+    rf"projects/(?:{PROJECT_PATTERN})/locations/[a-z][-a-z0-9]{{0,62}}"
+    r"/keyRings/[A-Za-z0-9_-]{1,63}/cryptoKeys/[A-Za-z0-9_-]{1,63}"
+    r"(?:/cryptoKeyVersions/[1-9][0-9]{0,19})?"
+)
+#: API versions a Compute Engine URL may carry.
+URL_API_VERSIONS: Final = ("v1", "beta", "alpha")
+
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+_PROJECT_RE: Final = re.compile(PROJECT_PATTERN)
+_ZONE_RE: Final = re.compile(ZONE_PATTERN)
+_INSTANCE_RE: Final = re.compile(INSTANCE_PATTERN)
+_OPERATION_RE: Final = re.compile(OPERATION_PATTERN)
+_MACHINE_IMAGE_REF_RE: Final = re.compile(MACHINE_IMAGE_REF_PATTERN)
+_REQUEST_ID_RE: Final = re.compile(REQUEST_ID_PATTERN)
+_LABEL_KEY_RE: Final = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE_RE: Final = re.compile(LABEL_VALUE_PATTERN)
+_LABEL_VALUE_BAD_CHAR_RE: Final = re.compile(r"[^a-z0-9_-]")
+_STORAGE_LOCATION_RE: Final = re.compile(STORAGE_LOCATION_PATTERN)
+_KMS_KEY_NAME_RE: Final = re.compile(KMS_KEY_NAME_PATTERN)
+_SERVICE_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.:-]+")
+_BASE64_RE: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_RAW_KEY_RE: Final = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+_HOSTNAME_RE: Final = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_IPV6_LITERAL_RE: Final = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+_PORT_RE: Final = re.compile(r"[0-9]{1,5}")
+_PATH_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*")
+#: Whitespace, control characters and anything outside printable ASCII.
+_UNPRINTABLE_RE: Final = re.compile(r"[^\x21-\x7e]")
+_IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
+_INT64_STRING_RE: Final = re.compile(r"-?[0-9]{1,19}")
+_UINT64_STRING_RE: Final = re.compile(r"[0-9]{1,20}")
+
+_NAME_RULE: Final = (
+    f"must match {NAME_PATTERN} (1-63 characters: lowercase letters, digits and hyphens, "
+    "starting with a letter and not ending with a hyphen)"
+)
+_PROJECT_RULE: Final = (
+    f"must be a project id or number matching {PROJECT_PATTERN} "
+    "(e.g. 'my-project', 'example.com:my-project' or '123456789012')"
+)
+_ZONE_RULE: Final = f"must match {ZONE_PATTERN} (a zone such as 'us-central1-a')"
+_NAME_OR_ID_RULE: Final = (
+    f"must match {INSTANCE_PATTERN} (a name: 1-63 lowercase letters, digits and hyphens, starting with "
+    "a letter and not ending with a hyphen; or a numeric id)"
+)
+_REQUEST_ID_RULE: Final = (
+    "must be a UUID in canonical 8-4-4-4-12 hexadecimal form, e.g. '6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11' "
+    "(no braces, no 'urn:uuid:' prefix)"
+)
+_LABEL_KEY_RULE: Final = (
+    f"label keys must match {LABEL_KEY_PATTERN} (1-63 characters: lowercase letters, digits, '_' and '-', "
+    "starting with a letter)"
+)
+_LABEL_VALUE_RULE: Final = (
+    f"label values must match {LABEL_VALUE_PATTERN} (0-63 characters: lowercase letters, digits, '_' and '-')"
+)
+_SOURCE_FORMS: Final = (
+    "must be ZONE/INSTANCE, zones/ZONE/instances/INSTANCE, projects/PROJECT/zones/ZONE/instances/INSTANCE "
+    "or a URL https://HOST/compute/{v1|beta|alpha}/projects/PROJECT/zones/ZONE/instances/INSTANCE"
+)
+_MACHINE_IMAGE_FORMS: Final = (
+    "must be NAME, global/machineImages/NAME, projects/PROJECT/global/machineImages/NAME or a URL "
+    "https://HOST/compute/{v1|beta|alpha}/projects/PROJECT/global/machineImages/NAME"
+)
+_DISK_FORMS: Final = (
+    "must be zones/ZONE/disks/DISK, projects/PROJECT/zones/ZONE/disks/DISK (or regions/REGION/... for a "
+    "regional disk) or a URL https://HOST/compute/{v1|beta|alpha}/projects/PROJECT/zones/ZONE/disks/DISK"
+)
+_KEY_FIELDS: Final = ("rawKey", "rsaEncryptedKey", "kmsKeyName")
+_KEY_RULE: Final = "must be a dict with exactly one of rawKey, rsaEncryptedKey or kmsKeyName"
+_HIDDEN: Final = "a value that is not shown (key material)"
+_MAX_TEXT: Final = 2048
+_MAX_LABELS: Final = 64
+_MAX_DEPTH: Final = 32
+_INT_RANGES: Final = {
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+#: Containers mentioning these field names may hold key material: never echoed in messages.
+_SECRET_HINT_RE: Final = re.compile(r"(?i)rawkey|rsaencryptedkey|encryptionkey")
+#: Property names whose values are (or contain) key material: never echoed in messages.
+_SECRET_PROPERTY_WORDS: Final = ("encryptionkey", "rawkey", "rsaencryptedkey")
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+# --------------------------------------------------------------------------------------------------
+# The error and message helpers
+# --------------------------------------------------------------------------------------------------
+
+
+class MachineImageValidationError(ValueError):
+    """A DAG argument (or API value) that breaks a rule; raised before any request is sent.
+
+    :param parameter: the offending parameter, or dotted path inside one (``body.labels``,
+        ``labels['Team']``).
+    :param rule: what the value must be, in words.
+    :param got: a short, safe rendering of the bad value (never key material), or None.
+    """
+
+    def __init__(self, parameter: str, rule: str, got: str | None = None) -> None:
+        self.parameter = parameter
+        self.rule = rule
+        self.got = got
+        message = f"Invalid {parameter}: {rule.rstrip('.')}"
+        if got is not None:
+            message += f"; got {got}"
+        super().__init__(message if message.endswith("?") else message + ".")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.parameter, self.rule, self.got))
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of any value for an error message (type name added for non-strings)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = "<unprintable>"
+    if not isinstance(value, str) and _SECRET_HINT_RE.search(text):
+        return f"a {type(value).__name__} that is not shown (it holds encryption key fields)"
+    if isinstance(value, str):
+        return text
+    return f"{text} ({type(value).__name__})"
+
+
+def _hidden(value: object) -> str:
+    """Describe a secret value by its type only."""
+    return f"{_HIDDEN}, of type {type(value).__name__}"
+
+
+def _short_key(key: object) -> str:
+    """A mapping key for a path such as ``labels['Team']``."""
+    try:
+        return _REPR.repr(key)
+    except Exception:
+        return "<unprintable>"
+
+
+def _join(path: str, key: str) -> str:
+    """``body`` + ``labels`` -> ``body.labels``; odd keys as ``body['a b']``."""
+    if _IDENTIFIER_RE.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}[{_short_key(key)}]"
+
+
+def _require_str(value: object, parameter: str, rule: str) -> str:
+    """Return ``value`` as a plain str, or raise naming ``rule``."""
+    if not isinstance(value, str):
+        raise MachineImageValidationError(parameter, f"must be a string; {rule}", _show(value))
+    return str.__str__(value)
+
+
+def _items(value: Mapping[Any, Any], parameter: str) -> list[tuple[Any, Any]]:
+    """The items of a mapping; a mapping that cannot be read is a validation error."""
+    try:
+        return list(value.items())
+    except Exception:
+        raise MachineImageValidationError(parameter, "must be a readable dict", f"a {type(value).__name__}") from None
+
+
+def _sequence(value: object, parameter: str, what: str, *, secret: bool = False) -> list[Any]:
+    """A list or tuple's items (not a str, bytes, set or dict); ``secret`` hides the value."""
+    if not isinstance(value, (list, tuple)):
+        raise MachineImageValidationError(
+            parameter, f"must be a list of {what}", _hidden(value) if secret else _show(value)
+        )
+    return list(value)
+
+
+def _full(regex: re.Pattern[str], value: object, parameter: str, rule: str) -> str:
+    text = _require_str(value, parameter, rule)
+    if regex.fullmatch(text) is None:
+        raise MachineImageValidationError(parameter, rule, _show(text))
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Names and ids
+# --------------------------------------------------------------------------------------------------
+
+
+def validate_machine_image_name(value: object, parameter: str = "name") -> str:
+    """Check a machine image name (``MachineImage.name``).
+
+    :param value: the name.
+    :param parameter: the argument name used in the error message.
+    :return: the name.
+    """
+    return _full(_NAME_RE, value, parameter, _NAME_RULE)
+
+
+def validate_project_id(value: object, parameter: str = "project_id") -> str:
+    """Check a project id or number against the discovery document's ``project`` pattern.
+
+    :param value: ``my-project``, ``example.com:my-project`` or a project number.
+    :param parameter: the argument name used in the error message.
+    :return: the project id.
+    """
+    return _full(_PROJECT_RE, value, parameter, _PROJECT_RULE)
+
+
+def validate_request_id(value: object, parameter: str = "request_id") -> str:
+    """Check a ``requestId``: a canonical UUID, not the zero UUID.
+
+    :param value: the request id (upper case accepted).
+    :param parameter: the argument name used in the error message.
+    :return: the request id in lower case.
+    """
+    text = _full(_REQUEST_ID_RE, value, parameter, _REQUEST_ID_RULE).lower()
+    if text == "00000000-0000-0000-0000-000000000000":
+        raise MachineImageValidationError(
+            parameter, "must not be the zero UUID 00000000-0000-0000-0000-000000000000 (the API rejects it)"
+        )
+    return text
+
+
+def validate_operation_name(value: object, parameter: str = "operation_name") -> str:
+    """Check a global operation name (or numeric id).
+
+    :param value: the operation name, e.g. ``operation-1700000000000-abc``.
+    :param parameter: the argument name used in the error message.
+    :return: the operation name.
+    """
+    return _full(_OPERATION_RE, value, parameter, _NAME_OR_ID_RULE)
+
+
+def validate_zone(value: object, parameter: str = "zone") -> str:
+    """Check a zone name.
+
+    :param value: the zone, e.g. ``us-central1-a``.
+    :param parameter: the argument name used in the error message.
+    :return: the zone.
+    """
+    return _full(_ZONE_RE, value, parameter, _ZONE_RULE)
+
+
+def validate_instance_name(value: object, parameter: str = "instance") -> str:
+    """Check an instance name (or numeric id).
+
+    :param value: the instance name.
+    :param parameter: the argument name used in the error message.
+    :return: the instance name.
+    """
+    return _full(_INSTANCE_RE, value, parameter, _NAME_OR_ID_RULE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Resource paths and URLs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """A Compute Engine instance, whatever form it was written in.
+
+    :param project: the project id (or number).
+    :param zone: the zone.
+    :param instance: the instance name (or numeric id).
+    """
+
+    project: str
+    zone: str
+    instance: str
+
+    def __post_init__(self) -> None:
+        validate_project_id(self.project, "project")
+        validate_zone(self.zone, "zone")
+        validate_instance_name(self.instance, "instance")
+
+    @property
+    def partial_url(self) -> str:
+        """``projects/P/zones/Z/instances/I``: what we send as ``sourceInstance``."""
+        return f"projects/{self.project}/zones/{self.zone}/instances/{self.instance}"
+
+    def same_instance(self, other: object) -> bool:
+        """Whether ``other`` names the same instance (same project, zone and name).
+
+        A project number and a project id for the same project, or an instance id and its name,
+        do not compare equal: there is no way to tell without asking the API.
+
+        :param other: another :class:`InstanceRef`.
+        """
+        if not isinstance(other, InstanceRef):
+            return False
+        return (self.project, self.zone, self.instance) == (other.project, other.zone, other.instance)
+
+
+def _check_path_text(value: object, parameter: str, forms: str) -> str:
+    """Common rejections for resource paths and URLs, before they are split."""
+    text = _require_str(value, parameter, forms)
+    if not text:
+        raise MachineImageValidationError(parameter, forms, _show(text))
+    if len(text) > _MAX_TEXT:
+        raise MachineImageValidationError(parameter, f"must be at most {_MAX_TEXT} characters", _show(text))
+    if _UNPRINTABLE_RE.search(text):
+        raise MachineImageValidationError(
+            parameter, "must not contain whitespace, control or non-ASCII characters", _show(text)
+        )
+    for bad, why in (("?", "a query string"), ("#", "a fragment"), ("%", "percent-encoding"), ("\\", "'\\'")):
+        if bad in text:
+            raise MachineImageValidationError(parameter, f"must not contain {why} ({bad!r}); {forms}", _show(text))
+    if ".." in text:
+        raise MachineImageValidationError(parameter, f"must not contain '..'; {forms}", _show(text))
+    return text
+
+
+def _parse_host_port(authority: str, parameter: str, shown: str) -> str:
+    """Check ``host[:port]`` (no userinfo); return the host."""
+    if "@" in authority:
+        raise MachineImageValidationError(parameter, "must not contain user information ('user@host')", shown)
+    host, port = authority, None
+    if authority.startswith("["):
+        end = authority.find("]")
+        host, rest = authority[: end + 1], authority[end + 1 :]
+        if end < 0 or (rest and not rest.startswith(":")):
+            raise MachineImageValidationError(parameter, "has a malformed IPv6 host", shown)
+        port = rest[1:] if rest else None
+    elif ":" in authority:
+        host, port = authority.split(":", 1)
+    if host.startswith("["):
+        ok = _IPV6_LITERAL_RE.fullmatch(host) is not None and _is_ipv6(host[1:-1])
+    else:
+        ok = len(host) <= 253 and _HOSTNAME_RE.fullmatch(host) is not None
+    if not ok:
+        raise MachineImageValidationError(parameter, "must have a valid host name or IP address", shown)
+    if port is not None and (_PORT_RE.fullmatch(port) is None or not 0 < int(port) < 65536):
+        raise MachineImageValidationError(parameter, "must have a port between 1 and 65535", shown)
+    return host
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_path(text: str, parameter: str, forms: str) -> list[str]:
+    """Split a path (or a URL, after its scheme and host) into segments, rejecting empty ones."""
+    if text.startswith(("https://", "http://")):
+        scheme, rest = text.split("://", 1)
+        authority, sep, path = rest.partition("/")
+        host = _parse_host_port(authority, parameter, _show(text))
+        if scheme == "http" and not is_loopback_host(host):
+            raise MachineImageValidationError(
+                parameter, "must use https (http is accepted only for a loopback host such as 127.0.0.1)", _show(text)
+            )
+        if not sep:
+            raise MachineImageValidationError(parameter, forms, _show(text))
+        segments = path.split("/")
+    elif "://" in text or text.startswith("//"):
+        raise MachineImageValidationError(parameter, f"{forms} (only https or loopback http URLs)", _show(text))
+    else:
+        segments = text.split("/")
+    if "" in segments:
+        raise MachineImageValidationError(
+            parameter,
+            f"must not contain empty path segments ('//', or a leading or trailing '/'); {forms}",
+            _show(text),
+        )
+    return segments
+
+
+def _url_tail(segments: list[str], size: int) -> list[str] | None:
+    """For URL paths ``[prefix...]/compute/VERSION/<size segments>``: the last ``size`` segments."""
+    if len(segments) < size + 2 or segments[-size - 2] != "compute" or segments[-size - 1] not in URL_API_VERSIONS:
+        return None
+    if any(_PATH_SEGMENT_RE.fullmatch(segment) is None for segment in segments[: -size - 2]):
+        return None
+    return segments[-size:]
+
+
+def _component(regex: re.Pattern[str], value: str, parameter: str, what: str, rule: str, shown: str) -> str:
+    if regex.fullmatch(value) is None:
+        raise MachineImageValidationError(parameter, f"its {what} {_show(value)} {rule}", shown)
+    return value
+
+
+def _default_project(default_project: object, parameter: str, forms: str, shown: str) -> str:
+    if default_project is None:
+        raise MachineImageValidationError(
+            parameter,
+            "names no project and no default project is known: write projects/PROJECT/... or set project_id "
+            f"(or the connection's project); {forms}",
+            shown,
+        )
+    return validate_project_id(default_project, "project_id")
+
+
+def parse_source_instance(
+    value: object, default_project: str | None, parameter: str = "source_instance"
+) -> InstanceRef:
+    """Parse an instance reference in any of the forms the API and users write.
+
+    Accepts ``ZONE/INSTANCE`` (in ``default_project``), ``zones/Z/instances/I``,
+    ``projects/P/zones/Z/instances/I`` and ``https://HOST/compute/{v1|beta|alpha}/projects/P/zones/Z/
+    instances/I`` (``http://`` for a loopback host such as the emulator). Used for user input and to
+    read an image's ``sourceInstance`` selfLink from the server, so that forms compare equal.
+
+    :param value: the reference.
+    :param default_project: the project for forms that name none; None makes those forms an error.
+    :param parameter: the argument name used in the error message.
+    :return: the instance.
+    """
+    text = _check_path_text(value, parameter, _SOURCE_FORMS)
+    shown = _show(text)
+    segments = _split_path(text, parameter, _SOURCE_FORMS)
+    project: str | None
+    if "://" in text:
+        tail = _url_tail(segments, 6)
+        if tail is None or tail[0] != "projects" or tail[2] != "zones" or tail[4] != "instances":
+            raise MachineImageValidationError(parameter, _SOURCE_FORMS, shown)
+        project, zone, instance = tail[1], tail[3], tail[5]
+    elif len(segments) == 6 and (segments[0], segments[2], segments[4]) == ("projects", "zones", "instances"):
+        project, zone, instance = segments[1], segments[3], segments[5]
+    elif len(segments) == 4 and (segments[0], segments[2]) == ("zones", "instances"):
+        project, zone, instance = None, segments[1], segments[3]
+    elif len(segments) == 2:
+        project, zone, instance = None, segments[0], segments[1]
+    else:
+        raise MachineImageValidationError(parameter, _SOURCE_FORMS, shown)
+    if project is not None:
+        _component(_PROJECT_RE, project, parameter, "project", _PROJECT_RULE, shown)
+    _component(_ZONE_RE, zone, parameter, "zone", _ZONE_RULE, shown)
+    _component(_INSTANCE_RE, instance, parameter, "instance", _NAME_OR_ID_RULE, shown)
+    if project is None:
+        project = _default_project(default_project, parameter, _SOURCE_FORMS, shown)
+    return InstanceRef(project=project, zone=zone, instance=instance)
+
+
+def parse_machine_image_ref(
+    value: object, default_project: str | None, parameter: str = "machine_image"
+) -> tuple[str, str]:
+    """Parse a machine image reference: ``NAME``, ``global/machineImages/NAME``,
+    ``projects/P/global/machineImages/NAME`` or a full URL (as in an image's ``selfLink``).
+
+    :param value: the reference.
+    :param default_project: the project for forms that name none; None makes those forms an error.
+    :param parameter: the argument name used in the error message.
+    :return: ``(project, name)``; the name may be a numeric id, as the API's path parameter allows.
+    """
+    text = _check_path_text(value, parameter, _MACHINE_IMAGE_FORMS)
+    shown = _show(text)
+    segments = _split_path(text, parameter, _MACHINE_IMAGE_FORMS)
+    project: str | None
+    if "://" in text:
+        tail = _url_tail(segments, 5)
+        if tail is None or (tail[0], tail[2], tail[3]) != ("projects", "global", "machineImages"):
+            raise MachineImageValidationError(parameter, _MACHINE_IMAGE_FORMS, shown)
+        project, name = tail[1], tail[4]
+    elif len(segments) == 5 and (segments[0], segments[2], segments[3]) == ("projects", "global", "machineImages"):
+        project, name = segments[1], segments[4]
+    elif len(segments) == 3 and (segments[0], segments[1]) == ("global", "machineImages"):
+        project, name = None, segments[2]
+    elif len(segments) == 1:
+        project, name = None, segments[0]
+    else:
+        raise MachineImageValidationError(parameter, _MACHINE_IMAGE_FORMS, shown)
+    if project is not None:
+        _component(_PROJECT_RE, project, parameter, "project", _PROJECT_RULE, shown)
+    _component(_MACHINE_IMAGE_REF_RE, name, parameter, "name", _NAME_OR_ID_RULE, shown)
+    if project is None:
+        project = _default_project(default_project, parameter, _MACHINE_IMAGE_FORMS, shown)
+    return project, name
+
+
+def _validate_disk_url(value: object, parameter: str) -> str:
+    """Check a disk reference (``sourceDisk``): full URL or partial path; return it unchanged."""
+    text = _check_path_text(value, parameter, _DISK_FORMS)
+    shown = _show(text)
+    segments = _split_path(text, parameter, _DISK_FORMS)
+    project: str | None = None
+    rest = segments
+    if "://" in text:
+        tail = _url_tail(segments, 6)
+        if tail is None or tail[0] != "projects":
+            raise MachineImageValidationError(parameter, _DISK_FORMS, shown)
+        project, rest = tail[1], tail[2:]
+    elif len(segments) == 6 and segments[0] == "projects":
+        project, rest = segments[1], segments[2:]
+    if project is not None:
+        _component(_PROJECT_RE, project, parameter, "project", _PROJECT_RULE, shown)
+    if len(rest) != 4 or rest[0] not in ("zones", "regions") or rest[2] != "disks":
+        raise MachineImageValidationError(parameter, _DISK_FORMS, shown)
+    location_rule = f"must match {ZONE_PATTERN} (a zone or region such as 'us-central1-a')"
+    _component(_ZONE_RE, rest[1], parameter, rest[0][:-1], location_rule, shown)
+    _component(_INSTANCE_RE, rest[3], parameter, "disk", _NAME_OR_ID_RULE, shown)
+    return text
+
+
+def is_loopback_host(host: object) -> bool:
+    """Whether ``host`` is a loopback address: ``localhost``, 127.0.0.0/8 or ``::1`` (bracketed or not).
+
+    Host names other than ``localhost`` are not resolved, so they are never loopback here.
+
+    :param host: a host name or IP address, without port.
+    """
+    import ipaddress
+
+    if not isinstance(host, str):
+        return False
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if text.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def validate_api_endpoint(value: object, parameter: str = "api_endpoint") -> str:
+    """Check an API root such as ``http://127.0.0.1:8085`` or ``https://compute.example.com/base``.
+
+    :param value: ``http(s)://host[:port][/base/path]``, without query, fragment or user information.
+    :param parameter: the argument name used in the error message.
+    :return: the endpoint without a trailing slash (scheme in lower case).
+    """
+    rule = "must be http(s)://HOST[:PORT][/BASE/PATH] without query string, fragment or user information"
+    text = _require_str(value, parameter, rule)
+    shown = _show(text)
+    if not text or len(text) > _MAX_TEXT or _UNPRINTABLE_RE.search(text):
+        raise MachineImageValidationError(parameter, f"{rule} (printable ASCII, at most {_MAX_TEXT} characters)", shown)
+    if "?" in text or "#" in text or "%" in text or "\\" in text:
+        raise MachineImageValidationError(parameter, rule, shown)
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise MachineImageValidationError(parameter, rule, shown)
+    authority, _, path = rest.partition("/")
+    _parse_host_port(authority, parameter, shown)
+    if path.endswith("/"):
+        path = path[:-1]
+    if path and any(_PATH_SEGMENT_RE.fullmatch(segment) is None for segment in path.split("/")):
+        raise MachineImageValidationError(
+            parameter, f"{rule}; path segments may hold letters, digits, '.', '_', '~' and '-'", shown
+        )
+    return f"{scheme.lower()}://{authority}" + (f"/{path}" if path else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels, locations, keys, choices, numbers
+# --------------------------------------------------------------------------------------------------
+
+
+def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
+    """Check labels: at most 64, lowercase keys and values (the error names the offending key).
+
+    :param value: a dict of label keys to values.
+    :param parameter: the argument name used in the error message.
+    :return: a new dict of the labels.
+    """
+    if not isinstance(value, Mapping):
+        raise MachineImageValidationError(parameter, "must be a dict of label keys to values", _show(value))
+    items = _items(value, parameter)
+    if len(items) > _MAX_LABELS:
+        raise MachineImageValidationError(parameter, f"must have at most {_MAX_LABELS} labels", f"{len(items)} labels")
+    labels: dict[str, str] = {}
+    for key, label_value in items:
+        where = f"{parameter}[{_short_key(key)}]"
+        if not isinstance(key, str) or _LABEL_KEY_RE.fullmatch(key) is None:
+            raise MachineImageValidationError(where, _LABEL_KEY_RULE, _show(key))
+        if not isinstance(label_value, str) or _LABEL_VALUE_RE.fullmatch(label_value) is None:
+            raise MachineImageValidationError(where, _LABEL_VALUE_RULE, _show(label_value))
+        labels[str.__str__(key)] = str.__str__(label_value)
+    return labels
+
+
+def sanitize_label_value(text: str) -> str:
+    """Turn any string (a dag_id, a task_id) into a valid label value.
+
+    Lower-cases it, replaces every character outside ``[a-z0-9_-]`` with ``-`` and, if longer than
+    63 characters, keeps 54 and appends ``-`` and 8 hex digits of a SHA-256 of the original text, so
+    different long ids stay distinct.
+
+    :param text: the text.
+    :return: a label value matching ``[a-z0-9_-]{0,63}``.
+    """
+    import hashlib
+
+    if not isinstance(text, str):
+        raise MachineImageValidationError("text", "must be a string", _show(text))
+    cleaned = _LABEL_VALUE_BAD_CHAR_RE.sub("-", text.lower())
+    if len(cleaned) <= 63:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:54]}-{digest}"
+
+
+def validate_storage_locations(value: object, parameter: str = "storage_locations") -> list[str]:
+    """Check ``storageLocations``: Cloud Storage regions or multi-regions such as ``us`` or ``us-central1``.
+
+    :param value: a list of locations (an empty list is passed on as it is).
+    :param parameter: the argument name used in the error message.
+    :return: a new list of the locations.
+    """
+    rule = f"each location must match {STORAGE_LOCATION_PATTERN} (e.g. 'us', 'eu' or 'us-central1')"
+    locations = _sequence(value, parameter, "Cloud Storage locations such as ['us']")
+    result: list[str] = []
+    for index, location in enumerate(locations):
+        text = _full(_STORAGE_LOCATION_RE, location, f"{parameter}[{index}]", rule)
+        if text in result:
+            raise MachineImageValidationError(f"{parameter}[{index}]", "must not repeat a location", _show(text))
+        result.append(text)
+    return result
+
+
+def _is_canonical_base64(text: str) -> bytes | None:
+    """The decoded bytes if ``text`` is canonical, padded RFC 4648 base64 (standard alphabet), else None."""
+    import base64
+    import binascii
+
+    if _BASE64_RE.fullmatch(text) is None:
+        return None
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if base64.b64encode(decoded).decode("ascii") == text else None
+
+
+def validate_encryption_key(value: object, parameter: str = "machine_image_encryption_key") -> dict[str, str]:
+    """Check a ``CustomerEncryptionKey``; messages never contain key material.
+
+    Exactly one of ``rawKey`` (RFC 4648 base64 of 32 bytes), ``rsaEncryptedKey`` (base64) or
+    ``kmsKeyName`` (``projects/P/locations/L/keyRings/R/cryptoKeys/K[/cryptoKeyVersions/N]``);
+    ``kmsKeyServiceAccount`` only with ``kmsKeyName``; nothing else (``sha256`` is output only).
+
+    :param value: the key dict.
+    :param parameter: the argument name used in the error message.
+    :return: a new dict with the same fields.
+    """
+    import difflib
+
+    if not isinstance(value, Mapping):
+        raise MachineImageValidationError(parameter, _KEY_RULE, _hidden(value))
+    allowed = (*_KEY_FIELDS, "kmsKeyServiceAccount")
+    key: dict[str, str] = {}
+    for field, field_value in _items(value, parameter):
+        if not isinstance(field, str):
+            raise MachineImageValidationError(parameter, f"{_KEY_RULE}; field names must be strings", _hidden(field))
+        if field == "sha256":
+            raise MachineImageValidationError(
+                f"{parameter}.sha256", "is output only (the server computes it); remove it"
+            )
+        if field not in allowed:
+            named = f"{parameter}.{field}" if _IDENTIFIER_RE.fullmatch(field) else f"{parameter} (a field)"
+            close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6) if len(field) < 100 else []
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise MachineImageValidationError(
+                named, f"is not a CustomerEncryptionKey field (allowed: {', '.join(allowed)}){hint}"
+            )
+        where = f"{parameter}.{field}"
+        if not isinstance(field_value, str):
+            raise MachineImageValidationError(where, "must be a string", _hidden(field_value))
+        key[field] = str.__str__(field_value)
+    present = [field for field in _KEY_FIELDS if field in key]
+    if len(present) != 1:
+        got = f"{', '.join(present)}" if present else "none of them"
+        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    if "rawKey" in key:
+        raw = _is_canonical_base64(key["rawKey"]) if _RAW_KEY_RE.fullmatch(key["rawKey"]) else None
+        if raw is None or len(raw) != 32:
+            raise MachineImageValidationError(
+                f"{parameter}.rawKey",
+                "must be the RFC 4648 base64 encoding (standard alphabet, '=' padded) of exactly 32 bytes "
+                "(44 characters); the value is not shown",
+            )
+    if "rsaEncryptedKey" in key and (
+        not key["rsaEncryptedKey"] or _is_canonical_base64(key["rsaEncryptedKey"]) is None
+    ):
+        raise MachineImageValidationError(
+            f"{parameter}.rsaEncryptedKey",
+            "must be a non-empty RFC 4648 base64 string (standard alphabet, '=' padded, no line breaks); "
+            "the value is not shown",
+        )
+    if "kmsKeyName" in key and _KMS_KEY_NAME_RE.fullmatch(key["kmsKeyName"]) is None:
+        raise MachineImageValidationError(
+            f"{parameter}.kmsKeyName",
+            "must be projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY[/cryptoKeyVersions/N]",
+            _show(key["kmsKeyName"]),
+        )
+    if "kmsKeyServiceAccount" in key:
+        if "kmsKeyName" not in key:
+            raise MachineImageValidationError(
+                f"{parameter}.kmsKeyServiceAccount", "may only be given together with kmsKeyName"
+            )
+        if _SERVICE_ACCOUNT_RE.fullmatch(key["kmsKeyServiceAccount"]) is None:
+            raise MachineImageValidationError(
+                f"{parameter}.kmsKeyServiceAccount",
+                "must be a service account email such as name@project.iam.gserviceaccount.com",
+                _show(key["kmsKeyServiceAccount"]),
+            )
+    return key
+
+
+def validate_source_disk_encryption_keys(
+    value: object, parameter: str = "source_disk_encryption_keys"
+) -> list[dict[str, Any]]:
+    """Check ``sourceDiskEncryptionKeys``: ``[{"sourceDisk": URL, "diskEncryptionKey": {...}}, ...]``.
+
+    :param value: the list.
+    :param parameter: the argument name used in the error message.
+    :return: a new list of new dicts.
+    """
+    rule = "each entry must be a dict with exactly the fields sourceDisk and diskEncryptionKey"
+    entries = _sequence(value, parameter, 'dicts {"sourceDisk": ..., "diskEncryptionKey": {...}}', secret=True)
+    result: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        where = f"{parameter}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise MachineImageValidationError(where, rule, _hidden(entry))
+        fields = dict(_items(entry, where))
+        for field in fields:
+            if field not in ("sourceDisk", "diskEncryptionKey"):
+                shown = _short_key(field) if isinstance(field, str) and _IDENTIFIER_RE.fullmatch(field) else None
+                raise MachineImageValidationError(where, f"{rule}; unexpected field", shown)
+        for field in ("sourceDisk", "diskEncryptionKey"):
+            if field not in fields:
+                raise MachineImageValidationError(where, f"{rule}; {field} is missing")
+        result.append(
+            {
+                "sourceDisk": _validate_disk_url(fields["sourceDisk"], f"{where}.sourceDisk"),
+                "diskEncryptionKey": validate_encryption_key(fields["diskEncryptionKey"], f"{where}.diskEncryptionKey"),
+            }
+        )
+    return result
+
+
+def validate_choice(value: object, parameter: str, choices: Collection[str]) -> str:
+    """Check that ``value`` is one of ``choices``.
+
+    :param value: the value.
+    :param parameter: the argument name used in the error message.
+    :param choices: the allowed strings.
+    :return: the value.
+    """
+    ordered = list(choices) if isinstance(choices, (list, tuple)) else sorted(choices)
+    rule = "must be one of " + ", ".join(repr(choice) for choice in ordered)
+    if not isinstance(value, str) or value not in ordered:
+        raise MachineImageValidationError(parameter, rule, _show(value))
+    return str.__str__(value)
+
+
+def validate_positive_number(value: object, parameter: str, *, allow_none: bool = False) -> float | None:
+    """Check a positive, finite number (seconds, intervals); booleans are not numbers here.
+
+    :param value: an int or float.
+    :param parameter: the argument name used in the error message.
+    :param allow_none: accept None (and return it).
+    :return: the value as a float.
+    """
+    if value is None and allow_none:
+        return None
+    rule = "must be a positive, finite number" + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MachineImageValidationError(parameter, rule, _show(value))
+    try:
+        number = float(value)
+    except Exception:
+        raise MachineImageValidationError(parameter, rule, _show(value)) from None
+    if not math.isfinite(number) or number <= 0:
+        raise MachineImageValidationError(parameter, rule, _show(value))
+    return number
+
+
+# --------------------------------------------------------------------------------------------------
+# Request bodies against the discovery schema
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_output_only(prop: Mapping[str, Any]) -> bool:
+    """Output-only by ``readOnly`` or by the description's conventions."""
+    if prop.get("readOnly") is True:
+        return True
+    description = prop.get("description")
+    if not isinstance(description, str):
+        return False
+    return description.startswith("Output only.") or "[Output Only]" in description or "[Output only]" in description
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_PROPERTY_WORDS)
+
+
+class _BodyChecker:
+    """Walks a value alongside its discovery schema, building a checked deep copy."""
+
+    def __init__(self, schemas: Mapping[str, Any]) -> None:
+        self.schemas = schemas
+
+    def fail(self, path: str, rule: str, value: object, secret: bool) -> MachineImageValidationError:
+        return MachineImageValidationError(path, rule, _hidden(value) if secret else _show(value))
+
+    def check(self, value: object, prop: Mapping[str, Any], path: str, depth: int, secret: bool) -> Any:
+        if depth > _MAX_DEPTH:
+            raise MachineImageValidationError(path, f"is nested more than {_MAX_DEPTH} levels deep")
+        ref = prop.get("$ref")
+        if ref is not None:
+            schema = self.schemas.get(ref) if isinstance(ref, str) else None
+            if not isinstance(schema, Mapping):
+                raise MachineImageValidationError(path, f"refers to schema {ref!r}, which the discovery document lacks")
+            return self.check(value, schema, path, depth + 1, secret or ref == "CustomerEncryptionKey")
+        kind = prop.get("type")
+        if kind == "object":
+            return self.check_object(value, prop, path, depth, secret)
+        if kind == "array":
+            if not isinstance(value, (list, tuple)):
+                raise self.fail(path, "must be a list", value, secret)
+            item_schema = prop.get("items")
+            if not isinstance(item_schema, Mapping):
+                return [self.json_value(item, f"{path}[{i}]", depth + 1, secret) for i, item in enumerate(value)]
+            return [self.check(item, item_schema, f"{path}[{i}]", depth + 1, secret) for i, item in enumerate(value)]
+        if kind == "string":
+            return self.check_string(value, prop, path, secret)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise self.fail(path, "must be a boolean (True or False)", value, secret)
+            return value
+        if kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.fail(path, "must be an integer", value, secret)
+            self.check_range(value, prop, path, secret)
+            return int(value)
+        if kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                raise self.fail(path, "must be a finite number", value, secret)
+            return value
+        return self.json_value(value, path, depth, secret)
+
+    def check_object(
+        self, value: object, prop: Mapping[str, Any], path: str, depth: int, secret: bool
+    ) -> dict[str, Any]:
+        schema_id = prop.get("id") if isinstance(prop.get("id"), str) else "object"
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"must be a dict (a JSON object: {schema_id})", value, secret)
+        items = _items(value, path)
+        properties = prop.get("properties")
+        result: dict[str, Any] = {}
+        if isinstance(properties, Mapping):
+            for key, item in items:
+                if not isinstance(key, str):
+                    raise MachineImageValidationError(f"{path}[{_short_key(key)}]", "field names must be strings")
+                where = _join(path, key)
+                field = properties.get(key)
+                if not isinstance(field, Mapping):
+                    raise MachineImageValidationError(where, self.unknown_field_rule(key, properties, str(schema_id)))
+                if _is_output_only(field):
+                    raise MachineImageValidationError(where, "is an output-only field (set by the server); remove it")
+                result[key] = self.check(item, field, where, depth + 1, secret or _is_secret_name(key))
+            return result
+        extra = prop.get("additionalProperties")
+        for key, item in items:
+            where = f"{path}[{_short_key(key)}]"
+            if not isinstance(key, str):
+                raise MachineImageValidationError(where, "keys must be strings")
+            if isinstance(extra, Mapping):
+                result[key] = self.check(item, extra, where, depth + 1, secret)
+            else:
+                result[key] = self.json_value(item, where, depth + 1, secret)
+        return result
+
+    @staticmethod
+    def unknown_field_rule(key: str, properties: Mapping[str, Any], schema_id: str) -> str:
+        import difflib
+
+        writable = sorted(
+            name for name, field in properties.items() if isinstance(field, Mapping) and not _is_output_only(field)
+        )
+        rule = f"is not a field of {schema_id}"
+        by_case = [name for name in writable if name.lower() == key.lower()]
+        close = by_case or (difflib.get_close_matches(key, writable, n=1, cutoff=0.6) if len(key) < 200 else [])
+        if close:
+            return f"{rule}; did you mean {close[0]!r}?"
+        return f"{rule} (settable fields: {', '.join(writable)})"
+
+    def check_string(self, value: object, prop: Mapping[str, Any], path: str, secret: bool) -> str | int:
+        fmt = prop.get("format")
+        if fmt in ("int64", "uint64"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.check_range(value, prop, path, secret)
+                return int(value)
+            if isinstance(value, str):
+                regex = _INT64_STRING_RE if fmt == "int64" else _UINT64_STRING_RE
+                if regex.fullmatch(value) is None:
+                    raise self.fail(path, f"must be an integer or a decimal string ({fmt})", value, secret)
+                self.check_range(int(value), prop, path, secret)
+                return str.__str__(value)
+            raise self.fail(path, f"must be an integer or a decimal string ({fmt})", value, secret)
+        if not isinstance(value, str):
+            raise self.fail(path, "must be a string", value, secret)
+        enum = prop.get("enum")
+        if isinstance(enum, list) and value not in enum:
+            raise self.fail(path, "must be one of " + ", ".join(repr(choice) for choice in enum), value, secret)
+        pattern = prop.get("pattern")
+        if isinstance(pattern, str) and _compiled(pattern).fullmatch(value) is None:
+            raise self.fail(path, f"must match {pattern}", value, secret)
+        return str.__str__(value)
+
+    def check_range(self, value: int, prop: Mapping[str, Any], path: str, secret: bool) -> None:
+        bounds = _INT_RANGES.get(str(prop.get("format")))
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise self.fail(path, f"must be between {bounds[0]} and {bounds[1]} ({prop.get('format')})", value, secret)
+
+    def json_value(self, value: object, path: str, depth: int, secret: bool) -> Any:
+        """Any JSON value (schema type ``any`` or an object without declared fields)."""
+        if depth > _MAX_DEPTH:
+            raise MachineImageValidationError(path, f"is nested more than {_MAX_DEPTH} levels deep")
+        if value is None or isinstance(value, (str, bool, int)):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.fail(path, "must be a finite number", value, secret)
+            return value
+        if isinstance(value, (list, tuple)):
+            return [self.json_value(item, f"{path}[{i}]", depth + 1, secret) for i, item in enumerate(value)]
+        if isinstance(value, Mapping):
+            result: dict[str, Any] = {}
+            for key, item in _items(value, path):
+                where = f"{path}[{_short_key(key)}]"
+                if not isinstance(key, str):
+                    raise MachineImageValidationError(where, "keys must be strings")
+                result[key] = self.json_value(item, where, depth + 1, secret)
+            return result
+        raise self.fail(path, "must be a JSON value (str, int, float, bool, None, list or dict)", value, secret)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """Compile a discovery-document pattern once (a pattern Python cannot compile matches anything)."""
+    compiled = _PATTERN_CACHE.get(pattern)
+    if compiled is None:
+        try:
+            compiled = re.compile(pattern)
+        except re.error:
+            compiled = re.compile(r"(?s:.*)")
+        _PATTERN_CACHE[pattern] = compiled
+    return compiled
+
+
+def validate_body(
+    body: object,
+    schemas: Mapping[str, Any],
+    *,
+    schema_name: str = "MachineImage",
+    parameter: str = "body",
+) -> dict[str, Any]:
+    """Check a request body against a discovery-document schema.
+
+    Unknown fields (with the closest known field suggested), output-only fields, wrong JSON types,
+    enum values, integer ranges and string patterns are errors naming the dotted path
+    (``body.sourceDiskEncryptionKeys[0].diskEncryptionKey.foo``). Values under encryption-key fields
+    are never shown.
+
+    :param body: the body (a dict).
+    :param schemas: the discovery document's ``schemas`` map.
+    :param schema_name: the schema the body must follow.
+    :param parameter: the argument name used as the root of every path.
+    :return: a checked deep copy of the body.
+    """
+    schema = schemas.get(schema_name) if isinstance(schemas, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise MachineImageValidationError(
+            "schema_name", "must name a schema of the discovery document", _show(schema_name)
+        )
+    if not isinstance(body, Mapping):
+        raise MachineImageValidationError(parameter, f"must be a dict of {schema_name} fields", _show(body))
+    result: dict[str, Any] = _BodyChecker(schemas).check_object(body, schema, parameter, 0, False)
+    return result
+
+
+#: MachineImage fields with their own operator argument.
+_DEDICATED_FIELDS: Final = {
+    "description": "description",
+    "labels": "labels",
+    "storageLocations": "storage_locations",
+    "guestFlush": "guest_flush",
+    "machineImageEncryptionKey": "machine_image_encryption_key",
+    "sourceDiskEncryptionKeys": "source_disk_encryption_keys",
+    "params": "machine_image_params",
+}
+
+
+def build_machine_image_body(
+    *,
+    name: str,
+    source_instance: InstanceRef,
+    description: str | None,
+    labels: Mapping[str, str] | None,
+    storage_locations: list[str] | None,
+    guest_flush: bool | None,
+    machine_image_encryption_key: Mapping[str, Any] | None,
+    source_disk_encryption_keys: list[Any] | None,
+    machine_image_params: Mapping[str, Any] | None,
+    body: Mapping[str, Any] | None,
+    schemas: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Merge the operator's arguments and ``body`` into one checked MachineImage JSON body.
+
+    A field given both in ``body`` and by its own argument is an error, as are ``name`` and
+    ``sourceInstance`` in ``body``. None arguments are left out.
+
+    :param name: the machine image name.
+    :param source_instance: the parsed source instance (sent as its partial URL).
+    :param description: ``description``.
+    :param labels: ``labels``.
+    :param storage_locations: ``storageLocations``.
+    :param guest_flush: ``guestFlush``.
+    :param machine_image_encryption_key: ``machineImageEncryptionKey``.
+    :param source_disk_encryption_keys: ``sourceDiskEncryptionKeys``.
+    :param machine_image_params: ``params`` (resourceManagerTags etc.).
+    :param body: any other MachineImage fields.
+    :param schemas: the discovery document's ``schemas`` map.
+    :return: the body to send.
+    """
+    checked_name = validate_machine_image_name(name, "name")
+    if not isinstance(source_instance, InstanceRef):
+        raise MachineImageValidationError(
+            "source_instance", "must be an InstanceRef (see parse_source_instance)", _show(source_instance)
+        )
+    extra = validate_body(body, schemas, parameter="body") if body is not None else {}
+    for field, argument in (("name", "name"), ("sourceInstance", "source_instance")):
+        if field in extra:
+            raise MachineImageValidationError(f"body.{field}", f"set it with the {argument} argument, not in body")
+    arguments: dict[str, Any] = {
+        "description": description,
+        "labels": labels,
+        "storageLocations": storage_locations,
+        "guestFlush": guest_flush,
+        "machineImageEncryptionKey": machine_image_encryption_key,
+        "sourceDiskEncryptionKeys": source_disk_encryption_keys,
+        "params": machine_image_params,
+    }
+    for field, argument in _DEDICATED_FIELDS.items():
+        if arguments[field] is not None and field in extra:
+            raise MachineImageValidationError(f"body.{field}", f"also given as the {argument} argument; use one")
+
+    merged: dict[str, Any] = {"name": checked_name, "sourceInstance": source_instance.partial_url}
+    for field, argument in _DEDICATED_FIELDS.items():
+        given = arguments[field]
+        where = argument
+        if given is None:
+            if field not in extra:
+                continue
+            given, where = extra.pop(field), f"body.{field}"
+        merged[field] = _check_dedicated(field, given, where, schemas)
+    merged.update(extra)
+    return validate_body(merged, schemas, parameter="body")
+
+
+def _check_dedicated(field: str, value: object, parameter: str, schemas: Mapping[str, Any]) -> Any:
+    """Check one dedicated field, given as an argument or inside ``body``."""
+    if field == "description":
+        if not isinstance(value, str):
+            raise MachineImageValidationError(parameter, "must be a string", _show(value))
+        return str.__str__(value)
+    if field == "labels":
+        return validate_labels(value, parameter)
+    if field == "storageLocations":
+        return validate_storage_locations(value, parameter)
+    if field == "guestFlush":
+        if not isinstance(value, bool):
+            raise MachineImageValidationError(parameter, "must be a boolean (True or False)", _show(value))
+        return value
+    if field == "machineImageEncryptionKey":
+        return validate_encryption_key(value, parameter)
+    if field == "sourceDiskEncryptionKeys":
+        return validate_source_disk_encryption_keys(value, parameter)
+    params_schema = "MachineImageParams"
+    try:
+        ref = schemas["MachineImage"]["properties"]["params"]["$ref"]
+        if isinstance(ref, str):
+            params_schema = ref
+    except (KeyError, TypeError):
+        pass
+    return validate_body(value, schemas, schema_name=params_schema, parameter=parameter)
