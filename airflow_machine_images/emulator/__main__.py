@@ -1,0 +1,119 @@
+"""Command line: ``python -m airflow_machine_images.emulator --port 8085 --instance us-central1-a/web-1``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_machine_images.emulator.core import ComputeEngineEmulator, is_loopback
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+    from airflow_machine_images.emulator.recording import RecordedRequest
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_machine_images.emulator",
+        description="Run a local Compute Engine API emulator (machine images, operations, instances).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (0 = a free one; default 0)")
+    parser.add_argument("--project", default="demo-project", help="default project (default demo-project)")
+    parser.add_argument(
+        "--instance",
+        action="append",
+        default=[],
+        metavar="ZONE/NAME",
+        help="a source instance to create (repeatable; also projects/P/zones/Z/instances/I)",
+    )
+    parser.add_argument("--disk-size-gb", type=int, default=10, help="boot disk size of --instance VMs")
+    parser.add_argument("--operation-seconds", type=float, default=2.0, help="insert/delete duration")
+    parser.add_argument("--wait-deadline", type=float, default=120.0, help="longest operations.wait long-poll")
+    parser.add_argument("--early-wait-probability", type=float, default=0.0, help="chance a wait returns early")
+    parser.add_argument("--request-id-ttl", type=float, default=None, help="seconds requestIds are remembered")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="random fault probability per request")
+    parser.add_argument("--seed", type=int, default=None, help="seed for every random choice")
+    parser.add_argument("--self-link-base", default="https://www.googleapis.com", help="where selfLinks point")
+    parser.add_argument("--ready-file", type=Path, default=None, help="write the URL here once listening")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+    parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    return parser
+
+
+def _log_request(record: RecordedRequest) -> None:
+    status = "dropped" if record.status is None else str(record.status)
+    fault = f" fault={record.fault}" if record.fault else ""
+    millis = (record.finished - record.started) * 1000
+    sys.stderr.write(f"{record.method} {record.path} -> {status} {record.action}{fault} {millis:.1f}ms\n")
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until SIGTERM or SIGINT.
+
+    :param argv: arguments (default ``sys.argv[1:]``).
+    :return: the exit status.
+    """
+    args = _parser().parse_args(argv)
+    if not args.allow_remote and not is_loopback(args.host):
+        sys.stderr.write(f"Refusing to bind {args.host}: not a loopback address (use --allow-remote)\n")
+        return 2
+    try:
+        emulator = ComputeEngineEmulator(
+            args.host,
+            args.port,
+            default_project=args.project,
+            operation_seconds=args.operation_seconds,
+            wait_deadline_seconds=args.wait_deadline,
+            early_wait_probability=args.early_wait_probability,
+            request_id_ttl_seconds=args.request_id_ttl,
+            seed=args.seed,
+            self_link_base=args.self_link_base,
+            allow_remote=args.allow_remote,
+            on_request=None if args.quiet else _log_request,
+        )
+        for instance in args.instance:
+            emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)
+        if args.fault_rate > 0:
+            emulator.inject_random(rate=args.fault_rate)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        emulator.start()
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {exc}\n")
+        return 1
+    try:
+        if args.ready_file is not None:
+            temporary = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            temporary.write_text(emulator.url + "\n", encoding="utf-8")
+            os.replace(temporary, args.ready_file)
+        sys.stdout.write(f"Compute Engine emulator listening on {emulator.url}\n")
+        sys.stdout.flush()
+        while not done.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

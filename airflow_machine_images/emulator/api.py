@@ -1,0 +1,573 @@
+"""The Compute Engine REST surface: routing, request validation, and each method's semantics."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.filters import FilterError, compile_filter, parse_order_by, sort_resources
+from airflow_machine_images.emulator.resources import OperationFailure
+from airflow_machine_images.emulator.schema import (
+    LABEL_KEY_RE,
+    LABEL_VALUE_RE,
+    NAME_PATTERN,
+    NAME_RE,
+    PROJECT_RE,
+    QUERY_PARAMS,
+    machine_image_fields,
+    valid_request_id,
+)
+
+if TYPE_CHECKING:
+    from airflow_machine_images.emulator.faults import Fault
+    from airflow_machine_images.emulator.resources import Links, Operation
+    from airflow_machine_images.emulator.state import ComputeState
+
+__all__ = ["ComputeApi", "Route", "parse_source_instance"]
+
+VERSIONS = frozenset({"beta", "v1"})
+_RESOURCE_ID = re.compile(rf"{NAME_PATTERN}|[1-9][0-9]{{0,19}}")
+_SOURCE = re.compile(
+    r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
+    r"(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/instances/(?P<instance>[^/]+)"
+)
+_MAX_RESULTS = 500
+_MAX_LABELS = 64
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request path and method address.
+
+    :param action: e.g. ``machineImages.insert``; ``unknown`` when nothing matches.
+    :param version: ``beta`` or ``v1``.
+    :param project: the project of the path.
+    :param args: the other path parameters (``machineImage``, ``operation``, ``zone``, ``instance``).
+    :param error: the 404/405 to answer when nothing matches.
+    """
+
+    action: str
+    version: str = "v1"
+    project: str = ""
+    args: dict[str, str] = field(default_factory=dict)
+    error: ApiError | None = None
+
+
+def _path_segments(path: str) -> list[str]:
+    return [unquote(segment) for segment in path.split("/")]
+
+
+def route(method: str, path: str) -> Route:
+    """Map a method and path to an action.
+
+    :param method: the HTTP method.
+    :param path: the URL path (percent-encoded, without query).
+    :return: the route (``unknown`` with a 404 or 405 error when nothing matches).
+    """
+    parts = _path_segments(path)
+    not_found = Route("unknown", error=ApiError(404, "notFound", f"The requested URL {path} was not found."))
+    if len(parts) < 6 or parts[:2] != ["", "compute"] or parts[2] not in VERSIONS or parts[3] != "projects":
+        return not_found
+    version, project, rest = parts[2], parts[4], parts[5:]
+    table: list[tuple[list[str], dict[str, str]]] = [
+        (["global", "machineImages"], {"GET": "machineImages.list", "POST": "machineImages.insert"}),
+        (["global", "machineImages", "*"], {"GET": "machineImages.get", "DELETE": "machineImages.delete"}),
+        (["global", "machineImages", "*", "setLabels"], {"POST": "machineImages.setLabels"}),
+        (["global", "operations"], {"GET": "globalOperations.list"}),
+        (["global", "operations", "*"], {"GET": "globalOperations.get"}),
+        (["global", "operations", "*", "wait"], {"POST": "globalOperations.wait"}),
+        (["zones", "*", "instances", "*"], {"GET": "instances.get"}),
+    ]
+    names = {
+        "machineImages": "machineImage",
+        "operations": "operation",
+        "zones": "zone",
+        "instances": "instance",
+    }
+    for pattern, methods in table:
+        if len(pattern) != len(rest) or any(p != "*" and p != r for p, r in zip(pattern, rest, strict=True)):
+            continue
+        if any(p == "*" and not r for p, r in zip(pattern, rest, strict=True)):
+            continue
+        args = {names[pattern[i - 1]]: rest[i] for i, p in enumerate(pattern) if p == "*"}
+        action = methods.get(method)
+        if action is None:
+            allowed = ", ".join(sorted(methods))
+            return Route(
+                "unknown",
+                error=ApiError(405, "methodNotAllowed", f"Method {method} is not allowed here (allowed: {allowed})."),
+            )
+        return Route(action, version, project, args)
+    return not_found
+
+
+def parse_source_instance(text: str, project: str) -> tuple[str, str, str]:
+    """Read ``sourceInstance``: a full URL, ``projects/P/zones/Z/instances/I`` or ``zones/Z/instances/I``.
+
+    :param text: the value sent.
+    :param project: the request's project (for the short form).
+    :return: project, zone, instance.
+    :raises ApiError: 400 when it is not such a URL.
+    """
+    match = _SOURCE.fullmatch(text.strip())
+    if match is None:
+        raise errors.invalid_field(
+            "sourceInstance", text, "The URL is malformed. Expected 'projects/P/zones/Z/instances/I' or a full URL."
+        )
+    return match.group("project") or project, match.group("zone"), match.group("instance")
+
+
+def _validate_labels(value: Any, where: str) -> dict[str, str]:
+    """Check labels like the API does. :param value: the labels sent. :param where: the field name for errors.
+    :return: the labels."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.invalid_field(where, value, "Labels must be a map of strings.")
+    if len(value) > _MAX_LABELS:
+        raise errors.invalid_field(where, "", f"At most {_MAX_LABELS} labels are allowed.")
+    for key, label in value.items():
+        if not LABEL_KEY_RE.fullmatch(key):
+            raise errors.invalid_field(
+                where,
+                "",
+                f"Label key '{key}' violates format constraints. The key must start with a lowercase "
+                "character, can only contain lowercase letters, numeric characters, underscores and "
+                "dashes. The key can be at most 63 characters long.",
+            )
+        if not isinstance(label, str) or not LABEL_VALUE_RE.fullmatch(label):
+            raise errors.invalid_field(
+                where,
+                "",
+                f"Label value '{label}' violates format constraints. The value can only contain "
+                "lowercase letters, numeric characters, underscores and dashes. The value can be at "
+                "most 63 characters long.",
+            )
+    return dict(value)
+
+
+def _echo_key(value: Any, where: str) -> dict[str, str]:
+    """What the API shows of a customer key: its sha256 and KMS name, never the key material."""
+    if not isinstance(value, dict):
+        raise errors.invalid_field(where, "", "Expected a CustomerEncryptionKey object.")
+    unknown = set(value) - {"rawKey", "rsaEncryptedKey", "kmsKeyName", "sha256", "kmsKeyServiceAccount"}
+    if unknown:
+        raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at '{where}'.")
+    out: dict[str, str] = {}
+    for material in ("rawKey", "rsaEncryptedKey"):
+        if material in value:
+            try:
+                decoded = base64.b64decode(str(value[material]), validate=True)
+            except (binascii.Error, ValueError):
+                raise errors.invalid_field(f"{where}.{material}", "", "The key must be base64 encoded.") from None
+            if material == "rawKey" and len(decoded) != 32:
+                raise errors.invalid_field(f"{where}.{material}", "", "The key must be a 256-bit AES key.")
+            out["sha256"] = base64.b64encode(hashlib.sha256(decoded).digest()).decode()
+    for name in ("kmsKeyName", "kmsKeyServiceAccount"):
+        if name in value:
+            out[name] = str(value[name])
+    if not out:
+        raise errors.invalid_field(where, "", "A key needs rawKey, rsaEncryptedKey or kmsKeyName.")
+    return out
+
+
+def _page_token(offset: int, context: str) -> str:
+    """:param offset: where the next page starts. :param context: filter and orderBy it belongs to.
+    :return: an opaque page token."""
+    raw = json.dumps({"o": offset, "c": hashlib.sha256(context.encode()).hexdigest()[:12]})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _page_offset(token: str, context: str) -> int:
+    """:param token: a page token. :param context: the current filter and orderBy.
+    :return: its offset. :raises ApiError: 400 when it is garbage or from another listing."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset = int(data["o"])
+        if data["c"] != hashlib.sha256(context.encode()).hexdigest()[:12] or offset < 0:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise errors.invalid_field("pageToken", token, "Invalid page token.") from None
+    return offset
+
+
+@dataclass
+class Call:
+    """One API request after routing.
+
+    :param route: the route.
+    :param query: query parameters.
+    :param body: the parsed JSON body, or None when there was none.
+    :param fault: the fault injected into it, if any.
+    """
+
+    route: Route
+    query: dict[str, str]
+    body: Any
+    fault: Fault | None = None
+
+    @property
+    def project(self) -> str:
+        """:return: the path's project."""
+        return self.route.project
+
+    @property
+    def version(self) -> str:
+        """:return: the path's API version."""
+        return self.route.version
+
+
+class ComputeApi:
+    """Answers routed requests from the state.
+
+    :param state: the state.
+    :param links: selfLink builder.
+    :param wait_deadline_seconds: how long ``globalOperations.wait`` long-polls at most.
+    :param early_wait_probability: chance a wait answers at once.
+    :param seed: seed for early-wait draws.
+    """
+
+    def __init__(
+        self,
+        state: ComputeState,
+        links: Links,
+        *,
+        wait_deadline_seconds: float,
+        early_wait_probability: float,
+        seed: int | None,
+    ) -> None:
+        self.state = state
+        self.links = links
+        self.wait_deadline_seconds = wait_deadline_seconds
+        self.early_wait_probability = early_wait_probability
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    # -- entry point -------------------------------------------------------------------------------
+
+    def call(self, call: Call) -> dict[str, Any]:
+        """Do what the request asks.
+
+        :param call: the routed request.
+        :return: the JSON answer (HTTP 200).
+        :raises ApiError: for every error answer.
+        """
+        route_ = call.route
+        if route_.error is not None:
+            raise route_.error
+        allowed = QUERY_PARAMS[route_.action]
+        for name in call.query:
+            if name not in allowed and not name.startswith("$"):
+                raise errors.invalid(
+                    f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+                    f"Field '{name}' could not be found in request message."
+                )
+        if not PROJECT_RE.fullmatch(route_.project):
+            raise self._bad_parameter(route_.project, PROJECT_RE.pattern)
+        for key, value in route_.args.items():
+            pattern = NAME_RE if key == "zone" else _RESOURCE_ID
+            if not pattern.fullmatch(value):
+                raise self._bad_parameter(value, pattern.pattern)
+        handler = {
+            "machineImages.insert": self._insert,
+            "machineImages.get": self._get,
+            "machineImages.list": self._list_images,
+            "machineImages.delete": self._delete,
+            "machineImages.setLabels": self._set_labels,
+            "globalOperations.get": self._get_operation,
+            "globalOperations.wait": self._wait,
+            "globalOperations.list": self._list_operations,
+            "instances.get": self._get_instance,
+        }[route_.action]
+        return handler(call)
+
+    @staticmethod
+    def _bad_parameter(value: str, pattern: str) -> ApiError:
+        return ApiError(
+            400,
+            "invalidParameter",
+            f"Invalid value '{value}'. Values must match the following regular expression: '{pattern}'",
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _request_id(call: Call) -> str | None:
+        value = call.query.get("requestId")
+        if value is None or value == "":
+            return None
+        if not valid_request_id(value):
+            raise errors.invalid_field("requestId", value, "Must be a valid UUID, and the zero UUID is not supported.")
+        return value
+
+    @staticmethod
+    def _object_body(call: Call, where: str) -> dict[str, Any]:
+        if call.body is None:
+            return {}
+        if not isinstance(call.body, dict):
+            raise errors.invalid(f"Invalid JSON payload received. Expected an object for '{where}'.")
+        return call.body
+
+    @staticmethod
+    def _failure(call: Call) -> OperationFailure | None:
+        fault = call.fault
+        if fault is None or fault.kind != "operation_error":
+            return None
+        return OperationFailure(fault.error_code, fault.error_message, fault.http_error_status_code)
+
+    @staticmethod
+    def _user(project: str) -> str:
+        return f"emulator-user@{project}.iam.gserviceaccount.com"
+
+    def _render_operation(self, operation: Operation, now: float, version: str) -> dict[str, Any]:
+        return operation.render(now, self.state.clock, self.links, version)
+
+    def _image_path(self, project: str, name: str) -> str:
+        return f"projects/{project}/global/machineImages/{name}"
+
+    def _page(self, call: Call, items: list[dict[str, Any]], kind: str, collection: str) -> dict[str, Any]:
+        """Filter, order and page rendered items into a ``*List`` answer.
+
+        :param call: the request (filter, orderBy, maxResults, pageToken).
+        :param items: every rendered resource of the collection.
+        :param kind: the list kind.
+        :param collection: ``machineImages`` or ``operations``.
+        :return: the list JSON.
+        """
+        query = call.query
+        try:
+            predicate = compile_filter(query.get("filter", ""))
+            order = parse_order_by(query.get("orderBy", ""))
+        except FilterError as exc:
+            raise errors.invalid(str(exc)) from None
+        raw_max = query.get("maxResults", "")
+        try:
+            max_results = int(raw_max) if raw_max else _MAX_RESULTS
+        except ValueError:
+            raise errors.invalid_field("maxResults", raw_max, "Must be an integer.") from None
+        if not 0 <= max_results <= _MAX_RESULTS:
+            raise errors.invalid_field("maxResults", raw_max, f"Must be between 0 and {_MAX_RESULTS}.")
+        max_results = max_results or _MAX_RESULTS
+        context = f"{query.get('filter', '')}\n{query.get('orderBy', '')}"
+        offset = _page_offset(query["pageToken"], context) if query.get("pageToken") else 0
+        selected = sort_resources([item for item in items if predicate(item)], order)
+        page = selected[offset : offset + max_results]
+        path = f"projects/{call.project}/global/{collection}"
+        out: dict[str, Any] = {"kind": kind, "id": path}
+        if page:
+            out["items"] = page
+        if offset + max_results < len(selected):
+            out["nextPageToken"] = _page_token(offset + max_results, context)
+        out["selfLink"] = self.links.url(call.version, path)
+        return out
+
+    # -- machine images ----------------------------------------------------------------------------
+
+    def _insert(self, call: Call) -> dict[str, Any]:
+        """``machineImages.insert``: validate, replay a remembered requestId, else create.
+
+        :param call: the request.
+        """
+        request_id = self._request_id(call)
+        body = self._object_body(call, "resource")
+        known = machine_image_fields(call.version)
+        for field_name in body:
+            if field_name not in known:
+                raise errors.invalid(
+                    f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
+                )
+        name = body.get("name")
+        if name is None or name == "":
+            raise errors.required("resource.name")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+        source_text = call.query.get("sourceInstance") or body.get("sourceInstance")
+        if not source_text:
+            raise errors.required("sourceInstance")
+        if not isinstance(source_text, str):
+            raise errors.invalid_field("resource.sourceInstance", source_text, "Must be a URL.")
+        source = parse_source_instance(source_text, call.project)
+        fields: dict[str, Any] = {"labels": _validate_labels(body.get("labels"), "resource.labels")}
+        description = body.get("description")
+        if description is not None:
+            if not isinstance(description, str):
+                raise errors.invalid_field("resource.description", description, "Must be a string.")
+            fields["description"] = description
+        guest_flush = body.get("guestFlush")
+        if guest_flush is not None:
+            if not isinstance(guest_flush, bool):
+                raise errors.invalid_field("resource.guestFlush", guest_flush, "Must be a boolean.")
+            fields["guest_flush"] = guest_flush
+        locations = body.get("storageLocations")
+        if locations is not None:
+            if (
+                not isinstance(locations, list)
+                or len(locations) > 1
+                or not all(isinstance(x, str) and x for x in locations)
+            ):
+                raise errors.invalid_field(
+                    "resource.storageLocations", locations, "Must be a list of at most one location."
+                )
+            fields["storage_locations"] = locations
+        params = body.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise errors.invalid_field("resource.params", params, "Must be a MachineImageParams object.")
+        if body.get("machineImageEncryptionKey") is not None:
+            fields["encryption_key"] = _echo_key(
+                body["machineImageEncryptionKey"], "resource.machineImageEncryptionKey"
+            )
+        disk_keys = body.get("sourceDiskEncryptionKeys")
+        if disk_keys is not None:
+            if not isinstance(disk_keys, list):
+                raise errors.invalid_field("resource.sourceDiskEncryptionKeys", "", "Must be a list.")
+            echoed = []
+            for index, entry in enumerate(disk_keys):
+                where = f"resource.sourceDiskEncryptionKeys[{index}]"
+                if not isinstance(entry, dict) or not entry.get("sourceDisk"):
+                    raise errors.required(f"{where}.sourceDisk")
+                item: dict[str, Any] = {"sourceDisk": str(entry["sourceDisk"])}
+                if entry.get("diskEncryptionKey") is not None:
+                    item["diskEncryptionKey"] = _echo_key(entry["diskEncryptionKey"], f"{where}.diskEncryptionKey")
+                echoed.append(item)
+            fields["source_disk_keys"] = echoed
+        with self.state.session() as now:
+            original = self.state.remembered(call.project, request_id, now)
+            if original is not None:
+                return self._render_operation(original, now, call.version)
+            instance = self.state.instance(*source)
+            if instance is None:
+                raise errors.not_found(f"projects/{source[0]}/zones/{source[1]}/instances/{source[2]}")
+            if self.state.image(call.project, name) is not None:
+                raise errors.already_exists(self._image_path(call.project, name))
+            _, operation = self.state.create_image(
+                project=call.project,
+                name=name,
+                source=instance,
+                now=now,
+                request_id=request_id,
+                failure=self._failure(call),
+                user=self._user(call.project),
+                version=call.version,
+                fields=fields,
+            )
+            assert operation is not None
+            return self._render_operation(operation, now, call.version)
+
+    def _get(self, call: Call) -> dict[str, Any]:
+        name = call.route.args["machineImage"]
+        with self.state.session():
+            image = self.state.image(call.project, name)
+            if image is None:
+                raise errors.not_found(self._image_path(call.project, name))
+            return image.render(self.links, call.version)
+
+    def _list_images(self, call: Call) -> dict[str, Any]:
+        with self.state.session():
+            items = [image.render(self.links, call.version) for image in self.state.images(call.project)]
+        return self._page(call, items, "compute#machineImageList", "machineImages")
+
+    def _delete(self, call: Call) -> dict[str, Any]:
+        request_id = self._request_id(call)
+        name = call.route.args["machineImage"]
+        with self.state.session() as now:
+            original = self.state.remembered(call.project, request_id, now)
+            if original is not None:
+                return self._render_operation(original, now, call.version)
+            image = self.state.image(call.project, name)
+            if image is None:
+                raise errors.not_found(self._image_path(call.project, name))
+            if image.status in ("CREATING", "DELETING"):
+                raise ApiError(400, "resourceNotReady", f"The resource '{image.path}' is not ready")
+            operation = self.state.delete_image(
+                image, now=now, request_id=request_id, failure=self._failure(call), user=self._user(call.project)
+            )
+            return self._render_operation(operation, now, call.version)
+
+    def _set_labels(self, call: Call) -> dict[str, Any]:
+        request_id = self._request_id(call)
+        body = self._object_body(call, "body")
+        unknown = set(body) - {"labels", "labelFingerprint"}
+        if unknown:
+            raise errors.invalid(
+                f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at 'body': Cannot find field."
+            )
+        labels = _validate_labels(body.get("labels"), "labels")
+        name = call.route.args["machineImage"]
+        with self.state.session() as now:
+            original = self.state.remembered(call.project, request_id, now)
+            if original is not None:
+                return self._render_operation(original, now, call.version)
+            image = self.state.image(call.project, name)
+            if image is None:
+                raise errors.not_found(self._image_path(call.project, name))
+            current = image.render(self.links, call.version)["labelFingerprint"]
+            if body.get("labelFingerprint") != current:
+                raise ApiError(
+                    412,
+                    "conditionNotMet",
+                    "Labels fingerprint either invalid or resource labels have changed",
+                )
+            operation = self.state.set_labels(
+                image, labels, now=now, request_id=request_id, user=self._user(call.project)
+            )
+            return self._render_operation(operation, now, call.version)
+
+    # -- operations --------------------------------------------------------------------------------
+
+    def _operation_or_404(self, call: Call) -> Operation:
+        name = call.route.args["operation"]
+        operation = self.state.operation(call.project, name)
+        if operation is None:
+            raise errors.not_found(f"projects/{call.project}/global/operations/{name}")
+        return operation
+
+    def _get_operation(self, call: Call) -> dict[str, Any]:
+        with self.state.session() as now:
+            return self._render_operation(self._operation_or_404(call), now, call.version)
+
+    def _early(self, call: Call) -> bool:
+        if call.fault is not None and call.fault.kind == "early_wait":
+            return True
+        if self.early_wait_probability <= 0:
+            return False
+        with self._rng_lock:
+            return self._rng.random() < self.early_wait_probability
+
+    def _wait(self, call: Call) -> dict[str, Any]:
+        """``globalOperations.wait``: long-poll until DONE or the deadline (or return at once if early).
+
+        :param call: the request.
+        """
+        early = self._early(call)
+        with self.state.session() as now:
+            operation = self._operation_or_404(call)
+            if not early:
+                self.state.wait(operation, now + self.wait_deadline_seconds)
+            now = self.state.clock.now()
+            self.state.settle(now)
+            return self._render_operation(operation, now, call.version)
+
+    def _list_operations(self, call: Call) -> dict[str, Any]:
+        with self.state.session() as now:
+            items = [self._render_operation(op, now, call.version) for op in self.state.operations(call.project)]
+        return self._page(call, items, "compute#operationList", "operations")
+
+    # -- instances ---------------------------------------------------------------------------------
+
+    def _get_instance(self, call: Call) -> dict[str, Any]:
+        zone, name = call.route.args["zone"], call.route.args["instance"]
+        with self.state.session():
+            instance = self.state.instance(call.project, zone, name)
+            if instance is None:
+                raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
+            return instance.render(self.links, call.version)

@@ -1,0 +1,96 @@
+"""The ``/_emulator/*`` endpoints: seed, inspect and script the emulator from another process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.faults import Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_machine_images.emulator.core import ComputeEngineEmulator
+
+__all__ = ["handle"]
+
+_RANDOM_KEYS = {"rate", "kinds", "actions", "statuses", "retry_after_seconds", "slow_seconds", "seed"}
+_IMAGE_KEYS = {
+    "name",
+    "source_instance",
+    "project",
+    "status",
+    "creation_timestamp",
+    "labels",
+    "total_storage_bytes",
+}
+_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds"}
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValueError("Expected a JSON object body")
+    return body
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"Unknown fields: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+    return body
+
+
+def handle(
+    emulator: ComputeEngineEmulator, method: str, path: str, query: dict[str, str], body: Any
+) -> tuple[int, Any]:
+    """Answer a control request (never recorded).
+
+    :param emulator: the emulator.
+    :param method: HTTP method.
+    :param path: ``/_emulator/...``.
+    :param query: query parameters.
+    :param body: parsed JSON body, or None.
+    :return: HTTP status and JSON answer.
+    """
+    routes: dict[tuple[str, str], Any] = {
+        ("GET", "/_emulator/health"): lambda: {"status": "ok", "url": emulator.url},
+        ("GET", "/_emulator/requests"): lambda: [r.to_json() for r in emulator.requests],
+        ("DELETE", "/_emulator/requests"): lambda: _done(emulator.clear_requests),
+        ("GET", "/_emulator/machineImages"): lambda: emulator.machine_images(query.get("project") or None),
+        ("POST", "/_emulator/machineImages"): lambda: emulator.add_machine_image(**_only(_object(body), _IMAGE_KEYS)),
+        ("GET", "/_emulator/operations"): lambda: emulator.operations(query.get("project") or None),
+        ("POST", "/_emulator/instances"): lambda: emulator.add_instance(**_only(_object(body), _INSTANCE_KEYS)),
+        ("POST", "/_emulator/faults"): lambda: _faults(emulator, _object(body)),
+        ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
+        ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),
+        ("POST", "/_emulator/forget-request-ids"): lambda: _done(emulator.forget_request_ids),
+    }
+    action = routes.get((method, path))
+    if action is None:
+        known = {p for _, p in routes}
+        error = (
+            ApiError(405, "methodNotAllowed", f"Method {method} is not allowed on {path}")
+            if path in known
+            else ApiError(404, "notFound", f"No control endpoint {path}")
+        )
+        return error.code, error.payload()
+    try:
+        return 200, action()
+    except (ValueError, TypeError) as exc:
+        error = ApiError(400, "invalid", str(exc))
+        return 400, error.payload()
+
+
+def _done(action: Callable[[], None]) -> dict[str, Any]:
+    action()
+    return {}
+
+
+def _faults(emulator: ComputeEngineEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    if "random" in body:
+        settings = _only(_object(body["random"]), _RANDOM_KEYS)
+        emulator.inject_random(**settings)
+        return {"random": settings}
+    fault = Fault.from_json(body)
+    emulator.inject(fault)
+    return fault.to_json()

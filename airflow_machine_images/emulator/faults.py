@@ -1,0 +1,235 @@
+"""Scripted and random faults: which request gets which misbehaviour."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "ACTIONS",
+    "FAULT_KINDS",
+    "MUTATING_ACTIONS",
+    "Fault",
+    "FaultBook",
+    "RandomFaults",
+    "applicable",
+    "random_kinds",
+]
+
+#: Every API action the emulator answers.
+ACTIONS: tuple[str, ...] = (
+    "machineImages.insert",
+    "machineImages.get",
+    "machineImages.list",
+    "machineImages.delete",
+    "machineImages.setLabels",
+    "globalOperations.get",
+    "globalOperations.wait",
+    "globalOperations.list",
+    "instances.get",
+)
+#: Actions that change state (the only ones random ``accept_then_drop`` picks).
+MUTATING_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete", "machineImages.setLabels"})
+#: Actions whose operation an ``operation_error`` fault can fail.
+OPERATION_ERROR_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete"})
+FAULT_KINDS: tuple[str, ...] = ("status", "drop", "accept_then_drop", "slow", "early_wait", "operation_error")
+
+
+def applicable(kind: str, action: str) -> bool:
+    """Whether a fault kind means anything for an action (scripted faults skip requests where it does not).
+
+    :param kind: a fault kind.
+    :param action: an action name.
+    :return: ``early_wait`` only for ``globalOperations.wait``; ``operation_error`` only for insert and
+        delete; every other kind for every known action.
+    """
+    if action not in ACTIONS:
+        return False
+    if kind == "early_wait":
+        return action == "globalOperations.wait"
+    if kind == "operation_error":
+        return action in OPERATION_ERROR_ACTIONS
+    return True
+
+
+def random_kinds(action: str, kinds: Iterable[str]) -> list[str]:
+    """The kinds random injection may pick for an action.
+
+    Like :func:`applicable`, and ``accept_then_drop`` only for actions that change state (on a read
+    it would be a plain ``drop``).
+
+    :param action: an action name.
+    :param kinds: the kinds allowed by the caller.
+    :return: the eligible kinds, in the caller's order.
+    """
+    return [
+        kind
+        for kind in kinds
+        if applicable(kind, action) and (kind != "accept_then_drop" or action in MUTATING_ACTIONS)
+    ]
+
+
+@dataclass
+class Fault:
+    """A scripted misbehaviour for the next matching request(s).
+
+    :param kind: ``status``, ``drop``, ``accept_then_drop``, ``slow``, ``early_wait`` or ``operation_error``.
+    :param action: only requests of this action (None = any action the kind applies to).
+    :param times: how many matching requests it hits (None = every one).
+    :param status: the HTTP status of a ``status`` fault.
+    :param retry_after_seconds: a ``status`` fault's ``Retry-After`` (rounded up to whole seconds).
+    :param delay_seconds: how long a ``slow`` fault holds the answer back after doing the work.
+    :param error_code: ``error.errors[].code`` of a failed operation (``operation_error``).
+    :param error_message: ``error.errors[].message`` of a failed operation.
+    :param http_error_status_code: ``httpErrorStatusCode`` of a failed operation.
+    """
+
+    kind: str
+    action: str | None = None
+    times: int | None = 1
+    status: int = 503
+    retry_after_seconds: float | None = None
+    delay_seconds: float = 0.0
+    error_code: str = "RESOURCE_OPERATION_RATE_EXCEEDED"
+    error_message: str = "Operation rate exceeded for the resource. Too frequent operations from the source."
+    http_error_status_code: int = 400
+
+    def __post_init__(self) -> None:
+        """Reject faults that could never fire."""
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"Fault kind {self.kind!r} is not one of {', '.join(FAULT_KINDS)}")
+        if self.action is not None and self.action not in ACTIONS:
+            raise ValueError(f"Fault action {self.action!r} is not one of {', '.join(ACTIONS)}")
+        if self.action is not None and not applicable(self.kind, self.action):
+            raise ValueError(f"A {self.kind!r} fault cannot apply to {self.action}")
+        if self.times is not None and self.times < 1:
+            raise ValueError("Fault times must be at least 1 (or None for every matching request)")
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"Fault status {self.status} is not an HTTP error status")
+        if self.delay_seconds < 0:
+            raise ValueError("Fault delay_seconds must not be negative")
+
+    def matches(self, action: str) -> bool:
+        """:param action: the request's action. :return: whether this fault hits it."""
+        return (self.action is None or self.action == action) and applicable(self.kind, action)
+
+    def to_json(self) -> dict[str, Any]:
+        """:return: the fault as JSON (the body ``POST /_emulator/faults`` takes)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fault:
+        """Build a fault from ``POST /_emulator/faults`` JSON.
+
+        :param data: the dataclass fields by name.
+        :return: the fault.
+        :raises ValueError: on unknown fields or values.
+        """
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"Unknown Fault fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass
+class RandomFaults:
+    """Settings of random fault injection (see ``ComputeEngineEmulator.inject_random``).
+
+    :param rate: the chance that an eligible request gets a fault.
+    :param kinds: the kinds to choose from.
+    :param actions: only these actions (None = all).
+    :param statuses: the statuses a ``status`` fault picks from.
+    :param retry_after_seconds: ``Retry-After`` sent with 429 and 503 (None = no header).
+    :param slow_seconds: how long ``slow`` faults hold answers back.
+    :param rng: the random source.
+    """
+
+    rate: float
+    kinds: tuple[str, ...]
+    actions: frozenset[str] | None
+    statuses: tuple[int, ...]
+    retry_after_seconds: float | None
+    slow_seconds: float
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        """Reject settings that make no sense."""
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        bad = [kind for kind in self.kinds if kind not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"Unknown fault kinds: {', '.join(bad)}")
+        if self.actions is not None and not self.actions <= set(ACTIONS):
+            raise ValueError(f"Unknown actions: {', '.join(sorted(self.actions - set(ACTIONS)))}")
+        if "status" in self.kinds and not self.statuses:
+            raise ValueError("statuses must not be empty when 'status' is a kind")
+
+
+class FaultBook:
+    """Hands out faults: scripted ones first, in order of injection, then random ones."""
+
+    def __init__(self) -> None:
+        """Start with no faults."""
+        self._lock = threading.Lock()
+        self._scripted: list[Fault] = []
+        self._random: RandomFaults | None = None
+
+    def inject(self, fault: Fault) -> None:
+        """:param fault: queue a copy of a scripted fault behind those already queued."""
+        with self._lock:
+            self._scripted.append(replace(fault))
+
+    def set_random(self, settings: RandomFaults | None) -> None:
+        """:param settings: random injection settings (None = off)."""
+        with self._lock:
+            self._random = settings
+
+    def clear(self) -> None:
+        """Drop every scripted fault and turn random injection off."""
+        with self._lock:
+            self._scripted.clear()
+            self._random = None
+
+    def pending(self) -> list[Fault]:
+        """:return: the scripted faults not yet used up."""
+        with self._lock:
+            return list(self._scripted)
+
+    def take(self, action: str) -> Fault | None:
+        """The fault for a request, consuming one use of a scripted fault.
+
+        :param action: the request's action.
+        :return: the fault to apply, or None.
+        """
+        with self._lock:
+            for index, fault in enumerate(self._scripted):
+                if fault.matches(action):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            del self._scripted[index]
+                    return fault
+            settings = self._random
+            if settings is None or action not in ACTIONS:
+                return None
+            if settings.actions is not None and action not in settings.actions:
+                return None
+            if settings.rng.random() >= settings.rate:
+                return None
+            kinds = random_kinds(action, settings.kinds)
+            if not kinds:
+                return None
+            kind = settings.rng.choice(kinds)
+            status = settings.rng.choice(settings.statuses) if kind == "status" else 503
+            return Fault(
+                kind=kind,
+                action=action,
+                status=status,
+                retry_after_seconds=settings.retry_after_seconds if status in (429, 503) else None,
+                delay_seconds=settings.slow_seconds,
+            )

@@ -1,0 +1,350 @@
+"""The emulated resources (instances, machine images, operations) and how the API renders them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.emulator.timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_machine_images.emulator.timefmt import Clock
+
+__all__ = [
+    "GIB",
+    "Instance",
+    "Links",
+    "MachineImage",
+    "Operation",
+    "OperationFailure",
+    "label_fingerprint",
+    "storage_location_for",
+]
+
+GIB = 1024**3
+#: The fingerprint the real API gives an empty label set.
+_EMPTY_FINGERPRINT = "42WmSpB8rSM="
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """An 8-byte, base64 hash of a label set, like the real ``labelFingerprint``.
+
+    :param labels: the labels.
+    :return: the fingerprint.
+    """
+    if not labels:
+        return _EMPTY_FINGERPRINT
+    digest = hashlib.sha256(json.dumps(sorted(labels.items())).encode()).digest()[:8]
+    return base64.b64encode(digest).decode()
+
+
+def storage_location_for(zone: str) -> str:
+    """The multi-region the API stores a machine image in by default, from the source instance's zone.
+
+    :param zone: e.g. ``europe-west1-b``.
+    :return: ``us``, ``eu``, ``asia``, or the region itself for others.
+    """
+    region = zone.rsplit("-", 1)[0]
+    prefix = region.split("-", 1)[0]
+    return {"us": "us", "europe": "eu", "asia": "asia"}.get(prefix, region)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds selfLinks. :param base: e.g. ``https://www.googleapis.com`` (no trailing slash)."""
+
+    base: str
+
+    def url(self, version: str, path: str) -> str:
+        """:param version: ``beta``/``v1``. :param path: ``projects/...``. :return: the full URL."""
+        return f"{self.base}/compute/{version}/{path}"
+
+
+@dataclass
+class Instance:
+    """A VM that machine images can be made from.
+
+    :param project: its project.
+    :param zone: its zone.
+    :param name: its name.
+    :param id: numeric id (text).
+    :param disk_size_gb: size of its one boot disk.
+    :param operation_seconds: how long an insert from it takes (None = the emulator's default).
+    :param created: creation moment.
+    """
+
+    project: str
+    zone: str
+    name: str
+    id: str
+    disk_size_gb: int
+    operation_seconds: float | None
+    created: datetime
+
+    @property
+    def path(self) -> str:
+        """:return: ``projects/P/zones/Z/instances/I``."""
+        return f"projects/{self.project}/zones/{self.zone}/instances/{self.name}"
+
+    def disk_path(self) -> str:
+        """:return: the path of its boot disk (named after the instance)."""
+        return f"projects/{self.project}/zones/{self.zone}/disks/{self.name}"
+
+    def _disk(self, links: Links, version: str, kind: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "type": "PERSISTENT",
+            "mode": "READ_WRITE",
+            "source": links.url(version, self.disk_path()),
+            "deviceName": self.name,
+            "index": 0,
+            "boot": True,
+            "autoDelete": True,
+            "interface": "SCSI",
+            "diskSizeGb": str(self.disk_size_gb),
+        }
+
+    def _network(self, links: Links, version: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "kind": "compute#networkInterface",
+                "network": links.url(version, f"projects/{self.project}/global/networks/default"),
+                "networkIP": "10.128.0.2",
+                "name": "nic0",
+                "stackType": "IPV4_ONLY",
+            }
+        ]
+
+    def properties(self, links: Links, version: str) -> dict[str, Any]:
+        """:return: the ``sourceInstanceProperties`` a machine image of this instance shows (a subset)."""
+        return {
+            "machineType": "e2-medium",
+            "canIpForward": False,
+            "networkInterfaces": self._network(links, version),
+            "disks": [self._disk(links, version, "compute#savedAttachedDisk")],
+            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
+            "deletionProtection": False,
+        }
+
+    def render(self, links: Links, version: str) -> dict[str, Any]:
+        """:param links: link builder. :param version: API version. :return: the Instance JSON (a subset)."""
+        zone = f"projects/{self.project}/zones/{self.zone}"
+        return {
+            "kind": "compute#instance",
+            "id": self.id,
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "machineType": links.url(version, f"{zone}/machineTypes/e2-medium"),
+            "status": "RUNNING",
+            "zone": links.url(version, zone),
+            "networkInterfaces": self._network(links, version),
+            "disks": [self._disk(links, version, "compute#attachedDisk")],
+            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
+            "selfLink": links.url(version, self.path),
+            "labelFingerprint": _EMPTY_FINGERPRINT,
+            "deletionProtection": False,
+        }
+
+
+@dataclass(frozen=True)
+class OperationFailure:
+    """How an operation ends when it fails.
+
+    :param code: ``error.errors[].code``.
+    :param message: ``error.errors[].message``.
+    :param http_status: ``httpErrorStatusCode``.
+    """
+
+    code: str
+    message: str
+    http_status: int
+
+
+@dataclass
+class Operation:
+    """A global operation; its status is derived from the clock when read.
+
+    :param project: its project.
+    :param name: ``operation-<ms>-<hex>-<hex>-<hex>``.
+    :param id: numeric id (text).
+    :param operation_type: ``insert``, ``delete`` or ``setLabels``.
+    :param target_path: ``projects/P/global/machineImages/N``.
+    :param target_id: the target's id.
+    :param user: who asked.
+    :param client_operation_id: the requestId, if one was given.
+    :param start: ``time.monotonic()`` when it was created.
+    :param duration: seconds from creation to DONE.
+    :param failure: set when it ends with an error.
+    :param version: API version its selfLinks use when read outside HTTP (snapshots).
+    """
+
+    project: str
+    name: str
+    id: str
+    operation_type: str
+    target_path: str
+    target_id: str
+    user: str
+    client_operation_id: str | None
+    start: float
+    duration: float
+    failure: OperationFailure | None = None
+    version: str = "beta"
+    settled: bool = field(default=False, compare=False)
+
+    @property
+    def end(self) -> float:
+        """:return: the monotonic instant it becomes DONE."""
+        return self.start + self.duration
+
+    def phase(self, now: float) -> tuple[str, int]:
+        """PENDING for the first 10 % of the duration, then RUNNING with progress, then DONE.
+
+        :param now: ``time.monotonic()``.
+        :return: status and progress (0-100, never decreasing).
+        """
+        elapsed = now - self.start
+        if elapsed >= self.duration:
+            return "DONE", 100
+        if elapsed < 0.1 * self.duration:
+            return "PENDING", 0
+        return "RUNNING", min(99, max(1, int(100 * elapsed / self.duration)))
+
+    def render(self, now: float, clock: Clock, links: Links, version: str | None = None) -> dict[str, Any]:
+        """The Operation JSON as of ``now``.
+
+        :param now: ``time.monotonic()``.
+        :param clock: maps monotonic instants to timestamps.
+        :param links: link builder.
+        :param version: API version (None = the one it was created with).
+        :return: the JSON.
+        """
+        version = version or self.version
+        status, progress = self.phase(now)
+        out: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": self.id,
+            "name": self.name,
+            "operationType": self.operation_type,
+            "targetLink": links.url(version, self.target_path),
+            "targetId": self.target_id,
+            "status": status,
+            "user": self.user,
+            "progress": progress,
+            "insertTime": rfc3339(clock.wall(self.start)),
+        }
+        if status != "PENDING":
+            out["startTime"] = rfc3339(clock.wall(self.start + 0.1 * self.duration))
+        if status == "DONE":
+            out["endTime"] = rfc3339(clock.wall(self.end))
+            if self.failure is not None:
+                out["error"] = {"errors": [{"code": self.failure.code, "message": self.failure.message}]}
+                out["httpErrorStatusCode"] = self.failure.http_status
+                try:
+                    out["httpErrorMessage"] = HTTPStatus(self.failure.http_status).phrase.upper()
+                except ValueError:
+                    out["httpErrorMessage"] = "ERROR"
+        out["selfLink"] = links.url(version, f"projects/{self.project}/global/operations/{self.name}")
+        if self.client_operation_id is not None:
+            out["clientOperationId"] = self.client_operation_id
+        return out
+
+
+@dataclass
+class MachineImage:
+    """A machine image.
+
+    :param project: its project.
+    :param name: its name.
+    :param id: numeric id (text).
+    :param created: creation moment.
+    :param source: the instance it was made from.
+    :param status: CREATING, READY, DELETING, INVALID or UPLOADING.
+    :param labels: its labels.
+    :param storage_locations: where it is stored.
+    :param description: as given.
+    :param guest_flush: as given.
+    :param encryption_key: ``machineImageEncryptionKey`` as the API echoes it (no key material).
+    :param source_disk_keys: ``sourceDiskEncryptionKeys`` as echoed (no key material).
+    :param total_storage_bytes: fixed size (None = a quarter of the source disk once READY).
+    :param version: API version its selfLinks use when read outside HTTP (snapshots).
+    """
+
+    project: str
+    name: str
+    id: str
+    created: datetime
+    source: Instance
+    status: str
+    labels: dict[str, str] = field(default_factory=dict)
+    storage_locations: list[str] = field(default_factory=list)
+    description: str | None = None
+    guest_flush: bool | None = None
+    encryption_key: dict[str, str] | None = None
+    source_disk_keys: list[dict[str, Any]] | None = None
+    total_storage_bytes: int | None = None
+    version: str = "beta"
+
+    @property
+    def path(self) -> str:
+        """:return: ``projects/P/global/machineImages/N``."""
+        return f"projects/{self.project}/global/machineImages/{self.name}"
+
+    def storage_bytes(self) -> int:
+        """:return: the ``totalStorageBytes`` it shows when READY."""
+        if self.total_storage_bytes is not None:
+            return self.total_storage_bytes
+        return self.source.disk_size_gb * GIB // 4
+
+    def render(self, links: Links, version: str | None = None) -> dict[str, Any]:
+        """The MachineImage JSON.
+
+        :param links: link builder.
+        :param version: API version (None = the one it was created with).
+        :return: the JSON.
+        """
+        version = version or self.version
+        out: dict[str, Any] = {
+            "kind": "compute#machineImage",
+            "id": self.id,
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+        }
+        if self.description is not None:
+            out["description"] = self.description
+        out["selfLink"] = links.url(version, self.path)
+        out["sourceInstance"] = links.url(version, self.source.path)
+        out["status"] = self.status
+        properties = self.source.properties(links, version)
+        out["sourceInstanceProperties"] = properties
+        out["instanceProperties"] = properties
+        if self.status in ("READY", "DELETING"):
+            size = self.storage_bytes()
+            out["savedDisks"] = [
+                {
+                    "kind": "compute#savedDisk",
+                    "sourceDisk": links.url(version, self.source.disk_path()),
+                    "storageBytes": str(size),
+                    "storageBytesStatus": "UP_TO_DATE",
+                    "architecture": "X86_64",
+                }
+            ]
+            out["totalStorageBytes"] = str(size)
+        out["storageLocations"] = list(self.storage_locations)
+        if self.encryption_key is not None:
+            out["machineImageEncryptionKey"] = dict(self.encryption_key)
+        if self.source_disk_keys is not None:
+            out["sourceDiskEncryptionKeys"] = [dict(key) for key in self.source_disk_keys]
+        if self.guest_flush is not None:
+            out["guestFlush"] = self.guest_flush
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        out["labelFingerprint"] = label_fingerprint(self.labels)
+        out["satisfiesPzs"] = False
+        return out

@@ -1,0 +1,169 @@
+"""Out-of-process use of the emulator: the ``/_emulator/*`` control endpoints and the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from airflow_machine_images.emulator import ComputeEngineEmulator
+from tests.conftest import REPO_ROOT
+from tests.integration.test_emulator import Api, google_error
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def emu() -> Any:
+    with ComputeEngineEmulator(default_project="ctl-project", operation_seconds=0.3, seed=2) as emulator:
+        yield emulator
+
+
+def control(emu: ComputeEngineEmulator, method: str, path: str, **kwargs: Any) -> Any:
+    response = requests.request(method, f"{emu.url}/_emulator/{path}", timeout=10, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_control_endpoints_seed_inspect_and_script(emu: ComputeEngineEmulator) -> None:
+    assert control(emu, "GET", "health")["status"] == "ok"
+    control(emu, "POST", "instances", json={"instance": "us-central1-a/web-1", "disk_size_gb": 40})
+    control(emu, "POST", "instances", json={"instance": "europe-west1-b/db-1", "project": "other-project"})
+    seeded = control(
+        emu,
+        "POST",
+        "machineImages",
+        json={"name": "old-1", "source_instance": "us-central1-a/web-1", "labels": {"a": "b"},
+              "creation_timestamp": "2023-05-01T00:00:00Z"},
+    )  # fmt: skip
+    assert seeded["status"] == "READY" and seeded["totalStorageBytes"] == str(40 * 1024**3 // 4)
+    assert [i["name"] for i in control(emu, "GET", "machineImages")] == ["old-1"]
+    assert control(emu, "GET", "machineImages", params={"project": "other-project"}) == []
+
+    api = Api(emu, project="ctl-project")
+    control(emu, "POST", "faults", json={"kind": "status", "status": 429, "action": "machineImages.get"})
+    assert control(emu, "GET", "faults")[0]["status"] == 429
+    google_error(api.call("GET", "global/machineImages/old-1"), 429, "rateLimitExceeded")
+    control(emu, "POST", "faults", json={"random": {"rate": 1.0, "kinds": ["status"], "statuses": [500]}})
+    assert api.call("GET", "global/machineImages/old-1").status_code == 500
+    control(emu, "DELETE", "faults")
+    assert api.call("GET", "global/machineImages/old-1").status_code == 200
+
+    request_id = str(uuid.uuid4())
+    first = api.insert_ok("img-1", request_id=request_id)
+    assert [op["name"] for op in control(emu, "GET", "operations")] == [first["name"]]
+    control(emu, "POST", "forget-request-ids")
+    google_error(api.insert("img-1", request_id=request_id), 409, "alreadyExists")
+
+    recorded = control(emu, "GET", "requests")
+    assert [r["action"] for r in recorded] == ["machineImages.get"] * 3 + ["machineImages.insert"] * 2
+    assert recorded[0]["status"] == 429 and recorded[0]["fault"] == "status"
+    assert recorded[-1]["query"]["requestId"] == request_id
+    assert {"started", "finished", "has_authorization", "body", "path", "method"} <= set(recorded[0])
+    assert emu.count() == 5  # control calls are never recorded
+    control(emu, "DELETE", "requests")
+    assert emu.requests == []
+
+
+def test_control_endpoint_errors(emu: ComputeEngineEmulator) -> None:
+    def status(method: str, path: str, **kwargs: Any) -> int:
+        return requests.request(method, f"{emu.url}/_emulator/{path}", timeout=10, **kwargs).status_code
+
+    assert status("POST", "faults", json={"kind": "explode"}) == 400
+    assert status("POST", "faults", json={"kind": "drop", "colour": "red"}) == 400
+    assert status("POST", "faults", json={"random": {"rate": 2}}) == 400
+    assert status("POST", "instances", json={"instance": "not an instance"}) == 400
+    assert status("POST", "machineImages", json={"name": "x", "source_instance": "a/b", "extra": 1}) == 400
+    assert status("POST", "machineImages", data=b"{oops") == 400
+    assert status("GET", "nothing") == 404
+    assert status("PUT", "health") == 405
+    assert emu.pending_faults() == [] and emu.requests == []
+
+
+def _start_cli(*args: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    ready = tmp_path / "ready.txt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_machine_images.emulator", "--port", "0", *args, "--ready-file", str(ready)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline().strip()
+    prefix = "Compute Engine emulator listening on "
+    assert first.startswith(prefix), first + (process.stderr.read() if process.stderr else "")
+    url = first[len(prefix) :]
+    assert url.startswith("http://127.0.0.1:") and not url.endswith("/")
+    assert ready.read_text().strip() == url
+    return process, url
+
+
+def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
+    process, url = _start_cli(
+        "--project", "cli-project", "--instance", "us-central1-a/web-1", "--instance", "us-east1-b/web-2",
+        "--operation-seconds", "0.3", "--wait-deadline", "5", "--seed", "1",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    try:
+        assert requests.get(f"{url}/_emulator/health", timeout=5).json()["status"] == "ok"
+        base = f"{url}/compute/v1/projects/cli-project"
+        operation = requests.post(
+            f"{base}/global/machineImages",
+            params={"sourceInstance": "zones/us-east1-b/instances/web-2"},
+            json={"name": "img-1"},
+            timeout=5,
+        ).json()
+        started = time.monotonic()
+        done = requests.post(f"{base}/global/operations/{operation['name']}/wait", timeout=10).json()
+        assert done["status"] == "DONE" and time.monotonic() - started < 1
+        assert requests.get(f"{base}/global/machineImages/img-1", timeout=5).json()["status"] == "READY"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert stdout == ""  # exactly one line was printed
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3, stderr
+    assert lines[0].startswith("POST /compute/v1/projects/cli-project/global/machineImages -> 200 machineImages.insert")
+    assert "globalOperations.wait" in lines[1] and "machineImages.get" in lines[2]
+
+
+def test_cli_quiet_and_sigint(tmp_path: Path) -> None:
+    process, url = _start_cli("--quiet", "--fault-rate", "1", "--seed", "3", tmp_path=tmp_path)
+    try:
+        response = None
+        with contextlib.suppress(requests.RequestException):
+            response = requests.get(f"{url}/compute/beta/projects/demo-project/global/machineImages", timeout=5)
+        assert response is None or response.status_code != 200  # every request gets a fault
+        assert requests.get(f"{url}/_emulator/health", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert stderr == ""
+
+
+def test_cli_refuses_a_non_loopback_host() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_machine_images.emulator", "--host", "0.0.0.0", "--port", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "loopback" in result.stderr and "--allow-remote" in result.stderr
+    assert result.stdout == ""
