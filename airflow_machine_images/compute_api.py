@@ -1,0 +1,386 @@
+"""One transport-neutral description of the Compute Engine machine-image API.
+
+Both hooks (``requests`` on workers, ``aiohttp`` in the triggerer) build their requests with
+:class:`ComputeApi` and turn responses into data or typed errors with :func:`parse_response`, so URL
+building, error parsing and the permission hints exist once. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from airflow_machine_images.exceptions import (
+    ComputeEngineApiError,
+    InvalidRequestError,
+    MalformedResponseError,
+    OperationFailedError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    QuotaExceededError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    TransientApiError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_ENDPOINT = "https://compute.googleapis.com"
+API_VERSIONS = ("beta", "v1")
+
+#: Statuses worth retrying: rate limits and server-side faults.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: 403 reasons that are per-minute rate limits (retry), not missing permissions.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: Reasons that mean a resource quota is used up: retrying will not help.
+QUOTA_REASONS = frozenset({"quotaExceeded", "QUOTA_EXCEEDED"})
+
+_PERMISSIONS = {
+    "machineImages.insert": ("compute.machineImages.create", "compute.instances.useReadOnly"),
+    "machineImages.get": ("compute.machineImages.get",),
+    "machineImages.list": ("compute.machineImages.list",),
+    "machineImages.delete": ("compute.machineImages.delete",),
+    "machineImages.setLabels": ("compute.machineImages.setLabels",),
+    "globalOperations.get": ("compute.globalOperations.get",),
+    "globalOperations.wait": ("compute.globalOperations.get",),
+    "globalOperations.list": ("compute.globalOperations.list",),
+    "instances.get": ("compute.instances.get",),
+}
+
+_REQUIRED_FIELDS = {
+    "machineImages.insert": ("name", "status"),
+    "machineImages.delete": ("name", "status"),
+    "machineImages.setLabels": ("name", "status"),
+    "globalOperations.get": ("name", "status"),
+    "globalOperations.wait": ("name", "status"),
+    "machineImages.get": ("name", "status"),
+}
+
+_VERSION_SUFFIX = re.compile(r"/compute/(?:beta|v1|alpha)/?$")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One HTTP request, ready for any transport.
+
+    :param action: the API method (``machineImages.insert``); used in logs, errors and retries.
+    :param method: the HTTP method.
+    :param url: the full URL without query string (path segments already encoded).
+    :param params: the query parameters.
+    :param body: the JSON body, if any.
+    :param long_poll: the server may hold the request open for up to ~2 minutes (``wait``).
+    """
+
+    action: str
+    method: str
+    url: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    long_poll: bool = False
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        """The IAM permissions this call needs."""
+        return _PERMISSIONS.get(self.action, ())
+
+    def describe(self) -> str:
+        """Name the call for logs: the action and the resource path (no body, no credentials)."""
+        return f"{self.action} {urlsplit(self.url).path}"
+
+
+def normalize_endpoint(endpoint: str | None) -> str:
+    """Return the API root without a trailing slash or ``/compute/{version}`` suffix.
+
+    Accepts both our form (``http://127.0.0.1:8085``) and googleapiclient's
+    (``http://127.0.0.1:8085/compute/beta/``).
+
+    :param endpoint: the configured endpoint, or None for Google's.
+    """
+    if not endpoint:
+        return DEFAULT_ENDPOINT
+    return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")).rstrip("/")
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True)
+class ComputeApi:
+    """Builds :class:`ApiCall` objects for one endpoint and API version.
+
+    :param endpoint: the API root, e.g. ``https://compute.googleapis.com`` or the emulator's URL.
+    :param version: ``beta`` or ``v1``.
+    """
+
+    endpoint: str = DEFAULT_ENDPOINT
+    version: str = "beta"
+
+    def _project_url(self, project: str, *segments: str) -> str:
+        path = "/".join(_segment(s) for s in ("projects", project, *segments))
+        return f"{self.endpoint}/compute/{self.version}/{path}"
+
+    def insert_machine_image(
+        self, project: str, body: Mapping[str, Any], *, source_instance: str, request_id: str
+    ) -> ApiCall:
+        """``machineImages.insert``; the source instance travels as the query parameter, as Google's clients send it."""
+        return ApiCall(
+            "machineImages.insert",
+            "POST",
+            self._project_url(project, "global", "machineImages"),
+            params={"requestId": request_id, "sourceInstance": source_instance},
+            body=body,
+        )
+
+    def get_machine_image(self, project: str, name: str) -> ApiCall:
+        """``machineImages.get``."""
+        return ApiCall("machineImages.get", "GET", self._project_url(project, "global", "machineImages", name))
+
+    def list_machine_images(
+        self,
+        project: str,
+        *,
+        filter_: str | None = None,
+        max_results: int = 500,
+        page_token: str | None = None,
+        order_by: str | None = None,
+    ) -> ApiCall:
+        """``machineImages.list``, one page."""
+        params = _list_params(filter_, max_results, page_token, order_by)
+        return ApiCall(
+            "machineImages.list", "GET", self._project_url(project, "global", "machineImages"), params=params
+        )
+
+    def delete_machine_image(self, project: str, name: str, *, request_id: str) -> ApiCall:
+        """``machineImages.delete``."""
+        return ApiCall(
+            "machineImages.delete",
+            "DELETE",
+            self._project_url(project, "global", "machineImages", name),
+            params={"requestId": request_id},
+        )
+
+    def set_labels(
+        self,
+        project: str,
+        name: str,
+        *,
+        labels: Mapping[str, str],
+        label_fingerprint: str,
+        request_id: str | None = None,
+    ) -> ApiCall:
+        """``machineImages.setLabels``."""
+        return ApiCall(
+            "machineImages.setLabels",
+            "POST",
+            self._project_url(project, "global", "machineImages", name, "setLabels"),
+            params={"requestId": request_id} if request_id else {},
+            body={"labels": dict(labels), "labelFingerprint": label_fingerprint},
+        )
+
+    def get_operation(self, project: str, operation: str) -> ApiCall:
+        """``globalOperations.get``."""
+        return ApiCall("globalOperations.get", "GET", self._project_url(project, "global", "operations", operation))
+
+    def wait_operation(self, project: str, operation: str) -> ApiCall:
+        """``globalOperations.wait``: the server holds it until DONE or about two minutes, best effort."""
+        return ApiCall(
+            "globalOperations.wait",
+            "POST",
+            self._project_url(project, "global", "operations", operation, "wait"),
+            long_poll=True,
+        )
+
+    def list_operations(
+        self,
+        project: str,
+        *,
+        filter_: str | None = None,
+        max_results: int = 500,
+        page_token: str | None = None,
+    ) -> ApiCall:
+        """``globalOperations.list``, one page."""
+        params = _list_params(filter_, max_results, page_token, None)
+        return ApiCall(
+            "globalOperations.list", "GET", self._project_url(project, "global", "operations"), params=params
+        )
+
+    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
+        """``instances.get``."""
+        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
+
+
+def _list_params(filter_: str | None, max_results: int, page_token: str | None, order_by: str | None) -> dict[str, str]:
+    params = {"maxResults": str(max_results)}
+    if filter_:
+        params["filter"] = filter_
+    if page_token:
+        params["pageToken"] = page_token
+    if order_by:
+        params["orderBy"] = order_by
+    return params
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or unreadable.
+
+    :param value: the header value.
+    :param now: the current epoch time (for tests).
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _snippet(raw: bytes, limit: int = 200) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def parse_response(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """Turn a response into its JSON object, or raise the typed error it stands for.
+
+    :param call: the call that was made.
+    :param status: the HTTP status.
+    :param raw: the response body.
+    :param headers: the response headers (case-insensitive mapping preferred).
+    :raises ComputeEngineApiError: a subclass chosen by status and reason.
+    """
+    if status >= 300:
+        raise api_error(call, status, raw, headers)
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        raise MalformedResponseError(
+            f"{call.describe()} answered HTTP {status} with a body that is not JSON: {_snippet(raw)!r}",
+            http_status=status,
+            action=call.action,
+        ) from None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"{call.describe()} answered with JSON {type(data).__name__}, expected an object",
+            http_status=status,
+            action=call.action,
+        )
+    missing = [f for f in _REQUIRED_FIELDS.get(call.action, ()) if not isinstance(data.get(f), str)]
+    if missing:
+        raise MalformedResponseError(
+            f"{call.describe()} answered without the field(s) {', '.join(missing)}",
+            http_status=status,
+            action=call.action,
+        )
+    if "items" in data and not isinstance(data["items"], list):
+        raise MalformedResponseError(
+            f"{call.describe()} answered with 'items' that is not a list", http_status=status, action=call.action
+        )
+    return data
+
+
+def api_error(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> ComputeEngineApiError:
+    """Build the typed error for an HTTP error response.
+
+    :param call: the call that was made.
+    :param status: the HTTP status (>= 300).
+    :param raw: the response body: Google's error JSON, or anything else a proxy may send.
+    :param headers: the response headers.
+    """
+    message, reason, errors = _error_details(raw)
+    retry_after = parse_retry_after(_header(headers, "Retry-After"))
+    cls = _error_class(status, reason)
+    text = f"{call.describe()} failed: HTTP {status}"
+    if reason:
+        text += f" {reason}"
+    text += f": {message}" if message else ""
+    if cls is PermissionDeniedError and call.permissions:
+        text += f". This call needs the IAM permission(s) {', '.join(call.permissions)}"
+        if call.action == "machineImages.insert":
+            text += " (create on the image's project, useReadOnly on the source instance)"
+    return cls(text, http_status=status, reason=reason, action=call.action, errors=errors, retry_after=retry_after)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def _error_details(raw: bytes) -> tuple[str, str | None, list[dict[str, Any]]]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _snippet(raw), None, []
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return _snippet(raw), None, []
+    errors = [e for e in error.get("errors") or [] if isinstance(e, dict)]
+    message = str(error.get("message") or (errors[0].get("message") if errors else "") or "")
+    reason = next((str(e["reason"]) for e in errors if e.get("reason")), None)
+    if reason is None and isinstance(error.get("status"), str):
+        reason = error["status"]
+    return message, reason, errors
+
+
+def _error_class(status: int, reason: str | None) -> type[ComputeEngineApiError]:
+    if status in RETRYABLE_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS):
+        return TransientApiError
+    if reason in QUOTA_REASONS:
+        return QuotaExceededError
+    if status == 400:
+        return InvalidRequestError
+    if status in (401, 403):
+        return PermissionDeniedError
+    if status == 404:
+        return ResourceNotFoundError
+    if status == 409 and reason in (None, "alreadyExists"):
+        return ResourceAlreadyExistsError
+    if status == 412:
+        return PreconditionFailedError
+    return ComputeEngineApiError
+
+
+def operation_errors(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``error.errors[]`` of a DONE operation, empty when it succeeded.
+
+    :param operation: an Operation resource.
+    """
+    error = operation.get("error")
+    if not isinstance(error, dict):
+        return []
+    errors = [e for e in error.get("errors") or [] if isinstance(e, dict)]
+    # An error object with no entries still means failure: report it rather than call it success.
+    return errors or [{"code": "UNKNOWN", "message": json.dumps(error)[:200]}]
+
+
+def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
+    """Raise :class:`OperationFailedError` if a DONE operation carries errors.
+
+    :param operation: an Operation resource.
+    """
+    errors = operation_errors(operation)
+    if errors:
+        status_code = operation.get("httpErrorStatusCode")
+        raise OperationFailedError(
+            str(operation.get("name")),
+            errors,
+            http_error_status_code=status_code if isinstance(status_code, int) else None,
+            http_error_message=operation.get("httpErrorMessage"),
+        )

@@ -1,0 +1,128 @@
+"""Typed errors raised by the hooks, operators, sensors and triggers.
+
+Each carries what a DAG author needs to act on it (HTTP status, Google's error ``reason``, the
+message, the operation's error codes) and nothing secret: request bodies are never quoted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+
+class ComputeEngineError(AirflowException):
+    """Base class of every error this package raises at run time (validation errors aside)."""
+
+
+class ComputeEngineApiError(ComputeEngineError):
+    """The Compute Engine API answered a request with an error.
+
+    :param message: what went wrong, in words.
+    :param http_status: the HTTP status code, or None when no response arrived.
+    :param reason: Google's machine-readable reason (``alreadyExists``, ``notFound``, ...), if any.
+    :param action: the API method, e.g. ``machineImages.insert``.
+    :param errors: the ``error.errors[]`` list of the response.
+    :param retry_after: seconds the server asked us to wait (``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        reason: str | None = None,
+        action: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.reason = reason
+        self.action = action
+        self.errors = [dict(e) for e in errors]
+        self.retry_after = retry_after
+
+
+class InvalidRequestError(ComputeEngineApiError):
+    """HTTP 400: the API rejected the request's content."""
+
+
+class PermissionDeniedError(ComputeEngineApiError):
+    """HTTP 401/403 (not a rate limit): the credentials lack a permission the call needs."""
+
+
+class ResourceNotFoundError(ComputeEngineApiError):
+    """HTTP 404: the project, image, operation or source instance does not exist."""
+
+
+class ResourceAlreadyExistsError(ComputeEngineApiError):
+    """HTTP 409 ``alreadyExists``: a machine image of that name exists already."""
+
+
+class PreconditionFailedError(ComputeEngineApiError):
+    """HTTP 412: a fingerprint (e.g. ``labelFingerprint``) was stale."""
+
+
+class QuotaExceededError(ComputeEngineApiError):
+    """A resource quota (not a per-minute rate limit) is exhausted; retrying will not help."""
+
+
+class TransientApiError(ComputeEngineApiError):
+    """A fault worth retrying (429, 5xx, dropped connection, timeout); raised when retries ran out."""
+
+
+class MalformedResponseError(ComputeEngineApiError):
+    """The server answered with something that is not the JSON the API documents."""
+
+
+class InsecureEndpointError(ComputeEngineError, ValueError):
+    """Credentials would be sent in clear text: http to a host that is not the loopback interface."""
+
+
+class OperationFailedError(ComputeEngineError):
+    """A Compute Engine operation finished (``DONE``) with errors.
+
+    :param operation_name: the operation's name.
+    :param errors: the operation's ``error.errors[]`` entries (``code``, ``message``).
+    :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
+    :param http_error_message: the operation's ``httpErrorMessage``, if any.
+    """
+
+    def __init__(
+        self,
+        operation_name: str,
+        errors: Sequence[Mapping[str, Any]],
+        *,
+        http_error_status_code: int | None = None,
+        http_error_message: str | None = None,
+    ) -> None:
+        self.operation_name = operation_name
+        self.errors = [{"code": str(e.get("code", "UNKNOWN")), "message": str(e.get("message", ""))} for e in errors]
+        self.http_error_status_code = http_error_status_code
+        self.http_error_message = http_error_message
+        details = "; ".join(f"{e['code']}: {e['message']}" for e in self.errors) or "no details given"
+        http = " ".join(str(part) for part in (http_error_status_code, http_error_message) if part)
+        suffix = f" (HTTP {http})" if http else ""
+        super().__init__(f"Operation {operation_name} failed{suffix}: {details}")
+
+    @property
+    def codes(self) -> list[str]:
+        """The error codes, e.g. ``["QUOTA_EXCEEDED"]``."""
+        return [e["code"] for e in self.errors]
+
+
+class OperationTimeoutError(ComputeEngineError):
+    """An operation did not finish within the allowed time."""
+
+
+class MachineImageConflictError(ComputeEngineError):
+    """A machine image of the requested name exists and may not be reused (``if_exists``)."""
+
+
+class MachineImageNotUsableError(ComputeEngineError):
+    """The machine image exists but cannot become READY (``INVALID``, being deleted, or gone)."""

@@ -1,0 +1,732 @@
+"""Hooks for the Compute Engine machine-image API: a synchronous one for workers.
+
+Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, response and
+error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the two
+transports cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
+
+from airflow_machine_images import __version__, shared_clients
+from airflow_machine_images.compute_api import (
+    API_VERSIONS,
+    DEFAULT_ENDPOINT,
+    ApiCall,
+    ComputeApi,
+    normalize_endpoint,
+    parse_response,
+    raise_for_operation_error,
+)
+from airflow_machine_images.exceptions import (
+    InsecureEndpointError,
+    MachineImageNotUsableError,
+    OperationTimeoutError,
+    PreconditionFailedError,
+    TransientApiError,
+)
+from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.shared_clients import ClientKey, SharedClient
+from airflow_machine_images.validation import (
+    is_loopback_host,
+    validate_api_endpoint,
+    validate_choice,
+    validate_labels,
+    validate_machine_image_name,
+    validate_operation_name,
+    validate_project_id,
+    validate_request_id,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from google.auth.credentials import Credentials
+    from google.auth.transport.requests import AuthorizedSession
+
+#: Connection extra naming another API root (the emulator, a private endpoint).
+ENDPOINT_EXTRA = "compute_api_endpoint"
+#: A ``wait`` answered faster than this without DONE counts as an early return (we back off).
+EARLY_RETURN_SECONDS = 1.0
+#: Image states from which READY will not come.
+UNUSABLE_IMAGE_STATES = frozenset({"INVALID", "DELETING"})
+
+log = logging.getLogger(__name__)
+
+
+def check_transport_security(endpoint: str, *, anonymous: bool) -> None:
+    """Refuse to send credentials in clear text.
+
+    Credentials go only over https, or over http to a loopback address (a local emulator or proxy).
+
+    :param endpoint: the API root.
+    :param anonymous: whether the request carries no credentials.
+    :raises InsecureEndpointError: credentials would cross the network unencrypted.
+    """
+    parts = urlsplit(endpoint)
+    if anonymous or parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
+        return
+    raise InsecureEndpointError(
+        f"Refusing to send Google credentials over plain http to {parts.hostname!r}: use https, a loopback "
+        "address, or a connection with is_anonymous=true (for an emulator)."
+    )
+
+
+def credentials_are_anonymous(credentials: Credentials) -> bool:
+    """Whether ``credentials`` add nothing to requests (``is_anonymous`` connections).
+
+    :param credentials: Google credentials.
+    """
+    from google.auth.credentials import AnonymousCredentials
+
+    return isinstance(credentials, AnonymousCredentials)
+
+
+def user_agent() -> str:
+    """The User-Agent our requests carry."""
+    from airflow import __version__ as airflow_version
+
+    return f"airflow-machine-images/{__version__} airflow/{airflow_version}"
+
+
+def describe_progress(operation: Mapping[str, Any]) -> tuple[str, int | None]:
+    """The (status, progress) pair we log when it changes.
+
+    :param operation: an Operation resource.
+    """
+    progress = operation.get("progress")
+    return str(operation.get("status")), progress if isinstance(progress, int) else None
+
+
+class ComputeEngineMachineImageHook(GoogleBaseHook):
+    """Create, inspect, relabel and delete Compute Engine machine images; wait for global operations.
+
+    Talks REST through google-auth's ``AuthorizedSession``. Every call is retried with exponential
+    backoff and jitter on 429/5xx, dropped connections and timeouts (mutating calls keep their
+    ``requestId``, so the server deduplicates them); other errors are raised as the typed
+    exceptions of :mod:`airflow_machine_images.exceptions`.
+
+    :param gcp_conn_id: the Airflow connection to Google Cloud.
+    :param impersonation_chain: service account(s) to impersonate, as in the Google provider.
+    :param api_version: ``beta`` (machine images are GA in both; beta carries the newest fields) or ``v1``.
+    :param api_endpoint: another API root, e.g. ``http://127.0.0.1:8085`` for the emulator. Defaults to
+        the connection extra ``compute_api_endpoint``, then ``https://compute.googleapis.com``.
+    :param retry_policy: when and how long to back off.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param read_timeout: seconds to wait for an answer to an ordinary call.
+    :param long_poll_timeout: seconds to wait for an answer to ``globalOperations.wait`` (the server
+        holds it for up to about two minutes).
+    """
+
+    hook_name = "Google Compute Engine Machine Images"
+
+    def __init__(
+        self,
+        gcp_conn_id: str = GoogleBaseHook.default_conn_name,
+        impersonation_chain: str | Sequence[str] | None = None,
+        *,
+        api_version: str = "beta",
+        api_endpoint: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        long_poll_timeout: float = 150.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+        self.api_version = validate_choice(api_version, "api_version", API_VERSIONS)
+        self.api_endpoint = api_endpoint
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.long_poll_timeout = long_poll_timeout
+
+    # ------------------------------------------------------------------ plumbing
+
+    @cached_property
+    def api(self) -> ComputeApi:
+        """The request builder for the configured endpoint and API version."""
+        configured = self.api_endpoint or self._get_field(ENDPOINT_EXTRA) or DEFAULT_ENDPOINT
+        endpoint = validate_api_endpoint(configured, "api_endpoint" if self.api_endpoint else ENDPOINT_EXTRA)
+        return ComputeApi(endpoint=normalize_endpoint(endpoint), version=self.api_version)
+
+    @cached_property
+    def session(self) -> AuthorizedSession:
+        """An authorised HTTP session (connection pooling, token refresh), made once per hook."""
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials = self.get_credentials()
+        check_transport_security(self.api.endpoint, anonymous=credentials_are_anonymous(credentials))
+        session = AuthorizedSession(credentials)
+        session.headers["User-Agent"] = user_agent()
+        return session
+
+    def resolve_project_id(self, project_id: str | None) -> str:
+        """The given project, else the connection's; validated, so it is safe in a URL path.
+
+        :param project_id: the project, or None for the connection's default.
+        """
+        return validate_project_id(project_id or self.default_project_id)
+
+    @property
+    def default_project_id(self) -> str | None:
+        """The connection's ``project`` extra, else the credentials' project.
+
+        The extra is read first because it needs no credentials (and so no network).
+        """
+        return self._get_field("project") or self.project_id
+
+    def execute_call(self, call: ApiCall) -> dict[str, Any]:
+        """Send one call, retrying transient faults per :attr:`retry_policy`; return its JSON.
+
+        :param call: the call to send.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._send(call)
+            except Exception as error:
+                delay = self.retry_policy.backoff_or_raise(attempt, error)
+                self.log.warning(
+                    "%s; retrying in %.1f s (attempt %d of %d)",
+                    error,
+                    delay,
+                    attempt + 1,
+                    self.retry_policy.max_attempts,
+                )
+                time.sleep(delay)
+
+    def _send(self, call: ApiCall) -> dict[str, Any]:
+        import requests
+
+        read_timeout = self.long_poll_timeout if call.long_poll else self.read_timeout
+        try:
+            response = self.session.request(
+                call.method,
+                call.url,
+                params=dict(call.params),
+                json=dict(call.body) if call.body is not None else None,
+                timeout=(self.connect_timeout, read_timeout),
+            )
+        except requests.RequestException as exc:
+            raise TransientApiError(
+                f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
+            ) from exc
+        return parse_response(call, response.status_code, response.content, response.headers)
+
+    # ------------------------------------------------------------------ machine images
+
+    def insert_machine_image(
+        self,
+        *,
+        body: Mapping[str, Any],
+        source_instance: str,
+        request_id: str,
+        project_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start creating a machine image; return the insert Operation.
+
+        :param body: the MachineImage resource (``name`` required).
+        :param source_instance: the source instance as a partial or full URL
+            (``projects/P/zones/Z/instances/I``).
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        project = self.resolve_project_id(project_id)
+        validate_machine_image_name(body.get("name"), "body.name")
+        call = self.api.insert_machine_image(
+            project, body, source_instance=source_instance, request_id=validate_request_id(request_id)
+        )
+        return self.execute_call(call)
+
+    def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a machine image.
+
+        :param name: the image name.
+        :param project_id: the project; defaults to the connection's.
+        :raises ResourceNotFoundError: no such image.
+        """
+        project = self.resolve_project_id(project_id)
+        return self.execute_call(self.api.get_machine_image(project, validate_machine_image_name(name)))
+
+    def iter_machine_images(
+        self,
+        *,
+        project_id: str | None = None,
+        filter_: str | None = None,
+        order_by: str | None = None,
+        page_size: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield machine images page by page (every page, not just the first).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter, e.g. ``labels.managed-by = airflow``.
+        :param order_by: e.g. ``creationTimestamp desc``.
+        :param page_size: images per page (at most 500).
+        """
+        project = self.resolve_project_id(project_id)
+        page_token: str | None = None
+        while True:
+            page = self.execute_call(
+                self.api.list_machine_images(
+                    project, filter_=filter_, max_results=page_size, page_token=page_token, order_by=order_by
+                )
+            )
+            yield from page.get("items", [])
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return
+
+    def list_machine_images(
+        self,
+        *,
+        project_id: str | None = None,
+        filter_: str | None = None,
+        order_by: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return all machine images matching ``filter_`` (all pages).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter.
+        :param order_by: e.g. ``creationTimestamp desc``.
+        """
+        return list(self.iter_machine_images(project_id=project_id, filter_=filter_, order_by=order_by))
+
+    def delete_machine_image(self, *, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
+        """Start deleting a machine image (permanent); return the delete Operation.
+
+        :param name: the image name.
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        project = self.resolve_project_id(project_id)
+        call = self.api.delete_machine_image(
+            project, validate_machine_image_name(name), request_id=validate_request_id(request_id)
+        )
+        return self.execute_call(call)
+
+    def set_labels(
+        self,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        project_id: str | None = None,
+        label_fingerprint: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an image's labels; return the setLabels Operation.
+
+        Without ``label_fingerprint`` the current one is read first; if it turns stale in between
+        (HTTP 412) it is read again and the call retried once.
+
+        :param name: the image name.
+        :param labels: the complete new label set.
+        :param project_id: the project; defaults to the connection's.
+        :param label_fingerprint: the fingerprint the labels must still have.
+        :param request_id: optional UUID for deduplication.
+        """
+        project = self.resolve_project_id(project_id)
+        name = validate_machine_image_name(name)
+        labels = validate_labels(labels)
+        if request_id is not None:
+            request_id = validate_request_id(request_id)
+        fingerprint_given = label_fingerprint is not None
+        for attempt in (1, 2):
+            if label_fingerprint is None:
+                label_fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
+            call = self.api.set_labels(
+                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
+            )
+            try:
+                return self.execute_call(call)
+            except PreconditionFailedError:
+                if fingerprint_given or attempt == 2:
+                    raise
+                self.log.info("Label fingerprint of %s changed meanwhile; reading it again", name)
+                label_fingerprint = None
+                request_id = None  # the first request failed, so nothing to deduplicate against
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ operations
+
+    def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a global operation.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        """
+        project = self.resolve_project_id(project_id)
+        return self.execute_call(self.api.get_operation(project, validate_operation_name(operation_name)))
+
+    def wait_for_operation(
+        self,
+        *,
+        operation_name: str,
+        project_id: str | None = None,
+        timeout: float = 3600.0,
+        max_early_backoff: float = 10.0,
+        raise_on_error: bool = True,
+        on_change: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Long-poll ``globalOperations.wait`` until the operation is DONE; return it.
+
+        The server holds each ``wait`` for up to about two minutes but may answer at once; answers
+        that come back early and not DONE make us back off (1 s, doubling, up to
+        ``max_early_backoff``) instead of spinning. Status and progress changes are logged.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        :param timeout: overall seconds before :class:`OperationTimeoutError`.
+        :param max_early_backoff: the longest pause after an early answer.
+        :param raise_on_error: raise :class:`OperationFailedError` if it ended with errors.
+        :param on_change: called with the operation whenever its status or progress changed.
+        """
+        project = self.resolve_project_id(project_id)
+        operation_name = validate_operation_name(operation_name)
+        deadline = time.monotonic() + timeout
+        last_seen: tuple[str, int | None] | None = None
+        early_backoff = 0.0
+        while True:
+            started = time.monotonic()
+            operation = self.execute_call(self.api.wait_operation(project, operation_name))
+            seen = describe_progress(operation)
+            if seen != last_seen:
+                status, progress = seen
+                self.log.info(
+                    "Operation %s: %s%s",
+                    operation_name,
+                    status,
+                    f" ({progress}%)" if progress is not None else "",
+                )
+                last_seen = seen
+                if on_change is not None:
+                    on_change(operation)
+            if operation.get("status") == "DONE":
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                raise OperationTimeoutError(
+                    f"Operation {operation_name} in project {project} was not DONE after {timeout:.0f} s "
+                    f"(last status {operation.get('status')}); it continues on the server."
+                )
+            if now - started < EARLY_RETURN_SECONDS:
+                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
+                time.sleep(min(early_backoff, deadline - now))
+            else:
+                early_backoff = 0.0
+        if raise_on_error:
+            raise_for_operation_error(operation)
+        return operation
+
+    def wait_for_machine_image(
+        self,
+        *,
+        name: str,
+        project_id: str | None = None,
+        timeout: float = 3600.0,
+        poll_interval: float = 10.0,
+    ) -> dict[str, Any]:
+        """Poll ``machineImages.get`` until the image is READY; return it.
+
+        Used when there is no operation to wait on (reusing an image someone else is creating).
+
+        :param name: the image name.
+        :param project_id: the project; defaults to the connection's.
+        :param timeout: overall seconds before :class:`OperationTimeoutError`.
+        :param poll_interval: seconds between reads.
+        :raises MachineImageNotUsableError: the image is INVALID or being deleted.
+        :raises ResourceNotFoundError: the image disappeared.
+        """
+        deadline = time.monotonic() + timeout
+        last_status = None
+        while True:
+            image = self.get_machine_image(name=name, project_id=project_id)
+            status = image.get("status")
+            if status != last_status:
+                self.log.info("Machine image %s: %s", name, status)
+                last_status = status
+            if status == "READY":
+                return image
+            if status in UNUSABLE_IMAGE_STATES:
+                raise MachineImageNotUsableError(f"Machine image {name} is {status}; it will not become READY.")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise OperationTimeoutError(f"Machine image {name} was not READY after {timeout:.0f} s ({status}).")
+            time.sleep(min(poll_interval, remaining))
+
+
+class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
+    """The async face of :class:`ComputeEngineMachineImageHook`, for triggers (aiohttp).
+
+    Credentials come from the sync hook (built off the event loop) and are refreshed in a thread.
+    Hooks with the same connection, impersonation chain, endpoint and API version share one HTTP
+    session and one set of credentials per event loop (:mod:`airflow_machine_images.shared_clients`).
+    Requests, responses, errors and retries are those of the sync hook.
+
+    :param gcp_conn_id: the Airflow connection to Google Cloud.
+    :param impersonation_chain: service account(s) to impersonate.
+    :param api_version: ``beta`` or ``v1``.
+    :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra.
+    :param retry_policy: when and how long to back off.
+    :param connect_timeout: seconds to wait for a TCP connection.
+    :param read_timeout: seconds to wait for an answer to an ordinary call.
+    :param long_poll_timeout: seconds to wait for an answer to ``globalOperations.wait``.
+    """
+
+    sync_hook_class = ComputeEngineMachineImageHook
+
+    def __init__(
+        self,
+        gcp_conn_id: str = GoogleBaseHook.default_conn_name,
+        impersonation_chain: str | Sequence[str] | None = None,
+        *,
+        api_version: str = "beta",
+        api_endpoint: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        long_poll_timeout: float = 150.0,
+    ) -> None:
+        super().__init__(
+            gcp_conn_id=gcp_conn_id,
+            impersonation_chain=impersonation_chain,
+            api_version=validate_choice(api_version, "api_version", API_VERSIONS),
+            api_endpoint=api_endpoint,
+        )
+        self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
+        self.api_version = api_version
+        self.api_endpoint = api_endpoint
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.long_poll_timeout = long_poll_timeout
+
+    @property
+    def client_key(self) -> ClientKey:
+        """What this hook shares its HTTP session and credentials by."""
+        chain = self.impersonation_chain
+        chain_key = (chain,) if isinstance(chain, str) else tuple(chain or ())
+        return (self.gcp_conn_id, chain_key, self.api_endpoint or "", self.api_version)
+
+    async def _new_client(self) -> SharedClient:
+        import aiohttp
+
+        sync_hook: ComputeEngineMachineImageHook = await self.get_sync_hook()
+        credentials = await asyncio.to_thread(sync_hook.get_credentials)
+        anonymous = credentials_are_anonymous(credentials)
+        check_transport_security(sync_hook.api.endpoint, anonymous=anonymous)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+        )
+        return SharedClient(
+            api=sync_hook.api,
+            session=session,
+            credentials=credentials,
+            anonymous=anonymous,
+            user_agent=user_agent(),
+        )
+
+    def lease_client(self) -> AbstractAsyncContextManager[SharedClient]:
+        """Borrow the shared client (hold it across many calls to keep its connections warm)."""
+        return shared_clients.lease(self.client_key, self._new_client)
+
+    async def resolve_project_id(self, project_id: str | None) -> str:
+        """The given project, else the connection's; validated.
+
+        :param project_id: the project, or None for the connection's default.
+        """
+        if project_id:
+            return validate_project_id(project_id)
+        sync_hook: ComputeEngineMachineImageHook = await self.get_sync_hook()
+        default = await asyncio.to_thread(lambda: sync_hook.default_project_id)
+        return validate_project_id(default)
+
+    async def execute_call(self, build: Callable[[ComputeApi], ApiCall]) -> dict[str, Any]:
+        """Send one call (built against the shared client's endpoint), retrying transient faults.
+
+        :param build: makes the call from the request builder.
+        """
+        async with self.lease_client() as client:
+            call = build(client.api)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return await self._send(client, call)
+                except Exception as error:
+                    delay = self.retry_policy.backoff_or_raise(attempt, error)
+                    self.log.warning(
+                        "%s; retrying in %.1f s (attempt %d of %d)",
+                        error,
+                        delay,
+                        attempt + 1,
+                        self.retry_policy.max_attempts,
+                    )
+                    await asyncio.sleep(delay)
+
+    async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
+        import aiohttp
+
+        read_timeout = self.long_poll_timeout if call.long_poll else self.read_timeout
+        try:
+            async with client.session.request(
+                call.method,
+                call.url,
+                params=dict(call.params),
+                json=dict(call.body) if call.body is not None else None,
+                headers=await client.headers(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read_timeout),
+            ) as response:
+                raw = await response.read()
+                return parse_response(call, response.status, raw, response.headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TransientApiError(
+                f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
+            ) from exc
+
+    async def insert_machine_image(
+        self, *, body: Mapping[str, Any], source_instance: str, request_id: str, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """Start creating a machine image; return the insert Operation (see the sync hook)."""
+        project = await self.resolve_project_id(project_id)
+        validate_machine_image_name(body.get("name"), "body.name")
+        request_id = validate_request_id(request_id)
+        return await self.execute_call(
+            lambda api: api.insert_machine_image(project, body, source_instance=source_instance, request_id=request_id)
+        )
+
+    async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a machine image (see the sync hook)."""
+        project = await self.resolve_project_id(project_id)
+        name = validate_machine_image_name(name)
+        return await self.execute_call(lambda api: api.get_machine_image(project, name))
+
+    async def list_machine_images(
+        self, *, project_id: str | None = None, filter_: str | None = None, order_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return all machine images matching ``filter_`` (all pages)."""
+        project = await self.resolve_project_id(project_id)
+        return await self._all_pages(
+            lambda api, page_token: api.list_machine_images(
+                project, filter_=filter_, page_token=page_token, order_by=order_by
+            )
+        )
+
+    async def delete_machine_image(
+        self, *, name: str, request_id: str, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """Start deleting a machine image; return the delete Operation (see the sync hook)."""
+        project = await self.resolve_project_id(project_id)
+        name = validate_machine_image_name(name)
+        request_id = validate_request_id(request_id)
+        return await self.execute_call(lambda api: api.delete_machine_image(project, name, request_id=request_id))
+
+    async def set_labels(
+        self,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        label_fingerprint: str,
+        project_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an image's labels given their current fingerprint; return the Operation."""
+        project = await self.resolve_project_id(project_id)
+        name = validate_machine_image_name(name)
+        labels = validate_labels(labels)
+        return await self.execute_call(
+            lambda api: api.set_labels(
+                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
+            )
+        )
+
+    async def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a global operation."""
+        project = await self.resolve_project_id(project_id)
+        operation_name = validate_operation_name(operation_name)
+        return await self.execute_call(lambda api: api.get_operation(project, operation_name))
+
+    async def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """One ``globalOperations.wait`` long-poll: returns at DONE, or after up to ~2 minutes, or early."""
+        project = await self.resolve_project_id(project_id)
+        operation_name = validate_operation_name(operation_name)
+        return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
+
+    async def list_operations(
+        self, *, project_id: str | None = None, filter_: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return all global operations matching ``filter_`` (all pages)."""
+        project = await self.resolve_project_id(project_id)
+        return await self._all_pages(
+            lambda api, page_token: api.list_operations(project, filter_=filter_, page_token=page_token)
+        )
+
+    async def list_operations_page(
+        self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``)."""
+        project = await self.resolve_project_id(project_id)
+        return await self.execute_call(lambda api: api.list_operations(project, filter_=filter_, page_token=page_token))
+
+    async def list_machine_images_page(
+        self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of ``machineImages.list`` (``items``, ``nextPageToken``)."""
+        project = await self.resolve_project_id(project_id)
+        return await self.execute_call(
+            lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
+        )
+
+    async def wait_for_operation(
+        self,
+        *,
+        operation_name: str,
+        project_id: str | None = None,
+        timeout: float = 3600.0,
+        max_early_backoff: float = 10.0,
+        raise_on_error: bool = True,
+    ) -> dict[str, Any]:
+        """Long-poll until the operation is DONE, backing off after early answers (see the sync hook)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        early_backoff = 0.0
+        while True:
+            started = loop.time()
+            operation = await self.wait_operation(operation_name=operation_name, project_id=project_id)
+            if operation.get("status") == "DONE":
+                break
+            now = loop.time()
+            if now >= deadline:
+                raise OperationTimeoutError(f"Operation {operation_name} was not DONE after {timeout:.0f} s.")
+            if now - started < EARLY_RETURN_SECONDS:
+                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
+                await asyncio.sleep(min(early_backoff, deadline - now))
+            else:
+                early_backoff = 0.0
+        if raise_on_error:
+            raise_for_operation_error(operation)
+        return operation
+
+    async def _all_pages(self, build: Callable[..., ApiCall]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        async with self.lease_client():  # one session for every page
+            while True:
+                page = await self.execute_call(functools.partial(build, page_token=token))
+                items.extend(page.get("items", []))
+                token = page.get("nextPageToken")
+                if not token:
+                    return items

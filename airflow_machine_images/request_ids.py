@@ -1,0 +1,99 @@
+"""Task-derived ``requestId`` values: one task instance, one request, whatever the retries.
+
+Compute Engine deduplicates mutating requests by ``requestId``: a repeat of a request it still
+remembers returns the original operation instead of doing the work again. Deriving the id from the
+task instance (never from ``try_number``) makes an Airflow retry, a cleared task or a worker that
+crashed after the server accepted the request send the *same* id, so it can never create a second
+image. The call's identity (project, resource name, verb) is part of the id, so two different calls
+in one task never collide, and ``generation`` lets the operator resubmit deliberately when the server
+replays an operation whose result is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+#: Fixed namespace for uuid5; changing it would change every derived id (and break dedup across upgrades).
+REQUEST_ID_NAMESPACE = uuid.UUID("6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11")
+
+
+class TaskInstanceLike(Protocol):
+    """The parts of an Airflow task instance that identify it (``context["ti"]`` satisfies this)."""
+
+    @property
+    def dag_id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def map_index(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class TaskInstanceIdentity:
+    """A task instance's identity, without its try number.
+
+    :param dag_id: the DAG id.
+    :param task_id: the task id.
+    :param run_id: the DAG run id.
+    :param map_index: the map index (-1 for unmapped tasks).
+    """
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+
+    @classmethod
+    def of(cls, ti: TaskInstanceLike) -> TaskInstanceIdentity:
+        """Take the identity of a task instance.
+
+        :param ti: the running task instance (``context["ti"]``).
+        """
+        map_index = ti.map_index if ti.map_index is not None else -1
+        return cls(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=map_index)
+
+
+def derive_request_id(
+    identity: TaskInstanceIdentity,
+    *,
+    project_id: str,
+    resource_name: str,
+    verb: str,
+    generation: int = 0,
+) -> str:
+    """Return the requestId for one call made by one task instance.
+
+    The same arguments always give the same UUID (version 5, so never the zero UUID the API rejects).
+
+    :param identity: the task instance making the call.
+    :param project_id: the project the call is made in.
+    :param resource_name: the resource the call acts on (the machine image name).
+    :param verb: what the call does (``"insert"``, ``"delete"``, ``"setLabels"``).
+    :param generation: 0 for the first submission; the operator increments it only when it must submit
+        the same call again on purpose (the server replayed a finished operation whose image is gone).
+    """
+    if generation < 0:
+        raise ValueError(f"generation must be >= 0, got {generation}")
+    # JSON keeps the fields unambiguous: ("a/b", "c") and ("a", "b/c") cannot collide.
+    key = json.dumps(
+        [
+            identity.dag_id,
+            identity.task_id,
+            identity.run_id,
+            identity.map_index,
+            project_id,
+            resource_name,
+            verb,
+            generation,
+        ],
+        separators=(",", ":"),
+    )
+    return str(uuid.uuid5(REQUEST_ID_NAMESPACE, key))

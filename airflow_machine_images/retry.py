@@ -1,0 +1,85 @@
+"""When to retry a failed API call, and how long to wait first. Shared by both hooks."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError, TransientApiError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, honouring ``Retry-After``.
+
+    Every mutating call carries a ``requestId``, so resending it after a timeout or a dropped
+    connection is safe: the server answers a repeat with the original operation.
+
+    :param max_attempts: attempts in all, the first included.
+    :param initial_backoff: the backoff ceiling before the first retry, in seconds.
+    :param multiplier: growth of the ceiling per attempt.
+    :param max_backoff: the largest ceiling, in seconds.
+    :param max_retry_after: the longest ``Retry-After`` we honour, in seconds.
+    """
+
+    max_attempts: int = 6
+    initial_backoff: float = 1.0
+    multiplier: float = 2.0
+    max_backoff: float = 32.0
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.initial_backoff < 0 or self.max_backoff < 0 or self.multiplier < 1:
+            raise ValueError("backoffs must be >= 0 and multiplier >= 1")
+
+    @staticmethod
+    def is_retryable(error: BaseException) -> bool:
+        """Whether ``error`` is a transient fault (rate limit, 5xx, lost connection, garbled answer).
+
+        :param error: the error of the last attempt.
+        """
+        return isinstance(error, (TransientApiError, MalformedResponseError))
+
+    def delay(self, attempt: int, error: BaseException, rng: random.Random | None = None) -> float:
+        """Seconds to sleep before retry number ``attempt`` (1 for the first retry).
+
+        :param attempt: how many attempts failed so far.
+        :param error: the error of the last attempt (its ``retry_after`` is honoured).
+        :param rng: random source, for tests.
+        """
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        jittered = (rng or random).uniform(0, ceiling)
+        retry_after = error.retry_after if isinstance(error, ComputeEngineApiError) else None
+        if retry_after is not None:
+            return max(min(retry_after, self.max_retry_after), jittered)
+        return jittered
+
+    def should_retry(self, attempt: int, error: BaseException) -> bool:
+        """Whether to try again after ``attempt`` failed attempts ending in ``error``.
+
+        :param attempt: how many attempts failed so far.
+        :param error: the error of the last attempt.
+        """
+        return attempt < self.max_attempts and self.is_retryable(error)
+
+    def backoff_or_raise(self, attempt: int, error: Exception) -> float:
+        """Return the pause before the next attempt, or raise ``error`` if we should give up.
+
+        A transient error that exhausted the attempts is re-raised saying how many were made.
+
+        :param attempt: how many attempts failed so far.
+        :param error: the error of the last attempt.
+        """
+        if self.should_retry(attempt, error):
+            return self.delay(attempt, error)
+        if isinstance(error, TransientApiError) and attempt > 1:
+            raise TransientApiError(
+                f"{error} (gave up after {attempt} attempts)",
+                http_status=error.http_status,
+                reason=error.reason,
+                action=error.action,
+                errors=error.errors,
+            ) from error
+        raise error

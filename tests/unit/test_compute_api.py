@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from airflow_machine_images.compute_api import (
+    ComputeApi,
+    api_error,
+    normalize_endpoint,
+    parse_response,
+    parse_retry_after,
+    raise_for_operation_error,
+)
+from airflow_machine_images.exceptions import (
+    ComputeEngineApiError,
+    InvalidRequestError,
+    MalformedResponseError,
+    OperationFailedError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    QuotaExceededError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    TransientApiError,
+)
+from airflow_machine_images.retry import RetryPolicy
+
+API = ComputeApi(endpoint="http://127.0.0.1:9999", version="beta")
+
+
+def google_error(code: int, reason: str, message: str = "boom") -> bytes:
+    return json.dumps(
+        {"error": {"code": code, "message": message, "errors": [{"reason": reason, "message": message}]}}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "https://compute.googleapis.com"),
+        ("", "https://compute.googleapis.com"),
+        ("http://127.0.0.1:8085", "http://127.0.0.1:8085"),
+        ("http://127.0.0.1:8085/", "http://127.0.0.1:8085"),
+        ("http://127.0.0.1:8085/compute/beta/", "http://127.0.0.1:8085"),
+        ("https://private.example.com/root/compute/v1", "https://private.example.com/root"),
+    ],
+)
+def test_normalize_endpoint(given: str | None, expected: str) -> None:
+    assert normalize_endpoint(given) == expected
+
+
+def test_insert_call_carries_request_id_and_source_as_query() -> None:
+    call = API.insert_machine_image(
+        "demo-project", {"name": "img"}, source_instance="projects/p/zones/z/instances/i", request_id="r"
+    )
+    assert call.method == "POST"
+    assert call.url == "http://127.0.0.1:9999/compute/beta/projects/demo-project/global/machineImages"
+    assert call.params == {"requestId": "r", "sourceInstance": "projects/p/zones/z/instances/i"}
+    assert call.body == {"name": "img"}
+    assert "compute.instances.useReadOnly" in call.permissions
+
+
+def test_path_segments_are_encoded() -> None:
+    call = API.get_machine_image("example.com:proj", "a/../b?x#y")
+    assert call.url.endswith("/projects/example.com%3Aproj/global/machineImages/a%2F..%2Fb%3Fx%23y")
+
+
+def test_wait_is_a_long_poll_and_list_has_paging_params() -> None:
+    assert API.wait_operation("p", "op").long_poll
+    call = API.list_operations("p", filter_='(name = "a") OR (name = "b")', page_token="t", max_results=50)
+    assert call.params == {"maxResults": "50", "filter": '(name = "a") OR (name = "b")', "pageToken": "t"}
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "cls"),
+    [
+        (400, "invalid", InvalidRequestError),
+        (401, "authError", PermissionDeniedError),
+        (403, "forbidden", PermissionDeniedError),
+        (403, "rateLimitExceeded", TransientApiError),
+        (403, "quotaExceeded", QuotaExceededError),
+        (404, "notFound", ResourceNotFoundError),
+        (409, "alreadyExists", ResourceAlreadyExistsError),
+        (409, "resourceInUseByAnotherResource", ComputeEngineApiError),
+        (412, "conditionNotMet", PreconditionFailedError),
+        (429, "rateLimitExceeded", TransientApiError),
+        (500, "backendError", TransientApiError),
+        (503, "backendError", TransientApiError),
+        (501, "notImplemented", ComputeEngineApiError),
+    ],
+)
+def test_error_classes(status: int, reason: str, cls: type) -> None:
+    call = API.get_machine_image("p", "img")
+    with pytest.raises(cls) as info:
+        parse_response(call, status, google_error(status, reason, "the message"), {})
+    assert type(info.value) is cls
+    assert info.value.http_status == status
+    assert info.value.reason == reason
+    assert "the message" in str(info.value)
+
+
+def test_permission_error_names_the_permissions_the_insert_needs() -> None:
+    call = API.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r")
+    error = api_error(call, 403, google_error(403, "forbidden", "Required permission missing"), {})
+    assert "compute.machineImages.create" in str(error)
+    assert "compute.instances.useReadOnly" in str(error)
+
+
+def test_non_json_error_page_is_summarised() -> None:
+    call = API.get_machine_image("p", "img")
+    error = api_error(call, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Retry-After": "7"})
+    assert isinstance(error, TransientApiError)
+    assert "502 Bad Gateway" in str(error)
+    assert "<h1>" not in str(error)
+    assert error.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b'{"name": "x", "sta', b"[1, 2]", b'{"status": "DONE"}', b'{"name": 1, "status": "DONE"}'],
+)
+def test_garbage_success_bodies_are_malformed_response_errors(raw: bytes) -> None:
+    with pytest.raises(MalformedResponseError):
+        parse_response(API.get_operation("p", "op"), 200, raw, {})
+
+
+def test_items_must_be_a_list() -> None:
+    with pytest.raises(MalformedResponseError, match="items"):
+        parse_response(API.list_machine_images("p"), 200, b'{"items": {"a": 1}}', {})
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
+
+
+def test_operation_errors_become_operation_failed_error() -> None:
+    raise_for_operation_error({"name": "op", "status": "DONE"})
+    with pytest.raises(OperationFailedError) as info:
+        raise_for_operation_error(
+            {
+                "name": "op",
+                "status": "DONE",
+                "error": {"errors": [{"code": "QUOTA_EXCEEDED", "message": "Quota 'X' exceeded"}]},
+                "httpErrorStatusCode": 403,
+                "httpErrorMessage": "FORBIDDEN",
+            }
+        )
+    assert info.value.codes == ["QUOTA_EXCEEDED"]
+    assert "QUOTA_EXCEEDED: Quota 'X' exceeded" in str(info.value)
+    assert "HTTP 403 FORBIDDEN" in str(info.value)
+
+
+def test_an_empty_error_object_is_still_a_failure() -> None:
+    with pytest.raises(OperationFailedError):
+        raise_for_operation_error({"name": "op", "status": "DONE", "error": {}})
+
+
+def test_retry_policy_backoff_and_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=4, initial_backoff=1.0, multiplier=2.0, max_backoff=3.0)
+    rng = random.Random(0)
+    transient = TransientApiError("x")
+    for attempt in range(1, 10):
+        assert 0 <= policy.delay(attempt, transient, rng) <= min(3.0, 2 ** (attempt - 1))
+    assert policy.delay(1, TransientApiError("x", retry_after=5.0), rng) >= 5.0
+    assert policy.delay(1, TransientApiError("x", retry_after=500.0), rng) == policy.max_retry_after
+    assert policy.should_retry(3, transient)
+    assert not policy.should_retry(4, transient)
+    assert not policy.should_retry(1, ResourceNotFoundError("x"))
+    assert policy.should_retry(1, MalformedResponseError("x"))
