@@ -1,0 +1,62 @@
+"""Operator extra links to the Cloud Console.
+
+The worker stores the finished URL in XCom under the link's key before it waits or defers, so the
+button works while the task is still running, and the API server needs no code of ours to show it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.types import TaskInstanceKey
+
+CONSOLE_URL = "https://console.cloud.google.com"
+
+
+def machine_image_console_url(project_id: str, name: str) -> str:
+    """The Cloud Console page of one machine image.
+
+    :param project_id: the image's project.
+    :param name: the image name.
+    """
+    return f"{CONSOLE_URL}/compute/machineImages/details/{quote(name, safe='')}?project={quote(project_id, safe='')}"
+
+
+class MachineImageLink(BaseOperatorLink):
+    """Link to the machine image's page in the Cloud Console."""
+
+    name: ClassVar[str] = "Machine Image"
+    key: ClassVar[str] = "machine_image_console_url"
+
+    @property
+    def xcom_key(self) -> str:
+        """The XCom key the URL is stored under."""
+        return self.key
+
+    @classmethod
+    def persist(cls, context: Context, *, project_id: str, name: str) -> str:
+        """Store the URL for this task instance; return it.
+
+        :param context: the task's context.
+        :param project_id: the image's project.
+        :param name: the image name.
+        """
+        url = machine_image_console_url(project_id, name)
+        context["ti"].xcom_push(key=cls.key, value=url)
+        return url
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """Return the stored URL, or an empty string before the task stored one.
+
+        :param operator: the operator.
+        :param ti_key: the task instance.
+        """
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
+        return value if isinstance(value, str) else ""

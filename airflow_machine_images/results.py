@@ -1,0 +1,60 @@
+"""The JSON summaries operators return (XCom): identifiers and facts, never key material."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.links import machine_image_console_url
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def machine_image_summary(
+    *,
+    project_id: str,
+    name: str,
+    request_id: str | None,
+    operation: Mapping[str, Any] | None,
+    image: Mapping[str, Any] | None,
+    reused: bool = False,
+) -> dict[str, Any]:
+    """Summarise a created (or reused) machine image for XCom.
+
+    :param project_id: the image's project.
+    :param name: the image name.
+    :param request_id: the requestId the insert carried (None when an existing image was reused).
+    :param operation: the insert operation, if one was made.
+    :param image: the MachineImage resource, once read back.
+    :param reused: an existing image was reused instead of created.
+    """
+    operation = operation or {}
+    summary: dict[str, Any] = {
+        "project_id": project_id,
+        "name": name,
+        "self_link": (image or {}).get("selfLink") or operation.get("targetLink"),
+        "operation_name": operation.get("name"),
+        "request_id": request_id,
+        "status": (image or {}).get("status") or "CREATING",
+        "reused": reused,
+        "console_url": machine_image_console_url(project_id, name),
+    }
+    if image is not None:
+        summary.update(
+            {
+                "id": image.get("id"),
+                "source_instance": image.get("sourceInstance"),
+                "total_storage_bytes": _int_or_none(image.get("totalStorageBytes")),
+                "creation_timestamp": image.get("creationTimestamp"),
+                "storage_locations": list(image.get("storageLocations") or []),
+                "labels": dict(image.get("labels") or {}),
+            }
+        )
+    return summary

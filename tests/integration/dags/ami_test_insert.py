@@ -1,0 +1,26 @@
+"""Test DAGs for the insert operator: image name and source come from the run's params."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
+
+PARAMS = {"name": "img-a", "source_instance": "us-central1-a/web-1"}
+
+for dag_id, extra in {
+    "ami_test_insert": {},
+    "ami_test_insert_fail_if_exists": {"if_exists": "fail"},
+    "ami_test_insert_no_wait": {"wait_for_completion": False},
+}.items():
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS):
+        ComputeEngineInsertMachineImageOperator(
+            task_id="create",
+            name="{{ params.name }}",
+            source_instance="{{ params.source_instance }}",
+            poll_interval=0.5,
+            timeout=60,
+            **extra,
+        )

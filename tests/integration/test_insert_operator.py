@@ -1,0 +1,117 @@
+"""The insert operator run by real Airflow (``dag.test()``) against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
+from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+from tests.integration.conftest import PROJECT, load_dag, task_states, xcom_result
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
+
+LOGICAL_DATE = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def run(dag_id: str, **conf: Any):  # type: ignore[no-untyped-def]
+    dag = load_dag(dag_id)
+    return dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=conf or None)
+
+
+def inserts(emulator: ComputeEngineEmulator) -> list:
+    return [r for r in emulator.requests if r.action == "machineImages.insert"]
+
+
+def test_example_dag_creates_a_ready_image(gcp_connection: ComputeEngineEmulator) -> None:
+    dag_run = run("example_machine_image")
+    assert task_states(dag_run) == {"create_image": "success", "report": "success"}
+    result = xcom_result(dag_run, "create_image")
+    images = gcp_connection.machine_images(PROJECT)
+    assert len(images) == 1
+    image = images[0]
+    assert result["name"] == image["name"]
+    assert result["status"] == "READY"
+    assert result["self_link"] == image["selfLink"]
+    assert result["total_storage_bytes"] == int(image["totalStorageBytes"]) > 0
+    assert result["operation_name"].startswith("operation-")
+    assert result["request_id"] == inserts(gcp_connection)[0].query["requestId"]
+    assert result["project_id"] == PROJECT
+    assert "rawKey" not in str(result)
+
+
+def test_rerunning_the_same_task_instance_makes_no_second_image(gcp_connection: ComputeEngineEmulator) -> None:
+    first = xcom_result(run("ami_test_insert"), "create")
+    second = xcom_result(run("ami_test_insert"), "create")  # same run id: like a clear or a retry
+    assert second["request_id"] == first["request_id"]
+    assert second["operation_name"] == first["operation_name"]  # the server replayed the operation
+    assert len(gcp_connection.machine_images(PROJECT)) == 1
+    assert {r.query["requestId"] for r in inserts(gcp_connection)} == {first["request_id"]}
+
+
+def test_request_id_differs_per_image_name(gcp_connection: ComputeEngineEmulator) -> None:
+    a = xcom_result(run("ami_test_insert", name="img-a"), "create")
+    b = xcom_result(run("ami_test_insert", name="img-b"), "create")
+    assert a["request_id"] != b["request_id"]
+    assert sorted(i["name"] for i in gcp_connection.machine_images(PROJECT)) == ["img-a", "img-b"]
+
+
+def test_lost_insert_response_leaves_exactly_one_image(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.inject(Fault(kind="accept_then_drop", action="machineImages.insert"))
+    dag_run = run("ami_test_insert")
+    assert task_states(dag_run) == {"create": "success"}
+    sent = inserts(gcp_connection)
+    assert len(sent) == 2 and sent[0].status is None
+    assert len({r.query["requestId"] for r in sent}) == 1
+    assert [i["name"] for i in gcp_connection.machine_images(PROJECT)] == ["img-a"]
+
+
+def test_replayed_done_operation_of_a_deleted_image_is_resubmitted(gcp_connection: ComputeEngineEmulator) -> None:
+    first = xcom_result(run("ami_test_insert"), "create")
+    hook = ComputeEngineMachineImageHook()
+    deletion = hook.delete_machine_image(name="img-a", request_id=str(uuid.uuid4()))
+    hook.wait_for_operation(operation_name=deletion["name"], timeout=30)
+    assert gcp_connection.machine_images(PROJECT) == []
+    dag_run = run("ami_test_insert")
+    assert task_states(dag_run) == {"create": "success"}
+    second = xcom_result(dag_run, "create")
+    assert second["status"] == "READY"
+    assert second["request_id"] != first["request_id"]  # a deliberate new generation
+    assert [i["name"] for i in gcp_connection.machine_images(PROJECT)] == ["img-a"]
+
+
+def test_if_exists_reuse_accepts_an_image_from_the_same_source(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.add_machine_image("img-a", source_instance="us-central1-a/web-1")
+    dag_run = run("ami_test_insert")
+    assert task_states(dag_run) == {"create": "success"}
+    result = xcom_result(dag_run, "create")
+    assert result["reused"] is True
+    assert result["status"] == "READY"
+
+
+def test_if_exists_reuse_fails_for_another_source(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.add_instance("us-east1-b/db-1")
+    gcp_connection.add_machine_image("img-a", source_instance="us-east1-b/db-1")
+    assert task_states(run("ami_test_insert")) == {"create": "failed"}
+
+
+def test_if_exists_fail_fails_on_any_existing_image(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.add_machine_image("img-a", source_instance="us-central1-a/web-1")
+    assert task_states(run("ami_test_insert_fail_if_exists")) == {"create": "failed"}
+
+
+def test_no_wait_returns_the_operation_for_a_sensor(gcp_connection: ComputeEngineEmulator) -> None:
+    dag_run = run("ami_test_insert_no_wait")
+    result = xcom_result(dag_run, "create")
+    assert result["status"] == "CREATING"
+    assert result["operation_name"].startswith("operation-")
+    assert gcp_connection.count("globalOperations.wait") == 0
+
+
+def test_failed_operation_fails_the_task(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert"))
+    assert task_states(run("ami_test_insert")) == {"create": "failed"}
+    assert gcp_connection.machine_images(PROJECT) == []

@@ -1,0 +1,47 @@
+"""DAG files import our operators at parse time: that must not drag in Google's or HTTP libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY_PREFIXES = ("google", "googleapiclient", "requests", "aiohttp", "httplib2", "grpc")
+
+PROBE = """
+import json, sys
+import airflow.sdk  # the baseline every DAG file pays anyway
+before = set(sys.modules)
+import {module}
+added = sorted(set(sys.modules) - before)
+loaded_with_code = sorted(
+    name for name, mod in sys.modules.items()
+    if name.split(".")[0] in {heavy!r} and getattr(mod, "__file__", None)
+)
+print(json.dumps({{"added": added, "with_code": loaded_with_code}}))
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "airflow_machine_images.operators",
+        "airflow_machine_images",
+    ],
+)
+def test_module_import_loads_no_google_or_http_library(module: str) -> None:
+    try:
+        __import__(module)
+    except ModuleNotFoundError:
+        pytest.fail(f"{module} does not exist")
+    code = PROBE.format(module=module, heavy=set(HEAVY_PREFIXES))
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    heavy_added = [m for m in result["added"] if m.split(".")[0] in HEAVY_PREFIXES]
+    assert heavy_added == [], f"importing {module} loaded {heavy_added}"
+    # Airflow itself may register the empty 'google' namespace package; no module with code may be loaded.
+    assert result["with_code"] == [], f"modules with code loaded: {result['with_code']}"
