@@ -1,0 +1,354 @@
+"""Coalesced polling: many waits in one project, few API calls.
+
+Quota, not CPU, is what breaks fleet backups at scale: a thousand triggers that each poll their
+own operation every ten seconds spend six thousand requests a minute. Here every trigger in a
+triggerer process that waits on the same project (through the same connection, endpoint and API
+version) registers with one :class:`CoalescingPoller`, which reads the state of all of them with a
+handful of list calls per cycle and wakes each waiter when its resource reaches a final state.
+
+* Operations (:class:`OperationPoller`): one paged ``globalOperations.list`` of the project's
+  operations that are not DONE tells which waiters may be finished; only those are read back
+  (name filters, chunked) to get their result. A lone waiter long-polls ``globalOperations.wait``
+  instead, so it learns of completion at once; when others join, the long-poll is abandoned.
+* Machine images (:class:`MachineImagePoller`): ``machineImages.list`` with chunked name filters.
+
+A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
+from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
+
+if TYPE_CHECKING:
+    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.shared_clients import ClientKey
+
+log = logging.getLogger(__name__)
+
+Resource = dict[str, Any]
+#: Decides whether a waiter is finished, given the resource (None: it does not exist).
+IsFinal = Callable[[Resource | None], bool]
+ListPage = Callable[..., Awaitable[dict[str, Any]]]
+
+#: Names per list call: keeps the filter (and so the URL) a few kilobytes long.
+CHUNK_SIZE = 50
+#: A long-poll answered faster than this without DONE counts as early; we pause before the next.
+EARLY_RETURN_SECONDS = 1.0
+#: Failed cycles in a row (after the hook's own retries) before waiters are failed.
+MAX_FAILED_CYCLES = 3
+
+
+def name_filter(names: Iterable[str]) -> str:
+    """A Compute list filter matching any of ``names`` (validated names contain no quotes).
+
+    :param names: resource names.
+    """
+    return " OR ".join(f'(name = "{name}")' for name in sorted(names))
+
+
+def chunks(names: Iterable[str], size: int = CHUNK_SIZE) -> list[list[str]]:
+    """Split ``names`` into sorted lists of at most ``size``.
+
+    :param names: resource names.
+    :param size: the largest chunk.
+    """
+    ordered = sorted(names)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    is_final: IsFinal
+    poll_interval: float
+    future: asyncio.Future[Resource | None]
+
+
+@dataclass
+class PollerStats:
+    """Counters for tests and benchmarks."""
+
+    cycles: int = 0
+    calls: int = 0
+    long_polls: int = 0
+
+
+class CoalescingPoller(ABC):
+    """Waits for many resources of one project with shared calls; one instance per loop and key.
+
+    :param hook: the async hook (its shared client is leased while the poller runs).
+    :param project_id: the project.
+    :param max_requests_per_minute: the most calls per minute this poller makes.
+    """
+
+    def __init__(
+        self,
+        hook: ComputeEngineMachineImageAsyncHook,
+        project_id: str,
+        *,
+        max_requests_per_minute: float = 60.0,
+    ) -> None:
+        self.hook = hook
+        self.project_id = project_id
+        self.max_requests_per_minute = max_requests_per_minute
+        self.stats = PollerStats()
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failed_cycles = 0
+        self._early_backoff = 0.0
+        self.on_idle: Callable[[], None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """How many waits are still unanswered."""
+        return sum(1 for ws in self._waiters.values() for w in ws if not w.future.done())
+
+    def _pending_names(self) -> set[str]:
+        return {name for name, ws in self._waiters.items() if any(not w.future.done() for w in ws)}
+
+    async def wait_for(self, name: str, is_final: IsFinal, poll_interval: float) -> Resource | None:
+        """Wait until ``is_final`` holds for resource ``name``; return the resource (None if absent).
+
+        Cancelling the caller unregisters the wait; the poller stops when nobody waits.
+
+        :param name: the resource name.
+        :param is_final: whether a state of the resource ends the wait.
+        :param poll_interval: the longest pause this waiter accepts between checks.
+        :raises ComputeEngineApiError: the API kept failing (or refused: permissions).
+        """
+        waiter = _Waiter(is_final, poll_interval, asyncio.get_running_loop().create_future())
+        self._waiters.setdefault(name, set()).add(waiter)
+        self._changed.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}:{self.project_id}")
+        try:
+            return await waiter.future
+        finally:
+            registered = self._waiters.get(name)
+            if registered is not None:
+                registered.discard(waiter)
+                if not registered:
+                    del self._waiters[name]
+            self._changed.set()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            async with self.hook.lease_client():
+                while pending := self._pending_names():
+                    self._changed.clear()
+                    if len(pending) == 1 and self.supports_long_poll:
+                        await self._long_poll_cycle(next(iter(pending)))
+                    else:
+                        await self._poll_cycle(pending)
+        except Exception as error:  # e.g. the credentials could not be made: fail everyone
+            self._fail_all(error)
+        finally:
+            self._task = None
+            if self.on_idle is not None and not self._waiters:
+                self.on_idle()
+
+    async def _poll_cycle(self, names: set[str]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        calls_before = self.stats.calls
+        self.stats.cycles += 1
+        try:
+            resources = await self.fetch(names)
+        except ComputeEngineApiError as error:
+            if not self._absorb_failure(error):
+                return
+            resources = {}
+        else:
+            self._failed_cycles = 0
+        for name, resource in resources.items():
+            self._resolve(name, resource)
+        calls = max(1, self.stats.calls - calls_before)
+        interval = max(self._poll_interval(), calls * 60.0 / self.max_requests_per_minute)
+        await self._pause_until(started + interval, wake_for_long_poll=True)
+
+    async def _long_poll_cycle(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.stats.long_polls += 1
+        poll = asyncio.ensure_future(self.long_poll(name))
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+        if not poll.done():  # somebody joined or left: re-plan (the long-poll is only a read)
+            poll.cancel()
+            return
+        try:
+            resource = poll.result()
+        except ComputeEngineApiError as error:
+            if self._absorb_failure(error):
+                await self._pause_until(started + self._poll_interval(), wake_for_long_poll=False)
+            return
+        self._failed_cycles = 0
+        if self._resolve(name, resource):
+            self._early_backoff = 0.0
+        elif loop.time() - started < EARLY_RETURN_SECONDS:
+            # The server answered at once without the result: back off instead of spinning.
+            self._early_backoff = min(max(1.0, self._early_backoff * 2), self._poll_interval())
+            await self._pause_until(started + self._early_backoff, wake_for_long_poll=False)
+        else:
+            self._early_backoff = 0.0
+
+    async def _pause_until(self, when: float, *, wake_for_long_poll: bool) -> None:
+        """Sleep until ``when``; wake early if nobody waits any more, or (if asked) for a lone waiter."""
+        loop = asyncio.get_running_loop()
+        while (pending := self._pending_names()) and (remaining := when - loop.time()) > 0:
+            if wake_for_long_poll and len(pending) == 1 and self.supports_long_poll:
+                return
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+            except asyncio.TimeoutError:
+                return
+
+    # ------------------------------------------------------------------ waiters
+
+    def _poll_interval(self) -> float:
+        intervals = [w.poll_interval for ws in self._waiters.values() for w in ws if not w.future.done()]
+        return min(intervals, default=10.0)
+
+    def _resolve(self, name: str, resource: Resource | None) -> bool:
+        """Wake the waiters of ``name`` that ``resource`` finishes; True if it finished any."""
+        finished = False
+        for waiter in list(self._waiters.get(name, ())):
+            if not waiter.future.done() and waiter.is_final(resource):
+                waiter.future.set_result(resource)
+                finished = True
+        return finished
+
+    def _absorb_failure(self, error: ComputeEngineApiError) -> bool:
+        """Count a failed cycle; fail every waiter if it is permanent or too many in a row. True = go on."""
+        self._failed_cycles += 1
+        if isinstance(error, TransientApiError) and self._failed_cycles < MAX_FAILED_CYCLES:
+            log.warning("Polling project %s failed (%s); trying again next cycle", self.project_id, error)
+            return True
+        self._fail_all(error)
+        return False
+
+    def _fail_all(self, error: BaseException) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+
+    # ------------------------------------------------------------------ what subclasses say
+
+    supports_long_poll = False
+
+    @abstractmethod
+    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
+        """Read the current state of ``names``; None for those that do not exist.
+
+        :param names: the resources waited for.
+        """
+
+    async def long_poll(self, name: str) -> Resource | None:
+        """Wait server-side for one resource (only where :attr:`supports_long_poll`).
+
+        :param name: the resource waited for.
+        """
+        raise NotImplementedError
+
+    async def _list_all(self, list_page: ListPage, filter_: str) -> list[Resource]:
+        """Every item of a filtered list, page by page, counting each call."""
+        items: list[Resource] = []
+        token: str | None = None
+        while True:
+            self.stats.calls += 1
+            page = await list_page(project_id=self.project_id, filter_=filter_, page_token=token)
+            items.extend(page.get("items", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+
+
+class OperationPoller(CoalescingPoller):
+    """Waits for global operations to be DONE."""
+
+    supports_long_poll = True
+
+    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
+        """Which of ``names`` are DONE: list the project's unfinished operations, read back the rest."""
+        unfinished = await self._list_all(self.hook.list_operations_page, 'status != "DONE"')
+        states: dict[str, Resource | None] = {op["name"]: op for op in unfinished if op.get("name") in names}
+        maybe_done = names - states.keys()
+        for chunk in chunks(maybe_done):
+            found = {op["name"]: op for op in await self._list_all(self.hook.list_operations_page, name_filter(chunk))}
+            for name in chunk:
+                states[name] = found.get(name)
+        return states
+
+    async def long_poll(self, name: str) -> Resource | None:
+        """One ``globalOperations.wait``."""
+        from airflow_machine_images.exceptions import ResourceNotFoundError
+
+        self.stats.calls += 1
+        try:
+            return await self.hook.wait_operation(operation_name=name, project_id=self.project_id)
+        except ResourceNotFoundError:
+            return None
+
+
+class MachineImagePoller(CoalescingPoller):
+    """Waits for machine images to reach a state (READY, INVALID, or absent)."""
+
+    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
+        """The images among ``names``, read with chunked name filters."""
+        states: dict[str, Resource | None] = {}
+        for chunk in chunks(names):
+            found = {i["name"]: i for i in await self._list_all(self.hook.list_machine_images_page, name_filter(chunk))}
+            for name in chunk:
+                states[name] = found.get(name)
+        return states
+
+
+_pollers: dict[tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str], CoalescingPoller] = {}
+
+
+def poller_for(
+    kind: type[CoalescingPoller],
+    hook: ComputeEngineMachineImageAsyncHook,
+    project_id: str,
+    *,
+    max_requests_per_minute: float = 60.0,
+) -> CoalescingPoller:
+    """The poller of this kind for the hook's client key and project in the running loop.
+
+    :param kind: :class:`OperationPoller` or :class:`MachineImagePoller`.
+    :param hook: an async hook (the first one in makes the poller).
+    :param project_id: the project.
+    :param max_requests_per_minute: the first caller's budget is the poller's.
+    """
+    slot = (asyncio.get_running_loop(), kind, hook.client_key, project_id)
+    poller = _pollers.get(slot)
+    if poller is None:
+        poller = kind(hook, project_id, max_requests_per_minute=max_requests_per_minute)
+        _pollers[slot] = poller
+
+        def forget() -> None:
+            if _pollers.get(slot) is poller and not poller.waiting:
+                del _pollers[slot]
+
+        poller.on_idle = forget
+    return poller
+
+
+def active_pollers() -> list[CoalescingPoller]:
+    """The pollers currently registered (for tests and benchmarks)."""
+    return list(_pollers.values())

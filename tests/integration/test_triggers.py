@@ -1,0 +1,182 @@
+"""Triggers and the coalescing poller against the emulator, in real event loops over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import uuid
+
+import pytest
+
+from airflow_machine_images import polling, shared_clients
+from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
+from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
+from tests.integration.conftest import PROJECT
+
+pytestmark = pytest.mark.integration
+
+SOURCE_URL = f"projects/{PROJECT}/zones/us-central1-a/instances/web-1"
+OPERATION_READS = ("globalOperations.get", "globalOperations.list", "globalOperations.wait")
+
+
+def start_inserts(count: int, prefix: str = "img") -> list[str]:
+    hook = ComputeEngineMachineImageHook()
+    return [
+        hook.insert_machine_image(
+            body={"name": f"{prefix}-{n}"}, source_instance=SOURCE_URL, request_id=str(uuid.uuid4())
+        )["name"]
+        for n in range(count)
+    ]
+
+
+def operation_trigger(name: str, **overrides: object) -> MachineImageOperationTrigger:
+    kwargs: dict = {"operation_name": name, "project_id": PROJECT, "poll_interval": 0.5}
+    kwargs.update(overrides)
+    return MachineImageOperationTrigger(**kwargs)
+
+
+async def first_event(trigger: MachineImageOperationTrigger | MachineImageStatusTrigger) -> dict:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger yielded nothing")
+
+
+def operation_reads(emulator: ComputeEngineEmulator) -> int:
+    return sum(emulator.count(action) for action in OPERATION_READS)
+
+
+def test_lone_trigger_long_polls_and_succeeds(gcp_connection: ComputeEngineEmulator) -> None:
+    (name,) = start_inserts(1)
+    gcp_connection.clear_requests()
+    event = asyncio.run(first_event(operation_trigger(name, event_extra={"generation": 0})))
+    assert event["status"] == "success"
+    assert event["operation"]["status"] == "DONE"
+    assert event["extra"] == {"generation": 0}
+    assert gcp_connection.count("globalOperations.wait") == 1
+    assert operation_reads(gcp_connection) == 1
+    assert shared_clients.active_clients() == 0
+    assert polling.active_pollers() == []
+
+
+def test_failed_operation_yields_an_error_event_with_codes(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.inject(
+        Fault(kind="operation_error", action="machineImages.insert", error_code="QUOTA_EXCEEDED", error_message="no")
+    )
+    (name,) = start_inserts(1)
+    event = asyncio.run(first_event(operation_trigger(name)))
+    assert event["status"] == "error"
+    assert event["errors"] == [{"code": "QUOTA_EXCEEDED", "message": "no"}]
+    assert "QUOTA_EXCEEDED" in event["message"]
+
+
+def test_missing_operation_yields_an_error_event(gcp_connection: ComputeEngineEmulator) -> None:
+    event = asyncio.run(first_event(operation_trigger("operation-that-does-not-exist")))
+    assert event["status"] == "error"
+    assert "not found" in event["message"]
+
+
+def test_two_hundred_triggers_share_a_few_list_calls() -> None:
+    duration, poll_interval = 3.0, 0.5
+    with ComputeEngineEmulator(default_project=PROJECT, operation_seconds=duration) as emu:
+        emu.add_instance("us-central1-a/web-1")
+        with pytest.MonkeyPatch.context() as patch:
+            from tests.integration.conftest import connection_json
+
+            patch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url))
+            names = start_inserts(200)
+            emu.clear_requests()
+
+            async def wait_all() -> list[dict]:
+                triggers = [operation_trigger(n, poll_interval=poll_interval) for n in names]
+                return await asyncio.gather(*(first_event(t) for t in triggers))
+
+            events = asyncio.run(wait_all())
+        assert [e["status"] for e in events] == ["success"] * 200
+        assert len(emu.machine_images(PROJECT)) == 200
+        reads = operation_reads(emu)
+        budget = duration / poll_interval + 8  # list calls: one per interval, plus read-backs of finished ones
+        print(f"200 triggers, {duration:.0f} s operations, poll {poll_interval} s: {reads} operation reads")
+        assert reads <= budget, f"{reads} reads for 200 waits (budget {budget:.0f})"
+
+
+def test_serialize_round_trip_holds_only_identifiers_and_settings(gcp_connection: ComputeEngineEmulator) -> None:
+    trigger = operation_trigger(
+        "operation-1", impersonation_chain=["a@p.iam.gserviceaccount.com"], api_endpoint=gcp_connection.url
+    )
+    classpath, kwargs = trigger.serialize()
+    module, _, cls_name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), cls_name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    json.dumps(kwargs)  # must be JSON-serialisable for the metadata DB
+    assert set(kwargs) == {
+        "operation_name",
+        "project_id",
+        "gcp_conn_id",
+        "impersonation_chain",
+        "api_version",
+        "api_endpoint",
+        "poll_interval",
+        "event_extra",
+    }
+    image_classpath, image_kwargs = MachineImageStatusTrigger(machine_image="img", project_id=PROJECT).serialize()
+    assert image_classpath == "airflow_machine_images.triggers.MachineImageStatusTrigger"
+    assert MachineImageStatusTrigger(**image_kwargs).serialize() == (image_classpath, image_kwargs)
+
+
+def test_cancelled_trigger_cleans_up_and_a_new_one_finishes_the_wait(gcp_connection: ComputeEngineEmulator) -> None:
+    (name,) = start_inserts(1)
+    _, kwargs = operation_trigger(name).serialize()
+
+    async def cancel_mid_wait() -> None:
+        task = asyncio.ensure_future(first_event(MachineImageOperationTrigger(**kwargs)))
+        await asyncio.sleep(0.1)
+        assert polling.active_pollers(), "the trigger should be waiting"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.05)
+        assert polling.active_pollers() == []
+        assert shared_clients.active_clients() == 0
+
+    asyncio.run(cancel_mid_wait())
+    assert gcp_connection.operations(PROJECT)[0]["status"] != "DONE"  # cancelled before it finished
+    event = asyncio.run(first_event(MachineImageOperationTrigger(**kwargs)))
+    assert event["status"] == "success"
+
+
+def test_image_trigger_waits_for_an_image_that_does_not_exist_yet(gcp_connection: ComputeEngineEmulator) -> None:
+    async def scenario() -> dict:
+        waiting = asyncio.ensure_future(
+            first_event(MachineImageStatusTrigger(machine_image="img-later-0", project_id=PROJECT, poll_interval=0.2))
+        )
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await asyncio.to_thread(start_inserts, 1, "img-later")
+        return await waiting
+
+    gcp_connection.add_instance("us-central1-a/web-2")
+    event = asyncio.run(scenario())
+    assert event["status"] == "success"
+    assert event["image"]["status"] == "READY"
+
+
+def test_image_trigger_fails_on_invalid_and_on_missing_when_asked(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.add_machine_image("broken", source_instance="us-central1-a/web-1", status="INVALID")
+    invalid = asyncio.run(first_event(MachineImageStatusTrigger(machine_image="broken", project_id=PROJECT)))
+    assert invalid["status"] == "error" and "INVALID" in invalid["message"]
+    missing = asyncio.run(
+        first_event(MachineImageStatusTrigger(machine_image="nope", project_id=PROJECT, fail_on_missing=True))
+    )
+    assert missing["status"] == "error" and "does not exist" in missing["message"]
+
+
+def test_transient_faults_while_polling_are_absorbed(gcp_connection: ComputeEngineEmulator) -> None:
+    names = start_inserts(3)
+    gcp_connection.inject(Fault(kind="status", status=503, action="globalOperations.list", times=3))
+
+    async def wait_all() -> list[dict]:
+        return await asyncio.gather(*(first_event(operation_trigger(n, poll_interval=0.2)) for n in names))
+
+    assert [e["status"] for e in asyncio.run(wait_all())] == ["success"] * 3
