@@ -25,6 +25,7 @@ from airflow_machine_images.validation import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    import jinja2
     from airflow.sdk import Context
 
     from airflow_machine_images.exceptions import OperationFailedError
@@ -177,6 +178,26 @@ class ComputeEngineInsertMachineImageOperator(BaseOperator):
             api_endpoint=self.api_endpoint,
         )
 
+    # ------------------------------------------------------------------ secrets
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render templates, then register any key material with Airflow's secrets masker.
+
+        The task runner stores rendered fields right after this, redacting what the masker knows:
+        so keys rendered from templates never reach the rendered-fields table, logs or the UI.
+        """
+        super().render_template_fields(context, jinja_env)
+        self.mask_key_material()
+
+    def mask_key_material(self) -> None:
+        """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) in logs and rendered fields."""
+        from airflow.sdk.log import mask_secret
+
+        from airflow_machine_images.key_material import iter_key_material
+
+        for secret in iter_key_material(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
+            mask_secret(secret)
+
     # ------------------------------------------------------------------ preparation
 
     def prepare_request(self) -> InsertRequest:
@@ -238,6 +259,7 @@ class ComputeEngineInsertMachineImageOperator(BaseOperator):
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.mask_key_material()  # also when execute() is called without rendering (tests, custom runners)
         request = self._prepare_or_fail()
         console_url = MachineImageLink.persist(context, project_id=request.project_id, name=request.name)
         self.log.info(
