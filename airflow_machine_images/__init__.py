@@ -6,12 +6,37 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+_INTEGRATION = "Google Compute Engine Machine Images"
+
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe this package to Airflow's providers manager (``apache_airflow_provider`` entry point)."""
+    """Describe this package to Airflow's providers manager (``apache_airflow_provider`` entry point).
+
+    Connections use the Google provider's ``google_cloud_platform`` type (with our optional
+    ``compute_api_endpoint`` extra), so no connection type of our own is registered.
+    """
     return {
         "package-name": "airflow-machine-images",
-        "name": "Google Compute Engine Machine Images",
+        "name": _INTEGRATION,
         "description": "Create, wait for, and prune Google Compute Engine machine images from Airflow.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://cloud.google.com/compute/docs/machine-images",
+                "tags": ["gcp"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.hooks"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.operators"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers"]}],
+        "extra-links": ["airflow_machine_images.links.MachineImageLink"],
+        "asset-uris": [
+            {
+                "schemes": ["gce-machine-image"],
+                "handler": "airflow_machine_images.assets.sanitize_uri",
+                "factory": "airflow_machine_images.assets.create_asset",
+            }
+        ],
     }

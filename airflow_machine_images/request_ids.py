@@ -97,3 +97,15 @@ def derive_request_id(
         separators=(",", ":"),
     )
     return str(uuid.uuid5(REQUEST_ID_NAMESPACE, key))
+
+
+def task_instance_key(identity: TaskInstanceIdentity) -> str:
+    """A 32-hex-digit key of the task instance, short enough for a label value.
+
+    The insert operator labels its images with it, so an image left by an earlier try of the same
+    task instance is recognised as its own even after the server forgot the requestId.
+
+    :param identity: the task instance.
+    """
+    key = json.dumps([identity.dag_id, identity.task_id, identity.run_id, identity.map_index], separators=(",", ":"))
+    return uuid.uuid5(REQUEST_ID_NAMESPACE, key).hex

@@ -1,0 +1,215 @@
+"""Scheduled backups end to end with dag.test(): delete, retention, labels, assets, examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_machine_images.emulator import ComputeEngineEmulator
+from tests.conftest import DAGS_FOLDER, REPO_ROOT
+from tests.integration.conftest import PROJECT, connection_json, load_dag, task_states, xcom_result
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
+
+LOGICAL_DATE = datetime(2026, 5, 20, tzinfo=timezone.utc)
+NIGHTLY_LABELS = {"managed-by": "airflow", "backup": "nightly"}
+FLEET = ["us-central1-a/web-1", "us-central1-a/web-2", "us-east1-b/db-1"]
+
+
+def run(dag_id: str, **conf: Any):  # type: ignore[no-untyped-def]
+    return load_dag(dag_id).test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=conf or None)
+
+
+def names(emulator: ComputeEngineEmulator, project: str = PROJECT) -> set[str]:
+    return {i["name"] for i in emulator.machine_images(project)}
+
+
+# ---------------------------------------------------------------- delete
+
+
+def test_delete_blocking_and_deferrable(gcp_connection: ComputeEngineEmulator) -> None:
+    for dag_id in ("ami_test_delete", "ami_test_delete_deferrable"):
+        gcp_connection.add_machine_image("img-d", source_instance="us-central1-a/web-1")
+        dag_run = run(dag_id)
+        assert task_states(dag_run) == {"delete": "success"}
+        result = xcom_result(dag_run, "delete")
+        assert result["deleted"] is True
+        assert result["operation_name"].startswith("operation-")
+        assert names(gcp_connection) == set()
+
+
+def test_delete_of_a_missing_image_succeeds_unless_told_otherwise(gcp_connection: ComputeEngineEmulator) -> None:
+    dag_run = run("ami_test_delete")
+    assert task_states(dag_run) == {"delete": "success"}
+    assert xcom_result(dag_run, "delete")["deleted"] is False
+    assert task_states(run("ami_test_delete_fail_if_missing")) == {"delete": "failed"}
+
+
+def test_rerunning_a_delete_sends_the_same_request_id(gcp_connection: ComputeEngineEmulator) -> None:
+    gcp_connection.add_machine_image("img-d", source_instance="us-central1-a/web-1")
+    first = xcom_result(run("ami_test_delete"), "delete")
+    second = xcom_result(run("ami_test_delete"), "delete")
+    assert second["request_id"] == first["request_id"]
+    assert second["operation_name"] == first["operation_name"]  # the server replayed it
+
+
+# ---------------------------------------------------------------- retention
+
+
+def test_dry_run_deletes_nothing(gcp_connection: ComputeEngineEmulator) -> None:
+    old = datetime.now(timezone.utc) - timedelta(days=3)
+    for n in range(3):
+        gcp_connection.add_machine_image(
+            f"old-{n}",
+            source_instance="us-central1-a/web-1",
+            labels={"managed-by": "airflow"},
+            creation_timestamp=old + timedelta(hours=n),
+        )
+    result = xcom_result(run("ami_test_retention_dry_run"), "prune")
+    assert result["dry_run"] is True
+    assert result["would_delete"] == ["old-0", "old-1"]
+    assert result["deleted"] == []
+    assert names(gcp_connection) == {"old-0", "old-1", "old-2"}
+    assert gcp_connection.count("machineImages.delete") == 0
+
+
+def test_unsafe_retention_is_rejected_when_the_dag_is_parsed() -> None:
+    from airflow_machine_images.operators import ComputeEngineMachineImageRetentionOperator
+    from airflow_machine_images.validation import MachineImageValidationError
+
+    for kwargs in ({"keep_last": 0, "label_selector": {"a": "b"}}, {"keep_last": 2}, {"label_selector": {"a": "b"}}):
+        with pytest.raises(MachineImageValidationError):
+            ComputeEngineMachineImageRetentionOperator(task_id="prune", **kwargs)
+
+
+# ---------------------------------------------------------------- the nightly backup example
+
+
+@pytest.fixture
+def fleet(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The example's project with 3 instances and 10 older images (8 nightly of web-1, 2 that must survive)."""
+    with ComputeEngineEmulator(default_project="demo-project", operation_seconds=0.5) as emu:
+        for instance in FLEET:
+            emu.add_instance(instance)
+        day = timedelta(days=1)
+        for n in range(1, 9):
+            emu.add_machine_image(
+                f"web-1-old-{n}",
+                source_instance=FLEET[0],
+                labels=NIGHTLY_LABELS,
+                creation_timestamp=LOGICAL_DATE - n * day,
+            )
+        emu.add_machine_image(  # outside the selector: never deleted
+            "web-2-by-hand", source_instance=FLEET[1], creation_timestamp=LOGICAL_DATE - 30 * day
+        )
+        emu.add_machine_image(  # not READY: never deleted
+            "db-1-broken",
+            source_instance=FLEET[2],
+            labels=NIGHTLY_LABELS,
+            status="INVALID",
+            creation_timestamp=LOGICAL_DATE - 30 * day,
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url, project="demo-project"))
+        yield emu
+
+
+def test_nightly_backup_creates_three_images_and_prunes_exactly_the_expected_ones(
+    fleet: ComputeEngineEmulator,
+) -> None:
+    dag_run = run("example_nightly_backup")
+    states = task_states(dag_run)
+    assert states == {"plan_backups": "success", "backup": "success", "prune_old_images": "success"}
+    new_images = {"web-1-20260520", "web-2-20260520", "db-1-20260520"}
+    # keep the newest 7 READY nightly images of web-1: the new one and old-1..6; old-7 and old-8 go
+    expected_deleted = {"web-1-old-7", "web-1-old-8"}
+    result = xcom_result(dag_run, "prune_old_images")
+    assert set(result["deleted"]) == expected_deleted
+    assert result["not_ready"] == ["db-1-broken"]
+    survivors = names(fleet, "demo-project")
+    assert new_images <= survivors
+    assert "web-2-by-hand" in survivors and "db-1-broken" in survivors
+    assert not expected_deleted & survivors
+    assert len(survivors) == 10 + 3 - 2
+
+    for image in fleet.machine_images("demo-project"):
+        if image["name"] in new_images:
+            labels = image["labels"]
+            assert labels["managed-by"] == "airflow" and labels["backup"] == "nightly"
+            assert labels["airflow-dag"] == "example_nightly_backup"
+            assert labels["airflow-task"] == "backup"
+            assert len(labels["airflow-ti"]) == 32
+
+    inserts, deletes = fleet.count("machineImages.insert"), fleet.count("machineImages.delete")
+    second = run("example_nightly_backup")  # the same DAG run again (a clear): nothing new
+    assert task_states(second) == states
+    assert xcom_result(second, "prune_old_images")["deleted"] == []
+    assert names(fleet, "demo-project") == survivors
+    assert fleet.count("machineImages.delete") == deletes
+    assert len(fleet.machine_images("demo-project")) == len(survivors)
+    # the re-run's inserts carried the first run's requestIds, so the server replayed them
+    replayed = [r.query["requestId"] for r in fleet.requests if r.action == "machineImages.insert"]
+    assert len(replayed) == inserts + 3 and set(replayed[inserts:]) == set(replayed[:inserts])
+
+
+def test_nightly_backup_emits_asset_events_with_the_image(fleet: ComputeEngineEmulator) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    run("example_nightly_backup")
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == "example_nightly_backup")).all()
+        extras = [e.extra for e in events if e.source_run_id and e.extra.get("name", "").endswith("-20260520")]
+    by_name = {e["name"]: e for e in extras}
+    assert set(by_name) == {"web-1-20260520", "web-2-20260520", "db-1-20260520"}
+    web1 = by_name["web-1-20260520"]
+    image = next(i for i in fleet.machine_images("demo-project") if i["name"] == "web-1-20260520")
+    assert web1["self_link"] == image["selfLink"]
+    assert web1["source_instance"] == image["sourceInstance"]
+    assert web1["total_storage_bytes"] == int(image["totalStorageBytes"])
+    assert len(web1["request_id"]) == 36
+
+
+def test_image_owned_by_an_earlier_try_is_not_a_conflict_for_if_exists_fail(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    # the first try made the image; the server then forgot the requestId: the retry gets a 409
+    assert task_states(run("ami_test_insert_fail_if_exists")) == {"create": "success"}
+    gcp_connection.forget_request_ids()
+    dag_run = run("ami_test_insert_fail_if_exists")
+    assert task_states(dag_run) == {"create": "success"}
+    assert xcom_result(dag_run, "create")["reused"] is True
+    assert len(gcp_connection.machine_images(PROJECT)) == 1
+
+
+# ---------------------------------------------------------------- examples and provider registration
+
+
+def test_every_example_dag_loads_without_import_errors() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "example_dags"))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "example_machine_image",
+        "example_machine_image_sensor",
+        "example_nightly_backup",
+        "example_pipeline_new_instance",
+        "example_react_to_new_images",
+    }
+    assert (DAGS_FOLDER / "example_nightly_backup.py").exists()
+
+
+def test_airflow_lists_the_provider_and_its_link() -> None:
+    def airflow(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", "providers", *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    assert "airflow-machine-images" in airflow("list")
+    assert "airflow_machine_images.links.MachineImageLink" in airflow("links")
