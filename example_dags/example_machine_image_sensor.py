@@ -45,4 +45,4 @@ with DAG(
         print(f"New machine image ready: {image['self_link']}")
         return str(image["self_link"])
 
-    wait >> use_image(submit.output)
+    submit >> wait >> use_image(submit.output)

@@ -106,6 +106,7 @@ def test_soft_fail_sensor_is_skipped_on_failure(gcp_connection: ComputeEngineEmu
 
 
 def test_example_sensor_dag_uses_the_image_downstream(gcp_connection: ComputeEngineEmulator) -> None:
+    assert load_dag("example_machine_image_sensor").get_task("wait_for_image").upstream_task_ids == {"submit_image"}
     dag_run = run("example_machine_image_sensor")
     assert task_states(dag_run) == {"submit_image": "success", "wait_for_image": "success", "use_image": "success"}
     assert xcom_result(dag_run, "use_image") == gcp_connection.machine_images(PROJECT)[0]["selfLink"]
