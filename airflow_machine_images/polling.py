@@ -8,8 +8,10 @@ handful of list calls per cycle and wakes each waiter when its resource reaches 
 
 * Operations (:class:`OperationPoller`): one paged ``globalOperations.list`` of the project's
   operations that are not DONE tells which waiters may be finished; only those are read back
-  (name filters, chunked) to get their result. A lone waiter long-polls ``globalOperations.wait``
-  instead, so it learns of completion at once; when others join, the long-poll is abandoned.
+  (name filters, chunked) to get their result. While at most :data:`MAX_LONG_POLLS` waiters wait,
+  each long-polls ``globalOperations.wait`` instead, so it learns of completion at once (that many
+  waits of up to two minutes cost no more calls than one list every 10 s); beyond that the polls are
+  coalesced (the long-polls are abandoned), and long-polling resumes when at most half as many remain.
 * Machine images (:class:`MachineImagePoller`): ``machineImages.list`` with chunked name filters.
 
 A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,8 +45,19 @@ ListPage = Callable[..., Awaitable[dict[str, Any]]]
 CHUNK_SIZE = 50
 #: A long-poll answered faster than this without DONE counts as early; we pause before the next.
 EARLY_RETURN_SECONDS = 1.0
+#: Up to this many waiters long-poll one each (a ~2-minute wait per waiter costs no more calls than a
+#: list every 10 s for all of them); more are coalesced into list calls, until half as many remain.
+MAX_LONG_POLLS = 12
 #: Failed cycles in a row (after the hook's own retries) before waiters are failed.
 MAX_FAILED_CYCLES = 3
+#: The window the request budget is counted over: a minute, plus margin for network jitter (the
+#: server timestamps requests a little later, and not all equally late).
+BUDGET_WINDOW_SECONDS = 60.5
+
+
+def _resume_long_polls_at() -> int:
+    """Coalescing stops once this few wait (half of :data:`MAX_LONG_POLLS`, at least a lone waiter)."""
+    return max(1, MAX_LONG_POLLS // 2)
 
 
 def name_filter(names: Iterable[str]) -> str:
@@ -103,7 +117,9 @@ class CoalescingPoller(ABC):
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failed_cycles = 0
-        self._early_backoff = 0.0
+        self._long_polls: dict[str, asyncio.Task[None]] = {}
+        self._coalescing = False
+        self._recent_calls: deque[float] = deque()
         self.on_idle: Callable[[], None] | None = None
 
     @property
@@ -144,12 +160,16 @@ class CoalescingPoller(ABC):
     async def _run(self) -> None:
         try:
             async with self.hook.lease_client():
-                while pending := self._pending_names():
-                    self._changed.clear()
-                    if len(pending) == 1 and self.supports_long_poll:
-                        await self._long_poll_cycle(next(iter(pending)))
-                    else:
-                        await self._poll_cycle(pending)
+                try:
+                    while pending := self._pending_names():
+                        self._changed.clear()
+                        if self._should_long_poll(pending):
+                            await self._long_poll_cycle(pending)
+                        else:
+                            await self._stop_long_polls()
+                            await self._poll_cycle(pending)
+                finally:
+                    await self._stop_long_polls()
         except Exception as error:  # e.g. the credentials could not be made: fail everyone
             self._fail_all(error)
         finally:
@@ -176,40 +196,88 @@ class CoalescingPoller(ABC):
         interval = max(self._poll_interval(), calls * 60.0 / self.max_requests_per_minute)
         await self._pause_until(started + interval, wake_for_long_poll=True)
 
-    async def _long_poll_cycle(self, name: str) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        self.stats.long_polls += 1
-        poll = asyncio.ensure_future(self.long_poll(name))
+    def _should_long_poll(self, pending: set[str]) -> bool:
+        """Long-poll each waiter while at most :data:`MAX_LONG_POLLS` wait; once coalescing, until half as many."""
+        if not self.supports_long_poll:
+            return False
+        self._coalescing = len(pending) > (_resume_long_polls_at() if self._coalescing else MAX_LONG_POLLS)
+        return not self._coalescing
+
+    async def _long_poll_cycle(self, names: set[str]) -> None:
+        """Keep one long-poll loop per waited name; return when one ends or somebody joins or leaves."""
+        for name in set(self._long_polls) - names:  # nobody waits for it any more
+            self._long_polls.pop(name).cancel()
+        for name in names - self._long_polls.keys():
+            self._long_polls[name] = asyncio.create_task(self._long_poll_until_final(name))
         changed = asyncio.ensure_future(self._changed.wait())
         try:
-            await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({changed, *self._long_polls.values()}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             changed.cancel()
-        if not poll.done():  # somebody joined or left: re-plan (the long-poll is only a read)
-            poll.cancel()
-            return
-        try:
-            resource = poll.result()
-        except ComputeEngineApiError as error:
-            if self._absorb_failure(error):
-                await self._pause_until(started + self._poll_interval(), wake_for_long_poll=False)
-            return
-        self._failed_cycles = 0
-        if self._resolve(name, resource):
-            self._early_backoff = 0.0
-        elif loop.time() - started < EARLY_RETURN_SECONDS:
-            # The server answered at once without the result: back off instead of spinning.
-            self._early_backoff = min(max(1.0, self._early_backoff * 2), self._poll_interval())
-            await self._pause_until(started + self._early_backoff, wake_for_long_poll=False)
-        else:
-            self._early_backoff = 0.0
+        for name, task in list(self._long_polls.items()):
+            if task.done():
+                del self._long_polls[name]
+                if not task.cancelled() and (unexpected := task.exception()) is not None:
+                    raise unexpected  # not an API error: fail everyone, as a failed cycle would
+
+    async def _long_poll_until_final(self, name: str) -> None:
+        """Long-poll one resource until it is final, backing off after early answers; fail its waiters on errors."""
+        loop = asyncio.get_running_loop()
+        backoff = 0.0
+        failures = 0
+        while True:
+            started = loop.time()
+            self.stats.long_polls += 1
+            try:
+                resource = await self.long_poll(name)
+            except ComputeEngineApiError as error:
+                failures += 1
+                if not isinstance(error, TransientApiError) or failures >= MAX_FAILED_CYCLES:
+                    self._fail(name, error)
+                    return
+                log.warning("Waiting for %s in project %s failed (%s); trying again", name, self.project_id, error)
+                await asyncio.sleep(self._poll_interval())
+                continue
+            failures = 0
+            if self._resolve(name, resource):
+                return
+            if loop.time() - started < EARLY_RETURN_SECONDS:
+                # The server answered at once without the result: back off instead of spinning.
+                backoff = min(max(1.0, backoff * 2), self._poll_interval())
+                await asyncio.sleep(backoff)
+            else:
+                backoff = 0.0
+
+    async def _stop_long_polls(self) -> None:
+        """Abandon every long-poll (they only read) and wait until they are gone."""
+        tasks, self._long_polls = list(self._long_polls.values()), {}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _within_budget(self) -> None:
+        """Wait until one more call keeps this poller within ``max_requests_per_minute`` in any 60 s.
+
+        The cycle interval keeps the average under budget; this also caps bursts (a cycle's list pages
+        and read-backs), so no sliding minute ever sees more than the budget.
+        """
+        loop = asyncio.get_running_loop()
+        limit = max(1, int(self.max_requests_per_minute))
+        while True:
+            now = loop.time()
+            while self._recent_calls and now - self._recent_calls[0] >= BUDGET_WINDOW_SECONDS:
+                self._recent_calls.popleft()
+            if len(self._recent_calls) < limit:
+                self._recent_calls.append(now)
+                return
+            await asyncio.sleep(BUDGET_WINDOW_SECONDS - (now - self._recent_calls[0]))
 
     async def _pause_until(self, when: float, *, wake_for_long_poll: bool) -> None:
-        """Sleep until ``when``; wake early if nobody waits any more, or (if asked) for a lone waiter."""
+        """Sleep until ``when``; wake early if nobody waits any more, or (if asked) once few enough to long-poll."""
         loop = asyncio.get_running_loop()
         while (pending := self._pending_names()) and (remaining := when - loop.time()) > 0:
-            if wake_for_long_poll and len(pending) == 1 and self.supports_long_poll:
+            if wake_for_long_poll and self.supports_long_poll and len(pending) <= _resume_long_polls_at():
                 return
             self._changed.clear()
             try:
@@ -241,6 +309,11 @@ class CoalescingPoller(ABC):
         self._fail_all(error)
         return False
 
+    def _fail(self, name: str, error: BaseException) -> None:
+        for waiter in self._waiters.get(name, ()):
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
     def _fail_all(self, error: BaseException) -> None:
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -270,6 +343,7 @@ class CoalescingPoller(ABC):
         items: list[Resource] = []
         token: str | None = None
         while True:
+            await self._within_budget()
             self.stats.calls += 1
             page = await list_page(project_id=self.project_id, filter_=filter_, page_token=token)
             items.extend(page.get("items", []))
@@ -298,6 +372,7 @@ class OperationPoller(CoalescingPoller):
         """One ``globalOperations.wait``."""
         from airflow_machine_images.exceptions import ResourceNotFoundError
 
+        await self._within_budget()
         self.stats.calls += 1
         try:
             return await self.hook.wait_operation(operation_name=name, project_id=self.project_id)

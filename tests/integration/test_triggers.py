@@ -172,7 +172,10 @@ def test_image_trigger_fails_on_invalid_and_on_missing_when_asked(gcp_connection
     assert missing["status"] == "error" and "does not exist" in missing["message"]
 
 
-def test_transient_faults_while_polling_are_absorbed(gcp_connection: ComputeEngineEmulator) -> None:
+def test_transient_faults_while_polling_are_absorbed(
+    gcp_connection: ComputeEngineEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # three waiters: coalesced list calls, not long-polls
     names = start_inserts(3)
     gcp_connection.inject(Fault(kind="status", status=503, action="globalOperations.list", times=3))
 
@@ -180,3 +183,4 @@ def test_transient_faults_while_polling_are_absorbed(gcp_connection: ComputeEngi
         return await asyncio.gather(*(first_event(operation_trigger(n, poll_interval=0.2)) for n in names))
 
     assert [e["status"] for e in asyncio.run(wait_all())] == ["success"] * 3
+    assert gcp_connection.count("globalOperations.list", status=503) == 3  # the faults were met, and absorbed

@@ -1,0 +1,117 @@
+"""The coalescing poller's policies, driven by a fake async hook (no HTTP): when waiters long-poll,
+when they are coalesced into list calls, and the per-project request budget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_machine_images import polling
+from airflow_machine_images.polling import OperationPoller
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+class FakeHook:
+    """Answers like the Compute API: every operation is DONE after ``done_after`` reads of it."""
+
+    client_key = ("fake",)
+
+    def __init__(self, done_after: int = 2) -> None:
+        self.done_after = done_after
+        self.reads: dict[str, int] = {}
+        self.waits = 0
+        self.lists = 0
+
+    @contextlib.asynccontextmanager
+    async def lease_client(self) -> AsyncIterator[None]:
+        yield None
+
+    def _read(self, name: str) -> dict[str, Any]:
+        self.reads[name] = self.reads.get(name, 0) + 1
+        return {"name": name, "status": "DONE" if self.reads[name] >= self.done_after else "RUNNING"}
+
+    async def wait_operation(self, *, operation_name: str, project_id: str) -> dict[str, Any]:
+        self.waits += 1
+        await asyncio.sleep(0.01)
+        return self._read(operation_name)
+
+    async def list_operations_page(self, *, project_id: str, filter_: str, page_token: str | None) -> dict[str, Any]:
+        self.lists += 1
+        names = sorted(self.reads) if filter_ == 'status != "DONE"' else polling_names(filter_)
+        items = [self._read(name) for name in names]
+        return {"items": [i for i in items if filter_ != 'status != "DONE"' or i["status"] != "DONE"]}
+
+
+def polling_names(filter_: str) -> list[str]:
+    return [part.split('"')[1] for part in filter_.split(" OR ")]
+
+
+def wait_all(poller: OperationPoller, names: list[str]) -> list[Any]:
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                *(poller.wait_for(name, lambda op: op["status"] == "DONE", poll_interval=0.01) for name in names)
+            )
+        )
+
+    return asyncio.run(scenario())
+
+
+def make_poller(hook: FakeHook, **kwargs: Any) -> OperationPoller:
+    return OperationPoller(hook, "demo-project", **kwargs)  # type: ignore[arg-type]
+
+
+def test_few_waiters_long_poll_one_each() -> None:
+    hook = FakeHook(done_after=2)
+    names = [f"operation-{i}" for i in range(polling.MAX_LONG_POLLS)]
+    results = wait_all(make_poller(hook), names)
+    assert [r["status"] for r in results] == ["DONE"] * len(names)
+    assert hook.lists == 0
+    assert hook.waits == 2 * len(names)  # one wait per read; no list calls at all
+
+
+def test_more_waiters_than_long_polls_are_coalesced() -> None:
+    hook = FakeHook(done_after=2)
+    names = [f"operation-{i}" for i in range(polling.MAX_LONG_POLLS + 1)]
+    results = wait_all(make_poller(hook, max_requests_per_minute=6000), names)
+    assert [r["status"] for r in results] == ["DONE"] * len(names)
+    assert hook.waits == 0
+    assert 0 < hook.lists < len(names)  # fewer calls than one per waiter
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([12], [True]),
+        ([13], [False]),
+        ([13, 7], [False, False]),  # once coalescing, stay so until half as many wait
+        ([13, 7, 6], [False, False, True]),
+        ([13, 6, 12], [False, True, True]),
+    ],
+)
+def test_long_polling_resumes_only_when_half_as_many_wait(sizes: list[int], expected: list[bool]) -> None:
+    poller = make_poller(FakeHook())
+    decisions = [poller._should_long_poll({f"op-{i}" for i in range(size)}) for size in sizes]
+    assert decisions == expected
+
+
+def test_no_sliding_window_sees_more_calls_than_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polling, "BUDGET_WINDOW_SECONDS", 0.3)
+    poller = make_poller(FakeHook(), max_requests_per_minute=3)
+
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        granted = []
+        for _ in range(7):
+            await poller._within_budget()
+            granted.append(loop.time())
+        return granted
+
+    granted = asyncio.run(scenario())
+    for i in range(len(granted) - 3):
+        assert granted[i + 3] - granted[i] >= 0.3 * 0.99  # a 4th call waits until the first leaves the window
