@@ -38,3 +38,7 @@ integration: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# Measured comparisons (about 10 minutes on 2 cores); regenerates docs/benchmarks.md. Not part of `make test`.
+bench: install
+	$(RUN) python -m benchmarks.run_all
