@@ -42,3 +42,9 @@ clean:
 # Measured comparisons (about 10 minutes on 2 cores); regenerates docs/benchmarks.md. Not part of `make test`.
 bench: install
 	$(RUN) python -m benchmarks.run_all
+
+# The long reliability campaign (docs/reliability.md): 2,000 creations under injected faults and
+# 1,000 hypothesis examples per bad-input strategy, about 18 minutes on 2 cores.
+# The short form (200 creations, 100 examples) runs inside `make test`.
+reliability: install
+	RELIABILITY_CREATIONS=2000 HYPOTHESIS_PROFILE=long $(RUN) pytest -q tests/reliability

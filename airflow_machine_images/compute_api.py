@@ -29,7 +29,7 @@ from airflow_machine_images.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
 API_VERSIONS = ("beta", "v1")
@@ -60,6 +60,36 @@ _REQUIRED_FIELDS = {
     "globalOperations.get": ("name", "status"),
     "globalOperations.wait": ("name", "status"),
     "machineImages.get": ("name", "status"),
+}
+#: Actions that answer with an Operation (or a list of them), whose status is one of three.
+_OPERATION_ACTIONS = frozenset(
+    {
+        "machineImages.insert",
+        "machineImages.delete",
+        "machineImages.setLabels",
+        "globalOperations.get",
+        "globalOperations.wait",
+        "globalOperations.list",
+    }
+)
+OPERATION_STATUSES = frozenset({"PENDING", "RUNNING", "DONE"})
+#: The JSON types of the fields the package reads, in a resource or a list item.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "status": (str,),
+    "selfLink": (str,),
+    "targetLink": (str,),
+    "sourceInstance": (str,),
+    "creationTimestamp": (str,),
+    "labelFingerprint": (str,),
+    "httpErrorMessage": (str,),
+    "id": (str, int),
+    "totalStorageBytes": (str, int),
+    "progress": (int,),
+    "httpErrorStatusCode": (int,),
+    "labels": (dict,),
+    "error": (dict,),
+    "storageLocations": (list,),
 }
 
 _VERSION_SUFFIX = re.compile(r"/compute/(?:beta|v1|alpha)/?$")
@@ -247,6 +277,24 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+_BEARER = re.compile(rb"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:
+    """``raw`` with every secret, every key in ``body`` and every bearer token replaced by ``***``.
+
+    :param raw: a response body about to be quoted in an error.
+    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
+    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
+    """
+    from airflow_machine_images.key_material import iter_key_material
+
+    for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
+        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
+            raw = raw.replace(form.encode("utf-8", "replace"), b"***")
+    return _BEARER.sub(rb"\1***", raw)
+
+
 def _snippet(raw: bytes, limit: int = 200) -> str:
     text = raw.decode("utf-8", errors="replace")
     text = re.sub(r"<[^>]*>", " ", text)
@@ -254,22 +302,27 @@ def _snippet(raw: bytes, limit: int = 200) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
-def parse_response(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+def parse_response(
+    call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str], *, secrets: Iterable[str | None] = ()
+) -> dict[str, Any]:
     """Turn a response into its JSON object, or raise the typed error it stands for.
 
     :param call: the call that was made.
     :param status: the HTTP status.
     :param raw: the response body.
     :param headers: the response headers (case-insensitive mapping preferred).
+    :param secrets: values that must not appear in an error (the access token); the call's key
+        material is added, since a server or proxy may quote the request back in its error.
     :raises ComputeEngineApiError: a subclass chosen by status and reason.
     """
     if status >= 300:
-        raise api_error(call, status, raw, headers)
+        raise api_error(call, status, scrub(raw, secrets, call.body), headers)
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
         raise MalformedResponseError(
-            f"{call.describe()} answered HTTP {status} with a body that is not JSON: {_snippet(raw)!r}",
+            f"{call.describe()} answered HTTP {status} with a body that is not JSON: "
+            f"{_snippet(scrub(raw, secrets, call.body))!r}",
             http_status=status,
             action=call.action,
         ) from None
@@ -290,7 +343,36 @@ def parse_response(call: ApiCall, status: int, raw: bytes, headers: Mapping[str,
         raise MalformedResponseError(
             f"{call.describe()} answered with 'items' that is not a list", http_status=status, action=call.action
         )
+    problem = _shape_problem(call.action, data)
+    if problem:
+        raise MalformedResponseError(
+            f"{call.describe()} answered with {problem}", http_status=status, action=call.action
+        )
     return data
+
+
+def _shape_problem(action: str, data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of an answer (or its list items), or None.
+
+    Only the fields the package reads are checked, so that garbage is reported here, naming the
+    field, instead of surfacing later as a ``KeyError`` or ``TypeError`` in an operator or a trigger.
+    """
+    listing = action.endswith(".list")
+    resources = data.get("items", []) if listing else [data]
+    for index, resource in enumerate(resources):
+        where = f"items[{index}]" if listing else "a resource"
+        if not isinstance(resource, dict):
+            return f"{where} that is {type(resource).__name__}, not an object"
+        if listing and not isinstance(resource.get("name"), str):
+            return f"{where} without a name"
+        for key, types in _FIELD_TYPES.items():
+            value = resource.get(key)
+            if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+                expected = " or ".join(t.__name__ for t in types)
+                return f"{where} whose {key!r} is {type(value).__name__}, not {expected}"
+        if action in _OPERATION_ACTIONS and resource.get("status", "DONE") not in OPERATION_STATUSES:
+            return f"{where} whose status {str(resource.get('status'))[:40]!r} is not an operation status"
+    return None
 
 
 def api_error(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> ComputeEngineApiError:

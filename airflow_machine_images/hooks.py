@@ -223,7 +223,8 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
             raise TransientApiError(
                 f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
             ) from exc
-        return parse_response(call, response.status_code, response.content, response.headers)
+        token = getattr(self.session.credentials, "token", None)
+        return parse_response(call, response.status_code, response.content, response.headers, secrets=[token])
 
     # ------------------------------------------------------------------ machine images
 
@@ -591,7 +592,8 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read_timeout),
             ) as response:
                 raw = await response.read()
-                return parse_response(call, response.status, raw, response.headers)
+                token = getattr(client.credentials, "token", None)
+                return parse_response(call, response.status, raw, response.headers, secrets=[token])
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransientApiError(
                 f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action

@@ -66,6 +66,26 @@ def default_labels(identity: TaskInstanceIdentity, owner_key: str) -> dict[str, 
     }
 
 
+#: The API's limit of labels per resource.
+MAX_LABELS = 64
+
+
+def merge_default_labels(labels: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
+    """The user's labels plus as many default labels as the 64-label limit leaves room for.
+
+    The user's labels win, on a shared key and for room: valid labels are never rejected because of
+    the defaults. Defaults are kept in order of use: the task-instance key (a retry recognises its
+    image by it), ``managed-by`` (retention selects on it), then the others.
+
+    :param labels: the user's (validated) labels.
+    :param defaults: :func:`default_labels`.
+    """
+    wanted = [key for key in defaults if key not in labels]
+    wanted.sort(key=lambda key: (key != OWNER_LABEL, key != MANAGED_BY_LABEL))
+    kept = wanted[: max(0, MAX_LABELS - len(labels))]
+    return {**{key: defaults[key] for key in kept}, **labels}
+
+
 class ComputeEngineMachineImageBaseOperator(BaseOperator):
     """Connection settings and the hook, shared by the machine-image operators.
 
@@ -309,9 +329,14 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request_id = validate_request_id(self.request_id) if self.request_id is not None else None
         identity = TaskInstanceIdentity.of(context["ti"])
         owner_key = task_instance_key(identity)
-        labels = validate_labels(self.labels if self.labels is not None else {})
+        given_labels, labels_parameter, extra_body = self.labels, "labels", self.body
+        if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
+            # Labels given in ``body``: the default labels join them, as they join the labels argument.
+            given_labels, labels_parameter = extra_body["labels"], "body.labels"
+            extra_body = {key: value for key, value in extra_body.items() if key != "labels"}
+        labels = validate_labels(given_labels if given_labels is not None else {}, labels_parameter)
         if self.add_default_labels:
-            labels = {**default_labels(identity, owner_key), **labels}  # the user's labels win
+            labels = merge_default_labels(labels, default_labels(identity, owner_key))
         project_id = self.resolved_project_id()
         source = parse_source_instance(self.source_instance, default_project=project_id)
         body = build_machine_image_body(
@@ -324,7 +349,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             machine_image_encryption_key=self.machine_image_encryption_key,
             source_disk_encryption_keys=self.source_disk_encryption_keys,
             machine_image_params=self.machine_image_params,
-            body=self.body,
+            body=extra_body,
             schemas=machine_image_schemas(self.api_version),
         )
         return InsertRequest(
@@ -606,12 +631,20 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             "made by an earlier try of this task instance" if ours else "from the same source instance",
         )
         if image.get("status") != "READY" and self.wait_for_completion:
-            image = self.hook.wait_for_machine_image(
-                name=request.name,
-                project_id=request.project_id,
-                timeout=self.timeout,
-                poll_interval=self.poll_interval,
-            )
+            try:
+                image = self.hook.wait_for_machine_image(
+                    name=request.name,
+                    project_id=request.project_id,
+                    timeout=self.timeout,
+                    poll_interval=self.poll_interval,
+                )
+            except ResourceNotFoundError:
+                self.log.warning(
+                    "Machine image %s vanished while %s (its creation failed, or it was deleted); submitting again",
+                    request.name,
+                    image.get("status"),
+                )
+                return None
         return machine_image_summary(
             project_id=request.project_id,
             name=request.name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
 
@@ -95,6 +95,20 @@ class _ComputeEngineTrigger(BaseTrigger):
             api_endpoint=self.api_endpoint,
         )
 
+    def _invalid(self, check: Callable[[], object]) -> str | None:
+        """Why the (stored, so possibly tampered) identifiers cannot go into a URL; None if they can.
+
+        Checked before any request, so a bad name ends in an error event, not in a request or a crash.
+        """
+        from airflow_machine_images.validation import MachineImageValidationError, validate_project_id
+
+        try:
+            validate_project_id(self.project_id)
+            check()
+        except MachineImageValidationError as error:
+            return str(error)
+        return None
+
     def _event(self, status: str, message: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent(
             {"status": status, "message": message, "project_id": self.project_id, "extra": self.event_extra, **payload}
@@ -130,7 +144,12 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
         from airflow_machine_images.compute_api import operation_errors
         from airflow_machine_images.exceptions import ComputeEngineError
         from airflow_machine_images.polling import OperationPoller, poller_for
+        from airflow_machine_images.validation import validate_operation_name
 
+        problem = self._invalid(lambda: validate_operation_name(self.operation_name))
+        if problem:
+            yield self._event("error", problem, operation_name=self.operation_name, operation=None, errors=[])
+            return
         hook = self.hook()
         self.log.info("Waiting for operation %s in project %s", self.operation_name, self.project_id)
         try:
@@ -195,7 +214,12 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
         """Wait (coalesced per project) and yield the outcome."""
         from airflow_machine_images.exceptions import ComputeEngineError
         from airflow_machine_images.polling import MachineImagePoller, poller_for
+        from airflow_machine_images.validation import parse_machine_image_ref
 
+        problem = self._invalid(lambda: parse_machine_image_ref(self.machine_image, self.project_id))
+        if problem:
+            yield self._event("error", problem, machine_image=self.machine_image, image=None)
+            return
         hook = self.hook()
         self.log.info("Waiting for machine image %s in project %s to be READY", self.machine_image, self.project_id)
         try:

@@ -489,3 +489,18 @@ _MACHINE_IMAGE_FIELDS = frozenset(
     }
 )  # fmt: skip
 _KEY_FIELDS = frozenset({"rawKey", "rsaEncryptedKey", "kmsKeyName", "kmsKeyServiceAccount", "sha256"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Edges the reliability campaign adds
+# --------------------------------------------------------------------------------------------------
+
+
+def valid_labels_near_the_limit() -> st.SearchStrategy[dict[str, str]]:
+    """Valid label dicts of 60 to 64 entries: the API's limit, which default labels must not push past."""
+    return st.dictionaries(label_keys(), label_values(), min_size=60, max_size=64)
+
+
+def any_valid_labels() -> st.SearchStrategy[dict[str, str]]:
+    """Valid labels of any size, the sizes near the 64-label limit included."""
+    return st.one_of(valid_labels(), valid_labels_near_the_limit())
