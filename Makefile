@@ -48,3 +48,8 @@ bench: install
 # The short form (200 creations, 100 examples) runs inside `make test`.
 reliability: install
 	RELIABILITY_CREATIONS=2000 HYPOTHESIS_PROFILE=long $(RUN) pytest -q tests/reliability
+
+# Real multi-process Airflow (PostgreSQL, api-server, scheduler, dag-processor, triggerer) plus the
+# emulator and headless Chromium; about 3 minutes. Needs `scripts/e2e_setup.sh` once (root or sudo).
+e2e: install
+	$(RUN) pytest -q -m e2e tests/e2e

@@ -1,0 +1,147 @@
+"""The e2e harness: one real multi-process Airflow 3 (+ PostgreSQL + the emulator) per test session.
+
+Everything it starts runs in its own process group and is stopped at the end by group id, also when
+a test fails, on Ctrl-C, on SIGTERM, and (as a last resort) at interpreter exit. The logs, task logs,
+screenshots and ``e2e-summary.json`` stay under ``.artifacts/e2e/<timestamp>/`` (or
+``$AMI_E2E_ARTIFACTS``), and the path is printed at the end.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.e2e.metrics import Summary
+from tests.e2e.observe import wait_for_idle_dag
+from tests.e2e.scenarios import BACKUP_DAG
+from tests.e2e.stack import REPO_ROOT, Stack, StackConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+    from types import FrameType
+
+#: DAGs the cases need parsed before they start.
+E2E_DAG_IDS = (BACKUP_DAG.dag_id, "e2e_real_failures")
+
+_SUMMARY: Summary | None = None
+_STACK: Stack | None = None
+
+
+def _artifacts_dir() -> Path:
+    configured = os.environ.get("AMI_E2E_ARTIFACTS")
+    if configured:
+        root = Path(configured)
+        root.mkdir(parents=True, exist_ok=True)
+        return root.resolve()
+    base = REPO_ROOT / ".artifacts" / "e2e" / time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 100):  # two sessions started in the same second get their own dirs
+        root = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+        try:
+            root.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return root.resolve()
+    raise RuntimeError(f"cannot create an artifacts dir next to {base}")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where this session's logs, task logs, screenshots and summary go."""
+    return Path(summary_for_session().artifacts_dir)
+
+
+def summary_for_session() -> Summary:
+    """The session's summary (created on first use)."""
+    global _SUMMARY
+    if _SUMMARY is None:
+        _SUMMARY = Summary(artifacts_dir=str(_artifacts_dir()))
+    return _SUMMARY
+
+
+@pytest.fixture(scope="session")
+def summary() -> Summary:
+    """What the session measures and reports."""
+    return summary_for_session()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _close_stack_at_exit() -> None:
+    if _STACK is not None:
+        _STACK.close()
+
+
+@pytest.fixture(scope="session")
+def stack(summary: Summary, artifacts: Path) -> Iterator[Stack]:
+    """PostgreSQL + emulator + api-server, scheduler, dag-processor, triggerer: started, healthy, DAGs parsed."""
+    global _STACK
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    atexit.register(_close_stack_at_exit)
+    harness = Stack(StackConfig(dag_ids=E2E_DAG_IDS), artifacts, summary)
+    _STACK = harness
+    try:
+        try:
+            harness.start()
+        except BaseException:
+            sys.stderr.write(f"\ne2e stack failed to start; process logs:\n{harness.failure_report(60)}\n")
+            raise
+        yield harness
+    finally:
+        harness.close()
+        _STACK = None
+        signal.signal(signal.SIGTERM, previous_term)
+        summary.write(artifacts / "e2e-summary.json")
+
+
+@pytest.fixture(scope="session")
+def backup_dag_idle(stack: Stack, summary: Summary) -> str:
+    """The backup DAG's id, once the run its unpausing scheduled (if any) has finished.
+
+    The wait is reported on its own (``settle``), not in any case's duration.
+    """
+    assert stack.api is not None
+    started = time.monotonic()
+    others = wait_for_idle_dag(stack.api, BACKUP_DAG.dag_id, timeout=300)
+    summary.settle = {
+        "dag_id": BACKUP_DAG.dag_id,
+        "seconds": round(time.monotonic() - started, 1),
+        "runs_waited_for": others,
+    }
+    return BACKUP_DAG.dag_id
+
+
+# ---------------------------------------------------------------------- reporting hooks
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    """On a failed e2e test, attach the tail of every process log (and PostgreSQL's) to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _STACK is not None:
+        report.sections.append(("e2e process logs (tails)", _STACK.failure_report(40)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record each case's duration (the test body; the stack start is reported on its own)."""
+    if report.when == "call" and _SUMMARY is not None:
+        name = report.nodeid.split("::")[-1]
+        _SUMMARY.record_case(name, report.duration, report.outcome)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the measurements and where the artifacts are."""
+    if _SUMMARY is None:
+        return
+    terminalreporter.section("e2e summary")
+    terminalreporter.write_line(_SUMMARY.render())
+    terminalreporter.write_line(f"summary JSON: {Path(_SUMMARY.artifacts_dir) / 'e2e-summary.json'}")

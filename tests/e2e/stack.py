@@ -1,0 +1,342 @@
+"""The e2e stack: PostgreSQL, the Compute Engine emulator and a multi-process Airflow 3, all on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.e2e.metrics import MemorySampler, Summary
+from tests.e2e.net import free_port, wait_for
+from tests.e2e.postgres import PostgresCluster
+from tests.e2e.processes import ManagedProcess, ProcessRegistry, tail
+from tests.e2e.rest import AirflowApi, EmulatorControl
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+E2E_DIR = Path(__file__).resolve().parent
+PROJECT = "demo-project"
+#: The nightly-backup example's default fleet: its scheduled run (made when the DAG is unpaused) backs these up.
+EXAMPLE_FLEET = ("us-central1-a/web-1", "us-central1-a/web-2", "us-east1-b/db-1")
+#: Each case backs up its own three instances, so its images are told apart from every other run's
+#: (the example names images INSTANCE-YYYYMMDD: two runs of one day over one fleet would share them).
+CASE_INSTANCES = {
+    case: (f"us-central1-a/web-{case}", f"us-central1-b/app-{case}", f"us-east1-b/db-{case}") for case in "abc"
+}
+#: Case (b)'s instances are added at run time with slower images (see test_b), not at start.
+SLOW_CASES = frozenset({"b"})
+#: Source instances the emulator starts with.
+INSTANCES = EXAMPLE_FLEET + tuple(
+    i for case in sorted(CASE_INSTANCES) if case not in SLOW_CASES for i in CASE_INSTANCES[case]
+)
+#: How long the emulator takes to make an image: long enough that tasks are visibly DEFERRED.
+OPERATION_SECONDS = 25.0
+#: Airflow components started as separate processes, in start order.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Seconds to wait for health (2 cores, cold start: ~20-40 s measured).
+HEALTH_TIMEOUT = 240.0
+
+
+@dataclass
+class StackConfig:
+    """Knobs of the stack (defaults: what the e2e suite uses)."""
+
+    dag_ids: tuple[str, ...]
+    instances: tuple[str, ...] = INSTANCES
+    operation_seconds: float = OPERATION_SECONDS
+    parallelism: int = 4
+    extra_airflow_env: dict[str, str] = field(default_factory=dict)
+
+
+def python() -> str:
+    """The interpreter running the tests (the project's venv)."""
+    return sys.executable
+
+
+def airflow_executable() -> str:
+    """The ``airflow`` entry point next to the interpreter."""
+    candidate = Path(sys.executable).with_name("airflow")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("airflow")
+    if not found:
+        raise RuntimeError(f"no `airflow` executable next to {sys.executable} or on PATH")
+    return found
+
+
+def base_env() -> dict[str, str]:
+    """The test process's environment minus anything Airflow or Google (the unit-test conftest sets some)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "GOOGLE_", "PYTEST_"))
+        and key not in {"_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"}
+    }
+
+
+class Stack:
+    """Starts, watches and stops everything. Use :meth:`start` then :meth:`close` (always)."""
+
+    def __init__(self, config: StackConfig, artifacts: Path, summary: Summary) -> None:
+        """:param config: the knobs. :param artifacts: where logs go. :param summary: what we report."""
+        self.config = config
+        self.artifacts = artifacts
+        self.summary = summary
+        self.registry = ProcessRegistry()
+        self.work = Path(tempfile.mkdtemp(prefix="ami-e2e-"))
+        self.airflow_home = self.work / "airflow-home"
+        self.dags_folder = self.work / "dags"
+        self.postgres: PostgresCluster | None = None
+        self.emulator_process: ManagedProcess | None = None
+        self.emulator_url = ""
+        self.api_port = 0
+        self.api: AirflowApi | None = None
+        self.emulator: EmulatorControl | None = None
+        self.airflow: dict[str, ManagedProcess] = {}
+        self.sampler = MemorySampler(self._groups)
+        self._closed = False
+        self._triggerer_generation = 1
+        self.log_ports = (free_port(), free_port())
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Bring everything up; raise with every log tail if anything fails to become healthy."""
+        started = time.monotonic()
+        marks: dict[str, float] = {}
+        self.sampler.start()
+        self._prepare_dirs()
+        self.postgres = PostgresCluster.create(self.artifacts / "postgres.log")
+        marks["postgres"] = time.monotonic() - started
+        self._start_emulator()
+        self.api_port = free_port()
+        self.api = AirflowApi(f"http://127.0.0.1:{self.api_port}")
+        self._migrate()
+        marks["emulator + db migrate"] = time.monotonic() - started - sum(marks.values())
+        for component in COMPONENTS:
+            self._start_component(component)
+        self._wait_healthy()
+        marks["airflow healthy"] = time.monotonic() - started - sum(marks.values())
+        self._wait_dags_parsed(self.config.dag_ids)
+        for dag_id in self.config.dag_ids:
+            self.api.patch(f"/dags/{dag_id}", {"is_paused": False})
+        marks["DAGs parsed"] = time.monotonic() - started - sum(marks.values())
+        self.summary.stack_start_seconds = round(time.monotonic() - started, 1)
+        self.summary.stack_start_breakdown = {k: round(v, 1) for k, v in marks.items()}
+
+    def _prepare_dirs(self) -> None:
+        """AIRFLOW_HOME, the DAGs folder (example DAGs + e2e DAGs copied in) and the task log folder."""
+        self.airflow_home.mkdir(parents=True)
+        self.dags_folder.mkdir()
+        (self.artifacts / "task-logs").mkdir(parents=True, exist_ok=True)
+        for source in [*sorted((REPO_ROOT / "example_dags").glob("*.py")), *sorted((E2E_DIR / "dags").glob("*.py"))]:
+            shutil.copy(source, self.dags_folder / source.name)
+
+    def _start_emulator(self) -> None:
+        """Start the emulator process; read its URL from the ready file (or its first stdout line)."""
+        ready = self.work / "emulator.url"
+        argv = [python(), "-m", "airflow_machine_images.emulator", "--port", "0", "--project", PROJECT]
+        for instance in self.config.instances:
+            argv += ["--instance", instance]
+        argv += ["--operation-seconds", str(self.config.operation_seconds), "--ready-file", str(ready)]
+        env = base_env() | {"PYTHONPATH": str(REPO_ROOT)}
+        process = self.registry.start(
+            "emulator", argv, env=env, log_path=self.artifacts / "emulator.log", cwd=REPO_ROOT
+        )
+        self.emulator_process = process
+
+        def probe() -> str | None:
+            if not process.running():
+                raise RuntimeError(f"the emulator exited at start:\n{process.describe()}")
+            return ready.read_text().strip() if ready.exists() else None
+
+        self.emulator_url = wait_for("the emulator's ready file", probe, timeout=60, interval=0.2)
+        self.emulator = EmulatorControl(self.emulator_url, PROJECT)
+        wait_for("the emulator's health endpoint", self.emulator.health, timeout=30, interval=0.2)
+
+    def airflow_env(self) -> dict[str, str]:
+        """The environment of every Airflow process (see shared/AIRFLOW_NOTES.md)."""
+        assert self.postgres is not None
+        connection = {
+            "conn_type": "google_cloud_platform",
+            "extra": {"project": PROJECT, "is_anonymous": True, "compute_api_endpoint": self.emulator_url},
+        }
+        env = base_env() | {
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.config.parallelism),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+            # Paused at creation, then the DAGs the cases use are unpaused through the API: the other
+            # example DAGs (scheduled, asset-triggered) must not make images while the cases count them.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.sqlalchemy_url,
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.artifacts / "task-logs"),
+            # The log servers default to fixed ports (8793, 8794): free ones let two stacks run side by side.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_ports[0]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_ports[1]),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(connection),
+            # The package under test is imported from the checkout (it is also installed in the venv).
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        return env | self.config.extra_airflow_env
+
+    def _migrate(self) -> None:
+        """``airflow db migrate`` (also writes the shared JWT secret into AIRFLOW_HOME/airflow.cfg)."""
+        log = self.artifacts / "db-migrate.log"
+        with log.open("wb") as handle:
+            result = subprocess.run(
+                [airflow_executable(), "db", "migrate"],
+                env=self.airflow_env(),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=300,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise RuntimeError(f"`airflow db migrate` exited with {result.returncode}:\n{tail(log, 60)}")
+
+    def _start_component(self, component: str, log_name: str | None = None) -> ManagedProcess:
+        """Start ``airflow <component>`` in its own process group."""
+        argv = [airflow_executable(), component]
+        if component == "api-server":
+            argv += ["--port", str(self.api_port), "--host", "127.0.0.1"]
+        name = log_name or component
+        process = self.registry.start(
+            name, argv, env=self.airflow_env(), log_path=self.artifacts / f"{name}.log", cwd=self.work
+        )
+        self.airflow[component] = process
+        return process
+
+    def _check_alive(self) -> None:
+        """Raise with the log tail of any Airflow component that has exited."""
+        dead = [p for p in self.airflow.values() if not p.running()]
+        if dead:
+            raise RuntimeError("Airflow component(s) exited:\n" + "\n".join(p.describe(60) for p in dead))
+
+    def _wait_healthy(self) -> None:
+        """Wait for ``/api/v2/monitor/health``: metadatabase, scheduler, triggerer, dag_processor healthy."""
+        assert self.api is not None
+        api = self.api
+
+        def probe() -> dict[str, Any] | None:
+            self._check_alive()
+            health = api.health()
+            statuses = {name: (health.get(name) or {}).get("status") for name in _HEALTH_PARTS}
+            return health if all(status == "healthy" for status in statuses.values()) else None
+
+        wait_for(
+            "Airflow health (scheduler, triggerer, dag_processor)",
+            probe,
+            timeout=HEALTH_TIMEOUT,
+            interval=1.0,
+            on_timeout=self.registry.failure_report,
+        )
+
+    def _wait_dags_parsed(self, dag_ids: Iterable[str]) -> None:
+        """Wait until every needed DAG is serialized (visible in the REST API).
+
+        An import error in one of the suite's own DAG files fails at once. One in an example DAG the
+        cases do not need (another issue's work in progress) is kept as a note in the summary; if a
+        needed DAG never appears, the timeout message lists every import error.
+        """
+        assert self.api is not None
+        api = self.api
+        wanted = set(dag_ids)
+        suite_files = {p.name for p in (E2E_DIR / "dags").glob("*.py")}
+        errors: list[dict[str, Any]] = []
+
+        def describe_errors(found: list[dict[str, Any]]) -> str:
+            return "\n\n".join(f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in found)
+
+        def probe() -> bool:
+            self._check_alive()
+            errors[:] = api.get("/importErrors", limit=100)["import_errors"]
+            ours = [e for e in errors if Path(str(e.get("filename", ""))).name in suite_files]
+            if ours:
+                raise AssertionError("import errors in the e2e DAGs:\n" + describe_errors(ours))
+            found = {d["dag_id"] for d in api.get("/dags", limit=1000)["dags"]}
+            return wanted <= found
+
+        wait_for(
+            f"DAGs {sorted(wanted)} to be parsed",
+            probe,
+            timeout=180,
+            interval=1.0,
+            on_timeout=lambda: f"import errors: {describe_errors(errors) or 'none'}\n{self.registry.failure_report()}",
+        )
+        self.summary.notes.extend(
+            f"import error in {Path(str(e.get('filename'))).name} (not needed by the cases): "
+            f"{str(e.get('stack_trace', '')).strip().splitlines()[-1:]}"
+            for e in errors
+        )
+
+    # ------------------------------------------------------------------ during the cases
+
+    @property
+    def triggerer(self) -> ManagedProcess:
+        """The current triggerer process."""
+        return self.airflow["triggerer"]
+
+    def kill_triggerer(self) -> int:
+        """SIGKILL the triggerer's whole process group (a crash: no clean shutdown). :return: its pid."""
+        process = self.triggerer
+        self.registry.kill_hard(process)
+        return process.pid
+
+    def start_new_triggerer(self) -> ManagedProcess:
+        """Start a replacement triggerer (log ``triggerer-N.log``)."""
+        self._triggerer_generation += 1
+        return self._start_component("triggerer", log_name=f"triggerer-{self._triggerer_generation}")
+
+    # ------------------------------------------------------------------ stop
+
+    def _groups(self) -> dict[int, str]:
+        groups = self.registry.groups()
+        if self.postgres is not None:
+            pgid = self.postgres.postmaster_pgid()
+            if pgid is not None:
+                groups[pgid] = "postgres"
+        return groups
+
+    def failure_report(self, lines: int = 40) -> str:
+        """Every process's log tail (and the PostgreSQL log), for a failing test."""
+        report = self.registry.failure_report(lines)
+        if self.postgres is not None:
+            report += f"\n--- postgres, log {self.postgres.log_path}:\n{self.postgres.log_tail(lines // 2)}"
+        return report
+
+    def close(self) -> None:
+        """Stop everything the harness started (idempotent), remove temp dirs, record memory."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.sampler.stop()
+        self.summary.take_memory(self.sampler)
+        self.summary.shutdown.extend(self.registry.stop_all())
+        if self.postgres is not None:
+            try:
+                self.summary.shutdown.append(self.postgres.stop_and_remove())
+            except Exception as exc:
+                self.summary.shutdown.append(f"postgres: stop failed: {exc!r}")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+_HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
