@@ -28,12 +28,12 @@ if TYPE_CHECKING:
 
     import jinja2
     from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
 
     from airflow_machine_images.exceptions import OperationFailedError
     from airflow_machine_images.hooks import ComputeEngineMachineImageHook
     from airflow_machine_images.request_ids import TaskInstanceIdentity
     from airflow_machine_images.retention import RetentionPolicy
+    from airflow_machine_images.triggers import MachineImageOperationTrigger
 
 IF_EXISTS_CHOICES = ("reuse", "fail")
 API_VERSION_CHOICES = ("beta", "v1")
@@ -138,6 +138,30 @@ class ComputeEngineMachineImageBaseOperator(BaseOperator):
         from airflow_machine_images.validation import validate_project_id
 
         return validate_project_id(self.project_id or self.hook.default_project_id)
+
+    def operation_trigger(
+        self, operation_name: str, project_id: str, *, poll_interval: float, generation: int, request_id: str
+    ) -> MachineImageOperationTrigger:
+        """The trigger that waits for ``operation_name`` with this operator's connection settings.
+
+        :param operation_name: the global operation to wait for.
+        :param project_id: the resolved project.
+        :param poll_interval: seconds between coalesced checks.
+        :param generation: which submission of this task instance made the operation.
+        :param request_id: the requestId the operation was made with (handed back in the event).
+        """
+        from airflow_machine_images.triggers import MachineImageOperationTrigger
+
+        return MachineImageOperationTrigger(
+            operation_name=operation_name,
+            project_id=project_id,
+            gcp_conn_id=self.gcp_conn_id,
+            impersonation_chain=self.impersonation_chain,
+            api_version=self.api_version,
+            api_endpoint=self.api_endpoint,
+            poll_interval=poll_interval,
+            event_extra={"generation": generation, "request_id": request_id},
+        )
 
     @staticmethod
     @contextmanager
@@ -515,19 +539,14 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         return True
 
     def _defer_until_done(self, request: InsertRequest, operation_name: str, generation: int, request_id: str) -> None:
-        from airflow_machine_images.triggers import MachineImageOperationTrigger
-
         self.log.info("Deferring until operation %s is DONE (checked every %.0f s)", operation_name, self.poll_interval)
         self.defer(
-            trigger=MachineImageOperationTrigger(
-                operation_name=operation_name,
-                project_id=request.project_id,
-                gcp_conn_id=self.gcp_conn_id,
-                impersonation_chain=self.impersonation_chain,
-                api_version=self.api_version,
-                api_endpoint=self.api_endpoint,
+            trigger=self.operation_trigger(
+                operation_name,
+                request.project_id,
                 poll_interval=self.poll_interval,
-                event_extra={"generation": generation, "request_id": request_id},
+                generation=generation,
+                request_id=request_id,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -766,7 +785,13 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
                 return delete_summary(project_id, name, deleted=True, operation=operation, request_id=request_id)
             if self.deferrable and operation["status"] != "DONE":
                 self.defer(
-                    trigger=self._trigger(project_id, operation["name"], generation, request_id),
+                    trigger=self.operation_trigger(
+                        operation["name"],
+                        project_id,
+                        poll_interval=self.poll_interval,
+                        generation=generation,
+                        request_id=request_id,
+                    ),
                     method_name="execute_complete",
                     timeout=timedelta(seconds=self.timeout),
                 )
@@ -780,20 +805,6 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
             if result is not None:
                 return result
         raise AirflowFailException(f"Machine image {name} kept coming back after {MAX_GENERATIONS} deletions")
-
-    def _trigger(self, project_id: str, operation_name: str, generation: int, request_id: str) -> BaseTrigger:
-        from airflow_machine_images.triggers import MachineImageOperationTrigger
-
-        return MachineImageOperationTrigger(
-            operation_name=operation_name,
-            project_id=project_id,
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            api_version=self.api_version,
-            api_endpoint=self.api_endpoint,
-            poll_interval=self.poll_interval,
-            event_extra={"generation": generation, "request_id": request_id},
-        )
 
     def _confirm_gone(
         self, project_id: str, name: str, operation: Mapping[str, Any], request_id: str
