@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import random
 import sys
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.emulator_process import EmulatorProcess, epoch, project_of
 from benchmarks.environment import monotonic_to_epoch_offset, prepare_airflow, use_emulator
+from benchmarks.output import emit_json
 from benchmarks.stats import median, percentile
 
 if TYPE_CHECKING:
@@ -419,12 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         strategies=tuple(args.strategies),
     )
     results = run(settings)
-    text = json.dumps(results, indent=2, default=str)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+    emit_json(results, args.out)
     return 0
 
 

@@ -11,7 +11,6 @@ roughly ``fleet * (operation + per-task overhead)`` in both modes; requests are 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 from benchmarks.emulator_process import EmulatorProcess
 from benchmarks.environment import prepare_airflow, use_emulator
+from benchmarks.output import emit_json
 
 DAG_FILE = Path(__file__).resolve().parent / "dags" / "bench_mapped_backup.py"
 PROJECT = "bench-e2e"
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operation-seconds", type=float, default=1.0, help="insert duration (default 1)")
     parser.add_argument("--out", help="write JSON here instead of stdout")
     args = parser.parse_args(argv)
-    text = json.dumps(run(args.instances, args.operation_seconds), indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
+    emit_json(run(args.instances, args.operation_seconds), args.out)
     return 0
 
 

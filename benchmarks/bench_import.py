@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import REPO_ROOT, prepare_airflow
+from benchmarks.output import emit_json
 from benchmarks.stats import median
 
 OURS = "import airflow_machine_images.operators, airflow_machine_images.sensors"
@@ -158,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per variant (default 7)")
     parser.add_argument("--out", help="write JSON here instead of stdout")
     args = parser.parse_args(argv)
-    text = json.dumps(run(args.runs), indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
+    emit_json(run(args.runs), args.out)
     return 0
 
 

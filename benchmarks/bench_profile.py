@@ -17,7 +17,6 @@ benchmarks.bench_scale --count 2000 --dmin 15 --dmax 30`` (and ``speedscope`` fo
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import REPO_ROOT
+from benchmarks.output import emit_json
 
 #: Frames that mark a stack as module loading (start-up), not steady-state work.
 IMPORT_FRAMES = frozenset({"_find_and_load", "_load_unlocked", "_call_with_frames_removed"})
@@ -234,11 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_driver(args.worker_driver)
         return 0
     results = run(args.scale_count, args.worker_images, Path(args.out_dir) if args.out_dir else None)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
+    emit_json(results, args.out)
     return 0
 
 

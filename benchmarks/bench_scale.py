@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import sys
 import time
 import uuid
@@ -28,6 +27,7 @@ from typing import Any
 
 from benchmarks.emulator_process import EmulatorProcess, epoch, project_of
 from benchmarks.environment import monotonic_to_epoch_offset, prepare_airflow, use_emulator
+from benchmarks.output import emit_json
 from benchmarks.stats import summary
 
 PROJECT = "bench-scale"
@@ -264,11 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write JSON here instead of stdout")
     args = parser.parse_args(argv)
     results = run(args.count, dmin=args.dmin, dmax=args.dmax, poll_interval=args.poll_interval)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
+    emit_json(results, args.out)
     return 0
 
 

@@ -91,8 +91,7 @@ def test_profile_results(tiny_run: tuple[dict, str]) -> None:
     profile = tiny_run[0]["steps"]["profile"]
     for key in ("scale", "worker"):
         item = profile[key]
-        if not item["available"]:
-            pytest.skip(f"py-spy could not profile here: {item.get('error')}")
+        assert item["available"], f"py-spy (locked in uv.lock) could not profile here: {item.get('error')}"
         assert item["samples"] >= 0 and isinstance(item["top_self"], list)
         assert all(0.0 <= share <= 1.0 for share in item["areas"].values())
 
