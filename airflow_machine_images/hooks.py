@@ -21,6 +21,7 @@ from airflow_machine_images import __version__, shared_clients
 from airflow_machine_images.compute_api import (
     API_VERSIONS,
     DEFAULT_ENDPOINT,
+    EARLY_RETURN_SECONDS,
     ApiCall,
     ComputeApi,
     normalize_endpoint,
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
 
 #: Connection extra naming another API root (the emulator, a private endpoint).
 ENDPOINT_EXTRA = "compute_api_endpoint"
-#: A ``wait`` answered faster than this without DONE counts as an early return (we back off).
-EARLY_RETURN_SECONDS = 1.0
 #: Image states from which READY will not come.
 UNUSABLE_IMAGE_STATES = frozenset({"INVALID", "DELETING"})
 

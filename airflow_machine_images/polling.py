@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images.compute_api import EARLY_RETURN_SECONDS
 from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ ListPage = Callable[..., Awaitable[dict[str, Any]]]
 
 #: Names per list call: keeps the filter (and so the URL) a few kilobytes long.
 CHUNK_SIZE = 50
-#: A long-poll answered faster than this without DONE counts as early; we pause before the next.
-EARLY_RETURN_SECONDS = 1.0
 #: Up to this many waiters long-poll one each (a ~2-minute wait per waiter costs no more calls than a
 #: list every 10 s for all of them); more are coalesced into list calls, until half as many remain.
 MAX_LONG_POLLS = 12
@@ -194,7 +193,7 @@ class CoalescingPoller(ABC):
             self._resolve(name, resource)
         calls = max(1, self.stats.calls - calls_before)
         interval = max(self._poll_interval(), calls * 60.0 / self.max_requests_per_minute)
-        await self._pause_until(started + interval, wake_for_long_poll=True)
+        await self._pause_until(started + interval)
 
     def _should_long_poll(self, pending: set[str]) -> bool:
         """Long-poll each waiter while at most :data:`MAX_LONG_POLLS` wait; once coalescing, until half as many."""
@@ -273,11 +272,11 @@ class CoalescingPoller(ABC):
                 return
             await asyncio.sleep(BUDGET_WINDOW_SECONDS - (now - self._recent_calls[0]))
 
-    async def _pause_until(self, when: float, *, wake_for_long_poll: bool) -> None:
-        """Sleep until ``when``; wake early if nobody waits any more, or (if asked) once few enough to long-poll."""
+    async def _pause_until(self, when: float) -> None:
+        """Sleep until ``when``; wake early if nobody waits any more, or once few enough wait to long-poll."""
         loop = asyncio.get_running_loop()
         while (pending := self._pending_names()) and (remaining := when - loop.time()) > 0:
-            if wake_for_long_poll and self.supports_long_poll and len(pending) <= _resume_long_polls_at():
+            if self.supports_long_poll and len(pending) <= _resume_long_polls_at():
                 return
             self._changed.clear()
             try:
