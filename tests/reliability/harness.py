@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
+from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from airflow_machine_images.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -492,6 +493,28 @@ class CampaignReport:
         )
 
 
+def insert_operator(
+    spec: TaskSpec, *, timeout: float, retries: int, poll_interval: float = 0.2
+) -> ComputeEngineInsertMachineImageOperator:
+    """The insert operator a campaign task runs: the spec's name, source and mode, no retry delay.
+
+    :param spec: the task.
+    :param timeout: the operator's wait timeout (seconds).
+    :param retries: Airflow retries of the task.
+    :param poll_interval: the operator's poll interval (seconds).
+    """
+    return ComputeEngineInsertMachineImageOperator(
+        task_id=spec.task_id,
+        name=spec.name,
+        source_instance=spec.source_instance,
+        deferrable=spec.deferrable,
+        poll_interval=poll_interval,
+        timeout=timeout,
+        retries=retries,
+        retry_delay=timedelta(0),
+    )
+
+
 def audit(
     label: str,
     outcomes: Sequence[TaskOutcome],
@@ -584,6 +607,38 @@ def wait_until_settled(emulator: EmulatorProcess, timeout: float = 60.0) -> list
         if all(op.get("status") == "DONE" for op in operations) or time.monotonic() > deadline:
             return operations
         time.sleep(0.2)
+
+
+def settle_and_audit(
+    emulator: EmulatorProcess,
+    label: str,
+    outcomes: Sequence[TaskOutcome],
+    *,
+    seconds: float,
+    request_id_forgotten: int = 0,
+) -> tuple[CampaignReport, list[dict[str, Any]]]:
+    """Stop the faults, let every operation finish, audit the outcomes against the server and keep the report.
+
+    :param emulator: the campaign's emulator.
+    :param label: names the campaign in the summary.
+    :param outcomes: what the tasks reported.
+    :param seconds: how long the campaign ran.
+    :param request_id_forgotten: how often the server's requestId memory was wiped.
+    :return: the report and the settled operations.
+    """
+    emulator.clear_faults()
+    operations = wait_until_settled(emulator)
+    report = audit(
+        label,
+        outcomes,
+        images=emulator.machine_images(),
+        operations=operations,
+        requests=emulator.requests(),
+        seconds=seconds,
+        request_id_forgotten=request_id_forgotten,
+    )
+    write_report(report)
+    return report, operations
 
 
 #: Summaries of the campaigns run in this session (printed at the end by ``conftest.py``).

@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_machine_images.emulator import FAULT_KINDS
-from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from tests.reliability.conftest import PROJECT, connection_json, load_dag
 from tests.reliability.dags.reliability_dags import MAPPED_NAMES
 from tests.reliability.harness import (
@@ -31,10 +30,10 @@ from tests.reliability.harness import (
     TaskOutcome,
     TaskSpec,
     TryRecord,
-    audit,
+    insert_operator,
     run_campaign,
+    settle_and_audit,
     wait_until_settled,
-    write_report,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 
     from airflow.models.dagrun import DagRun
 
+    from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
     from tests.reliability.harness import ClientSettings
 
 pytestmark = pytest.mark.reliability
@@ -79,16 +79,7 @@ def faulty_emulator(fast_clients: ClientSettings, monkeypatch: pytest.MonkeyPatc
 
 
 def make_operator(spec: TaskSpec) -> ComputeEngineInsertMachineImageOperator:
-    return ComputeEngineInsertMachineImageOperator(
-        task_id=spec.task_id,
-        name=spec.name,
-        source_instance=spec.source_instance,
-        deferrable=spec.deferrable,
-        poll_interval=0.2,
-        timeout=120,
-        retries=RETRIES,
-        retry_delay=timedelta(0),
-    )
+    return insert_operator(spec, timeout=120, retries=RETRIES)
 
 
 def inject_random_faults(emulator: EmulatorProcess, rate: float, seed: int) -> None:
@@ -148,18 +139,13 @@ def test_fault_campaign(faulty_emulator: EmulatorProcess) -> None:
         outcomes, seconds = run_campaign(
             campaign_specs(CREATIONS, f"campaign__{SEED}"), make_operator, retries=RETRIES, workers=WORKERS
         )
-    faulty_emulator.clear_faults()
-    operations = wait_until_settled(faulty_emulator)
-    report = audit(
+    report, _ = settle_and_audit(
+        faulty_emulator,
         "bulk: execute/defer/trigger/resume",
         outcomes,
-        images=faulty_emulator.machine_images(),
-        operations=operations,
-        requests=faulty_emulator.requests(),
         seconds=seconds,
         request_id_forgotten=amnesia.times,
     )
-    write_report(report)
 
     assert report.duplicates == []
     assert report.lost == []
@@ -187,17 +173,7 @@ def test_without_retries_failures_are_explained_and_lost_images_are_adopted_by_t
     specs = campaign_specs(count, f"no-retries__{SEED}")
     inject_random_faults(faulty_emulator, 0.5, SEED + 1)
     outcomes, seconds = run_campaign(specs, make_operator, retries=0, workers=WORKERS)
-    faulty_emulator.clear_faults()
-    operations = wait_until_settled(faulty_emulator)
-    report = audit(
-        "no retries, 50% faults",
-        outcomes,
-        images=faulty_emulator.machine_images(),
-        operations=operations,
-        requests=faulty_emulator.requests(),
-        seconds=seconds,
-    )
-    write_report(report)
+    report, operations = settle_and_audit(faulty_emulator, "no retries, 50% faults", outcomes, seconds=seconds)
     assert report.duplicates == []
     assert report.unexplained == []
     assert report.failed > 0, "with no retries and 50% faults some tasks must fail"
@@ -233,8 +209,6 @@ def test_mapped_dag_under_faults(
     started = datetime.now(timezone.utc)
     dag_run = dag.test(logical_date=started, run_after=started)
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
-    faulty_emulator.clear_faults()
-    operations = wait_until_settled(faulty_emulator)
 
     failed_tries: dict[tuple[str, int], list[dict[str, Any]]] = {}
     if failures.exists():
@@ -260,15 +234,7 @@ def test_mapped_dag_under_faults(
             outcome.tries.append(TryRecord(ti.try_number, "success"))
             outcome.result = xcom_result(dag_run, ti.task_id, ti.map_index)
         outcomes.append(outcome)
-    report = audit(
-        "dag.test(): mapped DAG, retries=3",
-        outcomes,
-        images=faulty_emulator.machine_images(),
-        operations=operations,
-        requests=faulty_emulator.requests(),
-        seconds=seconds,
-    )
-    write_report(report)
+    report, _ = settle_and_audit(faulty_emulator, "dag.test(): mapped DAG, retries=3", outcomes, seconds=seconds)
     assert report.creations == sum(len(names) for names in MAPPED_NAMES.values())
     assert report.duplicates == []
     assert report.lost == []

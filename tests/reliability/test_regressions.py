@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,7 +10,7 @@ from airflow_machine_images.emulator import Fault
 from airflow_machine_images.exceptions import OperationFailedError
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from tests.reliability.conftest import PROJECT, SOURCE
-from tests.reliability.harness import TaskSpec, Triggerer, run_task_instance
+from tests.reliability.harness import TaskSpec, Triggerer, insert_operator, run_task_instance
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,16 +33,7 @@ def spec(*, deferrable: bool) -> TaskSpec:
 
 
 def make_operator(task: TaskSpec) -> ComputeEngineInsertMachineImageOperator:
-    return ComputeEngineInsertMachineImageOperator(
-        task_id=task.task_id,
-        name=task.name,
-        source_instance=task.source_instance,
-        deferrable=task.deferrable,
-        poll_interval=0.2,
-        timeout=60,
-        retries=3,
-        retry_delay=timedelta(0),
-    )
+    return insert_operator(task, timeout=60, retries=3)
 
 
 def fail_inserts(emulator: ComputeEngineEmulator, times: int) -> None:
