@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_machine_images.emulator import ComputeEngineEmulator
+from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from tests.conftest import DAGS_FOLDER, REPO_ROOT
 from tests.integration.conftest import PROJECT, connection_json, load_dag, task_states, xcom_result
 
@@ -75,6 +75,39 @@ def test_dry_run_deletes_nothing(gcp_connection: ComputeEngineEmulator) -> None:
     assert result["deleted"] == []
     assert names(gcp_connection) == {"old-0", "old-1", "old-2"}
     assert gcp_connection.count("machineImages.delete") == 0
+
+
+def test_a_failed_delete_fails_retention_naming_the_image(
+    gcp_connection: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    old = datetime.now(timezone.utc) - timedelta(days=3)
+    for n in range(3):
+        gcp_connection.add_machine_image(
+            f"old-{n}",
+            source_instance="us-central1-a/web-1",
+            labels={"managed-by": "airflow"},
+            creation_timestamp=old + timedelta(hours=n),
+        )
+    # keep_last=1 plans to delete old-0 and old-1; the first delete the server gets fails on the server
+    gcp_connection.inject(
+        Fault(
+            kind="operation_error",
+            action="machineImages.delete",
+            error_code="RESOURCE_IN_USE_BY_ANOTHER_RESOURCE",
+            error_message="The machine image is in use",
+        )
+    )
+    dag_run = run("ami_test_retention")
+    deletes = [r for r in gcp_connection.requests if r.action == "machineImages.delete"]
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in deletes) == ["old-0", "old-1"]
+    (failed,) = [r.path.rsplit("/", 1)[-1] for r in deletes if r.fault == "operation_error"]
+    result = xcom_result(dag_run, "prune")
+    assert task_states(dag_run) == {"prune": "failed"}, f"{failed} failed to delete, but the task reported {result}"
+    assert result is None  # nothing reported, so the failed image is not in "deleted"
+    assert names(gcp_connection) == {failed, "old-2"}
+    task_log = capfd.readouterr().out
+    assert f"Retention deleted 1 image(s) but failed on 1: {failed}: " in task_log
+    assert "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" in task_log
 
 
 def test_unsafe_retention_is_rejected_when_the_dag_is_parsed() -> None:

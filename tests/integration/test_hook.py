@@ -9,6 +9,7 @@ import pytest
 
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.exceptions import (
+    ComputeEngineApiError,
     InsecureEndpointError,
     OperationFailedError,
     PreconditionFailedError,
@@ -139,6 +140,19 @@ def test_typed_errors(hook: ComputeEngineMachineImageHook) -> None:
         )
     with pytest.raises(ResourceNotFoundError):
         hook.get_operation(operation_name="operation-does-not-exist")
+
+
+def test_already_exists_is_raised_at_once_not_retried(
+    hook: ComputeEngineMachineImageHook, emulator: ComputeEngineEmulator
+) -> None:
+    # A 409 is an answer, not a fault: retrying it cannot succeed and only spends quota and time.
+    emulator.add_machine_image("img-1", source_instance="us-central1-a/web-1")
+    with pytest.raises(ComputeEngineApiError) as info:
+        insert(hook)
+    sent = [r.status for r in emulator.requests if r.action == "machineImages.insert"]
+    assert sent == [409], f"the 409 was retried: {len(sent)} insert requests answered {sent}"
+    assert isinstance(info.value, ResourceAlreadyExistsError), repr(info.value)
+    assert info.value.reason == "alreadyExists"
 
 
 def test_failed_operation_raises_with_codes_and_messages(

@@ -52,6 +52,23 @@ def test_rerunning_the_same_task_instance_makes_no_second_image(gcp_connection: 
     assert {r.query["requestId"] for r in inserts(gcp_connection)} == {first["request_id"]}
 
 
+def test_retry_at_try_two_sends_the_same_request_id_as_try_one(gcp_connection: ComputeEngineEmulator) -> None:
+    # Try 1's insert is accepted, then its wait is refused for good (HTTP 403): Airflow runs try 2.
+    gcp_connection.inject(Fault(kind="status", status=403, action="globalOperations.wait"))
+    dag_run = run("ami_test_insert_retry")
+    assert task_states(dag_run) == {"create": "success"}
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 2
+    sent = [r.query["requestId"] for r in inserts(gcp_connection)]
+    assert len(sent) == 2, sent
+    assert sent[1] == sent[0], f"try 2 sent requestId {sent[1]}, try 1 sent {sent[0]}"
+    result = xcom_result(dag_run, "create")
+    assert result["request_id"] == sent[0]
+    assert result["reused"] is False  # the server replayed try 1's operation: no 409, no second image
+    assert [op["clientOperationId"] for op in gcp_connection.operations(PROJECT)] == [sent[0]]
+    assert len(gcp_connection.machine_images(PROJECT)) == 1
+
+
 def test_request_id_differs_per_image_name(gcp_connection: ComputeEngineEmulator) -> None:
     a = xcom_result(run("ami_test_insert", name="img-a"), "create")
     b = xcom_result(run("ami_test_insert", name="img-b"), "create")
@@ -90,6 +107,7 @@ def test_if_exists_reuse_accepts_an_image_from_the_same_source(gcp_connection: C
     result = xcom_result(dag_run, "create")
     assert result["reused"] is True
     assert result["status"] == "READY"
+    assert [r.status for r in inserts(gcp_connection)] == [409]  # the 409 was taken at once, not retried
 
 
 def test_if_exists_reuse_fails_for_another_source(gcp_connection: ComputeEngineEmulator) -> None:
@@ -109,6 +127,32 @@ def test_no_wait_returns_the_operation_for_a_sensor(gcp_connection: ComputeEngin
     assert result["status"] == "CREATING"
     assert result["operation_name"].startswith("operation-")
     assert gcp_connection.count("globalOperations.wait") == 0
+
+
+def test_no_wait_insert_answered_with_a_failed_operation_fails_the_task(
+    gcp_connection: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Images of this instance take no time, so the insert's own answer is the operation, DONE with
+    # its error: wait_for_completion=False must not turn that into an "accepted" summary.
+    gcp_connection.add_instance("us-central1-a/quick-1", operation_seconds=0)
+    gcp_connection.inject(
+        Fault(
+            kind="operation_error",
+            action="machineImages.insert",
+            error_code="ZONE_RESOURCE_POOL_EXHAUSTED",
+            error_message="The zone does not have enough resources",
+        )
+    )
+    dag_run = run("ami_test_insert_no_wait", source_instance="us-central1-a/quick-1")
+    (operation,) = gcp_connection.operations(PROJECT)
+    assert operation["status"] == "DONE" and operation["endTime"] == operation["insertTime"]
+    result = xcom_result(dag_run, "create")
+    assert task_states(dag_run) == {"create": "failed"}, f"the failed insert was reported as {result}"
+    assert result is None
+    task_log = capfd.readouterr().out
+    assert "Task failed with exception" in task_log
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED: The zone does not have enough resources" in task_log
+    assert gcp_connection.machine_images(PROJECT) == []
 
 
 def test_failed_operation_fails_the_task(gcp_connection: ComputeEngineEmulator) -> None:

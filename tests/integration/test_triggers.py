@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import time
 import uuid
 
 import pytest
@@ -184,3 +185,43 @@ def test_transient_faults_while_polling_are_absorbed(
 
     assert [e["status"] for e in asyncio.run(wait_all())] == ["success"] * 3
     assert gcp_connection.count("globalOperations.list", status=503) == 3  # the faults were met, and absorbed
+
+
+def test_coalesced_waits_report_failed_and_missing_operations_as_errors(
+    gcp_connection: ComputeEngineEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # four waiters: coalesced list calls, not long-polls
+    gcp_connection.inject(
+        Fault(kind="operation_error", action="machineImages.insert", error_code="QUOTA_EXCEEDED", error_message="no")
+    )
+    failed, *healthy = start_inserts(3)  # the fault hits the first insert
+    missing = "operation-that-does-not-exist"
+    deadline = time.monotonic() + 30
+    # Let every operation finish first: one coalesced cycle then settles all four waits, so no waiter
+    # is left alone to fall back to long-polling (the poller resumes long-polls once so few remain).
+    while any(op["status"] != "DONE" for op in gcp_connection.operations(PROJECT)):
+        assert time.monotonic() < deadline, "the emulator's operations never finished"
+        time.sleep(0.05)
+    gcp_connection.clear_requests()
+
+    async def wait_all() -> dict[str, dict]:
+        names = [failed, missing, *healthy]
+        events = await asyncio.gather(*(first_event(operation_trigger(n, poll_interval=0.2)) for n in names))
+        return dict(zip(names, events, strict=True))
+
+    events = asyncio.run(wait_all())
+    assert {name: event["status"] for name, event in events.items()} == {
+        failed: "error",
+        missing: "error",
+        healthy[0]: "success",
+        healthy[1]: "success",
+    }
+    assert events[failed]["errors"] == [{"code": "QUOTA_EXCEEDED", "message": "no"}]
+    assert "QUOTA_EXCEEDED" in events[failed]["message"]
+    assert events[missing]["operation"] is None and "not found" in events[missing]["message"]
+    assert all(events[name]["errors"] == [] for name in healthy)
+    # the coalesced path answered them all: list calls only, no globalOperations.wait or .get
+    assert gcp_connection.count("globalOperations.list") >= 1
+    assert gcp_connection.count("globalOperations.wait") == 0
+    assert gcp_connection.count("globalOperations.get") == 0
+    assert polling.active_pollers() == []

@@ -39,7 +39,7 @@ from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSen
 from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
 from airflow_machine_images.validation import MachineImageValidationError
 from tests import strategies
-from tests.reliability.conftest import PROJECT, SOURCE, connection_json, load_dag
+from tests.reliability.conftest import PROJECT, RELIABILITY_DAGS, SOURCE, connection_json, load_dag
 from tests.reliability.harness import FakeTaskInstance, context_of
 
 if TYPE_CHECKING:
@@ -52,12 +52,17 @@ RSA_KEY = strategies.CANARY_RSA_KEY  # literal in the DAG file
 TEMPLATED_KEY = base64.b64encode(b"TEMPLATED-CANARY-KEY-0123456789!").decode()  # from the csek connection
 TOKEN = "ya29.CANARY-ACCESS-TOKEN-0123456789abcdefghijklmnopqrstuvwxyz"
 CANARIES = {"raw key": RAW_KEY, "RSA-wrapped key": RSA_KEY, "templated key": TEMPLATED_KEY, "token": TOKEN}
+# Written literally in the reliability_canary_literal DAG (base64 of these 32 bytes).
+LITERAL_CANARIES = {
+    "literal machine_image_encryption_key": base64.b64encode(b"LITERAL-KEY-IN-THE-DAG-FILE-0001").decode(),
+    "literal key in body": base64.b64encode(b"LITERAL-BODY-KEY-IN-DAG-FILE-002").decode(),
+}
 
 
-def leaks(text: str) -> list[str]:
+def leaks(text: str, canaries: dict[str, str] = CANARIES) -> list[str]:
     """Which canaries ``text`` contains (also base64-decoded into ``text``'s bytes, or JSON-escaped)."""
     found = []
-    for what, canary in CANARIES.items():
+    for what, canary in canaries.items():
         forms = {canary, json.dumps(canary)[1:-1], canary.replace("/", "\\/")}
         if what != "token":
             forms.add(base64.b64decode(canary).decode("latin-1"))
@@ -188,6 +193,35 @@ def test_canary_keys_and_token_never_leak(
     assert any("rawKey" in text for text in outputs["rendered fields"])
     assert outputs["trigger kwargs"], "the deferrable run stored no trigger"
     found = {where: leaks("\n".join(texts)) for where, texts in outputs.items()}
+    assert found == {where: [] for where in outputs}
+
+
+def test_literal_keys_in_the_dag_file_are_masked(
+    reliability_db: None, emulator: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Keys typed into the DAG (argument and ``body``): only the operator's masking can hide them."""
+    dag_file = (RELIABILITY_DAGS / "reliability_dags.py").read_text()
+    assert all(key in dag_file for key in LITERAL_CANARIES.values())
+    capfd.readouterr()  # scan this run's output only
+    dag_run = run_dag("reliability_canary_literal")
+    assert str(dag_run.get_task_instances()[0].state) == "success"
+    (insert,) = [r for r in emulator.requests if r.action == "machineImages.insert"]
+    assert set(leaks(json.dumps(insert.body), LITERAL_CANARIES)) == set(LITERAL_CANARIES)  # the keys were sent
+
+    captured = capfd.readouterr()
+    outputs: dict[str, list[str]] = {
+        "task log (stdout)": [captured.out],
+        "stderr": [captured.err],
+        "task log files": [
+            p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
+        ],
+        **table_texts([dag_run]),
+    }
+    # The scan sees what it scans: the task's log lines, its XCom, the key fields among its rendered fields.
+    assert "Creating machine image canary-l" in captured.out
+    assert any("canary-l" in text for text in outputs["xcom"])
+    assert any("rawKey" in text and "sourceDiskEncryptionKeys" in text for text in outputs["rendered fields"])
+    found = {where: leaks("\n".join(texts), LITERAL_CANARIES) for where, texts in outputs.items()}
     assert found == {where: [] for where in outputs}
 
 

@@ -32,3 +32,8 @@ with dag("ami_test_retention_dry_run"):
     ComputeEngineMachineImageRetentionOperator(
         task_id="prune", label_selector={"managed-by": "airflow"}, keep_last=1, dry_run=True
     )
+
+with dag("ami_test_retention"):
+    ComputeEngineMachineImageRetentionOperator(
+        task_id="prune", label_selector={"managed-by": "airflow"}, keep_last=1, timeout=60
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
@@ -14,6 +14,8 @@ for dag_id, extra in {
     "ami_test_insert": {},
     "ami_test_insert_fail_if_exists": {"if_exists": "fail"},
     "ami_test_insert_no_wait": {"wait_for_completion": False},
+    # Airflow retries a failed try at once (dag.test() runs try 2 in the same run)
+    "ami_test_insert_retry": {"retries": 1, "retry_delay": timedelta(0)},
 }.items():
     with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS):
         ComputeEngineInsertMachineImageOperator(

@@ -76,3 +76,25 @@ for dag_id, deferrable in (("reliability_canary_blocking", False), ("reliability
             timeout=60,
             on_failure_callback=record_failed_try,
         )
+
+
+# Keys written literally in the DAG file (no template, no connection: Airflow's own masking of
+# connection passwords plays no part), one as ``machine_image_encryption_key`` and one inside
+# ``body``. Base64 of 32 bytes each, as the API requires.
+with DAG(dag_id="reliability_canary_literal", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    ComputeEngineInsertMachineImageOperator(
+        task_id="create",
+        name="canary-l",
+        source_instance="us-central1-a/web-1",
+        machine_image_encryption_key={"rawKey": "TElURVJBTC1LRVktSU4tVEhFLURBRy1GSUxFLTAwMDE="},
+        body={
+            "sourceDiskEncryptionKeys": [
+                {
+                    "sourceDisk": "zones/us-central1-a/disks/web-1",
+                    "diskEncryptionKey": {"rawKey": "TElURVJBTC1CT0RZLUtFWS1JTi1EQUctRklMRS0wMDI="},
+                }
+            ]
+        },
+        poll_interval=0.2,
+        timeout=60,
+    )
