@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
+from airflow_machine_images.validation import (
+    MachineImageValidationError,
+    parse_source_instance,
+    validate_instance_name,
+    validate_project_id,
+    validate_zone,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from urllib.parse import SplitResult
@@ -31,8 +39,6 @@ def machine_image_asset(project_id: str, source_instance: str | None = None, *, 
         whole project.
     :param name: the asset's name (defaults to its URI).
     """
-    from airflow_machine_images.validation import parse_source_instance, validate_project_id
-
     project = validate_project_id(project_id)
     uri = f"{SCHEME}://{project}"
     if source_instance is not None:
@@ -49,12 +55,6 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     :param uri: the split URI.
     :raises ValueError: the URI is not one of the two forms.
     """
-    from airflow_machine_images.validation import (
-        MachineImageValidationError,
-        validate_instance_name,
-        validate_project_id,
-        validate_zone,
-    )
 
     parts = [p for p in uri.path.split("/") if p]
     try:

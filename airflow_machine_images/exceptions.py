@@ -6,12 +6,15 @@ message, the operation's error codes) and nothing secret: request bodies are nev
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_machine_images.validation import MachineImageValidationError  # TEMP until the split lands
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 
 class ComputeEngineError(AirflowException):
@@ -126,3 +129,26 @@ class MachineImageConflictError(ComputeEngineError):
 
 class MachineImageNotUsableError(ComputeEngineError):
     """The machine image exists but cannot become READY (``INVALID``, being deleted, or gone)."""
+
+
+class ResubmissionNeeded(ComputeEngineError):
+    """The server's answer leaves nothing to use, and submitting again cannot duplicate anything.
+
+    Raised when a finished operation points at a machine image that is gone (the server replayed a
+    request it remembers), when an existing image vanished before it could be reused, when a retry got
+    back the failed operation of an earlier try, or when a finished delete left an image that was made
+    again. The operators catch it and submit once more under the next generation's ``requestId``.
+    """
+
+
+class ComputeEngineRetentionError(AirflowFailException):
+    """Some deletions of a retention run failed (the others were done)."""
+
+
+@contextmanager
+def failing_on_bad_input() -> Iterator[None]:
+    """Turn a :class:`MachineImageValidationError` into a failure without Airflow retries: bad input stays bad."""
+    try:
+        yield
+    except MachineImageValidationError as exc:
+        raise AirflowFailException(str(exc)) from exc

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
+from airflow.sdk.execution_time.xcom import XCom
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -56,7 +57,5 @@ class MachineImageLink(BaseOperatorLink):
         :param operator: the operator.
         :param ti_key: the task instance.
         """
-        from airflow.sdk.execution_time.xcom import XCom
-
         value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
         return value if isinstance(value, str) else ""

@@ -1,92 +1,74 @@
-"""Operators for Compute Engine machine images: thin Airflow faces over the hook.
+"""Operators for Compute Engine machine images: create, delete, and prune by a retention policy.
 
-DAG files import this module at parse time, so it imports no Google, ``requests`` or ``aiohttp``
-code at module level: the hook (and with it the Google libraries) is loaded when a task runs.
+DAG files import this module at parse time, so nothing here loads Google, ``requests`` or
+``aiohttp`` code: the hook is built (and those libraries loaded) when a task runs. The steps of a
+create live in :mod:`airflow_machine_images.insert_flow`, those of a delete in
+:mod:`airflow_machine_images.deletion`; the operators hold the submission loop and decide whether
+to wait on the worker or defer to the triggerer.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator, conf, timezone
 from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.log import mask_secret
 
-from airflow_machine_images.links import MachineImageLink
-from airflow_machine_images.validation import (
-    InstanceRef,
+from airflow_machine_images import deletion, insert_flow
+from airflow_machine_images.assets import record_outlet_events
+from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.discovery import machine_image_schemas
+from airflow_machine_images.exceptions import (
+    ComputeEngineError,
+    ComputeEngineRetentionError,
     MachineImageValidationError,
+    ResubmissionNeeded,
+    failing_on_bad_input,
+)
+from airflow_machine_images.insert_flow import InsertRequest, InsertState
+from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.labels import default_labels, merge_default_labels
+from airflow_machine_images.links import MachineImageLink
+from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
+from airflow_machine_images.results import retention_summary
+from airflow_machine_images.retention import RetentionPolicy, plan_retention
+from airflow_machine_images.templates import is_templated
+from airflow_machine_images.triggers import (
+    MachineImageOperationTrigger,
+    MachineImageStatusTrigger,
+    error_from_event,
+)
+from airflow_machine_images.validation import (
+    build_machine_image_body,
+    parse_source_instance,
     validate_choice,
+    validate_labels,
+    validate_machine_image_name,
     validate_positive_number,
+    validate_request_id,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Sequence
 
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_machine_images.exceptions import OperationFailedError
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-    from airflow_machine_images.request_ids import TaskInstanceIdentity
-    from airflow_machine_images.retention import RetentionPolicy
-    from airflow_machine_images.triggers import MachineImageOperationTrigger
+__all__ = [
+    "ComputeEngineDeleteMachineImageOperator",
+    "ComputeEngineInsertMachineImageOperator",
+    "ComputeEngineMachineImageBaseOperator",
+    "ComputeEngineMachineImageRetentionOperator",
+    "ComputeEngineRetentionError",
+]
 
 IF_EXISTS_CHOICES = ("reuse", "fail")
-API_VERSION_CHOICES = ("beta", "v1")
-#: How many times we resubmit an insert whose replayed operation points at a deleted image.
-MAX_GENERATIONS = 3
-#: Operation error codes that mean "the name is taken" (the 409 can also arrive inside the operation).
-ALREADY_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "alreadyExists"})
-#: Default label marking images made by this package (retention selects on it).
-MANAGED_BY_LABEL = "managed-by"
-#: Default label holding the task-instance key of the task that made the image.
-OWNER_LABEL = "airflow-ti"
 
 
-def default_labels(identity: TaskInstanceIdentity, owner_key: str) -> dict[str, str]:
-    """The labels every image we make carries unless the user overrides them.
-
-    They make images findable and traceable to the DAG and task that made them, and let an
-    image left by an earlier try of the same task instance be recognised as its own.
-
-    :param identity: the task instance.
-    :param owner_key: its :func:`~airflow_machine_images.request_ids.task_instance_key`.
-    """
-    from airflow_machine_images.validation import sanitize_label_value
-
-    return {
-        MANAGED_BY_LABEL: "airflow",
-        "airflow-dag": sanitize_label_value(identity.dag_id),
-        "airflow-task": sanitize_label_value(identity.task_id),
-        OWNER_LABEL: owner_key,
-    }
-
-
-#: The API's limit of labels per resource.
-MAX_LABELS = 64
-
-
-def merge_default_labels(labels: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
-    """The user's labels plus as many default labels as the 64-label limit leaves room for.
-
-    The user's labels win, on a shared key and for room: valid labels are never rejected because of
-    the defaults. Defaults are kept in order of use: the task-instance key (a retry recognises its
-    image by it), ``managed-by`` (retention selects on it), then the others.
-
-    :param labels: the user's (validated) labels.
-    :param defaults: :func:`default_labels`.
-    """
-    wanted = [key for key in defaults if key not in labels]
-    wanted.sort(key=lambda key: (key != OWNER_LABEL, key != MANAGED_BY_LABEL))
-    kept = wanted[: max(0, MAX_LABELS - len(labels))]
-    return {**{key: defaults[key] for key in kept}, **labels}
-
-
-class ComputeEngineMachineImageBaseOperator(BaseOperator):
+class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOperator):
     """Connection settings and the hook, shared by the machine-image operators.
 
     :param project_id: the project; defaults to the connection's. Templated.
@@ -96,6 +78,8 @@ class ComputeEngineMachineImageBaseOperator(BaseOperator):
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
         ``compute_api_endpoint``. Templated.
     """
+
+    template_fields: Sequence[str] = connection_template_fields()
 
     def __init__(
         self,
@@ -108,81 +92,13 @@ class ComputeEngineMachineImageBaseOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.project_id = project_id
-        self.api_version = validate_choice(api_version, "api_version", API_VERSION_CHOICES)
-        self.gcp_conn_id = gcp_conn_id
-        self.impersonation_chain = impersonation_chain
-        self.api_endpoint = api_endpoint
-
-    def new_hook(self) -> ComputeEngineMachineImageHook:
-        """A new hook (it loads the Google libraries); one per thread when calls run in parallel."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-
-        return ComputeEngineMachineImageHook(
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            api_version=self.api_version,
-            api_endpoint=self.api_endpoint,
-        )
-
-    @cached_property
-    def hook(self) -> ComputeEngineMachineImageHook:
-        """The task's hook, made on first use."""
-        return self.new_hook()
-
-    def resolved_project_id(self) -> str:
-        """The project argument, else the connection's; validated.
-
-        :raises MachineImageValidationError: neither is a valid project id.
-        """
-        from airflow_machine_images.validation import validate_project_id
-
-        return validate_project_id(self.project_id or self.hook.default_project_id)
-
-    def operation_trigger(
-        self, operation_name: str, project_id: str, *, poll_interval: float, generation: int, request_id: str
-    ) -> MachineImageOperationTrigger:
-        """The trigger that waits for ``operation_name`` with this operator's connection settings.
-
-        :param operation_name: the global operation to wait for.
-        :param project_id: the resolved project.
-        :param poll_interval: seconds between coalesced checks.
-        :param generation: which submission of this task instance made the operation.
-        :param request_id: the requestId the operation was made with (handed back in the event).
-        """
-        from airflow_machine_images.triggers import MachineImageOperationTrigger
-
-        return MachineImageOperationTrigger(
-            operation_name=operation_name,
+        self.set_connection(
             project_id=project_id,
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            api_version=self.api_version,
-            api_endpoint=self.api_endpoint,
-            poll_interval=poll_interval,
-            event_extra={"generation": generation, "request_id": request_id},
+            api_version=api_version,
+            gcp_conn_id=gcp_conn_id,
+            impersonation_chain=impersonation_chain,
+            api_endpoint=api_endpoint,
         )
-
-    @staticmethod
-    @contextmanager
-    def failing_on_bad_input() -> Iterator[None]:
-        """Turn a validation error into a failure without retries: bad arguments stay bad."""
-        try:
-            yield
-        except MachineImageValidationError as exc:
-            raise AirflowFailException(str(exc)) from exc
-
-
-@dataclass(frozen=True)
-class InsertRequest:
-    """A validated insert: everything the API call needs, resolved before any request is sent."""
-
-    project_id: str
-    name: str
-    source: InstanceRef
-    body: dict[str, Any]
-    request_id: str | None
-    owner_key: str
 
 
 class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOperator):
@@ -237,10 +153,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
     an asset event per image, with its self link, source instance, size and request id as extra.
     """
 
-    template_fields: Sequence[str] = (
+    template_fields: Sequence[str] = connection_template_fields(
         "name",
         "source_instance",
-        "project_id",
         "description",
         "labels",
         "storage_locations",
@@ -249,9 +164,6 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         "machine_image_params",
         "body",
         "request_id",
-        "gcp_conn_id",
-        "impersonation_chain",
-        "api_endpoint",
     )
     template_fields_renderers = {"labels": "json", "body": "json", "machine_image_params": "json"}
     ui_color = "#d9e8fb"
@@ -262,7 +174,6 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         *,
         name: str,
         source_instance: str,
-        project_id: str | None = None,
         description: str | None = None,
         labels: dict[str, str] | None = None,
         storage_locations: list[str] | None = None,
@@ -274,24 +185,13 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request_id: str | None = None,
         if_exists: str = "reuse",
         add_default_labels: bool = True,
-        api_version: str = "beta",
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 7200.0,
-        gcp_conn_id: str = "google_cloud_default",
-        impersonation_chain: str | Sequence[str] | None = None,
-        api_endpoint: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            project_id=project_id,
-            api_version=api_version,
-            gcp_conn_id=gcp_conn_id,
-            impersonation_chain=impersonation_chain,
-            api_endpoint=api_endpoint,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.name = name
         self.source_instance = source_instance
         self.description = description
@@ -308,8 +208,8 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.add_default_labels = add_default_labels
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = float(validate_positive_number(poll_interval, "poll_interval") or 0)
-        self.timeout = float(validate_positive_number(timeout, "timeout") or 0)
+        self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
+        self.timeout = validate_positive_number(timeout, "timeout")
 
     # ------------------------------------------------------------------ secrets
 
@@ -324,10 +224,6 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
 
     def mask_key_material(self) -> None:
         """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) in logs and rendered fields."""
-        from airflow.sdk.log import mask_secret
-
-        from airflow_machine_images.key_material import iter_key_material
-
         for secret in iter_key_material(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
             mask_secret(secret)
 
@@ -339,20 +235,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         :param context: the task's context (the task instance names the default labels).
         :raises MachineImageValidationError: an argument breaks a rule (the message names it).
         """
-        from airflow_machine_images.discovery import machine_image_schemas
-        from airflow_machine_images.request_ids import TaskInstanceIdentity, task_instance_key
-        from airflow_machine_images.validation import (
-            build_machine_image_body,
-            parse_source_instance,
-            validate_labels,
-            validate_machine_image_name,
-            validate_request_id,
-        )
-
         name = validate_machine_image_name(self.name)
         request_id = validate_request_id(self.request_id) if self.request_id is not None else None
         identity = TaskInstanceIdentity.of(context["ti"])
-        owner_key = task_instance_key(identity)
         given_labels, labels_parameter, extra_body = self.labels, "labels", self.body
         if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
             # Labels given in ``body``: the default labels join them, as they join the labels argument.
@@ -360,8 +245,8 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             extra_body = {key: value for key, value in extra_body.items() if key != "labels"}
         labels = validate_labels(given_labels if given_labels is not None else {}, labels_parameter)
         if self.add_default_labels:
-            labels = merge_default_labels(labels, default_labels(identity, owner_key))
-        project_id = self.resolved_project_id()
+            labels = merge_default_labels(labels, default_labels(identity))
+        project_id = self.resolve_project_id()
         source = parse_source_instance(self.source_instance, default_project=project_id)
         body = build_machine_image_body(
             name=name,
@@ -377,31 +262,18 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             schemas=machine_image_schemas(self.api_version),
         )
         return InsertRequest(
-            project_id=project_id, name=name, source=source, body=body, request_id=request_id, owner_key=owner_key
+            project_id=project_id,
+            name=name,
+            source=source,
+            body=body,
+            request_ids=RequestIds(identity, project_id, name, "insert", fixed=request_id),
+            owner_key=task_instance_key(identity),
+            if_exists=self.if_exists,
         )
 
-    def request_id_for(self, context: Context, request: InsertRequest, generation: int) -> str:
-        """The requestId of submission number ``generation`` of this task instance's insert.
-
-        :param context: the task's context.
-        :param request: the validated request.
-        :param generation: 0 first; higher only for a deliberate resubmission.
-        """
-        import uuid
-
-        from airflow_machine_images.request_ids import TaskInstanceIdentity, derive_request_id
-
-        if request.request_id is not None:
-            if generation == 0:
-                return request.request_id
-            return str(uuid.uuid5(uuid.UUID(request.request_id), f"generation-{generation}"))
-        return derive_request_id(
-            TaskInstanceIdentity.of(context["ti"]),
-            project_id=request.project_id,
-            resource_name=request.name,
-            verb="insert",
-            generation=generation,
-        )
+    def _prepare_or_fail(self, context: Context) -> InsertRequest:
+        with failing_on_bad_input():
+            return self.prepare_request(context)
 
     # ------------------------------------------------------------------ execution
 
@@ -416,262 +288,95 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             request.source.partial_url,
             console_url,
         )
-        return self._succeeded(context, self._create_from(context, request, first_generation=0))
+        return self._succeeded(context, self._create(context, request, first_generation=0))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: verify the image (resubmitting if it is gone) and return the summary.
+        """Resume after the triggerer: take up the create where it stands and return the summary.
 
         :param context: the task's context.
-        :param event: the :class:`~airflow_machine_images.triggers.MachineImageOperationTrigger` event.
+        :param event: the event of :class:`~airflow_machine_images.triggers.MachineImageOperationTrigger`
+            or :class:`~airflow_machine_images.triggers.MachineImageStatusTrigger`.
         """
-        from airflow_machine_images.exceptions import ComputeEngineError, OperationFailedError
-
         request = self._prepare_or_fail(context)
-        extra = event.get("extra") or {}
-        generation = int(extra.get("generation", 0))
-        request_id = str(extra.get("request_id") or self.request_id_for(context, request, generation))
-        operation = event.get("operation") or {}
-        if event.get("status") != "success":
-            if not event.get("errors"):
-                raise ComputeEngineError(str(event.get("message")))
-            failure = OperationFailedError(
-                str(event.get("operation_name")),
-                event["errors"],
-                http_error_status_code=operation.get("httpErrorStatusCode"),
-                http_error_message=operation.get("httpErrorMessage"),
-            )
-            result = self._on_operation_failed(request, failure)
-        else:
-            self.log.info("Operation %s is DONE", operation.get("name"))
-            result = self._finish(request, operation, request_id)
-        if result is None:
-            result = self._create_from(context, request, first_generation=generation + 1)
-        return self._succeeded(context, result)
-
-    def _succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
-        """Attach the image to this task's machine-image asset events; return the summary."""
-        from airflow_machine_images.assets import record_outlet_events
-
-        record_outlet_events(context, self.outlets, summary)
-        return summary
-
-    def _prepare_or_fail(self, context: Context) -> InsertRequest:
-        with self.failing_on_bad_input():
-            return self.prepare_request(context)
-
-    def _create_from(self, context: Context, request: InsertRequest, first_generation: int) -> dict[str, Any]:
-        for generation in range(first_generation, MAX_GENERATIONS):
-            result = self._submit_and_wait(context, request, generation)
-            if result is not None:
-                return result
-        raise AirflowFailException(
-            f"Machine image {request.name}: the server kept answering with finished operations whose image "
-            f"no longer exists, after {MAX_GENERATIONS} submissions; giving up."
-        )
-
-    def _submit_and_wait(self, context: Context, request: InsertRequest, generation: int) -> dict[str, Any] | None:
-        """Submit once and wait (or defer); None means the image is gone and a resubmission is needed."""
-        from airflow_machine_images.exceptions import OperationFailedError, ResourceAlreadyExistsError
-        from airflow_machine_images.results import machine_image_summary
-
-        request_id = self.request_id_for(context, request, generation)
         try:
-            operation = self.hook.insert_machine_image(
-                body=request.body,
-                source_instance=request.source.partial_url,
-                request_id=request_id,
-                project_id=request.project_id,
-            )
-        except ResourceAlreadyExistsError:
-            return self._use_existing_image(request)
-        self.log.info(
-            "Insert accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id
+            state = insert_flow.resume(self.hook, request, event, self.log)
+            summary = self._until_ready(request, state)
+        except ResubmissionNeeded as why:
+            generation = int((event.get("extra") or {}).get("generation", 0))
+            summary = self._create(context, request, first_generation=generation + 1, reason=why)
+        return self._succeeded(context, summary)
+
+    def _create(
+        self, context: Context, request: InsertRequest, first_generation: int, reason: ResubmissionNeeded | None = None
+    ) -> dict[str, Any]:
+        """Submit (again, under a new generation, while the server leaves nothing to use) until ready."""
+        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
+
+        def attempt(generation: int) -> dict[str, Any]:
+            state = insert_flow.submit(self.hook, request, generation, is_retry=is_retry, log=self.log)
+            return self._until_ready(request, state)
+
+        return with_resubmissions(
+            attempt,
+            first_generation=first_generation,
+            what=f"Machine image {request.name}",
+            log=self.log,
+            reason=reason,
         )
-        if self._replays_earlier_failure(context, operation, generation):
-            return None
-        if operation["status"] != "DONE":
+
+    def _until_ready(self, request: InsertRequest, state: InsertState) -> dict[str, Any]:
+        """Wait on this worker, or defer to the triggerer, until the image is READY; the summary.
+
+        With ``wait_for_completion=False`` the summary of the state as it is.
+        """
+        if state.operation_pending:
             if not self.wait_for_completion:
-                return machine_image_summary(
-                    project_id=request.project_id,
-                    name=request.name,
-                    request_id=request_id,
-                    operation=operation,
-                    image=None,
-                )
+                return state.summary(request)
             if self.deferrable:
-                self._defer_until_done(request, operation["name"], generation, request_id)
-        try:
+                self._defer(request, state)
             operation = self.hook.wait_for_operation(
-                operation_name=operation["name"],
+                operation_name=str((state.operation or {}).get("name")),
                 project_id=request.project_id,
                 timeout=self.timeout,
                 max_early_backoff=self.poll_interval,
             )
-        except OperationFailedError as failure:
-            return self._on_operation_failed(request, failure)
-        return self._finish(request, operation, request_id)
-
-    def _replays_earlier_failure(self, context: Context, operation: Mapping[str, Any], generation: int) -> bool:
-        """Whether a retry got back the failed operation of an earlier try (so it should submit anew).
-
-        The server answers a remembered requestId with its original operation, even a failed one: left
-        alone, every Airflow retry would replay the same failure for as long as the server remembers the
-        id. A failed insert made no image, so submitting again under the next generation's requestId
-        cannot duplicate one. The last generation is not skipped: its failure is raised as it is.
-        """
-        from airflow_machine_images.compute_api import operation_errors
-
-        if operation.get("status") != "DONE" or generation + 1 >= MAX_GENERATIONS:
-            return False
-        if int(getattr(context["ti"], "try_number", 1) or 1) <= 1:
-            return False  # a first try raises its own failure; its retry resubmits
-        errors = operation_errors(operation)
-        if not errors or ALREADY_EXISTS_CODES.intersection(str(e.get("code")) for e in errors):
-            return False
-        self.log.warning(
-            "Operation %s of this task instance failed in an earlier try (%s); submitting again with a new "
-            "requestId (submission %d of %d).",
-            operation.get("name"),
-            "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors),
-            generation + 2,
-            MAX_GENERATIONS,
-        )
-        return True
-
-    def _defer_until_done(self, request: InsertRequest, operation_name: str, generation: int, request_id: str) -> None:
-        self.log.info("Deferring until operation %s is DONE (checked every %.0f s)", operation_name, self.poll_interval)
-        self.defer(
-            trigger=self.operation_trigger(
-                operation_name,
-                request.project_id,
-                poll_interval=self.poll_interval,
-                generation=generation,
-                request_id=request_id,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
-
-    def _on_operation_failed(self, request: InsertRequest, failure: OperationFailedError) -> dict[str, Any] | None:
-        """An operation that failed because the name is taken is a 409 in disguise; anything else fails."""
-        if ALREADY_EXISTS_CODES.intersection(failure.codes):
-            return self._use_existing_image(request)
-        raise failure
-
-    def _finish(self, request: InsertRequest, operation: Mapping[str, Any], request_id: str) -> dict[str, Any] | None:
-        """Read back the image of a DONE operation and summarise it; None if the image is gone."""
-        from airflow_machine_images.results import machine_image_summary
-
-        image = self._read_back(request, operation, request_id)
-        if image is None:
-            return None
-        return machine_image_summary(
-            project_id=request.project_id,
-            name=request.name,
-            request_id=request_id,
-            operation=operation,
-            image=image,
-        )
-
-    def _read_back(
-        self, request: InsertRequest, operation: Mapping[str, Any], request_id: str
-    ) -> dict[str, Any] | None:
-        """Confirm that a DONE operation left a usable image of ours; None if it is gone."""
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-
-        try:
-            image = self.hook.get_machine_image(name=request.name, project_id=request.project_id)
-        except ResourceNotFoundError:
-            self.log.warning(
-                "Operation %s for requestId %s is DONE, but machine image %s does not exist: the server "
-                "replayed a request it remembers, and the image it made has since been deleted. "
-                "Submitting again with a new requestId.",
-                operation.get("name"),
-                request_id,
-                request.name,
+            state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
+        if state.image_pending and self.wait_for_completion:
+            if self.deferrable:
+                self._defer(request, state)
+            state = insert_flow.wait_for_image(
+                self.hook, request, state, timeout=self.timeout, poll_interval=self.poll_interval, log=self.log
             )
-            return None
-        self._check_source(request, image)
-        if image.get("status") != "READY":
-            if not self.wait_for_completion:
-                return image
-            image = self.hook.wait_for_machine_image(
-                name=request.name,
-                project_id=request.project_id,
-                timeout=self.timeout,
-                poll_interval=self.poll_interval,
+        return state.summary(request)
+
+    def _defer(self, request: InsertRequest, state: InsertState) -> None:
+        """Hand the wait to the triggerer: the operation if it runs, else the image until READY."""
+        settings = {"project_id": request.project_id, "poll_interval": self.poll_interval, **self.connection_kwargs()}
+        trigger: MachineImageOperationTrigger | MachineImageStatusTrigger
+        if state.operation_pending:
+            operation_name = str((state.operation or {}).get("name"))
+            self.log.info(
+                "Deferring until operation %s is DONE (checked every %.0f s)", operation_name, self.poll_interval
             )
-        self.log.info(
-            "Machine image %s is %s: %s (%s bytes)",
-            request.name,
-            image.get("status"),
-            image.get("selfLink"),
-            image.get("totalStorageBytes"),
-        )
-        return image
-
-    def _check_source(self, request: InsertRequest, image: Mapping[str, Any]) -> None:
-        """Fail, naming both, if ``image`` was made from another instance than requested."""
-        from airflow_machine_images.exceptions import MachineImageConflictError
-        from airflow_machine_images.validation import parse_source_instance
-
-        existing = image.get("sourceInstance")
-        try:
-            same = parse_source_instance(existing, default_project=None).same_instance(request.source)
-        except MachineImageValidationError:
-            same = False
-        if not same:
-            raise MachineImageConflictError(
-                f"Machine image {request.name} in project {request.project_id} exists but was made from "
-                f"{existing!r}, not from {request.source.partial_url!r}; choose another name or delete it."
+            trigger = MachineImageOperationTrigger(
+                operation_name=operation_name, event_extra=insert_flow.trigger_extra(state, "operation"), **settings
             )
-
-    def _use_existing_image(self, request: InsertRequest) -> dict[str, Any] | None:
-        """Handle HTTP 409 per ``if_exists``; None if the image vanished meanwhile."""
-        from airflow_machine_images.exceptions import MachineImageConflictError, ResourceNotFoundError
-        from airflow_machine_images.results import machine_image_summary
-
-        try:
-            image = self.hook.get_machine_image(name=request.name, project_id=request.project_id)
-        except ResourceNotFoundError:
-            self.log.warning("Machine image %s was reported to exist but is gone now; retrying", request.name)
-            return None
-        ours = (image.get("labels") or {}).get(OWNER_LABEL) == request.owner_key
-        if self.if_exists == "fail" and not ours:
-            raise MachineImageConflictError(
-                f"Machine image {request.name} already exists in project {request.project_id} "
-                f"(made from {image.get('sourceInstance')!r}) and if_exists='fail'."
+        else:
+            self.log.info(
+                "Deferring until machine image %s is READY (checked every %.0f s)", request.name, self.poll_interval
             )
-        self._check_source(request, image)
-        self.log.info(
-            "Machine image %s already exists (%s), %s; reusing it",
-            request.name,
-            image.get("status"),
-            "made by an earlier try of this task instance" if ours else "from the same source instance",
-        )
-        if image.get("status") != "READY" and self.wait_for_completion:
-            try:
-                image = self.hook.wait_for_machine_image(
-                    name=request.name,
-                    project_id=request.project_id,
-                    timeout=self.timeout,
-                    poll_interval=self.poll_interval,
-                )
-            except ResourceNotFoundError:
-                self.log.warning(
-                    "Machine image %s vanished while %s (its creation failed, or it was deleted); submitting again",
-                    request.name,
-                    image.get("status"),
-                )
-                return None
-        return machine_image_summary(
-            project_id=request.project_id,
-            name=request.name,
-            request_id=None,
-            operation=None,
-            image=image,
-            reused=True,
-        )
+            trigger = MachineImageStatusTrigger(
+                machine_image=request.name,
+                fail_on_missing=True,
+                event_extra=insert_flow.trigger_extra(state, "image"),
+                **settings,
+            )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def _succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """Attach the image to this task's machine-image asset events; return the summary."""
+        record_outlet_events(context, self.outlets, summary)
+        return summary
 
 
 class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOperator):
@@ -694,14 +399,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     """
 
-    template_fields: Sequence[str] = (
-        "name",
-        "project_id",
-        "request_id",
-        "gcp_conn_id",
-        "impersonation_chain",
-        "api_endpoint",
-    )
+    template_fields: Sequence[str] = connection_template_fields("name", "request_id")
     ui_color = "#fbe3d9"
 
     def __init__(
@@ -722,130 +420,76 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.fail_if_missing = fail_if_missing
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = float(validate_positive_number(poll_interval, "poll_interval") or 0)
-        self.timeout = float(validate_positive_number(timeout, "timeout") or 0)
+        self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
+        self.timeout = validate_positive_number(timeout, "timeout")
 
-    def _target(self) -> tuple[str, str]:
-        from airflow_machine_images.validation import validate_machine_image_name, validate_request_id
-
-        with self.failing_on_bad_input():
-            if self.request_id is not None:
-                validate_request_id(self.request_id)
-            return self.resolved_project_id(), validate_machine_image_name(self.name)
-
-    def _request_id(self, context: Context, project_id: str, name: str, generation: int) -> str:
-        import uuid
-
-        from airflow_machine_images.request_ids import TaskInstanceIdentity, derive_request_id
-
-        if self.request_id is not None:
-            return self.request_id if generation == 0 else str(uuid.uuid5(uuid.UUID(self.request_id), str(generation)))
-        identity = TaskInstanceIdentity.of(context["ti"])
-        return derive_request_id(
-            identity, project_id=project_id, resource_name=name, verb="delete", generation=generation
-        )
+    def _request_ids(self, context: Context) -> RequestIds:
+        """The requestIds of this task instance's delete (arguments validated)."""
+        with failing_on_bad_input():
+            fixed = validate_request_id(self.request_id) if self.request_id is not None else None
+            project_id, name = self.resolve_project_id(), validate_machine_image_name(self.name)
+        return RequestIds(TaskInstanceIdentity.of(context["ti"]), project_id, name, "delete", fixed=fixed)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        project_id, name = self._target()
-        self.log.info("Deleting machine image %s in project %s", name, project_id)
-        return self._delete_from(context, project_id, name, first_generation=0)
+        request_ids = self._request_ids(context)
+        self.log.info("Deleting machine image %s in project %s", request_ids.resource_name, request_ids.project_id)
+        return self._delete(request_ids, first_generation=0)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: confirm the image is gone (deleting again if it came back).
+        """Resume after the triggerer: confirm the image is gone (deleting again if it came back).
 
         :param context: the task's context.
         :param event: the operation trigger's event.
         """
-        project_id, name = self._target()
+        request_ids = self._request_ids(context)
         if event.get("status") != "success":
-            raise AirflowFailException(str(event.get("message")))
+            raise error_from_event(event)
         extra = event.get("extra") or {}
         generation = int(extra.get("generation", 0))
-        result = self._confirm_gone(project_id, name, event.get("operation") or {}, str(extra.get("request_id")))
-        if result is None:
-            result = self._delete_from(context, project_id, name, first_generation=generation + 1)
-        return result
-
-    def _delete_from(self, context: Context, project_id: str, name: str, first_generation: int) -> dict[str, Any]:
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-
-        for generation in range(first_generation, MAX_GENERATIONS):
-            request_id = self._request_id(context, project_id, name, generation)
-            try:
-                operation = self.hook.delete_machine_image(name=name, request_id=request_id, project_id=project_id)
-            except ResourceNotFoundError:
-                if self.fail_if_missing:
-                    raise AirflowFailException(f"Machine image {name} does not exist in project {project_id}") from None
-                self.log.info("Machine image %s does not exist: nothing to delete", name)
-                return delete_summary(project_id, name, deleted=False, operation=None, request_id=request_id)
-            self.log.info(
-                "Delete accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id
-            )
-            if not self.wait_for_completion:
-                return delete_summary(project_id, name, deleted=True, operation=operation, request_id=request_id)
-            if self.deferrable and operation["status"] != "DONE":
-                self.defer(
-                    trigger=self.operation_trigger(
-                        operation["name"],
-                        project_id,
-                        poll_interval=self.poll_interval,
-                        generation=generation,
-                        request_id=request_id,
-                    ),
-                    method_name="execute_complete",
-                    timeout=timedelta(seconds=self.timeout),
-                )
-            operation = self.hook.wait_for_operation(
-                operation_name=operation["name"],
-                project_id=project_id,
-                timeout=self.timeout,
-                max_early_backoff=self.poll_interval,
-            )
-            result = self._confirm_gone(project_id, name, operation, request_id)
-            if result is not None:
-                return result
-        raise AirflowFailException(f"Machine image {name} kept coming back after {MAX_GENERATIONS} deletions")
-
-    def _confirm_gone(
-        self, project_id: str, name: str, operation: Mapping[str, Any], request_id: str
-    ) -> dict[str, Any] | None:
-        """The summary if the image is gone after a DONE delete; None if an image of that name is back."""
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-
-        try:
-            image = self.hook.get_machine_image(name=name, project_id=project_id)
-        except ResourceNotFoundError:
-            self.log.info("Machine image %s is deleted", name)
-            return delete_summary(project_id, name, deleted=True, operation=operation, request_id=request_id)
-        self.log.warning(
-            "Operation %s (requestId %s) is DONE but machine image %s exists (%s): it was made again after that "
-            "delete. Deleting it with a new requestId.",
-            operation.get("name"),
-            request_id,
-            name,
-            image.get("status"),
+        started = deletion.Deletion(
+            request_ids.project_id, request_ids.resource_name, str(extra.get("request_id")), event.get("operation")
         )
-        return None
+        try:
+            return deletion.confirm_gone(self.hook, started, event.get("operation") or {}, self.log).summary()
+        except ResubmissionNeeded as why:
+            return self._delete(request_ids, first_generation=generation + 1, reason=why)
 
+    def _delete(
+        self, request_ids: RequestIds, first_generation: int, reason: ResubmissionNeeded | None = None
+    ) -> dict[str, Any]:
+        return with_resubmissions(
+            lambda generation: self._delete_once(request_ids, generation),
+            first_generation=first_generation,
+            what=f"Machine image {request_ids.resource_name}",
+            log=self.log,
+            reason=reason,
+        )
 
-def delete_summary(
-    project_id: str, name: str, *, deleted: bool, operation: Mapping[str, Any] | None, request_id: str | None
-) -> dict[str, Any]:
-    """The delete operator's XCom.
-
-    :param project_id: the project.
-    :param name: the image name.
-    :param deleted: whether this task deleted it (False: it was already gone).
-    :param operation: the delete operation, if one was made.
-    :param request_id: the requestId sent.
-    """
-    return {
-        "project_id": project_id,
-        "name": name,
-        "deleted": deleted,
-        "operation_name": (operation or {}).get("name"),
-        "request_id": request_id,
-    }
+    def _delete_once(self, request_ids: RequestIds, generation: int) -> dict[str, Any]:
+        """One delete: send it, then wait here or defer, and confirm the image is gone."""
+        started = deletion.start_delete(
+            self.hook, request_ids.project_id, request_ids.resource_name, request_ids(generation), self.log
+        )
+        if not started.deleted and self.fail_if_missing:
+            raise AirflowFailException(f"Machine image {started.name} does not exist in project {started.project_id}")
+        if not started.deleted or not self.wait_for_completion:
+            return started.summary()
+        if self.deferrable and started.pending:
+            self.defer(
+                trigger=MachineImageOperationTrigger(
+                    operation_name=str((started.operation or {}).get("name")),
+                    project_id=started.project_id,
+                    poll_interval=self.poll_interval,
+                    event_extra={"generation": generation, "request_id": started.request_id},
+                    **self.connection_kwargs(),
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+        finished = deletion.wait_until_gone(
+            self.hook, started, timeout=self.timeout, poll_interval=self.poll_interval, log=self.log
+        )
+        return finished.summary()
 
 
 class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOperator):
@@ -875,14 +519,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     """
 
-    template_fields: Sequence[str] = (
-        "project_id",
-        "label_selector",
-        "name_prefix",
-        "gcp_conn_id",
-        "impersonation_chain",
-        "api_endpoint",
-    )
+    template_fields: Sequence[str] = connection_template_fields("label_selector", "name_prefix")
     template_fields_renderers = {"label_selector": "json"}
     ui_color = "#fbe3d9"
 
@@ -912,13 +549,11 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise MachineImageValidationError("max_concurrency", "must be an integer >= 1")
         self.max_concurrency = max_concurrency
-        self.timeout = float(validate_positive_number(timeout, "timeout") or 0)
-        if not _templated(label_selector) and not _templated(name_prefix):
+        self.timeout = validate_positive_number(timeout, "timeout")
+        if not is_templated(label_selector) and not is_templated(name_prefix):
             self._policy()  # an unsafe configuration fails when the DAG is parsed
 
     def _policy(self) -> RetentionPolicy:
-        from airflow_machine_images.retention import RetentionPolicy
-
         return RetentionPolicy(
             label_selector=self.label_selector or {},
             name_prefix=self.name_prefix or None,
@@ -927,13 +562,9 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk import timezone
-
-        from airflow_machine_images.retention import plan_retention
-
-        with self.failing_on_bad_input():
+        with failing_on_bad_input():
             policy = self._policy()
-            project_id = self.resolved_project_id()
+            project_id = self.resolve_project_id()
         images = self.hook.list_machine_images(project_id=project_id, filter_=policy.server_filter())
         plan = plan_retention(images, policy, now=timezone.utcnow())
         self.log.info(
@@ -946,23 +577,14 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         )
         for source, decision in plan.by_source.items():
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
-        result = {"project_id": project_id, "dry_run": self.plan_only, **plan.as_dict(), "deleted": []}
-        result["kept"] = result.pop("keep")
-        planned = result.pop("delete")
         if self.plan_only:
-            self.log.info("Dry run: nothing deleted (would delete %s)", planned)
-            result["would_delete"] = planned
-            return result
-        result["deleted"] = self._delete_all(context, project_id, planned)
-        return result
+            self.log.info("Dry run: nothing deleted (would delete %s)", plan.delete)
+            return retention_summary(project_id, plan, dry_run=True, deleted=None)
+        deleted = self._delete_all(TaskInstanceIdentity.of(context["ti"]), project_id, plan.delete)
+        return retention_summary(project_id, plan, dry_run=False, deleted=deleted)
 
-    def _delete_all(self, context: Context, project_id: str, names: list[str]) -> list[str]:
+    def _delete_all(self, identity: TaskInstanceIdentity, project_id: str, names: list[str]) -> list[str]:
         """Delete ``names`` with bounded concurrency; raise naming every failure after trying them all."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from airflow_machine_images.request_ids import TaskInstanceIdentity
-
-        identity = TaskInstanceIdentity.of(context["ti"])
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="retention") as pool:
             errors = pool.map(lambda name: self._delete_one(identity, project_id, name), names)
             outcomes = dict(zip(names, errors, strict=True))
@@ -976,32 +598,16 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         return deleted
 
     def _delete_one(self, identity: TaskInstanceIdentity, project_id: str, name: str) -> str | None:
-        """Delete one image and wait; the error text, or None on success (also if already gone)."""
-        from airflow_machine_images.exceptions import ComputeEngineError, ResourceNotFoundError
-        from airflow_machine_images.request_ids import derive_request_id
-
+        """Delete one image and confirm it is gone; the error text, or None on success (also if already gone)."""
         hook = self.new_hook()  # one session per thread
-        request_id = derive_request_id(identity, project_id=project_id, resource_name=name, verb="delete")
+        request_ids = RequestIds(identity, project_id, name, "delete")
+
+        def attempt(generation: int) -> deletion.Deletion:
+            started = deletion.start_delete(hook, project_id, name, request_ids(generation), self.log)
+            return deletion.wait_until_gone(hook, started, timeout=self.timeout, poll_interval=10.0, log=self.log)
+
         try:
-            operation = hook.delete_machine_image(name=name, request_id=request_id, project_id=project_id)
-            hook.wait_for_operation(operation_name=operation["name"], project_id=project_id, timeout=self.timeout)
-        except ResourceNotFoundError:
-            self.log.info("Machine image %s was already gone", name)
-        except ComputeEngineError as error:
+            with_resubmissions(attempt, first_generation=0, what=f"Machine image {name}", log=self.log)
+        except (ComputeEngineError, AirflowFailException) as error:
             return str(error)
-        else:
-            self.log.info("Deleted machine image %s", name)
         return None
-
-
-def _templated(value: object) -> bool:
-    """Whether a value holds a Jinja template (checked only once rendered)."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, dict):
-        return any(_templated(k) or _templated(v) for k, v in value.items())
-    return False
-
-
-class ComputeEngineRetentionError(AirflowFailException):
-    """Some deletions of a retention run failed (the others were done)."""

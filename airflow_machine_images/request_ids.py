@@ -14,10 +14,23 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_machine_images.exceptions import ResubmissionNeeded
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_machine_images.logs import TaskLogger
 
 #: Fixed namespace for uuid5; changing it would change every derived id (and break dedup across upgrades).
 REQUEST_ID_NAMESPACE = uuid.UUID("6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11")
+#: Submissions of one call per task-instance run before giving up (see :func:`with_resubmissions`).
+MAX_GENERATIONS = 3
+
+T = TypeVar("T")
 
 
 class TaskInstanceLike(Protocol):
@@ -109,3 +122,77 @@ def task_instance_key(identity: TaskInstanceIdentity) -> str:
     """
     key = json.dumps([identity.dag_id, identity.task_id, identity.run_id, identity.map_index], separators=(",", ":"))
     return uuid.uuid5(REQUEST_ID_NAMESPACE, key).hex
+
+
+@dataclass(frozen=True)
+class RequestIds:
+    """The requestIds of one call of one task instance, one per generation (submission).
+
+    Insert, delete and retention all derive theirs here, so a retry of any of them sends what the
+    first try sent, and a deliberate resubmission (the next generation) sends something new.
+
+    :param identity: the task instance making the call.
+    :param project_id: the project the call is made in.
+    :param resource_name: the resource the call acts on.
+    :param verb: what the call does (``"insert"``, ``"delete"``).
+    :param fixed: a requestId the user gave instead of the derived one (generation 0 sends it as it is).
+    """
+
+    identity: TaskInstanceIdentity
+    project_id: str
+    resource_name: str
+    verb: str
+    fixed: str | None = None
+
+    def __call__(self, generation: int) -> str:
+        """The requestId of submission number ``generation`` (0 first).
+
+        :param generation: 0 for the first submission, then 1, 2, ... for deliberate resubmissions.
+        """
+        if self.fixed is None:
+            return derive_request_id(
+                self.identity,
+                project_id=self.project_id,
+                resource_name=self.resource_name,
+                verb=self.verb,
+                generation=generation,
+            )
+        if generation == 0:
+            return self.fixed
+        return str(uuid.uuid5(uuid.UUID(self.fixed), f"generation-{generation}"))
+
+
+def with_resubmissions(
+    attempt: Callable[[int], T],
+    *,
+    first_generation: int,
+    what: str,
+    log: TaskLogger,
+    reason: ResubmissionNeeded | None = None,
+) -> T:
+    """Run ``attempt(generation)``, submitting again under the next generation while it asks to.
+
+    ``attempt`` raises :class:`~airflow_machine_images.exceptions.ResubmissionNeeded` when the server's
+    answer leaves nothing to use and a fresh submission cannot duplicate anything; anything else it
+    raises (or a deferral) passes through.
+
+    :param attempt: one submission, given its generation.
+    :param first_generation: the generation to start at (after a deferral, the next one).
+    :param what: the resource, for the final error (``"Machine image web-1"``).
+    :param log: where each resubmission is announced.
+    :param reason: why the previous generation (before a deferral) asked for a resubmission.
+    :raises AirflowFailException: still no result after :data:`MAX_GENERATIONS` submissions.
+    """
+    for generation in range(first_generation, MAX_GENERATIONS):
+        if reason is not None:
+            log.warning(
+                "%s. Submitting again with a new requestId (submission %d of %d).",
+                reason,
+                generation + 1,
+                MAX_GENERATIONS,
+            )
+        try:
+            return attempt(generation)
+        except ResubmissionNeeded as why:
+            reason = why
+    raise AirflowFailException(f"{what}: {reason} (after {MAX_GENERATIONS} submissions); giving up.")

@@ -9,6 +9,8 @@ from airflow_machine_images.links import machine_image_console_url
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_machine_images.retention import RetentionPlan
+
 
 def _int_or_none(value: Any) -> int | None:
     try:
@@ -57,4 +59,64 @@ def machine_image_summary(
                 "labels": dict(image.get("labels") or {}),
             }
         )
+    return summary
+
+
+def delete_summary(
+    project_id: str, name: str, *, deleted: bool, operation: Mapping[str, Any] | None, request_id: str | None
+) -> dict[str, Any]:
+    """The delete operator's XCom.
+
+    :param project_id: the project.
+    :param name: the image name.
+    :param deleted: whether this task deleted it (False: it was already gone).
+    :param operation: the delete operation, if one was made.
+    :param request_id: the requestId sent.
+    """
+    return {
+        "project_id": project_id,
+        "name": name,
+        "deleted": deleted,
+        "operation_name": (operation or {}).get("name"),
+        "request_id": request_id,
+    }
+
+
+def operation_summary(project_id: str, operation: Mapping[str, Any]) -> dict[str, Any]:
+    """The operation sensor's XCom.
+
+    :param project_id: the project.
+    :param operation: the (possibly trimmed) Operation.
+    """
+    return {
+        "project_id": project_id,
+        "operation_name": operation.get("name"),
+        "status": operation.get("status"),
+        "operation_type": operation.get("operationType"),
+        "target_link": operation.get("targetLink"),
+        "end_time": operation.get("endTime"),
+    }
+
+
+def retention_summary(
+    project_id: str, plan: RetentionPlan, *, dry_run: bool, deleted: list[str] | None
+) -> dict[str, Any]:
+    """The retention operator's XCom: ``project_id``, ``dry_run``, ``deleted``, ``kept``, ``not_ready``,
+    ``by_source``, and in a dry run ``would_delete``.
+
+    :param project_id: the project.
+    :param plan: the retention plan.
+    :param dry_run: whether nothing was deleted on purpose.
+    :param deleted: the names deleted (None in a dry run).
+    """
+    summary: dict[str, Any] = {
+        "project_id": project_id,
+        "dry_run": dry_run,
+        "not_ready": plan.not_ready,
+        "by_source": plan.by_source,
+        "deleted": sorted(deleted or []),
+        "kept": plan.keep,
+    }
+    if dry_run:
+        summary["would_delete"] = plan.delete
     return summary

@@ -9,27 +9,36 @@ Like the operators, this module loads no Google or HTTP library when a DAG file 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_machine_images.validation import validate_choice
+from airflow_machine_images.compute_api import raise_for_operation_error
+from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
+from airflow_machine_images.results import machine_image_summary, operation_summary
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
+from airflow_machine_images.validation import (
+    MachineImageValidationError,
+    parse_machine_image_ref,
+    validate_operation_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
-
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-    from airflow_machine_images.triggers import _ComputeEngineTrigger
-
-API_VERSION_CHOICES = ("beta", "v1")
+    from airflow.triggers.base import BaseTrigger
 
 
-class _ComputeEngineSensor(BaseSensorOperator):
-    """Connection settings, the hook and the deferrable path shared by both sensors."""
+class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
+    """Connection settings, the hook and the deferrable path shared by both sensors.
+
+    Failures follow the Task SDK's sensor policy (``soft_fail``, ``never_fail``, ``silent_fail``) in
+    every mode: a deferrable sensor pokes once through the base sensor's loop and defers from inside
+    that poke, and resumes through the base sensor's ``resume_execution``.
+    """
 
     def __init__(
         self,
@@ -44,55 +53,34 @@ class _ComputeEngineSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        self.project_id = project_id
-        self.gcp_conn_id = gcp_conn_id
-        self.impersonation_chain = impersonation_chain
-        self.api_version = validate_choice(api_version, "api_version", API_VERSION_CHOICES)
-        self.api_endpoint = api_endpoint
+        self.set_connection(
+            project_id=project_id,
+            gcp_conn_id=gcp_conn_id,
+            impersonation_chain=impersonation_chain,
+            api_version=api_version,
+            api_endpoint=api_endpoint,
+        )
         self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> ComputeEngineMachineImageHook:
-        """The hook, made on first use (it loads the Google libraries)."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-
-        return ComputeEngineMachineImageHook(
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            api_version=self.api_version,
-            api_endpoint=self.api_endpoint,
-        )
-
-    def resolved_project_id(self) -> str:
+    def resolve_project_id(self) -> str:
         """The project to look in: the argument, else the connection's (validated)."""
-        from airflow_machine_images.validation import MachineImageValidationError, validate_project_id
+        with failing_on_bad_input():
+            return super().resolve_project_id()
 
-        try:
-            return validate_project_id(self.project_id or self.hook.default_project_id)
-        except MachineImageValidationError as exc:
-            raise AirflowFailException(str(exc)) from exc
+    def check(self, context: Context) -> bool | PokeReturnValue:
+        """Read the resource once: done (with the XCom value), failed for good (raise), or not yet."""
+        raise NotImplementedError
 
-    def trigger(self) -> _ComputeEngineTrigger:
+    def trigger(self) -> BaseTrigger:
         """The trigger that waits in the triggerer instead of poking."""
         raise NotImplementedError
 
-    def execute(self, context: Context) -> Any:
-        """Poke (or reschedule) as usual; if deferrable, check once and then defer."""
-        if not self.deferrable:
-            return super().execute(context)
-        try:
-            outcome = self.poke(context)
-        except AirflowFailException as exc:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
-            raise
-        if outcome:
-            return outcome.xcom_value if isinstance(outcome, PokeReturnValue) else None
-        self.defer(
-            trigger=self.trigger(),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Check once; if not done and deferrable, defer (the triggerer takes over the wait)."""
+        outcome = self.check(context)
+        if not outcome and self.deferrable:
+            self.defer(trigger=self.trigger(), method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+        return outcome
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
         """Resume after the trigger: the summary on success, a failure carrying the API's errors otherwise.
@@ -111,29 +99,10 @@ class _ComputeEngineSensor(BaseSensorOperator):
 
     def _trigger_settings(self) -> dict[str, Any]:
         return {
-            "project_id": self.resolved_project_id(),
-            "gcp_conn_id": self.gcp_conn_id,
-            "impersonation_chain": self.impersonation_chain,
-            "api_version": self.api_version,
-            "api_endpoint": self.api_endpoint,
+            "project_id": self.resolve_project_id(),
             "poll_interval": self.poke_interval,
+            **self.connection_kwargs(),
         }
-
-
-def operation_summary(project_id: str, operation: Mapping[str, Any]) -> dict[str, Any]:
-    """The XCom value of the operation sensor.
-
-    :param project_id: the project.
-    :param operation: the (possibly trimmed) Operation.
-    """
-    return {
-        "project_id": project_id,
-        "operation_name": operation.get("name"),
-        "status": operation.get("status"),
-        "operation_type": operation.get("operationType"),
-        "target_link": operation.get("targetLink"),
-        "end_time": operation.get("endTime"),
-    }
 
 
 class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
@@ -154,32 +123,19 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     """
 
-    template_fields: Sequence[str] = (
-        "operation_name",
-        "project_id",
-        "gcp_conn_id",
-        "impersonation_chain",
-        "api_endpoint",
-    )
+    template_fields: Sequence[str] = connection_template_fields("operation_name")
 
     def __init__(self, *, operation_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.operation_name = operation_name
 
     def _operation_name(self) -> str:
-        from airflow_machine_images.validation import MachineImageValidationError, validate_operation_name
-
-        try:
+        with failing_on_bad_input():
             return validate_operation_name(self.operation_name)
-        except MachineImageValidationError as exc:
-            raise AirflowFailException(str(exc)) from exc
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def check(self, context: Context) -> bool | PokeReturnValue:
         """Read the operation once: done, failed (raise), or not yet."""
-        from airflow_machine_images.compute_api import raise_for_operation_error
-        from airflow_machine_images.exceptions import OperationFailedError
-
-        project_id = self.resolved_project_id()
+        project_id = self.resolve_project_id()
         operation = self.hook.get_operation(operation_name=self._operation_name(), project_id=project_id)
         if operation.get("status") != "DONE":
             progress = operation.get("progress")
@@ -197,9 +153,7 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
         self.log.info("Operation %s is DONE", self.operation_name)
         return PokeReturnValue(is_done=True, xcom_value=operation_summary(project_id, operation))
 
-    def trigger(self) -> _ComputeEngineTrigger:
-        from airflow_machine_images.triggers import MachineImageOperationTrigger
-
+    def trigger(self) -> BaseTrigger:
         return MachineImageOperationTrigger(operation_name=self._operation_name(), **self._trigger_settings())
 
     def summarize_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,13 +177,7 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     """
 
-    template_fields: Sequence[str] = (
-        "machine_image",
-        "project_id",
-        "gcp_conn_id",
-        "impersonation_chain",
-        "api_endpoint",
-    )
+    template_fields: Sequence[str] = connection_template_fields("machine_image")
 
     def __init__(self, *, machine_image: str, fail_on_missing: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -237,29 +185,20 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
         self.fail_on_missing = fail_on_missing
 
     def _image_ref(self) -> tuple[str, str]:
-        from airflow_machine_images.validation import MachineImageValidationError, parse_machine_image_ref
+        with failing_on_bad_input():
+            return parse_machine_image_ref(self.machine_image, default_project=self.resolve_project_id())
 
-        try:
-            return parse_machine_image_ref(self.machine_image, default_project=self.resolved_project_id())
-        except MachineImageValidationError as exc:
-            raise AirflowFailException(str(exc)) from exc
-
-    def resolved_project_id(self) -> str:
+    def resolve_project_id(self) -> str:
         """The project: the argument, else the one in ``machine_image``, else the connection's."""
-        from airflow_machine_images.validation import MachineImageValidationError, parse_machine_image_ref
-
         if not self.project_id:
             try:
                 return parse_machine_image_ref(self.machine_image, default_project=None)[0]
             except MachineImageValidationError:
                 pass
-        return super().resolved_project_id()
+        return super().resolve_project_id()
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def check(self, context: Context) -> bool | PokeReturnValue:
         """Read the image once: READY, unusable (raise), missing, or not yet."""
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-        from airflow_machine_images.results import machine_image_summary
-
         project_id, name = self._image_ref()
         try:
             image = self.hook.get_machine_image(name=name, project_id=project_id)
@@ -277,16 +216,12 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
         summary = machine_image_summary(project_id=project_id, name=name, request_id=None, operation=None, image=image)
         return PokeReturnValue(is_done=True, xcom_value=summary)
 
-    def trigger(self) -> _ComputeEngineTrigger:
-        from airflow_machine_images.triggers import MachineImageStatusTrigger
-
+    def trigger(self) -> BaseTrigger:
         project_id, name = self._image_ref()
         settings = {**self._trigger_settings(), "project_id": project_id}
         return MachineImageStatusTrigger(machine_image=name, fail_on_missing=self.fail_on_missing, **settings)
 
     def summarize_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        from airflow_machine_images.results import machine_image_summary
-
         image = event.get("image") or {}
         return machine_image_summary(
             project_id=str(event.get("project_id")),

@@ -11,12 +11,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_machine_images.compute_api import operation_errors
+from airflow_machine_images.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
+from airflow_machine_images.exceptions import (
+    ComputeEngineError,
+    MachineImageNotUsableError,
+    OperationFailedError,
+    ResourceNotFoundError,
+)
+from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
+from airflow_machine_images.validation import (
+    MachineImageValidationError,
+    parse_machine_image_ref,
+    validate_operation_name,
+    validate_project_id,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-
-    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
 
 #: Operation fields an event carries (a trimmed Operation; no request bodies).
 OPERATION_EVENT_FIELDS = (
@@ -33,21 +48,83 @@ OPERATION_EVENT_FIELDS = (
     "httpErrorMessage",
 )
 #: Machine image fields an event carries.
-IMAGE_EVENT_FIELDS = ("name", "status", "selfLink", "id", "sourceInstance", "totalStorageBytes", "creationTimestamp")
+IMAGE_EVENT_FIELDS = (
+    "name",
+    "status",
+    "selfLink",
+    "id",
+    "sourceInstance",
+    "totalStorageBytes",
+    "creationTimestamp",
+    "storageLocations",
+    "labels",
+)
+
+#: ``reason`` of an error event: the operation finished with errors (``errors`` lists them).
+EVENT_OPERATION_FAILED = "operation_failed"
+#: ``reason`` of an error event: the operation or image does not exist.
+EVENT_NOT_FOUND = "not_found"
+#: ``reason`` of an error event: the image is INVALID and will not become READY.
+EVENT_UNUSABLE = "unusable"
+#: ``reason`` of an error event: the trigger's (stored) arguments cannot be used.
+EVENT_INVALID_ARGUMENT = "invalid_argument"
+#: ``reason`` of an error event: the API kept failing (after the hook's retries) or refused.
+EVENT_API_ERROR = "api_error"
+
+
+def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedError | None:
+    """The failure an error event of :class:`MachineImageOperationTrigger` reports, if the operation failed.
+
+    :param event: the event payload.
+    """
+    if event.get("reason") != EVENT_OPERATION_FAILED or not event.get("errors"):
+        return None
+    operation = event.get("operation") or {}
+    status_code = operation.get("httpErrorStatusCode")
+    return OperationFailedError(
+        str(event.get("operation_name")),
+        event["errors"],
+        http_error_status_code=status_code if isinstance(status_code, int) else None,
+        http_error_message=operation.get("httpErrorMessage"),
+    )
+
+
+def error_from_event(event: Mapping[str, Any]) -> Exception:
+    """The exception a task raises for an error event: the one rule for every operator of this package.
+
+    Bad stored arguments fail without Airflow retries (they stay bad); everything else is a typed
+    :class:`~airflow_machine_images.exceptions.ComputeEngineError`, which Airflow retries as the task says.
+
+    :param event: the event payload (``status`` is not ``success``).
+    """
+    message = str(event.get("message"))
+    reason = event.get("reason")
+    if reason == EVENT_INVALID_ARGUMENT:
+        return AirflowFailException(message)
+    failure = operation_failure_from_event(event)
+    if failure is not None:
+        return failure
+    if reason == EVENT_NOT_FOUND:
+        return ResourceNotFoundError(message)
+    if reason == EVENT_UNUSABLE:
+        return MachineImageNotUsableError(message)
+    return ComputeEngineError(message)
 
 
 def _pick(resource: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {f: resource[f] for f in fields if f in resource}
 
 
-class _ComputeEngineTrigger(BaseTrigger):
+class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
     """What every trigger here shares: the connection settings, the hook, serialization."""
+
+    project_id: str  # always given: a trigger is made with the task's resolved project
 
     def __init__(
         self,
         *,
         project_id: str,
-        gcp_conn_id: str = "google_cloud_default",
+        gcp_conn_id: str = DEFAULT_CONN_ID,
         impersonation_chain: str | Sequence[str] | None = None,
         api_version: str = "beta",
         api_endpoint: str | None = None,
@@ -55,13 +132,16 @@ class _ComputeEngineTrigger(BaseTrigger):
         event_extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.project_id = project_id
-        self.gcp_conn_id = gcp_conn_id
-        self.impersonation_chain = (
-            list(impersonation_chain) if isinstance(impersonation_chain, (list, tuple)) else impersonation_chain
+        self.set_connection(
+            project_id=project_id,
+            gcp_conn_id=gcp_conn_id,
+            # a list, as it is after a round trip through the database
+            impersonation_chain=(
+                list(impersonation_chain) if isinstance(impersonation_chain, (list, tuple)) else impersonation_chain
+            ),
+            api_version=api_version,
+            api_endpoint=api_endpoint,
         )
-        self.api_version = api_version
-        self.api_endpoint = api_endpoint
         self.poll_interval = poll_interval
         self.event_extra = dict(event_extra or {})
 
@@ -75,24 +155,10 @@ class _ComputeEngineTrigger(BaseTrigger):
             {
                 **self._own_kwargs(),
                 "project_id": self.project_id,
-                "gcp_conn_id": self.gcp_conn_id,
-                "impersonation_chain": self.impersonation_chain,
-                "api_version": self.api_version,
-                "api_endpoint": self.api_endpoint,
+                **self.connection_kwargs(),
                 "poll_interval": self.poll_interval,
                 "event_extra": self.event_extra,
             },
-        )
-
-    def hook(self) -> ComputeEngineMachineImageAsyncHook:
-        """A new async hook (it shares its HTTP session and credentials with its peers)."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
-
-        return ComputeEngineMachineImageAsyncHook(
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            api_version=self.api_version,
-            api_endpoint=self.api_endpoint,
         )
 
     def _invalid(self, check: Callable[[], object]) -> str | None:
@@ -100,8 +166,6 @@ class _ComputeEngineTrigger(BaseTrigger):
 
         Checked before any request, so a bad name ends in an error event, not in a request or a crash.
         """
-        from airflow_machine_images.validation import MachineImageValidationError, validate_project_id
-
         try:
             validate_project_id(self.project_id)
             check()
@@ -109,10 +173,11 @@ class _ComputeEngineTrigger(BaseTrigger):
             return str(error)
         return None
 
-    def _event(self, status: str, message: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "message": message, "project_id": self.project_id, "extra": self.event_extra, **payload}
-        )
+    def _event(self, status: str, message: str, reason: str | None = None, **payload: Any) -> TriggerEvent:
+        body = {"status": status, "message": message, "project_id": self.project_id, "extra": self.event_extra}
+        if reason is not None:
+            body["reason"] = reason
+        return TriggerEvent({**body, **payload})
 
 
 class MachineImageOperationTrigger(_ComputeEngineTrigger):
@@ -141,27 +206,21 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
-        from airflow_machine_images.compute_api import operation_errors
-        from airflow_machine_images.exceptions import ComputeEngineError
-        from airflow_machine_images.polling import OperationPoller, poller_for
-        from airflow_machine_images.validation import validate_operation_name
-
-        problem = self._invalid(lambda: validate_operation_name(self.operation_name))
+        name = self.operation_name
+        problem = self._invalid(lambda: validate_operation_name(name))
         if problem:
-            yield self._event("error", problem, operation_name=self.operation_name, operation=None, errors=[])
+            yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
-        hook = self.hook()
-        self.log.info("Waiting for operation %s in project %s", self.operation_name, self.project_id)
+        self.log.info("Waiting for operation %s in project %s", name, self.project_id)
         try:
-            operation = await poller_for(OperationPoller, hook, self.project_id).wait_for(
-                self.operation_name, _done_or_missing, self.poll_interval
-            )
+            poller = poller_for(OperationPoller, self.new_async_hook(), self.project_id)
+            operation = await poller.wait_for(name, _done_or_missing, self.poll_interval)
         except ComputeEngineError as error:
-            yield self._event("error", str(error), operation_name=self.operation_name, operation=None, errors=[])
+            yield self._event("error", str(error), EVENT_API_ERROR, operation_name=name, operation=None, errors=[])
             return
         if operation is None:
-            message = f"Operation {self.operation_name} was not found in project {self.project_id} (expired?)"
-            yield self._event("error", message, operation_name=self.operation_name, operation=None, errors=[])
+            message = f"Operation {name} was not found in project {self.project_id} (expired?)"
+            yield self._event("error", message, EVENT_NOT_FOUND, operation_name=name, operation=None, errors=[])
             return
         errors = [
             {"code": str(e.get("code")), "message": str(e.get("message", ""))} for e in operation_errors(operation)
@@ -169,11 +228,12 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
         trimmed = _pick(operation, OPERATION_EVENT_FIELDS)
         if errors:
             details = "; ".join(f"{e['code']}: {e['message']}" for e in errors)
-            message = f"Operation {self.operation_name} failed: {details}"
-            yield self._event("error", message, operation_name=self.operation_name, operation=trimmed, errors=errors)
+            message = f"Operation {name} failed: {details}"
+            yield self._event(
+                "error", message, EVENT_OPERATION_FAILED, operation_name=name, operation=trimmed, errors=errors
+            )
         else:
-            message = f"Operation {self.operation_name} is DONE"
-            yield self._event("success", message, operation_name=self.operation_name, operation=trimmed, errors=[])
+            yield self._event("success", f"Operation {name} is DONE", operation_name=name, operation=trimmed, errors=[])
 
 
 def _done_or_missing(operation: Mapping[str, Any] | None) -> bool:
@@ -212,35 +272,25 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced per project) and yield the outcome."""
-        from airflow_machine_images.exceptions import ComputeEngineError
-        from airflow_machine_images.polling import MachineImagePoller, poller_for
-        from airflow_machine_images.validation import parse_machine_image_ref
-
-        problem = self._invalid(lambda: parse_machine_image_ref(self.machine_image, self.project_id))
+        name = self.machine_image
+        problem = self._invalid(lambda: parse_machine_image_ref(name, self.project_id))
         if problem:
-            yield self._event("error", problem, machine_image=self.machine_image, image=None)
+            yield self._event("error", problem, EVENT_INVALID_ARGUMENT, machine_image=name, image=None)
             return
-        hook = self.hook()
-        self.log.info("Waiting for machine image %s in project %s to be READY", self.machine_image, self.project_id)
+        self.log.info("Waiting for machine image %s in project %s to be READY", name, self.project_id)
         try:
-            image = await poller_for(MachineImagePoller, hook, self.project_id).wait_for(
-                self.machine_image, self._is_final, self.poll_interval
-            )
+            poller = poller_for(MachineImagePoller, self.new_async_hook(), self.project_id)
+            image = await poller.wait_for(name, self._is_final, self.poll_interval)
         except ComputeEngineError as error:
-            yield self._event("error", str(error), machine_image=self.machine_image, image=None)
+            yield self._event("error", str(error), EVENT_API_ERROR, machine_image=name, image=None)
             return
         if image is None:
-            message = f"Machine image {self.machine_image} does not exist in project {self.project_id}"
-            yield self._event("error", message, machine_image=self.machine_image, image=None)
+            message = f"Machine image {name} does not exist in project {self.project_id}"
+            yield self._event("error", message, EVENT_NOT_FOUND, machine_image=name, image=None)
             return
         trimmed = _pick(image, IMAGE_EVENT_FIELDS)
         if image.get("status") == "READY":
-            yield self._event(
-                "success",
-                f"Machine image {self.machine_image} is READY",
-                machine_image=self.machine_image,
-                image=trimmed,
-            )
+            yield self._event("success", f"Machine image {name} is READY", machine_image=name, image=trimmed)
         else:
-            message = f"Machine image {self.machine_image} is {image.get('status')}; it will not become READY"
-            yield self._event("error", message, machine_image=self.machine_image, image=trimmed)
+            message = f"Machine image {name} is {image.get('status')}; it will not become READY"
+            yield self._event("error", message, EVENT_UNUSABLE, machine_image=name, image=trimmed)

@@ -1,0 +1,119 @@
+"""Deleting a machine image and confirming it is gone: shared by the delete and retention operators.
+
+A delete carries a task-derived ``requestId``, so a retry sends the same request and the server
+deduplicates it. After the operation is DONE the image is read once more: if an image of that name
+exists again (someone made it after our delete), :class:`~airflow_machine_images.exceptions.ResubmissionNeeded`
+asks the caller to delete it under the next generation's requestId.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.exceptions import ResourceNotFoundError, ResubmissionNeeded
+from airflow_machine_images.results import delete_summary
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.logs import TaskLogger as Log
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One delete of one image.
+
+    :param project_id: the project.
+    :param name: the image name.
+    :param request_id: the requestId sent.
+    :param operation: the delete operation as last seen; None if the image did not exist.
+    """
+
+    project_id: str
+    name: str
+    request_id: str
+    operation: Mapping[str, Any] | None
+
+    @property
+    def deleted(self) -> bool:
+        """This task deleted the image (False: it was already gone)."""
+        return self.operation is not None
+
+    @property
+    def pending(self) -> bool:
+        """Compute Engine is still running the delete operation."""
+        return self.operation is not None and self.operation.get("status") != "DONE"
+
+    def summary(self) -> dict[str, Any]:
+        """The delete operator's XCom."""
+        return delete_summary(
+            self.project_id, self.name, deleted=self.deleted, operation=self.operation, request_id=self.request_id
+        )
+
+
+def start_delete(
+    hook: ComputeEngineMachineImageHook, project_id: str, name: str, request_id: str, log: Log
+) -> Deletion:
+    """Send the delete; an image that does not exist gives a :class:`Deletion` without operation.
+
+    :param hook: the hook.
+    :param project_id: the project.
+    :param name: the image name.
+    :param request_id: the requestId of this generation.
+    :param log: the task's logger.
+    """
+    try:
+        operation = hook.delete_machine_image(name=name, request_id=request_id, project_id=project_id)
+    except ResourceNotFoundError:
+        log.info("Machine image %s does not exist: nothing to delete", name)
+        return Deletion(project_id, name, request_id, operation=None)
+    log.info("Delete accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
+    return Deletion(project_id, name, request_id, operation=operation)
+
+
+def confirm_gone(
+    hook: ComputeEngineMachineImageHook, deletion: Deletion, operation: Mapping[str, Any], log: Log
+) -> Deletion:
+    """After a DONE delete, check that the image is gone.
+
+    :param hook: the hook.
+    :param deletion: the delete waited for.
+    :param operation: its DONE operation.
+    :param log: the task's logger.
+    :raises ResubmissionNeeded: an image of that name exists again.
+    """
+    try:
+        image = hook.get_machine_image(name=deletion.name, project_id=deletion.project_id)
+    except ResourceNotFoundError:
+        log.info("Machine image %s is deleted", deletion.name)
+        return replace(deletion, operation=operation)
+    raise ResubmissionNeeded(
+        f"Operation {operation.get('name')} (requestId {deletion.request_id}) is DONE but machine image "
+        f"{deletion.name} exists ({image.get('status')}): it was made again after that delete"
+    )
+
+
+def wait_until_gone(
+    hook: ComputeEngineMachineImageHook, deletion: Deletion, *, timeout: float, poll_interval: float, log: Log
+) -> Deletion:
+    """Wait on this worker for the delete operation, then confirm the image is gone.
+
+    :param hook: the hook.
+    :param deletion: a started delete.
+    :param timeout: seconds to wait for the operation.
+    :param poll_interval: the longest pause after an early answer of the long-poll.
+    :param log: the task's logger.
+    :raises OperationFailedError: the delete failed.
+    :raises ResubmissionNeeded: an image of that name exists again.
+    """
+    if deletion.operation is None:
+        return deletion
+    operation = hook.wait_for_operation(
+        operation_name=deletion.operation["name"],
+        project_id=deletion.project_id,
+        timeout=timeout,
+        max_early_backoff=poll_interval,
+    )
+    return confirm_gone(hook, deletion, operation, log)

@@ -1,0 +1,376 @@
+"""Creating one machine image exactly once, step by step: submit, verify what came back, reuse.
+
+One create, as the insert operator drives it:
+
+1. :func:`submit` sends ``machineImages.insert`` with the generation's task-derived ``requestId``.
+   A 409 goes to :func:`adopt_existing`; an operation that is still running is returned as it is;
+   a DONE one goes to :func:`finish_operation`.
+2. The operator waits for a running operation (on the worker, or deferred to the triggerer), then
+   calls :func:`finish_operation`: a failure whose code means "the name is taken" is a 409 in
+   disguise (:func:`adopt_existing`), any other failure is raised, success is read back
+   (:func:`read_back`): the image must exist and come from the requested source instance.
+3. An image that is not READY yet is waited for the same way (:func:`wait_for_image` on the
+   worker, :func:`resume` after the triggerer), and the state's :meth:`InsertState.summary` is
+   the task's XCom.
+
+Every step returns an :class:`InsertState`, or raises
+:class:`~airflow_machine_images.exceptions.ResubmissionNeeded` when the server's answer leaves no
+image to use and submitting again (the next generation's ``requestId``) cannot duplicate one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.compute_api import operation_errors, raise_for_operation_error
+from airflow_machine_images.exceptions import (
+    MachineImageConflictError,
+    OperationFailedError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    ResubmissionNeeded,
+)
+from airflow_machine_images.labels import OWNER_LABEL
+from airflow_machine_images.request_ids import MAX_GENERATIONS, RequestIds
+from airflow_machine_images.results import machine_image_summary
+from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
+from airflow_machine_images.validation import InstanceRef, MachineImageValidationError, parse_source_instance
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.logs import TaskLogger as Log
+
+
+#: Operation error codes that mean "the name is taken" (the 409 can also arrive inside the operation).
+ALREADY_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "alreadyExists"})
+
+
+@dataclass(frozen=True)
+class InsertRequest:
+    """A validated insert: everything the API calls need, resolved before any request is sent.
+
+    :param project_id: the project the image is created in.
+    :param name: the image name.
+    :param source: the source instance.
+    :param body: the MachineImage resource (may hold key material, so it is kept out of ``repr``).
+    :param request_ids: the requestId of each generation.
+    :param owner_key: the task-instance key, as in the image's ``airflow-ti`` label.
+    :param if_exists: ``"reuse"`` or ``"fail"``.
+    """
+
+    project_id: str
+    name: str
+    source: InstanceRef
+    body: dict[str, Any] = field(repr=False)
+    request_ids: RequestIds
+    owner_key: str
+    if_exists: str = "reuse"
+
+
+@dataclass(frozen=True)
+class InsertState:
+    """Where one create stands.
+
+    :param generation: which submission of this task instance it is (0 first).
+    :param request_id: the requestId sent (None when an existing image was adopted).
+    :param operation: the insert operation, as last seen (None when an existing image was adopted).
+    :param image: the machine image, once read back.
+    :param reused: an existing image was adopted instead of created.
+    """
+
+    generation: int
+    request_id: str | None
+    operation: Mapping[str, Any] | None = None
+    image: Mapping[str, Any] | None = None
+    reused: bool = False
+
+    @property
+    def operation_pending(self) -> bool:
+        """Compute Engine is still running the insert operation."""
+        return self.image is None and self.operation is not None and self.operation.get("status") != "DONE"
+
+    @property
+    def image_pending(self) -> bool:
+        """The image exists but is not READY yet."""
+        return self.image is not None and self.image.get("status") != "READY"
+
+    def summary(self, request: InsertRequest) -> dict[str, Any]:
+        """The task's XCom for this state.
+
+        :param request: the request this state belongs to.
+        """
+        return machine_image_summary(
+            project_id=request.project_id,
+            name=request.name,
+            request_id=self.request_id,
+            operation=self.operation,
+            image=self.image,
+            reused=self.reused,
+        )
+
+
+def submit(
+    hook: ComputeEngineMachineImageHook, request: InsertRequest, generation: int, *, is_retry: bool, log: Log
+) -> InsertState:
+    """Send the insert with this generation's requestId; return where it stands.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param generation: the submission number (0 first).
+    :param is_retry: this is not the task's first try (a replayed failure of an earlier try may be
+        submitted again).
+    :param log: the task's logger.
+    """
+    request_id = request.request_ids(generation)
+    try:
+        operation = hook.insert_machine_image(
+            body=request.body,
+            source_instance=request.source.partial_url,
+            request_id=request_id,
+            project_id=request.project_id,
+        )
+    except ResourceAlreadyExistsError:
+        return adopt_existing(hook, request, generation, log)
+    log.info("Insert accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
+    state = InsertState(generation, request_id, operation=operation)
+    if operation["status"] != "DONE":
+        return state
+    if is_retry:
+        _refuse_replayed_failure(operation, generation)
+    return finish_operation(hook, request, state, operation, log)
+
+
+def _refuse_replayed_failure(operation: Mapping[str, Any], generation: int) -> None:
+    """Ask for a resubmission if a retry got back the failed operation of an earlier try.
+
+    The server answers a remembered requestId with its original operation, even a failed one: left
+    alone, every Airflow retry would replay the same failure for as long as the server remembers the
+    id. A failed insert made no image, so submitting again under the next generation's requestId
+    cannot duplicate one. The last generation's failure is raised as it is.
+    """
+    if generation + 1 >= MAX_GENERATIONS:
+        return
+    errors = operation_errors(operation)
+    if not errors or ALREADY_EXISTS_CODES.intersection(str(e.get("code")) for e in errors):
+        return
+    details = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    raise ResubmissionNeeded(
+        f"Operation {operation.get('name')} of this task instance failed in an earlier try ({details})"
+    )
+
+
+def finish_operation(
+    hook: ComputeEngineMachineImageHook,
+    request: InsertRequest,
+    state: InsertState,
+    operation: Mapping[str, Any],
+    log: Log,
+) -> InsertState:
+    """Take a DONE insert operation: adopt the image on "already exists", raise other failures, else read back.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param state: the state the operation was waited from.
+    :param operation: the DONE operation.
+    :param log: the task's logger.
+    :raises OperationFailedError: the operation failed for another reason than a taken name.
+    """
+    try:
+        raise_for_operation_error(operation)
+    except OperationFailedError as failure:
+        return on_operation_failed(hook, request, state, failure, log)
+    log.info("Operation %s is DONE", operation.get("name"))
+    return read_back(hook, request, replace(state, operation=operation), log)
+
+
+def on_operation_failed(
+    hook: ComputeEngineMachineImageHook,
+    request: InsertRequest,
+    state: InsertState,
+    failure: OperationFailedError,
+    log: Log,
+) -> InsertState:
+    """An operation that failed because the name is taken is a 409 in disguise; anything else is raised.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param state: the state the operation was waited from.
+    :param failure: the operation's failure.
+    :param log: the task's logger.
+    """
+    if ALREADY_EXISTS_CODES.intersection(failure.codes):
+        return adopt_existing(hook, request, state.generation, log)
+    raise failure
+
+
+def read_back(hook: ComputeEngineMachineImageHook, request: InsertRequest, state: InsertState, log: Log) -> InsertState:
+    """Read the image a successful operation made; it must exist and come from the requested source.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param state: the state with the DONE operation.
+    :param log: the task's logger.
+    :raises ResubmissionNeeded: the image is gone (the server replayed a remembered request).
+    :raises MachineImageConflictError: the image came from another source instance.
+    """
+    try:
+        image = hook.get_machine_image(name=request.name, project_id=request.project_id)
+    except ResourceNotFoundError:
+        raise ResubmissionNeeded(
+            f"Operation {(state.operation or {}).get('name')} for requestId {state.request_id} is DONE, but "
+            f"machine image {request.name} does not exist: the server replayed a request it remembers, and "
+            "the image it made has since been deleted"
+        ) from None
+    check_source(request, image)
+    _log_image(log, request, image)
+    return replace(state, image=image)
+
+
+def adopt_existing(
+    hook: ComputeEngineMachineImageHook, request: InsertRequest, generation: int, log: Log
+) -> InsertState:
+    """Handle a taken name per ``if_exists``: reuse an image of ours or from the same source, else fail.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param generation: the submission that met the taken name.
+    :param log: the task's logger.
+    :raises ResubmissionNeeded: the image vanished meanwhile.
+    :raises MachineImageConflictError: ``if_exists="fail"``, or the image came from another source.
+    """
+    try:
+        image = hook.get_machine_image(name=request.name, project_id=request.project_id)
+    except ResourceNotFoundError:
+        raise ResubmissionNeeded(f"Machine image {request.name} was reported to exist but is gone now") from None
+    ours = (image.get("labels") or {}).get(OWNER_LABEL) == request.owner_key
+    if request.if_exists == "fail" and not ours:
+        raise MachineImageConflictError(
+            f"Machine image {request.name} already exists in project {request.project_id} "
+            f"(made from {image.get('sourceInstance')!r}) and if_exists='fail'."
+        )
+    check_source(request, image)
+    log.info(
+        "Machine image %s already exists (%s), %s; reusing it",
+        request.name,
+        image.get("status"),
+        "made by an earlier try of this task instance" if ours else "from the same source instance",
+    )
+    return InsertState(generation, request_id=None, image=image, reused=True)
+
+
+def wait_for_image(
+    hook: ComputeEngineMachineImageHook,
+    request: InsertRequest,
+    state: InsertState,
+    *,
+    timeout: float,
+    poll_interval: float,
+    log: Log,
+) -> InsertState:
+    """Wait on this worker until the image is READY.
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param state: a state whose image is not READY yet.
+    :param timeout: seconds to wait.
+    :param poll_interval: seconds between reads.
+    :param log: the task's logger.
+    :raises ResubmissionNeeded: the image vanished while being created (its creation failed, or it was deleted).
+    :raises MachineImageNotUsableError: the image became INVALID or is being deleted.
+    """
+    try:
+        image = hook.wait_for_machine_image(
+            name=request.name, project_id=request.project_id, timeout=timeout, poll_interval=poll_interval
+        )
+    except ResourceNotFoundError:
+        raise _vanished(request, state) from None
+    _log_image(log, request, image)
+    return replace(state, image=image)
+
+
+def resume(
+    hook: ComputeEngineMachineImageHook, request: InsertRequest, event: Mapping[str, Any], log: Log
+) -> InsertState:
+    """Where the create stands after the triggerer's event (see :func:`trigger_extra`).
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param event: the event of the operation trigger or the image trigger.
+    :param log: the task's logger.
+    """
+    extra = event.get("extra") or {}
+    state = InsertState(
+        generation=int(extra.get("generation", 0)),
+        request_id=extra.get("request_id"),
+        operation=event.get("operation")
+        or ({"name": extra["operation_name"]} if extra.get("operation_name") else None),
+        reused=bool(extra.get("reused", False)),
+    )
+    if extra.get("waiting_for") == "image":
+        if event.get("status") == "success":
+            image = event.get("image") or {}
+            _log_image(log, request, image)
+            return replace(state, image=image)
+        if event.get("reason") == EVENT_NOT_FOUND:
+            raise _vanished(request, state)
+        raise error_from_event(event)
+    if event.get("status") == "success":
+        return finish_operation(hook, request, state, event.get("operation") or {}, log)
+    failure = operation_failure_from_event(event)
+    if failure is None:
+        raise error_from_event(event)
+    return on_operation_failed(hook, request, state, failure, log)
+
+
+def trigger_extra(state: InsertState, waiting_for: str) -> dict[str, Any]:
+    """What a trigger hands back unchanged in its event, so that :func:`resume` can rebuild ``state``.
+
+    :param state: the state being waited from.
+    :param waiting_for: ``"operation"`` or ``"image"``.
+    """
+    return {
+        "waiting_for": waiting_for,
+        "generation": state.generation,
+        "request_id": state.request_id,
+        "operation_name": (state.operation or {}).get("name"),
+        "reused": state.reused,
+    }
+
+
+def check_source(request: InsertRequest, image: Mapping[str, Any]) -> None:
+    """Fail, naming both, if ``image`` was made from another instance than requested.
+
+    :param request: the validated request.
+    :param image: the existing MachineImage.
+    :raises MachineImageConflictError: the sources differ.
+    """
+    existing = image.get("sourceInstance")
+    try:
+        same = parse_source_instance(existing, default_project=None).same_instance(request.source)
+    except MachineImageValidationError:
+        same = False
+    if not same:
+        raise MachineImageConflictError(
+            f"Machine image {request.name} in project {request.project_id} exists but was made from "
+            f"{existing!r}, not from {request.source.partial_url!r}; choose another name or delete it."
+        )
+
+
+def _vanished(request: InsertRequest, state: InsertState) -> ResubmissionNeeded:
+    was = (state.image or {}).get("status") or "being created"
+    return ResubmissionNeeded(
+        f"Machine image {request.name} vanished while {was} (its creation failed, or it was deleted)"
+    )
+
+
+def _log_image(log: Log, request: InsertRequest, image: Mapping[str, Any]) -> None:
+    log.info(
+        "Machine image %s is %s: %s (%s bytes)",
+        request.name,
+        image.get("status"),
+        image.get("selfLink"),
+        image.get("totalStorageBytes"),
+    )
