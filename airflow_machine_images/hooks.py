@@ -8,7 +8,6 @@ transports cannot drift apart.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from functools import cached_property
@@ -469,10 +468,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
     """The async face of :class:`ComputeEngineMachineImageHook`, for triggers (aiohttp).
 
-    Credentials come from the sync hook (built off the event loop) and are refreshed in a thread.
-    Hooks with the same connection, impersonation chain, endpoint and API version share one HTTP
-    session and one set of credentials per event loop (:mod:`airflow_machine_images.shared_clients`).
-    Requests, responses, errors and retries are those of the sync hook.
+    Only as large as the triggers' pollers (:mod:`airflow_machine_images.polling`) need: one
+    ``globalOperations.wait``, one page of ``globalOperations.list`` or of ``machineImages.list``;
+    :meth:`execute_call` sends any other call the builder makes. Credentials come from the sync hook
+    (built off the event loop) and are refreshed in a thread. Hooks with the same connection,
+    impersonation chain, endpoint and API version share one HTTP session and one set of credentials
+    per event loop (:mod:`airflow_machine_images.shared_clients`). Requests, responses, errors and
+    retries are those of the sync hook.
 
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
@@ -598,136 +600,38 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
             ) from exc
 
-    async def insert_machine_image(
-        self, *, body: Mapping[str, Any], source_instance: str, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Start creating a machine image; return the insert Operation (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        validate_machine_image_name(body.get("name"), "body.name")
-        request_id = validate_request_id(request_id)
-        return await self.execute_call(
-            lambda api: api.insert_machine_image(project, body, source_instance=source_instance, request_id=request_id)
-        )
-
-    async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a machine image (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        return await self.execute_call(lambda api: api.get_machine_image(project, name))
-
-    async def list_machine_images(
-        self, *, project_id: str | None = None, filter_: str | None = None, order_by: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return all machine images matching ``filter_`` (all pages)."""
-        project = await self.resolve_project_id(project_id)
-        return await self._all_pages(
-            lambda api, page_token: api.list_machine_images(
-                project, filter_=filter_, page_token=page_token, order_by=order_by
-            )
-        )
-
-    async def delete_machine_image(
-        self, *, name: str, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Start deleting a machine image; return the delete Operation (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        request_id = validate_request_id(request_id)
-        return await self.execute_call(lambda api: api.delete_machine_image(project, name, request_id=request_id))
-
-    async def set_labels(
-        self,
-        *,
-        name: str,
-        labels: Mapping[str, str],
-        label_fingerprint: str,
-        project_id: str | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Replace an image's labels given their current fingerprint; return the Operation."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        labels = validate_labels(labels)
-        return await self.execute_call(
-            lambda api: api.set_labels(
-                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
-            )
-        )
-
-    async def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a global operation."""
-        project = await self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
-        return await self.execute_call(lambda api: api.get_operation(project, operation_name))
-
     async def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """One ``globalOperations.wait`` long-poll: returns at DONE, or after up to ~2 minutes, or early."""
+        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        """
         project = await self.resolve_project_id(project_id)
         operation_name = validate_operation_name(operation_name)
         return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
 
-    async def list_operations(
-        self, *, project_id: str | None = None, filter_: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return all global operations matching ``filter_`` (all pages)."""
-        project = await self.resolve_project_id(project_id)
-        return await self._all_pages(
-            lambda api, page_token: api.list_operations(project, filter_=filter_, page_token=page_token)
-        )
-
     async def list_operations_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
     ) -> dict[str, Any]:
-        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``)."""
+        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter.
+        :param page_token: the page to read (None for the first).
+        """
         project = await self.resolve_project_id(project_id)
         return await self.execute_call(lambda api: api.list_operations(project, filter_=filter_, page_token=page_token))
 
     async def list_machine_images_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
     ) -> dict[str, Any]:
-        """One page of ``machineImages.list`` (``items``, ``nextPageToken``)."""
+        """One page of ``machineImages.list`` (``items``, ``nextPageToken``).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter.
+        :param page_token: the page to read (None for the first).
+        """
         project = await self.resolve_project_id(project_id)
         return await self.execute_call(
             lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
         )
-
-    async def wait_for_operation(
-        self,
-        *,
-        operation_name: str,
-        project_id: str | None = None,
-        timeout: float = 3600.0,
-        max_early_backoff: float = 10.0,
-        raise_on_error: bool = True,
-    ) -> dict[str, Any]:
-        """Long-poll until the operation is DONE, backing off after early answers (see the sync hook)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        early_backoff = 0.0
-        while True:
-            started = loop.time()
-            operation = await self.wait_operation(operation_name=operation_name, project_id=project_id)
-            if operation.get("status") == "DONE":
-                break
-            now = loop.time()
-            if now >= deadline:
-                raise OperationTimeoutError(f"Operation {operation_name} was not DONE after {timeout:.0f} s.")
-            if now - started < EARLY_RETURN_SECONDS:
-                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
-                await asyncio.sleep(min(early_backoff, deadline - now))
-            else:
-                early_backoff = 0.0
-        if raise_on_error:
-            raise_for_operation_error(operation)
-        return operation
-
-    async def _all_pages(self, build: Callable[..., ApiCall]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        async with self.lease_client():  # one session for every page
-            while True:
-                page = await self.execute_call(functools.partial(build, page_token=token))
-                items.extend(page.get("items", []))
-                token = page.get("nextPageToken")
-                if not token:
-                    return items

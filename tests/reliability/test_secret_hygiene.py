@@ -304,7 +304,7 @@ def test_no_request_leaves_with_credentials_over_plain_http(monkeypatch: pytest.
         with pytest.raises(InsecureEndpointError):
             ComputeEngineMachineImageHook().get_machine_image(name="img-a")
         with pytest.raises(InsecureEndpointError):
-            asyncio.run(ComputeEngineMachineImageAsyncHook().get_machine_image(name="img-a"))
+            asyncio.run(ComputeEngineMachineImageAsyncHook().wait_operation(operation_name="operation-1"))
         operator = ComputeEngineInsertMachineImageOperator(task_id="create", name="img-a", source_instance=SOURCE)
         ti = FakeTaskInstance("secrets", "create", "manual__1", -1, 1)
         with pytest.raises(InsecureEndpointError) as info:
@@ -364,10 +364,8 @@ def test_path_injection_is_rejected_before_any_request(emulator: ComputeEngineEm
             call()
     async_hook = ComputeEngineMachineImageAsyncHook()
     for coroutine in (
-        async_hook.get_machine_image(name=bad),
-        async_hook.get_operation(operation_name=bad),
         async_hook.wait_operation(operation_name=bad),
-        async_hook.get_operation(operation_name="operation-1", project_id=bad),
+        async_hook.wait_operation(operation_name="operation-1", project_id=bad),
     ):
         with pytest.raises(MachineImageValidationError):
             asyncio.run(coroutine)
