@@ -34,7 +34,7 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
-from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.retry import Attempts, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
     is_loopback_host,
@@ -189,21 +189,12 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         :param call: the call to send.
         """
-        attempt = 0
+        attempts = Attempts(self.retry_policy, self.log)
         while True:
-            attempt += 1
             try:
                 return self._send(call)
             except Exception as error:
-                delay = self.retry_policy.backoff_or_raise(attempt, error)
-                self.log.warning(
-                    "%s; retrying in %.1f s (attempt %d of %d)",
-                    error,
-                    delay,
-                    attempt + 1,
-                    self.retry_policy.max_attempts,
-                )
-                time.sleep(delay)
+                time.sleep(attempts.pause_after(error))
 
     def _send(self, call: ApiCall) -> dict[str, Any]:
         import requests
@@ -563,21 +554,12 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         async with self.lease_client() as client:
             call = build(client.api)
-            attempt = 0
+            attempts = Attempts(self.retry_policy, self.log)
             while True:
-                attempt += 1
                 try:
                     return await self._send(client, call)
                 except Exception as error:
-                    delay = self.retry_policy.backoff_or_raise(attempt, error)
-                    self.log.warning(
-                        "%s; retrying in %.1f s (attempt %d of %d)",
-                        error,
-                        delay,
-                        attempt + 1,
-                        self.retry_policy.max_attempts,
-                    )
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(attempts.pause_after(error))
 
     async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
         import aiohttp
