@@ -1,8 +1,9 @@
 """One transport-neutral description of the Compute Engine machine-image API.
 
 Both hooks (``requests`` on workers, ``aiohttp`` in the triggerer) build their requests with
-:class:`ComputeApi` and turn responses into data or typed errors with :func:`parse_response`, so URL
-building, error parsing and the permission hints exist once. Nothing here does I/O.
+:class:`ComputeApi`, turn responses into data or typed errors with :func:`parse_response` and walk
+paged lists with :class:`PageWalk`, so URL building, paging, error parsing and the permission hints
+exist once. Nothing here does I/O: the page walkers are handed the function that fetches a page.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from airflow_machine_images.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
 API_VERSIONS = ("beta", "v1")
@@ -257,6 +258,49 @@ def _list_params(filter_: str | None, max_results: int, page_token: str | None, 
     if order_by:
         params["orderBy"] = order_by
     return params
+
+
+@dataclass
+class PageWalk:
+    """Where a walk through a paged list (``items``, ``nextPageToken``) stands; pure, the walkers fetch.
+
+    :param token: the token of the next page to fetch (None: the first, or the walk is over).
+    :param done: the last page has been taken.
+    """
+
+    token: str | None = None
+    done: bool = False
+
+    def take(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
+
+        :param page: one answer of a ``.list`` call.
+        """
+        self.token = page.get("nextPageToken") or None
+        self.done = self.token is None
+        return list(page.get("items", []))
+
+
+def iter_pages(fetch: Callable[[str | None], Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Yield the items of every page, fetching each page only when the one before is used up.
+
+    :param fetch: reads one page given its token (None for the first).
+    """
+    walk = PageWalk()
+    while not walk.done:
+        yield from walk.take(fetch(walk.token))
+
+
+async def collect_pages(fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The items of every page, fetched one page after the other.
+
+    :param fetch: reads one page given its token (None for the first).
+    """
+    walk = PageWalk()
+    items: list[dict[str, Any]] = []
+    while not walk.done:
+        items += walk.take(await fetch(walk.token))
+    return items
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

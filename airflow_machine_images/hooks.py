@@ -23,6 +23,7 @@ from airflow_machine_images.compute_api import (
     EARLY_RETURN_SECONDS,
     ApiCall,
     ComputeApi,
+    iter_pages,
     normalize_endpoint,
     parse_response,
     raise_for_operation_error,
@@ -266,17 +267,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param page_size: images per page (at most 500).
         """
         project = self.resolve_project_id(project_id)
-        page_token: str | None = None
-        while True:
-            page = self.execute_call(
+        yield from iter_pages(
+            lambda page_token: self.execute_call(
                 self.api.list_machine_images(
                     project, filter_=filter_, max_results=page_size, page_token=page_token, order_by=order_by
                 )
             )
-            yield from page.get("items", [])
-            page_token = page.get("nextPageToken")
-            if not page_token:
-                return
+        )
 
     def list_machine_images(
         self,

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import EARLY_RETURN_SECONDS
+from airflow_machine_images.compute_api import EARLY_RETURN_SECONDS, collect_pages
 from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
 
 if TYPE_CHECKING:
@@ -338,17 +338,18 @@ class CoalescingPoller(ABC):
         raise NotImplementedError
 
     async def _list_all(self, list_page: ListPage, filter_: str) -> list[Resource]:
-        """Every item of a filtered list, page by page, counting each call."""
-        items: list[Resource] = []
-        token: str | None = None
-        while True:
+        """Every item of a filtered list, page by page, each page within the budget and counted.
+
+        :param list_page: the hook's one-page list method.
+        :param filter_: the Compute list filter.
+        """
+
+        async def fetch(page_token: str | None) -> dict[str, Any]:
             await self._within_budget()
             self.stats.calls += 1
-            page = await list_page(project_id=self.project_id, filter_=filter_, page_token=token)
-            items.extend(page.get("items", []))
-            token = page.get("nextPageToken")
-            if not token:
-                return items
+            return await list_page(project_id=self.project_id, filter_=filter_, page_token=page_token)
+
+        return await collect_pages(fetch)
 
 
 class OperationPoller(CoalescingPoller):

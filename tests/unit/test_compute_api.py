@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -7,7 +8,10 @@ import pytest
 
 from airflow_machine_images.compute_api import (
     ComputeApi,
+    PageWalk,
     api_error,
+    collect_pages,
+    iter_pages,
     normalize_endpoint,
     parse_response,
     parse_retry_after,
@@ -65,6 +69,39 @@ def test_insert_call_carries_request_id_and_source_as_query() -> None:
 def test_path_segments_are_encoded() -> None:
     call = API.get_machine_image("example.com:proj", "a/../b?x#y")
     assert call.url.endswith("/projects/example.com%3Aproj/global/machineImages/a%2F..%2Fb%3Fx%23y")
+
+
+def test_pages_are_walked_until_a_page_has_no_next_token() -> None:
+    pages = {None: {"items": [{"name": "a"}], "nextPageToken": "t1"}, "t1": {"nextPageToken": ""}, "t2": {}}
+    fetched: list[str | None] = []
+
+    def fetch(token: str | None) -> dict:
+        fetched.append(token)
+        return pages[token]
+
+    assert list(iter_pages(fetch)) == [{"name": "a"}]
+    assert fetched == [None, "t1"]  # an empty token ends the walk, as a missing one does
+
+
+def test_the_sync_walk_fetches_a_page_only_when_the_one_before_is_used_up() -> None:
+    fetched: list[str | None] = []
+
+    def fetch(token: str | None) -> dict:
+        fetched.append(token)
+        return {"items": [{"name": str(token)}], "nextPageToken": "next"}
+
+    walk = iter_pages(fetch)
+    assert next(walk) == {"name": "None"}
+    assert fetched == [None]
+
+
+def test_the_async_walk_collects_every_page() -> None:
+    async def fetch(token: str | None) -> dict:
+        return {"items": [{"name": f"after-{token}"}], **({"nextPageToken": "t1"} if token is None else {})}
+
+    assert asyncio.run(collect_pages(fetch)) == [{"name": "after-None"}, {"name": "after-t1"}]
+    walk = PageWalk()
+    assert walk.take({"nextPageToken": "t"}) == [] and not walk.done and walk.token == "t"
 
 
 def test_wait_is_a_long_poll_and_list_has_paging_params() -> None:
