@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
 API_VERSIONS = ("beta", "v1")
-#: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
-EARLY_RETURN_SECONDS = 1.0
 
 #: Statuses worth retrying: rate limits and server-side faults.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})

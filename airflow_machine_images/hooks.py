@@ -20,7 +20,6 @@ from airflow_machine_images import __version__, shared_clients
 from airflow_machine_images.compute_api import (
     API_VERSIONS,
     DEFAULT_ENDPOINT,
-    EARLY_RETURN_SECONDS,
     ApiCall,
     ComputeApi,
     iter_pages,
@@ -35,7 +34,7 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
-from airflow_machine_images.retry import Attempts, RetryPolicy
+from airflow_machine_images.retry import Attempts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
     is_loopback_host,
@@ -356,6 +355,15 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         project = self.resolve_project_id(project_id)
         return self.execute_call(self.api.get_operation(project, validate_operation_name(operation_name)))
 
+    def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        """
+        project = self.resolve_project_id(project_id)
+        return self.execute_call(self.api.wait_operation(project, validate_operation_name(operation_name)))
+
     def wait_for_operation(
         self,
         *,
@@ -363,58 +371,57 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         project_id: str | None = None,
         timeout: float = 3600.0,
         max_early_backoff: float = 10.0,
-        raise_on_error: bool = True,
-        on_change: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Long-poll ``globalOperations.wait`` until the operation is DONE; return it.
 
         The server holds each ``wait`` for up to about two minutes but may answer at once; answers
         that come back early and not DONE make us back off (1 s, doubling, up to
-        ``max_early_backoff``) instead of spinning. Status and progress changes are logged.
+        ``max_early_backoff``; :class:`~airflow_machine_images.retry.EarlyAnswerBackoff`) instead of
+        spinning. Status and progress changes are logged.
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         :param timeout: overall seconds before :class:`OperationTimeoutError`.
         :param max_early_backoff: the longest pause after an early answer.
-        :param raise_on_error: raise :class:`OperationFailedError` if it ended with errors.
-        :param on_change: called with the operation whenever its status or progress changed.
+        :raises OperationFailedError: the operation ended with errors.
         """
         project = self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
         deadline = time.monotonic() + timeout
+        backoff = EarlyAnswerBackoff()
         last_seen: tuple[str, int | None] | None = None
-        early_backoff = 0.0
         while True:
-            started = time.monotonic()
-            operation = self.execute_call(self.api.wait_operation(project, operation_name))
-            seen = describe_progress(operation)
-            if seen != last_seen:
-                status, progress = seen
-                self.log.info(
-                    "Operation %s: %s%s",
-                    operation_name,
-                    status,
-                    f" ({progress}%)" if progress is not None else "",
-                )
-                last_seen = seen
-                if on_change is not None:
-                    on_change(operation)
+            asked = time.monotonic()
+            operation = self.wait_operation(operation_name=operation_name, project_id=project)
+            last_seen = self._log_progress(operation_name, operation, last_seen)
             if operation.get("status") == "DONE":
-                break
+                raise_for_operation_error(operation)
+                return operation
             now = time.monotonic()
             if now >= deadline:
                 raise OperationTimeoutError(
                     f"Operation {operation_name} in project {project} was not DONE after {timeout:.0f} s "
                     f"(last status {operation.get('status')}); it continues on the server."
                 )
-            if now - started < EARLY_RETURN_SECONDS:
-                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
-                time.sleep(min(early_backoff, deadline - now))
-            else:
-                early_backoff = 0.0
-        if raise_on_error:
-            raise_for_operation_error(operation)
-        return operation
+            pause = backoff.pause_after(now - asked, max_early_backoff)
+            if pause > 0:
+                time.sleep(min(pause, deadline - now))
+
+    def _log_progress(
+        self, operation_name: str, operation: Mapping[str, Any], last_seen: tuple[str, int | None] | None
+    ) -> tuple[str, int | None]:
+        """Log the operation's status and progress if they changed; return them.
+
+        :param operation_name: the operation's name.
+        :param operation: the operation as just read.
+        :param last_seen: the (status, progress) logged last, if any.
+        """
+        seen = describe_progress(operation)
+        if seen != last_seen:
+            status, progress = seen
+            self.log.info(
+                "Operation %s: %s%s", operation_name, status, f" ({progress}%)" if progress is not None else ""
+            )
+        return seen
 
     def wait_for_machine_image(
         self,

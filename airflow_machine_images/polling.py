@@ -28,8 +28,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import EARLY_RETURN_SECONDS, collect_pages
+from airflow_machine_images.compute_api import collect_pages
 from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
+from airflow_machine_images.retry import EarlyAnswerBackoff
 
 if TYPE_CHECKING:
     from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
@@ -222,10 +223,10 @@ class CoalescingPoller(ABC):
     async def _long_poll_until_final(self, name: str) -> None:
         """Long-poll one resource until it is final, backing off after early answers; fail its waiters on errors."""
         loop = asyncio.get_running_loop()
-        backoff = 0.0
+        backoff = EarlyAnswerBackoff()
         failures = 0
         while True:
-            started = loop.time()
+            asked = loop.time()
             self.stats.long_polls += 1
             try:
                 resource = await self.long_poll(name)
@@ -240,12 +241,9 @@ class CoalescingPoller(ABC):
             failures = 0
             if self._resolve(name, resource):
                 return
-            if loop.time() - started < EARLY_RETURN_SECONDS:
-                # The server answered at once without the result: back off instead of spinning.
-                backoff = min(max(1.0, backoff * 2), self._poll_interval())
-                await asyncio.sleep(backoff)
-            else:
-                backoff = 0.0
+            pause = backoff.pause_after(loop.time() - asked, self._poll_interval())
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     async def _stop_long_polls(self) -> None:
         """Abandon every long-poll (they only read) and wait until they are gone."""

@@ -1,6 +1,8 @@
 """When to retry a failed API call, and how long to pause before the next one.
 
-:class:`RetryPolicy` and :class:`Attempts` are the one retry loop body of both hooks.
+:class:`RetryPolicy` and :class:`Attempts` are the one retry loop body of both hooks;
+:class:`EarlyAnswerBackoff` is the one pause after an early ``globalOperations.wait`` answer, for the
+sync hook's wait and the triggers' poller.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError, TransientApiError
+
+#: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
+EARLY_RETURN_SECONDS = 1.0
 
 
 class WarningLog(Protocol):
@@ -128,3 +133,28 @@ class Attempts:
             "%s; retrying in %.1f s (attempt %d of %d)", error, delay, self.failed + 1, self.policy.max_attempts
         )
         return delay
+
+
+@dataclass
+class EarlyAnswerBackoff:
+    """The pause after each ``globalOperations.wait`` answer that did not bring the result.
+
+    The server holds a wait for up to about two minutes but may answer at once. An answer faster
+    than :data:`EARLY_RETURN_SECONDS` is early: pause 1 s, doubling with every early answer in a row,
+    up to a ceiling, instead of spinning. A slower answer was a real long-poll: no pause, and the
+    next early answer starts again at 1 s.
+
+    :param last: the pause given after the previous answer.
+    """
+
+    last: float = 0.0
+
+    def pause_after(self, answered_in: float, longest: float) -> float:
+        """Seconds to pause after an answer that was not the result (0 after a real long-poll).
+
+        :param answered_in: seconds the wait took to answer.
+        :param longest: the longest pause (the ceiling may change between answers).
+        """
+        early = answered_in < EARLY_RETURN_SECONDS
+        self.last = min(max(1.0, self.last * 2), longest) if early else 0.0
+        return self.last

@@ -1,4 +1,4 @@
-"""The one retry loop body of both hooks (:class:`Attempts`)."""
+"""The one retry loop body (:class:`Attempts`) and the one pause after early wait answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from airflow_machine_images.exceptions import ResourceNotFoundError, TransientApiError
-from airflow_machine_images.retry import Attempts, RetryPolicy
+from airflow_machine_images.retry import EARLY_RETURN_SECONDS, Attempts, EarlyAnswerBackoff, RetryPolicy
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0)
 
@@ -31,3 +31,22 @@ def test_attempts_raise_a_permanent_error_at_once(caplog: pytest.LogCaptureFixtu
         Attempts(NO_WAIT, logging.getLogger("test.retry")).pause_after(error)
     assert info.value is error
     assert caplog.messages == []
+
+
+def test_early_answers_back_off_doubling_up_to_the_ceiling() -> None:
+    backoff = EarlyAnswerBackoff()
+    early = EARLY_RETURN_SECONDS / 10
+    assert [backoff.pause_after(early, 10.0) for _ in range(5)] == [1.0, 2.0, 4.0, 8.0, 10.0]
+    assert backoff.pause_after(early, 3.0) == 3.0  # the ceiling may change between answers
+
+
+def test_a_real_long_poll_resets_the_backoff() -> None:
+    backoff = EarlyAnswerBackoff()
+    backoff.pause_after(0.0, 10.0)
+    backoff.pause_after(0.0, 10.0)
+    assert backoff.pause_after(EARLY_RETURN_SECONDS, 10.0) == 0.0
+    assert backoff.pause_after(0.0, 10.0) == 1.0
+
+
+def test_a_ceiling_below_one_second_wins() -> None:
+    assert EarlyAnswerBackoff().pause_after(0.0, 0.25) == 0.25
