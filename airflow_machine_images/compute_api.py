@@ -28,6 +28,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     TransientApiError,
 )
+from airflow_machine_images.validation import MachineImageValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -138,7 +139,21 @@ def normalize_endpoint(endpoint: str | None) -> str:
     return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")).rstrip("/")
 
 
+#: Path segments HTTP clients drop or collapse (``requests`` and ``yarl`` both resolve ``..``, even
+#: percent-encoded), so they would send the request to another resource.
+_UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
+
+
 def _segment(value: str) -> str:
+    """``value`` as exactly one encoded path segment.
+
+    :param value: a project, name or literal path part.
+    :raises MachineImageValidationError: ``value`` is not a string, or is empty, ``.`` or ``..``.
+    """
+    if not isinstance(value, str) or value in _UNSAFE_SEGMENTS:
+        raise MachineImageValidationError(
+            "URL path segment", "must be a string other than '', '.' and '..'", repr(value)[:80]
+        )
     return quote(value, safe="")
 
 

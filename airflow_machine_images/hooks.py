@@ -1,8 +1,10 @@
-"""Hooks for the Compute Engine machine-image API: a synchronous one for workers.
+"""Hooks for the Compute Engine machine-image API: a synchronous one for workers, an async one for triggers.
 
-Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, response and
-error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the two
-transports cannot drift apart.
+Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, paging, response
+and error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the
+two transports cannot drift apart. Each API method of a hook is a thin call of the
+:class:`~airflow_machine_images.compute_api.ComputeApi` builder: names are checked by the operators,
+sensors and triggers that take them, and the builder encodes every path segment.
 """
 
 from __future__ import annotations
@@ -40,11 +42,7 @@ from airflow_machine_images.validation import (
     is_loopback_host,
     validate_api_endpoint,
     validate_choice,
-    validate_labels,
-    validate_machine_image_name,
-    validate_operation_name,
     validate_project_id,
-    validate_request_id,
 )
 
 if TYPE_CHECKING:
@@ -234,10 +232,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param project_id: the project; defaults to the connection's.
         """
         project = self.resolve_project_id(project_id)
-        validate_machine_image_name(body.get("name"), "body.name")
-        call = self.api.insert_machine_image(
-            project, body, source_instance=source_instance, request_id=validate_request_id(request_id)
-        )
+        call = self.api.insert_machine_image(project, body, source_instance=source_instance, request_id=request_id)
         return self.execute_call(call)
 
     def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
@@ -247,8 +242,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param project_id: the project; defaults to the connection's.
         :raises ResourceNotFoundError: no such image.
         """
-        project = self.resolve_project_id(project_id)
-        return self.execute_call(self.api.get_machine_image(project, validate_machine_image_name(name)))
+        return self.execute_call(self.api.get_machine_image(self.resolve_project_id(project_id), name))
 
     def iter_machine_images(
         self,
@@ -296,10 +290,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param request_id: the UUID the server deduplicates repeats by.
         :param project_id: the project; defaults to the connection's.
         """
-        project = self.resolve_project_id(project_id)
-        call = self.api.delete_machine_image(
-            project, validate_machine_image_name(name), request_id=validate_request_id(request_id)
-        )
+        call = self.api.delete_machine_image(self.resolve_project_id(project_id), name, request_id=request_id)
         return self.execute_call(call)
 
     def set_labels(
@@ -323,10 +314,6 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param request_id: optional UUID for deduplication.
         """
         project = self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        labels = validate_labels(labels)
-        if request_id is not None:
-            request_id = validate_request_id(request_id)
         fingerprint_given = label_fingerprint is not None
         for attempt in (1, 2):
             if label_fingerprint is None:
@@ -352,8 +339,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         """
-        project = self.resolve_project_id(project_id)
-        return self.execute_call(self.api.get_operation(project, validate_operation_name(operation_name)))
+        return self.execute_call(self.api.get_operation(self.resolve_project_id(project_id), operation_name))
 
     def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
         """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
@@ -361,8 +347,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         """
-        project = self.resolve_project_id(project_id)
-        return self.execute_call(self.api.wait_operation(project, validate_operation_name(operation_name)))
+        return self.execute_call(self.api.wait_operation(self.resolve_project_id(project_id), operation_name))
 
     def wait_for_operation(
         self,
@@ -593,7 +578,6 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         :param project_id: the project; defaults to the connection's.
         """
         project = await self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
         return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
 
     async def list_operations_page(

@@ -30,6 +30,7 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.validation import MachineImageValidationError
 
 API = ComputeApi(endpoint="http://127.0.0.1:9999", version="beta")
 
@@ -102,6 +103,14 @@ def test_the_async_walk_collects_every_page() -> None:
     assert asyncio.run(collect_pages(fetch)) == [{"name": "after-None"}, {"name": "after-t1"}]
     walk = PageWalk()
     assert walk.take({"nextPageToken": "t"}) == [] and not walk.done and walk.token == "t"
+
+
+@pytest.mark.parametrize("segment", ["..", ".", "", None, 7])
+def test_segments_http_clients_would_resolve_are_refused(segment: object) -> None:
+    with pytest.raises(MachineImageValidationError, match="URL path segment"):
+        API.get_machine_image("p", segment)  # type: ignore[arg-type]
+    with pytest.raises(MachineImageValidationError, match="URL path segment"):
+        API.wait_operation(segment, "op")  # type: ignore[arg-type]
 
 
 def test_wait_is_a_long_poll_and_list_has_paging_params() -> None:
