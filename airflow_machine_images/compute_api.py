@@ -212,21 +212,18 @@ class ComputeApi:
             params={"requestId": request_id},
         )
 
-    def set_labels(
-        self,
-        project: str,
-        name: str,
-        *,
-        labels: Mapping[str, str],
-        label_fingerprint: str,
-        request_id: str | None = None,
-    ) -> ApiCall:
-        """``machineImages.setLabels``."""
+    def set_labels(self, project: str, name: str, *, labels: Mapping[str, str], label_fingerprint: str) -> ApiCall:
+        """``machineImages.setLabels``.
+
+        It takes no ``requestId``: its only parameters are ``project`` and ``resource`` in both
+        ``googleapiclient/discovery_cache/documents/compute.beta.json`` and ``compute.v1.json``
+        (``resources.machineImages.methods.setLabels.parameters``); the label fingerprint is what
+        makes a repeat harmless (a stale one is refused with HTTP 412).
+        """
         return ApiCall(
             "machineImages.setLabels",
             "POST",
             self._project_url(project, "global", "machineImages", name, "setLabels"),
-            params={"requestId": request_id} if request_id else {},
             body={"labels": dict(labels), "labelFingerprint": label_fingerprint},
         )
 

@@ -300,36 +300,39 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         labels: Mapping[str, str],
         project_id: str | None = None,
         label_fingerprint: str | None = None,
-        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Replace an image's labels; return the setLabels Operation.
 
         Without ``label_fingerprint`` the current one is read first; if it turns stale in between
-        (HTTP 412) it is read again and the call retried once.
+        (HTTP 412) it is read again and the call retried once. (``machineImages.setLabels`` takes no
+        ``requestId``; see :meth:`ComputeApi.set_labels`.)
 
         :param name: the image name.
         :param labels: the complete new label set.
         :param project_id: the project; defaults to the connection's.
         :param label_fingerprint: the fingerprint the labels must still have.
-        :param request_id: optional UUID for deduplication.
+        :raises PreconditionFailedError: the given fingerprint is stale, or the read one turned stale twice.
         """
         project = self.resolve_project_id(project_id)
-        fingerprint_given = label_fingerprint is not None
-        for attempt in (1, 2):
-            if label_fingerprint is None:
-                label_fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
-            call = self.api.set_labels(
-                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
+        if label_fingerprint is not None:
+            return self.execute_call(
+                self.api.set_labels(project, name, labels=labels, label_fingerprint=label_fingerprint)
             )
-            try:
-                return self.execute_call(call)
-            except PreconditionFailedError:
-                if fingerprint_given or attempt == 2:
-                    raise
-                self.log.info("Label fingerprint of %s changed meanwhile; reading it again", name)
-                label_fingerprint = None
-                request_id = None  # the first request failed, so nothing to deduplicate against
-        raise AssertionError("unreachable")
+        try:
+            return self._set_labels_as_read(project, name, labels)
+        except PreconditionFailedError:
+            self.log.info("Label fingerprint of %s changed meanwhile; reading it again", name)
+        return self._set_labels_as_read(project, name, labels)
+
+    def _set_labels_as_read(self, project: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        """Read the image's label fingerprint, then set its labels against it.
+
+        :param project: the (resolved) project.
+        :param name: the image name.
+        :param labels: the complete new label set.
+        """
+        fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
+        return self.execute_call(self.api.set_labels(project, name, labels=labels, label_fingerprint=fingerprint))
 
     # ------------------------------------------------------------------ operations
 

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from airflow_machine_images.compute_api import (
+    ApiCall,
     ComputeApi,
     PageWalk,
     api_error,
@@ -17,6 +18,7 @@ from airflow_machine_images.compute_api import (
     parse_retry_after,
     raise_for_operation_error,
 )
+from airflow_machine_images.discovery import load_discovery_document
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     InvalidRequestError,
@@ -70,6 +72,30 @@ def test_insert_call_carries_request_id_and_source_as_query() -> None:
 def test_path_segments_are_encoded() -> None:
     call = API.get_machine_image("example.com:proj", "a/../b?x#y")
     assert call.url.endswith("/projects/example.com%3Aproj/global/machineImages/a%2F..%2Fb%3Fx%23y")
+
+
+def every_call(api: ComputeApi) -> list[ApiCall]:
+    """One call of each builder method, with every optional parameter given."""
+    return [
+        api.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r"),
+        api.get_machine_image("p", "i"),
+        api.list_machine_images("p", filter_="f", max_results=5, page_token="t", order_by="o"),
+        api.delete_machine_image("p", "i", request_id="r"),
+        api.set_labels("p", "i", labels={"a": "b"}, label_fingerprint="x"),
+        api.get_operation("p", "op"),
+        api.wait_operation("p", "op"),
+        api.list_operations("p", filter_="f", max_results=5, page_token="t"),
+    ]
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_every_query_parameter_is_one_the_discovery_document_declares(version: str) -> None:
+    """E.g. ``machineImages.setLabels`` declares no ``requestId``, so none is sent."""
+    resources = load_discovery_document(version)["resources"]
+    for call in every_call(ComputeApi(version=version)):
+        resource, method = call.action.split(".")
+        declared = resources[resource]["methods"][method]["parameters"]
+        assert set(call.params) <= set(declared), call.action
 
 
 def test_pages_are_walked_until_a_page_has_no_next_token() -> None:
