@@ -28,6 +28,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     TransientApiError,
 )
+from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.validation import MachineImageValidationError
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ _PERMISSIONS = {
     "globalOperations.get": ("compute.globalOperations.get",),
     "globalOperations.wait": ("compute.globalOperations.get",),
     "globalOperations.list": ("compute.globalOperations.list",),
-    "instances.get": ("compute.instances.get",),
 }
 
 _REQUIRED_FIELDS = {
@@ -254,10 +254,6 @@ class ComputeApi:
             "globalOperations.list", "GET", self._project_url(project, "global", "operations"), params=params
         )
 
-    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
-        """``instances.get``."""
-        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
-
 
 def _list_params(filter_: str | None, max_results: int, page_token: str | None, order_by: str | None) -> dict[str, str]:
     params = {"maxResults": str(max_results)}
@@ -343,8 +339,6 @@ def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | N
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
-    from airflow_machine_images.key_material import iter_key_material
-
     for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
         for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
             raw = raw.replace(form.encode("utf-8", "replace"), b"***")

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 
 from airflow_machine_images import __version__, shared_clients
@@ -90,8 +91,6 @@ def credentials_are_anonymous(credentials: Credentials) -> bool:
 
 def user_agent() -> str:
     """The User-Agent our requests carry."""
-    from airflow import __version__ as airflow_version
-
     return f"airflow-machine-images/{__version__} airflow/{airflow_version}"
 
 

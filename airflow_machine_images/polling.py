@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compute_api import collect_pages
-from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
+from airflow_machine_images.exceptions import ComputeEngineApiError, ResourceNotFoundError, TransientApiError
 from airflow_machine_images.retry import EarlyAnswerBackoff
 
 if TYPE_CHECKING:
@@ -368,8 +368,6 @@ class OperationPoller(CoalescingPoller):
 
     async def long_poll(self, name: str) -> Resource | None:
         """One ``globalOperations.wait``."""
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-
         await self._within_budget()
         self.stats.calls += 1
         try:
