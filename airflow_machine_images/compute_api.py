@@ -1,8 +1,9 @@
 """One transport-neutral description of the Compute Engine machine-image API.
 
 Both hooks (``requests`` on workers, ``aiohttp`` in the triggerer) build their requests with
-:class:`ComputeApi` and turn responses into data or typed errors with :func:`parse_response`, so URL
-building, error parsing and the permission hints exist once. Nothing here does I/O.
+:class:`ComputeApi`, turn responses into data or typed errors with :func:`parse_response` and walk
+paged lists with :class:`PageWalk`, so URL building, paging, error parsing and the permission hints
+exist once. Nothing here does I/O: the page walkers are handed the function that fetches a page.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     TransientApiError,
 )
+from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.validation import MachineImageValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
 API_VERSIONS = ("beta", "v1")
-#: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
-EARLY_RETURN_SECONDS = 1.0
 
 #: Statuses worth retrying: rate limits and server-side faults.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -52,7 +53,6 @@ _PERMISSIONS = {
     "globalOperations.get": ("compute.globalOperations.get",),
     "globalOperations.wait": ("compute.globalOperations.get",),
     "globalOperations.list": ("compute.globalOperations.list",),
-    "instances.get": ("compute.instances.get",),
 }
 
 _REQUIRED_FIELDS = {
@@ -139,7 +139,21 @@ def normalize_endpoint(endpoint: str | None) -> str:
     return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")).rstrip("/")
 
 
+#: Path segments HTTP clients drop or collapse (``requests`` and ``yarl`` both resolve ``..``, even
+#: percent-encoded), so they would send the request to another resource.
+_UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
+
+
 def _segment(value: str) -> str:
+    """``value`` as exactly one encoded path segment.
+
+    :param value: a project, name or literal path part.
+    :raises MachineImageValidationError: ``value`` is not a string, or is empty, ``.`` or ``..``.
+    """
+    if not isinstance(value, str) or value in _UNSAFE_SEGMENTS:
+        raise MachineImageValidationError(
+            "URL path segment", "must be a string other than '', '.' and '..'", repr(value)[:80]
+        )
     return quote(value, safe="")
 
 
@@ -198,21 +212,18 @@ class ComputeApi:
             params={"requestId": request_id},
         )
 
-    def set_labels(
-        self,
-        project: str,
-        name: str,
-        *,
-        labels: Mapping[str, str],
-        label_fingerprint: str,
-        request_id: str | None = None,
-    ) -> ApiCall:
-        """``machineImages.setLabels``."""
+    def set_labels(self, project: str, name: str, *, labels: Mapping[str, str], label_fingerprint: str) -> ApiCall:
+        """``machineImages.setLabels``.
+
+        It takes no ``requestId``: its only parameters are ``project`` and ``resource`` in both
+        ``googleapiclient/discovery_cache/documents/compute.beta.json`` and ``compute.v1.json``
+        (``resources.machineImages.methods.setLabels.parameters``); the label fingerprint is what
+        makes a repeat harmless (a stale one is refused with HTTP 412).
+        """
         return ApiCall(
             "machineImages.setLabels",
             "POST",
             self._project_url(project, "global", "machineImages", name, "setLabels"),
-            params={"requestId": request_id} if request_id else {},
             body={"labels": dict(labels), "labelFingerprint": label_fingerprint},
         )
 
@@ -243,10 +254,6 @@ class ComputeApi:
             "globalOperations.list", "GET", self._project_url(project, "global", "operations"), params=params
         )
 
-    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
-        """``instances.get``."""
-        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
-
 
 def _list_params(filter_: str | None, max_results: int, page_token: str | None, order_by: str | None) -> dict[str, str]:
     params = {"maxResults": str(max_results)}
@@ -257,6 +264,49 @@ def _list_params(filter_: str | None, max_results: int, page_token: str | None, 
     if order_by:
         params["orderBy"] = order_by
     return params
+
+
+@dataclass
+class PageWalk:
+    """Where a walk through a paged list (``items``, ``nextPageToken``) stands; pure, the walkers fetch.
+
+    :param token: the token of the next page to fetch (None: the first, or the walk is over).
+    :param done: the last page has been taken.
+    """
+
+    token: str | None = None
+    done: bool = False
+
+    def take(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
+
+        :param page: one answer of a ``.list`` call.
+        """
+        self.token = page.get("nextPageToken") or None
+        self.done = self.token is None
+        return list(page.get("items", []))
+
+
+def iter_pages(fetch: Callable[[str | None], Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Yield the items of every page, fetching each page only when the one before is used up.
+
+    :param fetch: reads one page given its token (None for the first).
+    """
+    walk = PageWalk()
+    while not walk.done:
+        yield from walk.take(fetch(walk.token))
+
+
+async def collect_pages(fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The items of every page, fetched one page after the other.
+
+    :param fetch: reads one page given its token (None for the first).
+    """
+    walk = PageWalk()
+    items: list[dict[str, Any]] = []
+    while not walk.done:
+        items += walk.take(await fetch(walk.token))
+    return items
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -289,8 +339,6 @@ def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | N
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
-    from airflow_machine_images.key_material import iter_key_material
-
     for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
         for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
             raw = raw.replace(form.encode("utf-8", "replace"), b"***")

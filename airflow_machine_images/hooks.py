@@ -1,29 +1,31 @@
-"""Hooks for the Compute Engine machine-image API: a synchronous one for workers.
+"""Hooks for the Compute Engine machine-image API: a synchronous one for workers, an async one for triggers.
 
-Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, response and
-error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the two
-transports cannot drift apart.
+Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, paging, response
+and error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the
+two transports cannot drift apart. Each API method of a hook is a thin call of the
+:class:`~airflow_machine_images.compute_api.ComputeApi` builder: names are checked by the operators,
+sensors and triggers that take them, and the builder encodes every path segment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 
 from airflow_machine_images import __version__, shared_clients
 from airflow_machine_images.compute_api import (
     API_VERSIONS,
     DEFAULT_ENDPOINT,
-    EARLY_RETURN_SECONDS,
     ApiCall,
     ComputeApi,
+    iter_pages,
     normalize_endpoint,
     parse_response,
     raise_for_operation_error,
@@ -35,17 +37,13 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
-from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.retry import Attempts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
     is_loopback_host,
     validate_api_endpoint,
     validate_choice,
-    validate_labels,
-    validate_machine_image_name,
-    validate_operation_name,
     validate_project_id,
-    validate_request_id,
 )
 
 if TYPE_CHECKING:
@@ -93,8 +91,6 @@ def credentials_are_anonymous(credentials: Credentials) -> bool:
 
 def user_agent() -> str:
     """The User-Agent our requests carry."""
-    from airflow import __version__ as airflow_version
-
     return f"airflow-machine-images/{__version__} airflow/{airflow_version}"
 
 
@@ -190,21 +186,12 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         :param call: the call to send.
         """
-        attempt = 0
+        attempts = Attempts(self.retry_policy, self.log)
         while True:
-            attempt += 1
             try:
                 return self._send(call)
             except Exception as error:
-                delay = self.retry_policy.backoff_or_raise(attempt, error)
-                self.log.warning(
-                    "%s; retrying in %.1f s (attempt %d of %d)",
-                    error,
-                    delay,
-                    attempt + 1,
-                    self.retry_policy.max_attempts,
-                )
-                time.sleep(delay)
+                time.sleep(attempts.pause_after(error))
 
     def _send(self, call: ApiCall) -> dict[str, Any]:
         import requests
@@ -244,10 +231,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param project_id: the project; defaults to the connection's.
         """
         project = self.resolve_project_id(project_id)
-        validate_machine_image_name(body.get("name"), "body.name")
-        call = self.api.insert_machine_image(
-            project, body, source_instance=source_instance, request_id=validate_request_id(request_id)
-        )
+        call = self.api.insert_machine_image(project, body, source_instance=source_instance, request_id=request_id)
         return self.execute_call(call)
 
     def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
@@ -257,8 +241,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param project_id: the project; defaults to the connection's.
         :raises ResourceNotFoundError: no such image.
         """
-        project = self.resolve_project_id(project_id)
-        return self.execute_call(self.api.get_machine_image(project, validate_machine_image_name(name)))
+        return self.execute_call(self.api.get_machine_image(self.resolve_project_id(project_id), name))
 
     def iter_machine_images(
         self,
@@ -276,17 +259,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param page_size: images per page (at most 500).
         """
         project = self.resolve_project_id(project_id)
-        page_token: str | None = None
-        while True:
-            page = self.execute_call(
+        yield from iter_pages(
+            lambda page_token: self.execute_call(
                 self.api.list_machine_images(
                     project, filter_=filter_, max_results=page_size, page_token=page_token, order_by=order_by
                 )
             )
-            yield from page.get("items", [])
-            page_token = page.get("nextPageToken")
-            if not page_token:
-                return
+        )
 
     def list_machine_images(
         self,
@@ -310,10 +289,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param request_id: the UUID the server deduplicates repeats by.
         :param project_id: the project; defaults to the connection's.
         """
-        project = self.resolve_project_id(project_id)
-        call = self.api.delete_machine_image(
-            project, validate_machine_image_name(name), request_id=validate_request_id(request_id)
-        )
+        call = self.api.delete_machine_image(self.resolve_project_id(project_id), name, request_id=request_id)
         return self.execute_call(call)
 
     def set_labels(
@@ -323,40 +299,39 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         labels: Mapping[str, str],
         project_id: str | None = None,
         label_fingerprint: str | None = None,
-        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Replace an image's labels; return the setLabels Operation.
 
         Without ``label_fingerprint`` the current one is read first; if it turns stale in between
-        (HTTP 412) it is read again and the call retried once.
+        (HTTP 412) it is read again and the call retried once. (``machineImages.setLabels`` takes no
+        ``requestId``; see :meth:`ComputeApi.set_labels`.)
 
         :param name: the image name.
         :param labels: the complete new label set.
         :param project_id: the project; defaults to the connection's.
         :param label_fingerprint: the fingerprint the labels must still have.
-        :param request_id: optional UUID for deduplication.
+        :raises PreconditionFailedError: the given fingerprint is stale, or the read one turned stale twice.
         """
         project = self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        labels = validate_labels(labels)
-        if request_id is not None:
-            request_id = validate_request_id(request_id)
-        fingerprint_given = label_fingerprint is not None
-        for attempt in (1, 2):
-            if label_fingerprint is None:
-                label_fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
-            call = self.api.set_labels(
-                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
+        if label_fingerprint is not None:
+            return self.execute_call(
+                self.api.set_labels(project, name, labels=labels, label_fingerprint=label_fingerprint)
             )
-            try:
-                return self.execute_call(call)
-            except PreconditionFailedError:
-                if fingerprint_given or attempt == 2:
-                    raise
-                self.log.info("Label fingerprint of %s changed meanwhile; reading it again", name)
-                label_fingerprint = None
-                request_id = None  # the first request failed, so nothing to deduplicate against
-        raise AssertionError("unreachable")
+        try:
+            return self._set_labels_as_read(project, name, labels)
+        except PreconditionFailedError:
+            self.log.info("Label fingerprint of %s changed meanwhile; reading it again", name)
+        return self._set_labels_as_read(project, name, labels)
+
+    def _set_labels_as_read(self, project: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        """Read the image's label fingerprint, then set its labels against it.
+
+        :param project: the (resolved) project.
+        :param name: the image name.
+        :param labels: the complete new label set.
+        """
+        fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
+        return self.execute_call(self.api.set_labels(project, name, labels=labels, label_fingerprint=fingerprint))
 
     # ------------------------------------------------------------------ operations
 
@@ -366,8 +341,15 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         """
-        project = self.resolve_project_id(project_id)
-        return self.execute_call(self.api.get_operation(project, validate_operation_name(operation_name)))
+        return self.execute_call(self.api.get_operation(self.resolve_project_id(project_id), operation_name))
+
+    def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        """
+        return self.execute_call(self.api.wait_operation(self.resolve_project_id(project_id), operation_name))
 
     def wait_for_operation(
         self,
@@ -376,58 +358,57 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         project_id: str | None = None,
         timeout: float = 3600.0,
         max_early_backoff: float = 10.0,
-        raise_on_error: bool = True,
-        on_change: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Long-poll ``globalOperations.wait`` until the operation is DONE; return it.
 
         The server holds each ``wait`` for up to about two minutes but may answer at once; answers
         that come back early and not DONE make us back off (1 s, doubling, up to
-        ``max_early_backoff``) instead of spinning. Status and progress changes are logged.
+        ``max_early_backoff``; :class:`~airflow_machine_images.retry.EarlyAnswerBackoff`) instead of
+        spinning. Status and progress changes are logged.
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         :param timeout: overall seconds before :class:`OperationTimeoutError`.
         :param max_early_backoff: the longest pause after an early answer.
-        :param raise_on_error: raise :class:`OperationFailedError` if it ended with errors.
-        :param on_change: called with the operation whenever its status or progress changed.
+        :raises OperationFailedError: the operation ended with errors.
         """
         project = self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
         deadline = time.monotonic() + timeout
+        backoff = EarlyAnswerBackoff()
         last_seen: tuple[str, int | None] | None = None
-        early_backoff = 0.0
         while True:
-            started = time.monotonic()
-            operation = self.execute_call(self.api.wait_operation(project, operation_name))
-            seen = describe_progress(operation)
-            if seen != last_seen:
-                status, progress = seen
-                self.log.info(
-                    "Operation %s: %s%s",
-                    operation_name,
-                    status,
-                    f" ({progress}%)" if progress is not None else "",
-                )
-                last_seen = seen
-                if on_change is not None:
-                    on_change(operation)
+            asked = time.monotonic()
+            operation = self.wait_operation(operation_name=operation_name, project_id=project)
+            last_seen = self._log_progress(operation_name, operation, last_seen)
             if operation.get("status") == "DONE":
-                break
+                raise_for_operation_error(operation)
+                return operation
             now = time.monotonic()
             if now >= deadline:
                 raise OperationTimeoutError(
                     f"Operation {operation_name} in project {project} was not DONE after {timeout:.0f} s "
                     f"(last status {operation.get('status')}); it continues on the server."
                 )
-            if now - started < EARLY_RETURN_SECONDS:
-                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
-                time.sleep(min(early_backoff, deadline - now))
-            else:
-                early_backoff = 0.0
-        if raise_on_error:
-            raise_for_operation_error(operation)
-        return operation
+            pause = backoff.pause_after(now - asked, max_early_backoff)
+            if pause > 0:
+                time.sleep(min(pause, deadline - now))
+
+    def _log_progress(
+        self, operation_name: str, operation: Mapping[str, Any], last_seen: tuple[str, int | None] | None
+    ) -> tuple[str, int | None]:
+        """Log the operation's status and progress if they changed; return them.
+
+        :param operation_name: the operation's name.
+        :param operation: the operation as just read.
+        :param last_seen: the (status, progress) logged last, if any.
+        """
+        seen = describe_progress(operation)
+        if seen != last_seen:
+            status, progress = seen
+            self.log.info(
+                "Operation %s: %s%s", operation_name, status, f" ({progress}%)" if progress is not None else ""
+            )
+        return seen
 
     def wait_for_machine_image(
         self,
@@ -469,10 +450,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
     """The async face of :class:`ComputeEngineMachineImageHook`, for triggers (aiohttp).
 
-    Credentials come from the sync hook (built off the event loop) and are refreshed in a thread.
-    Hooks with the same connection, impersonation chain, endpoint and API version share one HTTP
-    session and one set of credentials per event loop (:mod:`airflow_machine_images.shared_clients`).
-    Requests, responses, errors and retries are those of the sync hook.
+    Only as large as the triggers' pollers (:mod:`airflow_machine_images.polling`) need: one
+    ``globalOperations.wait``, one page of ``globalOperations.list`` or of ``machineImages.list``;
+    :meth:`execute_call` sends any other call the builder makes. Credentials come from the sync hook
+    (built off the event loop) and are refreshed in a thread. Hooks with the same connection,
+    impersonation chain, endpoint and API version share one HTTP session and one set of credentials
+    per event loop (:mod:`airflow_machine_images.shared_clients`). Requests, responses, errors and
+    retries are those of the sync hook.
 
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
@@ -561,21 +545,12 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         async with self.lease_client() as client:
             call = build(client.api)
-            attempt = 0
+            attempts = Attempts(self.retry_policy, self.log)
             while True:
-                attempt += 1
                 try:
                     return await self._send(client, call)
                 except Exception as error:
-                    delay = self.retry_policy.backoff_or_raise(attempt, error)
-                    self.log.warning(
-                        "%s; retrying in %.1f s (attempt %d of %d)",
-                        error,
-                        delay,
-                        attempt + 1,
-                        self.retry_policy.max_attempts,
-                    )
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(attempts.pause_after(error))
 
     async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
         import aiohttp
@@ -598,136 +573,37 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
             ) from exc
 
-    async def insert_machine_image(
-        self, *, body: Mapping[str, Any], source_instance: str, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Start creating a machine image; return the insert Operation (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        validate_machine_image_name(body.get("name"), "body.name")
-        request_id = validate_request_id(request_id)
-        return await self.execute_call(
-            lambda api: api.insert_machine_image(project, body, source_instance=source_instance, request_id=request_id)
-        )
-
-    async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a machine image (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        return await self.execute_call(lambda api: api.get_machine_image(project, name))
-
-    async def list_machine_images(
-        self, *, project_id: str | None = None, filter_: str | None = None, order_by: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return all machine images matching ``filter_`` (all pages)."""
-        project = await self.resolve_project_id(project_id)
-        return await self._all_pages(
-            lambda api, page_token: api.list_machine_images(
-                project, filter_=filter_, page_token=page_token, order_by=order_by
-            )
-        )
-
-    async def delete_machine_image(
-        self, *, name: str, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Start deleting a machine image; return the delete Operation (see the sync hook)."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        request_id = validate_request_id(request_id)
-        return await self.execute_call(lambda api: api.delete_machine_image(project, name, request_id=request_id))
-
-    async def set_labels(
-        self,
-        *,
-        name: str,
-        labels: Mapping[str, str],
-        label_fingerprint: str,
-        project_id: str | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Replace an image's labels given their current fingerprint; return the Operation."""
-        project = await self.resolve_project_id(project_id)
-        name = validate_machine_image_name(name)
-        labels = validate_labels(labels)
-        return await self.execute_call(
-            lambda api: api.set_labels(
-                project, name, labels=labels, label_fingerprint=label_fingerprint, request_id=request_id
-            )
-        )
-
-    async def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a global operation."""
-        project = await self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
-        return await self.execute_call(lambda api: api.get_operation(project, operation_name))
-
     async def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """One ``globalOperations.wait`` long-poll: returns at DONE, or after up to ~2 minutes, or early."""
-        project = await self.resolve_project_id(project_id)
-        operation_name = validate_operation_name(operation_name)
-        return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
+        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
 
-    async def list_operations(
-        self, *, project_id: str | None = None, filter_: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return all global operations matching ``filter_`` (all pages)."""
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        """
         project = await self.resolve_project_id(project_id)
-        return await self._all_pages(
-            lambda api, page_token: api.list_operations(project, filter_=filter_, page_token=page_token)
-        )
+        return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
 
     async def list_operations_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
     ) -> dict[str, Any]:
-        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``)."""
+        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter.
+        :param page_token: the page to read (None for the first).
+        """
         project = await self.resolve_project_id(project_id)
         return await self.execute_call(lambda api: api.list_operations(project, filter_=filter_, page_token=page_token))
 
     async def list_machine_images_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
     ) -> dict[str, Any]:
-        """One page of ``machineImages.list`` (``items``, ``nextPageToken``)."""
+        """One page of ``machineImages.list`` (``items``, ``nextPageToken``).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter.
+        :param page_token: the page to read (None for the first).
+        """
         project = await self.resolve_project_id(project_id)
         return await self.execute_call(
             lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
         )
-
-    async def wait_for_operation(
-        self,
-        *,
-        operation_name: str,
-        project_id: str | None = None,
-        timeout: float = 3600.0,
-        max_early_backoff: float = 10.0,
-        raise_on_error: bool = True,
-    ) -> dict[str, Any]:
-        """Long-poll until the operation is DONE, backing off after early answers (see the sync hook)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        early_backoff = 0.0
-        while True:
-            started = loop.time()
-            operation = await self.wait_operation(operation_name=operation_name, project_id=project_id)
-            if operation.get("status") == "DONE":
-                break
-            now = loop.time()
-            if now >= deadline:
-                raise OperationTimeoutError(f"Operation {operation_name} was not DONE after {timeout:.0f} s.")
-            if now - started < EARLY_RETURN_SECONDS:
-                early_backoff = min(max(1.0, early_backoff * 2), max_early_backoff)
-                await asyncio.sleep(min(early_backoff, deadline - now))
-            else:
-                early_backoff = 0.0
-        if raise_on_error:
-            raise_for_operation_error(operation)
-        return operation
-
-    async def _all_pages(self, build: Callable[..., ApiCall]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        async with self.lease_client():  # one session for every page
-            while True:
-                page = await self.execute_call(functools.partial(build, page_token=token))
-                items.extend(page.get("items", []))
-                token = page.get("nextPageToken")
-                if not token:
-                    return items

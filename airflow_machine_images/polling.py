@@ -28,8 +28,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import EARLY_RETURN_SECONDS
-from airflow_machine_images.exceptions import ComputeEngineApiError, TransientApiError
+from airflow_machine_images.compute_api import collect_pages
+from airflow_machine_images.exceptions import ComputeEngineApiError, ResourceNotFoundError, TransientApiError
+from airflow_machine_images.retry import EarlyAnswerBackoff
 
 if TYPE_CHECKING:
     from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
@@ -222,10 +223,10 @@ class CoalescingPoller(ABC):
     async def _long_poll_until_final(self, name: str) -> None:
         """Long-poll one resource until it is final, backing off after early answers; fail its waiters on errors."""
         loop = asyncio.get_running_loop()
-        backoff = 0.0
+        backoff = EarlyAnswerBackoff()
         failures = 0
         while True:
-            started = loop.time()
+            asked = loop.time()
             self.stats.long_polls += 1
             try:
                 resource = await self.long_poll(name)
@@ -240,12 +241,9 @@ class CoalescingPoller(ABC):
             failures = 0
             if self._resolve(name, resource):
                 return
-            if loop.time() - started < EARLY_RETURN_SECONDS:
-                # The server answered at once without the result: back off instead of spinning.
-                backoff = min(max(1.0, backoff * 2), self._poll_interval())
-                await asyncio.sleep(backoff)
-            else:
-                backoff = 0.0
+            pause = backoff.pause_after(loop.time() - asked, self._poll_interval())
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     async def _stop_long_polls(self) -> None:
         """Abandon every long-poll (they only read) and wait until they are gone."""
@@ -338,17 +336,18 @@ class CoalescingPoller(ABC):
         raise NotImplementedError
 
     async def _list_all(self, list_page: ListPage, filter_: str) -> list[Resource]:
-        """Every item of a filtered list, page by page, counting each call."""
-        items: list[Resource] = []
-        token: str | None = None
-        while True:
+        """Every item of a filtered list, page by page, each page within the budget and counted.
+
+        :param list_page: the hook's one-page list method.
+        :param filter_: the Compute list filter.
+        """
+
+        async def fetch(page_token: str | None) -> dict[str, Any]:
             await self._within_budget()
             self.stats.calls += 1
-            page = await list_page(project_id=self.project_id, filter_=filter_, page_token=token)
-            items.extend(page.get("items", []))
-            token = page.get("nextPageToken")
-            if not token:
-                return items
+            return await list_page(project_id=self.project_id, filter_=filter_, page_token=page_token)
+
+        return await collect_pages(fetch)
 
 
 class OperationPoller(CoalescingPoller):
@@ -369,8 +368,6 @@ class OperationPoller(CoalescingPoller):
 
     async def long_poll(self, name: str) -> Resource | None:
         """One ``globalOperations.wait``."""
-        from airflow_machine_images.exceptions import ResourceNotFoundError
-
         await self._within_budget()
         self.stats.calls += 1
         try:

@@ -1,11 +1,31 @@
-"""When to retry a failed API call, and how long to wait first. Shared by both hooks."""
+"""When to retry a failed API call, and how long to pause before the next one.
+
+:class:`RetryPolicy` and :class:`Attempts` are the one retry loop body of both hooks;
+:class:`EarlyAnswerBackoff` is the one pause after an early ``globalOperations.wait`` answer, for the
+sync hook's wait and the triggers' poller.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError, TransientApiError
+
+#: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
+EARLY_RETURN_SECONDS = 1.0
+
+
+class WarningLog(Protocol):
+    """What :class:`Attempts` logs to: a :class:`logging.Logger`, or the structlog logger of an Airflow hook."""
+
+    def warning(self, msg: Any, /, *args: Any) -> Any:
+        """Log ``msg % args`` at WARNING.
+
+        :param msg: the message, with ``%`` placeholders.
+        :param args: the placeholders' values.
+        """
 
 
 @dataclass(frozen=True)
@@ -83,3 +103,58 @@ class RetryPolicy:
                 errors=error.errors,
             ) from error
         raise error
+
+
+@dataclass
+class Attempts:
+    """The attempts of one call: after each failure, decide whether to go on, log it, say how long to pause.
+
+    A transport's retry loop is then only "send; on error, sleep :meth:`pause_after`".
+
+    :param policy: when and how long to back off.
+    :param log: where the warning before each retry goes.
+    :param failed: how many attempts failed so far.
+    """
+
+    policy: RetryPolicy
+    log: WarningLog
+    failed: int = 0
+
+    def pause_after(self, error: Exception) -> float:
+        """Count a failed attempt; return the pause before the next, or raise ``error`` if it is time to give up.
+
+        Deciding is :meth:`RetryPolicy.backoff_or_raise`'s.
+
+        :param error: the error of the attempt that failed.
+        """
+        self.failed += 1
+        delay = self.policy.backoff_or_raise(self.failed, error)
+        self.log.warning(
+            "%s; retrying in %.1f s (attempt %d of %d)", error, delay, self.failed + 1, self.policy.max_attempts
+        )
+        return delay
+
+
+@dataclass
+class EarlyAnswerBackoff:
+    """The pause after each ``globalOperations.wait`` answer that did not bring the result.
+
+    The server holds a wait for up to about two minutes but may answer at once. An answer faster
+    than :data:`EARLY_RETURN_SECONDS` is early: pause 1 s, doubling with every early answer in a row,
+    up to a ceiling, instead of spinning. A slower answer was a real long-poll: no pause, and the
+    next early answer starts again at 1 s.
+
+    :param last: the pause given after the previous answer.
+    """
+
+    last: float = 0.0
+
+    def pause_after(self, answered_in: float, longest: float) -> float:
+        """Seconds to pause after an answer that was not the result (0 after a real long-poll).
+
+        :param answered_in: seconds the wait took to answer.
+        :param longest: the longest pause (the ceiling may change between answers).
+        """
+        early = answered_in < EARLY_RETURN_SECONDS
+        self.last = min(max(1.0, self.last * 2), longest) if early else 0.0
+        return self.last

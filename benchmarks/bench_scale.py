@@ -73,12 +73,12 @@ async def insert_all(count: int, durations: list[float], concurrency: int) -> li
 
     async def one(index: int) -> str:
         source = f"projects/{PROJECT}/zones/{ZONE}/instances/src-{index % len(durations)}"
+        request_id = str(uuid.uuid4())
         async with gate:
-            operation = await hook.insert_machine_image(
-                body={"name": f"img-{index}"},
-                source_instance=source,
-                request_id=str(uuid.uuid4()),
-                project_id=PROJECT,
+            operation = await hook.execute_call(
+                lambda api: api.insert_machine_image(
+                    PROJECT, {"name": f"img-{index}"}, source_instance=source, request_id=request_id
+                )
             )
         return str(operation["name"])
 

@@ -24,11 +24,12 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_machine_images.exceptions import InsecureEndpointError
+from airflow_machine_images.exceptions import InsecureEndpointError, InvalidRequestError, ResourceNotFoundError
 from airflow_machine_images.hooks import (
     ComputeEngineMachineImageAsyncHook,
     ComputeEngineMachineImageHook,
@@ -43,6 +44,8 @@ from tests.reliability.conftest import PROJECT, RELIABILITY_DAGS, SOURCE, connec
 from tests.reliability.harness import FakeTaskInstance, context_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_machine_images.emulator import ComputeEngineEmulator
 
 pytestmark = pytest.mark.reliability
@@ -338,7 +341,7 @@ def test_no_request_leaves_with_credentials_over_plain_http(monkeypatch: pytest.
         with pytest.raises(InsecureEndpointError):
             ComputeEngineMachineImageHook().get_machine_image(name="img-a")
         with pytest.raises(InsecureEndpointError):
-            asyncio.run(ComputeEngineMachineImageAsyncHook().get_machine_image(name="img-a"))
+            asyncio.run(ComputeEngineMachineImageAsyncHook().wait_operation(operation_name="operation-1"))
         operator = ComputeEngineInsertMachineImageOperator(task_id="create", name="img-a", source_instance=SOURCE)
         ti = FakeTaskInstance("secrets", "create", "manual__1", -1, 1)
         with pytest.raises(InsecureEndpointError) as info:
@@ -368,7 +371,7 @@ async def first_event(trigger: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ path injection
 
 REQUEST_ID = "6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11"
-INJECTIONS = ["p/../x", "/", "a/b", "x?alt=media", "x#frag", "a%2Fb", "..", "x%2e%2e", "img?", "#"]
+INJECTIONS = ["p/../x", "/", "a/b", "x?alt=media", "x#frag", "a%2Fb", "..", ".", "x%2e%2e", "img?", "#"]
 
 
 @pytest.mark.parametrize("bad", INJECTIONS)
@@ -382,29 +385,16 @@ def test_path_injection_is_rejected_before_any_request(emulator: ComputeEngineEm
         with pytest.raises(AirflowFailException) as info:
             operator.execute(context)
         assert isinstance(info.value.__cause__, MachineImageValidationError)
-    sync_calls = [
-        lambda: hook.get_machine_image(name=bad),
+    # The hooks resolve (and so check) the project themselves: it may come from the connection.
+    for call in (
         lambda: hook.get_machine_image(name="img-a", project_id=bad),
-        lambda: hook.delete_machine_image(name=bad, request_id=REQUEST_ID),
-        lambda: hook.get_operation(operation_name=bad),
-        lambda: hook.wait_for_operation(operation_name=bad),
-        lambda: hook.set_labels(name=bad, labels={}, label_fingerprint="x"),
         lambda: hook.insert_machine_image(
             body={"name": "img-a"}, source_instance=SOURCE, request_id=REQUEST_ID, project_id=bad
         ),
-    ]
-    for call in sync_calls:
-        with pytest.raises(MachineImageValidationError):
-            call()
-    async_hook = ComputeEngineMachineImageAsyncHook()
-    for coroutine in (
-        async_hook.get_machine_image(name=bad),
-        async_hook.get_operation(operation_name=bad),
-        async_hook.wait_operation(operation_name=bad),
-        async_hook.get_operation(operation_name="operation-1", project_id=bad),
+        lambda: asyncio.run(ComputeEngineMachineImageAsyncHook().wait_operation(operation_name="op", project_id=bad)),
     ):
         with pytest.raises(MachineImageValidationError):
-            asyncio.run(coroutine)
+            call()
     for sensor in (
         ComputeEngineMachineImageOperationSensor(task_id="wait", operation_name=bad, poke_interval=0.1, timeout=5),
         ComputeEngineMachineImageOperationSensor(
@@ -425,3 +415,34 @@ def test_path_injection_is_rejected_before_any_request(emulator: ComputeEngineEm
             "Invalid (operation_name|project_id|machine_image)", event["message"]
         )
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("bad", INJECTIONS)
+def test_hooks_send_any_name_as_one_path_segment(emulator: ComputeEngineEmulator, bad: str) -> None:
+    """The hooks leave names to their callers' checks: the request builder keeps any name inside its segment.
+
+    ``.`` and ``..`` cannot be kept there (HTTP clients resolve them, even percent-encoded): they are
+    refused before any request.
+    """
+    hook = ComputeEngineMachineImageHook()
+    async_hook = ComputeEngineMachineImageAsyncHook()
+    calls: dict[str, Callable[[], object]] = {
+        "machineImages.get": lambda: hook.get_machine_image(name=bad),
+        "machineImages.delete": lambda: hook.delete_machine_image(name=bad, request_id=REQUEST_ID),
+        "machineImages.setLabels": lambda: hook.set_labels(name=bad, labels={}, label_fingerprint="x"),
+        "globalOperations.get": lambda: hook.get_operation(operation_name=bad),
+        "globalOperations.wait": lambda: hook.wait_for_operation(operation_name=bad),
+        "globalOperations.wait (async)": lambda: asyncio.run(async_hook.wait_operation(operation_name=bad)),
+    }
+    for action, call in calls.items():
+        emulator.clear_requests()
+        if bad in (".", ".."):
+            with pytest.raises(MachineImageValidationError, match="URL path segment"):
+                call()
+            assert emulator.requests == []
+            continue
+        with pytest.raises((InvalidRequestError, ResourceNotFoundError)):  # the server refuses the name, whole
+            call()
+        (request,) = emulator.requests
+        assert request.action == action.removesuffix(" (async)")
+        assert bad in [unquote(segment) for segment in request.path.split("/")]  # whole, in one segment

@@ -1,18 +1,24 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
 import pytest
 
 from airflow_machine_images.compute_api import (
+    ApiCall,
     ComputeApi,
+    PageWalk,
     api_error,
+    collect_pages,
+    iter_pages,
     normalize_endpoint,
     parse_response,
     parse_retry_after,
     raise_for_operation_error,
 )
+from airflow_machine_images.discovery import load_discovery_document
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     InvalidRequestError,
@@ -26,6 +32,7 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.validation import MachineImageValidationError
 
 API = ComputeApi(endpoint="http://127.0.0.1:9999", version="beta")
 
@@ -65,6 +72,71 @@ def test_insert_call_carries_request_id_and_source_as_query() -> None:
 def test_path_segments_are_encoded() -> None:
     call = API.get_machine_image("example.com:proj", "a/../b?x#y")
     assert call.url.endswith("/projects/example.com%3Aproj/global/machineImages/a%2F..%2Fb%3Fx%23y")
+
+
+def every_call(api: ComputeApi) -> list[ApiCall]:
+    """One call of each builder method, with every optional parameter given."""
+    return [
+        api.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r"),
+        api.get_machine_image("p", "i"),
+        api.list_machine_images("p", filter_="f", max_results=5, page_token="t", order_by="o"),
+        api.delete_machine_image("p", "i", request_id="r"),
+        api.set_labels("p", "i", labels={"a": "b"}, label_fingerprint="x"),
+        api.get_operation("p", "op"),
+        api.wait_operation("p", "op"),
+        api.list_operations("p", filter_="f", max_results=5, page_token="t"),
+    ]
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_every_query_parameter_is_one_the_discovery_document_declares(version: str) -> None:
+    """E.g. ``machineImages.setLabels`` declares no ``requestId``, so none is sent."""
+    resources = load_discovery_document(version)["resources"]
+    for call in every_call(ComputeApi(version=version)):
+        resource, method = call.action.split(".")
+        declared = resources[resource]["methods"][method]["parameters"]
+        assert set(call.params) <= set(declared), call.action
+
+
+def test_pages_are_walked_until_a_page_has_no_next_token() -> None:
+    pages = {None: {"items": [{"name": "a"}], "nextPageToken": "t1"}, "t1": {"nextPageToken": ""}, "t2": {}}
+    fetched: list[str | None] = []
+
+    def fetch(token: str | None) -> dict:
+        fetched.append(token)
+        return pages[token]
+
+    assert list(iter_pages(fetch)) == [{"name": "a"}]
+    assert fetched == [None, "t1"]  # an empty token ends the walk, as a missing one does
+
+
+def test_the_sync_walk_fetches_a_page_only_when_the_one_before_is_used_up() -> None:
+    fetched: list[str | None] = []
+
+    def fetch(token: str | None) -> dict:
+        fetched.append(token)
+        return {"items": [{"name": str(token)}], "nextPageToken": "next"}
+
+    walk = iter_pages(fetch)
+    assert next(walk) == {"name": "None"}
+    assert fetched == [None]
+
+
+def test_the_async_walk_collects_every_page() -> None:
+    async def fetch(token: str | None) -> dict:
+        return {"items": [{"name": f"after-{token}"}], **({"nextPageToken": "t1"} if token is None else {})}
+
+    assert asyncio.run(collect_pages(fetch)) == [{"name": "after-None"}, {"name": "after-t1"}]
+    walk = PageWalk()
+    assert walk.take({"nextPageToken": "t"}) == [] and not walk.done and walk.token == "t"
+
+
+@pytest.mark.parametrize("segment", ["..", ".", "", None, 7])
+def test_segments_http_clients_would_resolve_are_refused(segment: object) -> None:
+    with pytest.raises(MachineImageValidationError, match="URL path segment"):
+        API.get_machine_image("p", segment)  # type: ignore[arg-type]
+    with pytest.raises(MachineImageValidationError, match="URL path segment"):
+        API.wait_operation(segment, "op")  # type: ignore[arg-type]
 
 
 def test_wait_is_a_long_poll_and_list_has_paging_params() -> None:

@@ -115,3 +115,19 @@ def test_no_sliding_window_sees_more_calls_than_the_budget(monkeypatch: pytest.M
     granted = asyncio.run(scenario())
     for i in range(len(granted) - 3):
         assert granted[i + 3] - granted[i] >= 0.3 * 0.99  # a 4th call waits until the first leaves the window
+
+
+def test_a_long_poll_answered_early_backs_off_instead_of_spinning() -> None:
+    """Every wait answers at once (not DONE until the third): pause between them, up to the poll interval."""
+    hook = FakeHook(done_after=3)
+    poller = make_poller(hook)
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await poller.wait_for("operation-1", lambda op: op["status"] == "DONE", poll_interval=0.2)
+        return loop.time() - started
+
+    elapsed = asyncio.run(scenario())
+    assert hook.waits == 3 and poller.stats.long_polls == 3
+    assert elapsed >= 2 * 0.2  # two early answers, each followed by a pause of the poll interval (< 1 s)
