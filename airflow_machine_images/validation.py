@@ -835,17 +835,14 @@ def validate_choice(value: object, parameter: str, choices: Collection[str]) -> 
     return str.__str__(value)
 
 
-def validate_positive_number(value: object, parameter: str, *, allow_none: bool = False) -> float | None:
-    """Check a positive, finite number (seconds, intervals); booleans are not numbers here.
+def validate_positive_number(value: object, parameter: str) -> float:
+    """Check a positive, finite number (seconds, intervals); booleans and None are not numbers here.
 
     :param value: an int or float.
     :param parameter: the argument name used in the error message.
-    :param allow_none: accept None (and return it).
     :return: the value as a float.
     """
-    if value is None and allow_none:
-        return None
-    rule = "must be a positive, finite number" + (" or None" if allow_none else "")
+    rule = "must be a positive, finite number"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MachineImageValidationError(parameter, rule, _show(value))
     try:

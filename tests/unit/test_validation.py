@@ -490,7 +490,9 @@ def test_choice() -> None:
 def test_positive_number() -> None:
     assert v.validate_positive_number(5, "timeout") == 5.0
     assert v.validate_positive_number(0.5, "timeout") == 0.5
-    assert v.validate_positive_number(None, "timeout", allow_none=True) is None
+    with pytest.raises(MachineImageValidationError) as info:
+        v.validate_positive_number(None, "timeout")
+    assert str(info.value) == "Invalid timeout: must be a positive, finite number; got None (NoneType)."
     for bad in (0, -1, -0.0, float("nan"), float("inf"), float("-inf"), True, False, "5", None, [1], 10**400):
         with raises("timeout", "positive, finite number"):
             v.validate_positive_number(bad, "timeout")
