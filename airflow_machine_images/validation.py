@@ -1,9 +1,10 @@
 """Pure checks and normalisers for everything a DAG author hands us, before any request is sent.
 
-Nothing here does I/O or imports Airflow, Google or HTTP libraries: DAG files import the operators at
-parse time, and the operators import this module. Every check raises
-:class:`MachineImageValidationError` (a :class:`ValueError`) naming the parameter and the rule, whatever
-the type of the bad value, and never echoes encryption key material.
+Nothing here does I/O or imports Google or HTTP libraries (the one Airflow import is
+``airflow.sdk.exceptions``, through :mod:`airflow_machine_images.exceptions`): DAG files import the
+operators at parse time, and the operators import this module. Every check raises
+:class:`~airflow_machine_images.exceptions.MachineImageValidationError` (a :class:`ValueError`) naming
+the parameter and the rule, whatever the type of the bad value, and never echoes encryption key material.
 
 The resource-name patterns are the path-parameter patterns of Google's Compute Engine discovery
 documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/test_validation.py`` checks that
@@ -18,6 +19,8 @@ import reprlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from airflow_machine_images.exceptions import MachineImageValidationError
 
 __all__ = [
     "INSTANCE_PATTERN",
@@ -173,30 +176,8 @@ _REPR.maxlevel = 3
 
 
 # --------------------------------------------------------------------------------------------------
-# The error and message helpers
+# Message helpers
 # --------------------------------------------------------------------------------------------------
-
-
-class MachineImageValidationError(ValueError):
-    """A DAG argument (or API value) that breaks a rule; raised before any request is sent.
-
-    :param parameter: the offending parameter, or dotted path inside one (``body.labels``,
-        ``labels['Team']``).
-    :param rule: what the value must be, in words.
-    :param got: a short, safe rendering of the bad value (never key material), or None.
-    """
-
-    def __init__(self, parameter: str, rule: str, got: str | None = None) -> None:
-        self.parameter = parameter
-        self.rule = rule
-        self.got = got
-        message = f"Invalid {parameter}: {rule.rstrip('.')}"
-        if got is not None:
-            message += f"; got {got}"
-        super().__init__(message if message.endswith("?") else message + ".")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.parameter, self.rule, self.got))
 
 
 def _show(value: object) -> str:
