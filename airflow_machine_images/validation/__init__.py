@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import math
 import re
-import reprlib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.validation.primitives import (
+    IDENTIFIER_RE,
+    describe_secret,
+    full_match,
+    mapping_items,
+    require_str,
+    sequence_items,
+    show_key,
+    show_value,
+    validate_choice,
+    validate_positive_number,
+)
 
 __all__ = [
     "INSTANCE_PATTERN",
@@ -112,7 +123,6 @@ _PORT_RE: Final = re.compile(r"[0-9]{1,5}")
 _PATH_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*")
 #: Whitespace, control characters and anything outside printable ASCII.
 _UNPRINTABLE_RE: Final = re.compile(r"[^\x21-\x7e]")
-_IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
 _INT64_STRING_RE: Final = re.compile(r"-?[0-9]{1,19}")
 _UINT64_STRING_RE: Final = re.compile(r"[0-9]{1,20}")
 
@@ -154,7 +164,6 @@ _DISK_FORMS: Final = (
 )
 _KEY_FIELDS: Final = ("rawKey", "rsaEncryptedKey", "kmsKeyName")
 _KEY_RULE: Final = "must be a dict with exactly one of rawKey, rsaEncryptedKey or kmsKeyName"
-_HIDDEN: Final = "a value that is not shown (key material)"
 _MAX_TEXT: Final = 2048
 _MAX_LABELS: Final = 64
 _MAX_DEPTH: Final = 32
@@ -164,15 +173,8 @@ _INT_RANGES: Final = {
     "int64": (-(2**63), 2**63 - 1),
     "uint64": (0, 2**64 - 1),
 }
-#: Containers mentioning these field names may hold key material: never echoed in messages.
-_SECRET_HINT_RE: Final = re.compile(r"(?i)rawkey|rsaencryptedkey|encryptionkey")
 #: Property names whose values are (or contain) key material: never echoed in messages.
 _SECRET_PROPERTY_WORDS: Final = ("encryptionkey", "rawkey", "rsaencryptedkey")
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = 80
-_REPR.maxother = 80
-_REPR.maxlevel = 3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,68 +182,11 @@ _REPR.maxlevel = 3
 # --------------------------------------------------------------------------------------------------
 
 
-def _show(value: object) -> str:
-    """A short, safe rendering of any value for an error message (type name added for non-strings)."""
-    try:
-        text = _REPR.repr(value)
-    except Exception:
-        text = "<unprintable>"
-    if not isinstance(value, str) and _SECRET_HINT_RE.search(text):
-        return f"a {type(value).__name__} that is not shown (it holds encryption key fields)"
-    if isinstance(value, str):
-        return text
-    return f"{text} ({type(value).__name__})"
-
-
-def _hidden(value: object) -> str:
-    """Describe a secret value by its type only."""
-    return f"{_HIDDEN}, of type {type(value).__name__}"
-
-
-def _short_key(key: object) -> str:
-    """A mapping key for a path such as ``labels['Team']``."""
-    try:
-        return _REPR.repr(key)
-    except Exception:
-        return "<unprintable>"
-
-
 def _join(path: str, key: str) -> str:
     """``body`` + ``labels`` -> ``body.labels``; odd keys as ``body['a b']``."""
-    if _IDENTIFIER_RE.fullmatch(key):
+    if IDENTIFIER_RE.fullmatch(key):
         return f"{path}.{key}"
-    return f"{path}[{_short_key(key)}]"
-
-
-def _require_str(value: object, parameter: str, rule: str) -> str:
-    """Return ``value`` as a plain str, or raise naming ``rule``."""
-    if not isinstance(value, str):
-        raise MachineImageValidationError(parameter, f"must be a string; {rule}", _show(value))
-    return str.__str__(value)
-
-
-def _items(value: Mapping[Any, Any], parameter: str) -> list[tuple[Any, Any]]:
-    """The items of a mapping; a mapping that cannot be read is a validation error."""
-    try:
-        return list(value.items())
-    except Exception:
-        raise MachineImageValidationError(parameter, "must be a readable dict", f"a {type(value).__name__}") from None
-
-
-def _sequence(value: object, parameter: str, what: str, *, secret: bool = False) -> list[Any]:
-    """A list or tuple's items (not a str, bytes, set or dict); ``secret`` hides the value."""
-    if not isinstance(value, (list, tuple)):
-        raise MachineImageValidationError(
-            parameter, f"must be a list of {what}", _hidden(value) if secret else _show(value)
-        )
-    return list(value)
-
-
-def _full(regex: re.Pattern[str], value: object, parameter: str, rule: str) -> str:
-    text = _require_str(value, parameter, rule)
-    if regex.fullmatch(text) is None:
-        raise MachineImageValidationError(parameter, rule, _show(text))
-    return text
+    return f"{path}[{show_key(key)}]"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,7 +201,7 @@ def validate_machine_image_name(value: object, parameter: str = "name") -> str:
     :param parameter: the argument name used in the error message.
     :return: the name.
     """
-    return _full(_NAME_RE, value, parameter, _NAME_RULE)
+    return full_match(_NAME_RE, value, parameter, _NAME_RULE)
 
 
 def validate_project_id(value: object, parameter: str = "project_id") -> str:
@@ -266,7 +211,7 @@ def validate_project_id(value: object, parameter: str = "project_id") -> str:
     :param parameter: the argument name used in the error message.
     :return: the project id.
     """
-    return _full(_PROJECT_RE, value, parameter, _PROJECT_RULE)
+    return full_match(_PROJECT_RE, value, parameter, _PROJECT_RULE)
 
 
 def validate_request_id(value: object, parameter: str = "request_id") -> str:
@@ -276,7 +221,7 @@ def validate_request_id(value: object, parameter: str = "request_id") -> str:
     :param parameter: the argument name used in the error message.
     :return: the request id in lower case.
     """
-    text = _full(_REQUEST_ID_RE, value, parameter, _REQUEST_ID_RULE).lower()
+    text = full_match(_REQUEST_ID_RE, value, parameter, _REQUEST_ID_RULE).lower()
     if text == "00000000-0000-0000-0000-000000000000":
         raise MachineImageValidationError(
             parameter, "must not be the zero UUID 00000000-0000-0000-0000-000000000000 (the API rejects it)"
@@ -291,7 +236,7 @@ def validate_operation_name(value: object, parameter: str = "operation_name") ->
     :param parameter: the argument name used in the error message.
     :return: the operation name.
     """
-    return _full(_OPERATION_RE, value, parameter, _NAME_OR_ID_RULE)
+    return full_match(_OPERATION_RE, value, parameter, _NAME_OR_ID_RULE)
 
 
 def validate_zone(value: object, parameter: str = "zone") -> str:
@@ -301,7 +246,7 @@ def validate_zone(value: object, parameter: str = "zone") -> str:
     :param parameter: the argument name used in the error message.
     :return: the zone.
     """
-    return _full(_ZONE_RE, value, parameter, _ZONE_RULE)
+    return full_match(_ZONE_RE, value, parameter, _ZONE_RULE)
 
 
 def validate_instance_name(value: object, parameter: str = "instance") -> str:
@@ -311,7 +256,7 @@ def validate_instance_name(value: object, parameter: str = "instance") -> str:
     :param parameter: the argument name used in the error message.
     :return: the instance name.
     """
-    return _full(_INSTANCE_RE, value, parameter, _NAME_OR_ID_RULE)
+    return full_match(_INSTANCE_RE, value, parameter, _NAME_OR_ID_RULE)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -357,20 +302,20 @@ class InstanceRef:
 
 def _check_path_text(value: object, parameter: str, forms: str) -> str:
     """Common rejections for resource paths and URLs, before they are split."""
-    text = _require_str(value, parameter, forms)
+    text = require_str(value, parameter, forms)
     if not text:
-        raise MachineImageValidationError(parameter, forms, _show(text))
+        raise MachineImageValidationError(parameter, forms, show_value(text))
     if len(text) > _MAX_TEXT:
-        raise MachineImageValidationError(parameter, f"must be at most {_MAX_TEXT} characters", _show(text))
+        raise MachineImageValidationError(parameter, f"must be at most {_MAX_TEXT} characters", show_value(text))
     if _UNPRINTABLE_RE.search(text):
         raise MachineImageValidationError(
-            parameter, "must not contain whitespace, control or non-ASCII characters", _show(text)
+            parameter, "must not contain whitespace, control or non-ASCII characters", show_value(text)
         )
     for bad, why in (("?", "a query string"), ("#", "a fragment"), ("%", "percent-encoding"), ("\\", "'\\'")):
         if bad in text:
-            raise MachineImageValidationError(parameter, f"must not contain {why} ({bad!r}); {forms}", _show(text))
+            raise MachineImageValidationError(parameter, f"must not contain {why} ({bad!r}); {forms}", show_value(text))
     if ".." in text:
-        raise MachineImageValidationError(parameter, f"must not contain '..'; {forms}", _show(text))
+        raise MachineImageValidationError(parameter, f"must not contain '..'; {forms}", show_value(text))
     return text
 
 
@@ -413,23 +358,25 @@ def _split_path(text: str, parameter: str, forms: str) -> list[str]:
     if text.startswith(("https://", "http://")):
         scheme, rest = text.split("://", 1)
         authority, sep, path = rest.partition("/")
-        host = _parse_host_port(authority, parameter, _show(text))
+        host = _parse_host_port(authority, parameter, show_value(text))
         if scheme == "http" and not is_loopback_host(host):
             raise MachineImageValidationError(
-                parameter, "must use https (http is accepted only for a loopback host such as 127.0.0.1)", _show(text)
+                parameter,
+                "must use https (http is accepted only for a loopback host such as 127.0.0.1)",
+                show_value(text),
             )
         if not sep:
-            raise MachineImageValidationError(parameter, forms, _show(text))
+            raise MachineImageValidationError(parameter, forms, show_value(text))
         segments = path.split("/")
     elif "://" in text or text.startswith("//"):
-        raise MachineImageValidationError(parameter, f"{forms} (only https or loopback http URLs)", _show(text))
+        raise MachineImageValidationError(parameter, f"{forms} (only https or loopback http URLs)", show_value(text))
     else:
         segments = text.split("/")
     if "" in segments:
         raise MachineImageValidationError(
             parameter,
             f"must not contain empty path segments ('//', or a leading or trailing '/'); {forms}",
-            _show(text),
+            show_value(text),
         )
     return segments
 
@@ -445,7 +392,7 @@ def _url_tail(segments: list[str], size: int) -> list[str] | None:
 
 def _component(regex: re.Pattern[str], value: str, parameter: str, what: str, rule: str, shown: str) -> str:
     if regex.fullmatch(value) is None:
-        raise MachineImageValidationError(parameter, f"its {what} {_show(value)} {rule}", shown)
+        raise MachineImageValidationError(parameter, f"its {what} {show_value(value)} {rule}", shown)
     return value
 
 
@@ -476,7 +423,7 @@ def parse_source_instance(
     :return: the instance.
     """
     text = _check_path_text(value, parameter, _SOURCE_FORMS)
-    shown = _show(text)
+    shown = show_value(text)
     segments = _split_path(text, parameter, _SOURCE_FORMS)
     project: str | None
     if "://" in text:
@@ -513,7 +460,7 @@ def parse_machine_image_ref(
     :return: ``(project, name)``; the name may be a numeric id, as the API's path parameter allows.
     """
     text = _check_path_text(value, parameter, _MACHINE_IMAGE_FORMS)
-    shown = _show(text)
+    shown = show_value(text)
     segments = _split_path(text, parameter, _MACHINE_IMAGE_FORMS)
     project: str | None
     if "://" in text:
@@ -540,7 +487,7 @@ def parse_machine_image_ref(
 def _validate_disk_url(value: object, parameter: str) -> str:
     """Check a disk reference (``sourceDisk``): full URL or partial path; return it unchanged."""
     text = _check_path_text(value, parameter, _DISK_FORMS)
-    shown = _show(text)
+    shown = show_value(text)
     segments = _split_path(text, parameter, _DISK_FORMS)
     project: str | None = None
     rest = segments
@@ -592,8 +539,8 @@ def validate_api_endpoint(value: object, parameter: str = "api_endpoint") -> str
     :return: the endpoint without a trailing slash (scheme in lower case).
     """
     rule = "must be http(s)://HOST[:PORT][/BASE/PATH] without query string, fragment or user information"
-    text = _require_str(value, parameter, rule)
-    shown = _show(text)
+    text = require_str(value, parameter, rule)
+    shown = show_value(text)
     if not text or len(text) > _MAX_TEXT or _UNPRINTABLE_RE.search(text):
         raise MachineImageValidationError(parameter, f"{rule} (printable ASCII, at most {_MAX_TEXT} characters)", shown)
     if "?" in text or "#" in text or "%" in text or "\\" in text:
@@ -625,17 +572,17 @@ def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
     :return: a new dict of the labels.
     """
     if not isinstance(value, Mapping):
-        raise MachineImageValidationError(parameter, "must be a dict of label keys to values", _show(value))
-    items = _items(value, parameter)
+        raise MachineImageValidationError(parameter, "must be a dict of label keys to values", show_value(value))
+    items = mapping_items(value, parameter)
     if len(items) > _MAX_LABELS:
         raise MachineImageValidationError(parameter, f"must have at most {_MAX_LABELS} labels", f"{len(items)} labels")
     labels: dict[str, str] = {}
     for key, label_value in items:
-        where = f"{parameter}[{_short_key(key)}]"
+        where = f"{parameter}[{show_key(key)}]"
         if not isinstance(key, str) or _LABEL_KEY_RE.fullmatch(key) is None:
-            raise MachineImageValidationError(where, _LABEL_KEY_RULE, _show(key))
+            raise MachineImageValidationError(where, _LABEL_KEY_RULE, show_value(key))
         if not isinstance(label_value, str) or _LABEL_VALUE_RE.fullmatch(label_value) is None:
-            raise MachineImageValidationError(where, _LABEL_VALUE_RULE, _show(label_value))
+            raise MachineImageValidationError(where, _LABEL_VALUE_RULE, show_value(label_value))
         labels[str.__str__(key)] = str.__str__(label_value)
     return labels
 
@@ -653,7 +600,7 @@ def sanitize_label_value(text: str) -> str:
     import hashlib
 
     if not isinstance(text, str):
-        raise MachineImageValidationError("text", "must be a string", _show(text))
+        raise MachineImageValidationError("text", "must be a string", show_value(text))
     cleaned = _LABEL_VALUE_BAD_CHAR_RE.sub("-", text.lower())
     if len(cleaned) <= 63:
         return cleaned
@@ -669,12 +616,12 @@ def validate_storage_locations(value: object, parameter: str = "storage_location
     :return: a new list of the locations.
     """
     rule = f"each location must match {STORAGE_LOCATION_PATTERN} (e.g. 'us', 'eu' or 'us-central1')"
-    locations = _sequence(value, parameter, "Cloud Storage locations such as ['us']")
+    locations = sequence_items(value, parameter, "Cloud Storage locations such as ['us']")
     result: list[str] = []
     for index, location in enumerate(locations):
-        text = _full(_STORAGE_LOCATION_RE, location, f"{parameter}[{index}]", rule)
+        text = full_match(_STORAGE_LOCATION_RE, location, f"{parameter}[{index}]", rule)
         if text in result:
-            raise MachineImageValidationError(f"{parameter}[{index}]", "must not repeat a location", _show(text))
+            raise MachineImageValidationError(f"{parameter}[{index}]", "must not repeat a location", show_value(text))
         result.append(text)
     return result
 
@@ -707,18 +654,20 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
     import difflib
 
     if not isinstance(value, Mapping):
-        raise MachineImageValidationError(parameter, _KEY_RULE, _hidden(value))
+        raise MachineImageValidationError(parameter, _KEY_RULE, describe_secret(value))
     allowed = (*_KEY_FIELDS, "kmsKeyServiceAccount")
     key: dict[str, str] = {}
-    for field, field_value in _items(value, parameter):
+    for field, field_value in mapping_items(value, parameter):
         if not isinstance(field, str):
-            raise MachineImageValidationError(parameter, f"{_KEY_RULE}; field names must be strings", _hidden(field))
+            raise MachineImageValidationError(
+                parameter, f"{_KEY_RULE}; field names must be strings", describe_secret(field)
+            )
         if field == "sha256":
             raise MachineImageValidationError(
                 f"{parameter}.sha256", "is output only (the server computes it); remove it"
             )
         if field not in allowed:
-            named = f"{parameter}.{field}" if _IDENTIFIER_RE.fullmatch(field) else f"{parameter} (a field)"
+            named = f"{parameter}.{field}" if IDENTIFIER_RE.fullmatch(field) else f"{parameter} (a field)"
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6) if len(field) < 100 else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise MachineImageValidationError(
@@ -726,7 +675,7 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
             )
         where = f"{parameter}.{field}"
         if not isinstance(field_value, str):
-            raise MachineImageValidationError(where, "must be a string", _hidden(field_value))
+            raise MachineImageValidationError(where, "must be a string", describe_secret(field_value))
         key[field] = str.__str__(field_value)
     present = [field for field in _KEY_FIELDS if field in key]
     if len(present) != 1:
@@ -752,7 +701,7 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
         raise MachineImageValidationError(
             f"{parameter}.kmsKeyName",
             "must be projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY[/cryptoKeyVersions/N]",
-            _show(key["kmsKeyName"]),
+            show_value(key["kmsKeyName"]),
         )
     if "kmsKeyServiceAccount" in key:
         if "kmsKeyName" not in key:
@@ -763,7 +712,7 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
             raise MachineImageValidationError(
                 f"{parameter}.kmsKeyServiceAccount",
                 "must be a service account email such as name@project.iam.gserviceaccount.com",
-                _show(key["kmsKeyServiceAccount"]),
+                show_value(key["kmsKeyServiceAccount"]),
             )
     return key
 
@@ -778,16 +727,16 @@ def validate_source_disk_encryption_keys(
     :return: a new list of new dicts.
     """
     rule = "each entry must be a dict with exactly the fields sourceDisk and diskEncryptionKey"
-    entries = _sequence(value, parameter, 'dicts {"sourceDisk": ..., "diskEncryptionKey": {...}}', secret=True)
+    entries = sequence_items(value, parameter, 'dicts {"sourceDisk": ..., "diskEncryptionKey": {...}}', secret=True)
     result: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         where = f"{parameter}[{index}]"
         if not isinstance(entry, Mapping):
-            raise MachineImageValidationError(where, rule, _hidden(entry))
-        fields = dict(_items(entry, where))
+            raise MachineImageValidationError(where, rule, describe_secret(entry))
+        fields = dict(mapping_items(entry, where))
         for field in fields:
             if field not in ("sourceDisk", "diskEncryptionKey"):
-                shown = _short_key(field) if isinstance(field, str) and _IDENTIFIER_RE.fullmatch(field) else None
+                shown = show_key(field) if isinstance(field, str) and IDENTIFIER_RE.fullmatch(field) else None
                 raise MachineImageValidationError(where, f"{rule}; unexpected field", shown)
         for field in ("sourceDisk", "diskEncryptionKey"):
             if field not in fields:
@@ -799,40 +748,6 @@ def validate_source_disk_encryption_keys(
             }
         )
     return result
-
-
-def validate_choice(value: object, parameter: str, choices: Collection[str]) -> str:
-    """Check that ``value`` is one of ``choices``.
-
-    :param value: the value.
-    :param parameter: the argument name used in the error message.
-    :param choices: the allowed strings.
-    :return: the value.
-    """
-    ordered = list(choices) if isinstance(choices, (list, tuple)) else sorted(choices)
-    rule = "must be one of " + ", ".join(repr(choice) for choice in ordered)
-    if not isinstance(value, str) or value not in ordered:
-        raise MachineImageValidationError(parameter, rule, _show(value))
-    return str.__str__(value)
-
-
-def validate_positive_number(value: object, parameter: str) -> float:
-    """Check a positive, finite number (seconds, intervals); booleans and None are not numbers here.
-
-    :param value: an int or float.
-    :param parameter: the argument name used in the error message.
-    :return: the value as a float.
-    """
-    rule = "must be a positive, finite number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MachineImageValidationError(parameter, rule, _show(value))
-    try:
-        number = float(value)
-    except Exception:
-        raise MachineImageValidationError(parameter, rule, _show(value)) from None
-    if not math.isfinite(number) or number <= 0:
-        raise MachineImageValidationError(parameter, rule, _show(value))
-    return number
 
 
 # --------------------------------------------------------------------------------------------------
@@ -862,7 +777,7 @@ class _BodyChecker:
         self.schemas = schemas
 
     def fail(self, path: str, rule: str, value: object, secret: bool) -> MachineImageValidationError:
-        return MachineImageValidationError(path, rule, _hidden(value) if secret else _show(value))
+        return MachineImageValidationError(path, rule, describe_secret(value) if secret else show_value(value))
 
     def check(self, value: object, prop: Mapping[str, Any], path: str, depth: int, secret: bool) -> Any:
         if depth > _MAX_DEPTH:
@@ -906,13 +821,13 @@ class _BodyChecker:
         schema_id = prop.get("id") if isinstance(prop.get("id"), str) else "object"
         if not isinstance(value, Mapping):
             raise self.fail(path, f"must be a dict (a JSON object: {schema_id})", value, secret)
-        items = _items(value, path)
+        items = mapping_items(value, path)
         properties = prop.get("properties")
         result: dict[str, Any] = {}
         if isinstance(properties, Mapping):
             for key, item in items:
                 if not isinstance(key, str):
-                    raise MachineImageValidationError(f"{path}[{_short_key(key)}]", "field names must be strings")
+                    raise MachineImageValidationError(f"{path}[{show_key(key)}]", "field names must be strings")
                 where = _join(path, key)
                 field = properties.get(key)
                 if not isinstance(field, Mapping):
@@ -923,7 +838,7 @@ class _BodyChecker:
             return result
         extra = prop.get("additionalProperties")
         for key, item in items:
-            where = f"{path}[{_short_key(key)}]"
+            where = f"{path}[{show_key(key)}]"
             if not isinstance(key, str):
                 raise MachineImageValidationError(where, "keys must be strings")
             if isinstance(extra, Mapping):
@@ -988,8 +903,8 @@ class _BodyChecker:
             return [self.json_value(item, f"{path}[{i}]", depth + 1, secret) for i, item in enumerate(value)]
         if isinstance(value, Mapping):
             result: dict[str, Any] = {}
-            for key, item in _items(value, path):
-                where = f"{path}[{_short_key(key)}]"
+            for key, item in mapping_items(value, path):
+                where = f"{path}[{show_key(key)}]"
                 if not isinstance(key, str):
                     raise MachineImageValidationError(where, "keys must be strings")
                 result[key] = self.json_value(item, where, depth + 1, secret)
@@ -1042,10 +957,10 @@ def validate_body(
     schema = schemas.get(schema_name) if isinstance(schemas, Mapping) else None
     if not isinstance(schema, Mapping):
         raise MachineImageValidationError(
-            "schema_name", "must name a schema of the discovery document", _show(schema_name)
+            "schema_name", "must name a schema of the discovery document", show_value(schema_name)
         )
     if not isinstance(body, Mapping):
-        raise MachineImageValidationError(parameter, f"must be a dict of {schema_name} fields", _show(body))
+        raise MachineImageValidationError(parameter, f"must be a dict of {schema_name} fields", show_value(body))
     result: dict[str, Any] = _BodyChecker(schemas).check_object(body, schema, parameter, 0, False)
     return result
 
@@ -1097,7 +1012,7 @@ def build_machine_image_body(
     checked_name = validate_machine_image_name(name, "name")
     if not isinstance(source_instance, InstanceRef):
         raise MachineImageValidationError(
-            "source_instance", "must be an InstanceRef (see parse_source_instance)", _show(source_instance)
+            "source_instance", "must be an InstanceRef (see parse_source_instance)", show_value(source_instance)
         )
     extra = validate_body(body, schemas, parameter="body") if body is not None else {}
     for field, argument in (("name", "name"), ("sourceInstance", "source_instance")):
@@ -1133,7 +1048,7 @@ def _check_dedicated(field: str, value: object, parameter: str, schemas: Mapping
     """Check one dedicated field, given as an argument or inside ``body``."""
     if field == "description":
         if not isinstance(value, str):
-            raise MachineImageValidationError(parameter, "must be a string", _show(value))
+            raise MachineImageValidationError(parameter, "must be a string", show_value(value))
         return str.__str__(value)
     if field == "labels":
         return validate_labels(value, parameter)
@@ -1141,7 +1056,7 @@ def _check_dedicated(field: str, value: object, parameter: str, schemas: Mapping
         return validate_storage_locations(value, parameter)
     if field == "guestFlush":
         if not isinstance(value, bool):
-            raise MachineImageValidationError(parameter, "must be a boolean (True or False)", _show(value))
+            raise MachineImageValidationError(parameter, "must be a boolean (True or False)", show_value(value))
         return value
     if field == "machineImageEncryptionKey":
         return validate_encryption_key(value, parameter)
