@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     TransientApiError,
 )
+from airflow_machine_images.key_material import iter_key_material
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -289,8 +290,6 @@ def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | N
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
-    from airflow_machine_images.key_material import iter_key_material
-
     for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
         for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
             raw = raw.replace(form.encode("utf-8", "replace"), b"***")
