@@ -28,14 +28,6 @@ from airflow_machine_images.validation.primitives import (
 )
 from airflow_machine_images.validation.references import validate_disk_url
 
-__all__ = [
-    "KMS_KEY_NAME_PATTERN",
-    "SECRET_KEY_FIELDS",
-    "iter_key_material",
-    "validate_encryption_key",
-    "validate_source_disk_encryption_keys",
-]
-
 #: The fields of a ``CustomerEncryptionKey`` whose values are secret.
 SECRET_KEY_FIELDS = frozenset({"rawKey", "rsaEncryptedKey"})
 

@@ -24,8 +24,6 @@ from airflow_machine_images.validation.references import InstanceRef
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["build_machine_image_body"]
-
 #: MachineImage fields with their own operator argument.
 _DEDICATED_FIELDS: Final = {
     "description": "description",

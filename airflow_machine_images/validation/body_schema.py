@@ -23,8 +23,6 @@ from airflow_machine_images.validation.primitives import (
     show_value,
 )
 
-__all__ = ["validate_body"]
-
 #: Deeper values are an error, not a RecursionError (and a cyclic value ends here).
 _MAX_DEPTH: Final = 32
 #: The bounds of the discovery document's integer formats.

@@ -22,29 +22,6 @@ from airflow_machine_images.validation.primitives import (
     show_value,
 )
 
-__all__ = [
-    "INSTANCE_PATTERN",
-    "LABEL_KEY_PATTERN",
-    "LABEL_VALUE_PATTERN",
-    "MACHINE_IMAGE_REF_PATTERN",
-    "MAX_LABELS",
-    "NAME_PATTERN",
-    "OPERATION_PATTERN",
-    "PROJECT_PATTERN",
-    "REQUEST_ID_PATTERN",
-    "STORAGE_LOCATION_PATTERN",
-    "ZONE_PATTERN",
-    "sanitize_label_value",
-    "validate_instance_name",
-    "validate_labels",
-    "validate_machine_image_name",
-    "validate_operation_name",
-    "validate_project_id",
-    "validate_request_id",
-    "validate_storage_locations",
-    "validate_zone",
-]
-
 #: Machine image names (``MachineImage.name``): RFC 1035, 1-63 characters.
 NAME_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
 #: The ``project`` path parameter: project ids, domain-scoped ids (``example.com:p``) and project numbers.

@@ -19,19 +19,6 @@ from airflow_machine_images.exceptions import MachineImageValidationError
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-__all__ = [
-    "IDENTIFIER_RE",
-    "describe_secret",
-    "full_match",
-    "mapping_items",
-    "require_str",
-    "sequence_items",
-    "show_key",
-    "show_value",
-    "validate_choice",
-    "validate_positive_number",
-]
-
 #: A field name that a path may show after a dot (``body.labels``); other keys are shown in brackets.
 IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
 

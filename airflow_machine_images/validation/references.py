@@ -29,16 +29,6 @@ from airflow_machine_images.validation.names import (
 )
 from airflow_machine_images.validation.primitives import require_str, show_value
 
-__all__ = [
-    "URL_API_VERSIONS",
-    "InstanceRef",
-    "is_loopback_host",
-    "parse_machine_image_ref",
-    "parse_source_instance",
-    "validate_api_endpoint",
-    "validate_disk_url",
-]
-
 #: API versions a Compute Engine URL may carry.
 URL_API_VERSIONS: Final = ("v1", "beta", "alpha")
 #: Host names (RFC 1123 labels), IPv6 literals in brackets, ports and URL path segments.
