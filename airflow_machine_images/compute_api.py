@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     InvalidRequestError,
+    MachineImageValidationError,
     MalformedResponseError,
     OperationFailedError,
     PermissionDeniedError,
@@ -29,7 +30,6 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.key_material import iter_key_material
-from airflow_machine_images.validation import MachineImageValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images.compute_api import API_VERSIONS
 from airflow_machine_images.validation import validate_choice
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ __all__ = [
     "machine_image_schemas",
 ]
 
-#: Compute Engine API versions whose documents we read.
-SUPPORTED_API_VERSIONS: Final = ("beta", "v1")
+#: Compute Engine API versions whose documents we read: the versions the hooks call.
+SUPPORTED_API_VERSIONS: Final = API_VERSIONS
 _PACKAGE: Final = "googleapiclient"
 _INSTALL_HINT: Final = (
     "install google-api-python-client (pip install google-api-python-client; "

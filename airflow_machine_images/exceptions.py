@@ -1,7 +1,8 @@
-"""Typed errors raised by the hooks, operators, sensors and triggers.
+"""Every error type this package raises: bad arguments, API answers, failed operations.
 
-Each carries what a DAG author needs to act on it (HTTP status, Google's error ``reason``, the
-message, the operation's error codes) and nothing secret: request bodies are never quoted.
+Each carries what a DAG author needs to act on it (the parameter and the rule it breaks, HTTP
+status, Google's error ``reason``, the message, the operation's error codes) and nothing secret:
+request bodies and key material are never quoted.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-from airflow_machine_images.validation import MachineImageValidationError  # TEMP until the split lands
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -129,6 +128,28 @@ class MachineImageConflictError(ComputeEngineError):
 
 class MachineImageNotUsableError(ComputeEngineError):
     """The machine image exists but cannot become READY (``INVALID``, being deleted, or gone)."""
+
+
+class MachineImageValidationError(ValueError):
+    """A DAG argument (or API value) that breaks a rule; raised before any request is sent.
+
+    :param parameter: the offending parameter, or dotted path inside one (``body.labels``,
+        ``labels['Team']``).
+    :param rule: what the value must be, in words.
+    :param got: a short, safe rendering of the bad value (never key material), or None.
+    """
+
+    def __init__(self, parameter: str, rule: str, got: str | None = None) -> None:
+        self.parameter = parameter
+        self.rule = rule
+        self.got = got
+        message = f"Invalid {parameter}: {rule.rstrip('.')}"
+        if got is not None:
+            message += f"; got {got}"
+        super().__init__(message if message.endswith("?") else message + ".")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.parameter, self.rule, self.got))
 
 
 class ResubmissionNeeded(ComputeEngineError):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_machine_images.request_ids import TaskInstanceIdentity, task_instance_key
-from airflow_machine_images.validation import _MAX_LABELS as MAX_LABELS
-from airflow_machine_images.validation import sanitize_label_value
+from airflow_machine_images.validation import MAX_LABELS, sanitize_label_value
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

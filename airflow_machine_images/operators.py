@@ -32,6 +32,7 @@ from airflow_machine_images.insert_flow import InsertRequest, InsertState
 from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.labels import default_labels, merge_default_labels
 from airflow_machine_images.links import MachineImageLink
+from airflow_machine_images.machine_image_body import build_machine_image_body
 from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
 from airflow_machine_images.results import retention_summary
 from airflow_machine_images.retention import RetentionPolicy, plan_retention
@@ -42,7 +43,6 @@ from airflow_machine_images.triggers import (
     error_from_event,
 )
 from airflow_machine_images.validation import (
-    build_machine_image_body,
     parse_source_instance,
     validate_choice,
     validate_labels,

@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_machine_images.validation import (
-    MachineImageValidationError,
-    parse_source_instance,
-    validate_labels,
-)
+from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.validation import parse_source_instance, validate_labels
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Hypothesis strategies for the validation layer, shared by the unit tests and the bad-input campaign.
 
 Valid values are generated from the discovery documents' own regexes (as copied into
-``airflow_machine_images.validation``, whose unit tests check they still agree); invalid values are
+``airflow_machine_images.validation.names``, whose unit tests check they still agree); invalid values are
 valid ones broken in targeted ways, plus arbitrary junk of any type.
 
 Profiles: ``ci`` (default, 100 examples) and ``long`` (1,000 examples), picked by the environment
@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from airflow_machine_images.validation import (
+from airflow_machine_images.validation.names import (
     INSTANCE_PATTERN,
     LABEL_KEY_PATTERN,
     LABEL_VALUE_PATTERN,
@@ -28,8 +28,8 @@ from airflow_machine_images.validation import (
     PROJECT_PATTERN,
     REQUEST_ID_PATTERN,
     ZONE_PATTERN,
-    InstanceRef,
 )
+from airflow_machine_images.validation.references import InstanceRef
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True

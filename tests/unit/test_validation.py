@@ -1,10 +1,16 @@
-"""Unit tests for airflow_machine_images.validation: table-driven cases plus hypothesis properties."""
+"""Unit tests for airflow_machine_images.validation, the key-material checks and the insert body builder.
+
+Table-driven cases plus hypothesis properties. Checks are called through the validation package (the
+import path users and the operators use), except those defined outside it (key_material,
+machine_image_body), which are called in their own modules; the package's re-exports are tested too.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import copy
+import importlib
 import json
 import pickle
 import subprocess
@@ -15,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_machine_images import key_material, machine_image_body
 from airflow_machine_images import validation as v
 from airflow_machine_images.discovery import load_discovery_document, machine_image_schemas
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError
@@ -490,7 +497,9 @@ def test_choice() -> None:
 def test_positive_number() -> None:
     assert v.validate_positive_number(5, "timeout") == 5.0
     assert v.validate_positive_number(0.5, "timeout") == 0.5
-    assert v.validate_positive_number(None, "timeout", allow_none=True) is None
+    with pytest.raises(MachineImageValidationError) as info:
+        v.validate_positive_number(None, "timeout")
+    assert str(info.value) == "Invalid timeout: must be a positive, finite number; got None (NoneType)."
     for bad in (0, -1, -0.0, float("nan"), float("inf"), float("-inf"), True, False, "5", None, [1], 10**400):
         with raises("timeout", "positive, finite number"):
             v.validate_positive_number(bad, "timeout")
@@ -597,7 +606,7 @@ def assert_no_secret(error: BaseException, *secrets: str) -> None:
     ],
 )
 def test_encryption_key_accepted(good: dict[str, str]) -> None:
-    result = v.validate_encryption_key(good)
+    result = key_material.validate_encryption_key(good)
     assert result == good and result is not good
 
 
@@ -643,7 +652,7 @@ BAD_KEYS: list[tuple[Any, str, str]] = [
 @pytest.mark.parametrize(("bad", "parameter", "fragment"), BAD_KEYS)
 def test_encryption_key_rejected_without_echoing_key_material(bad: Any, parameter: str, fragment: str) -> None:
     with pytest.raises(MachineImageValidationError) as info:
-        v.validate_encryption_key(bad)
+        key_material.validate_encryption_key(bad)
     assert info.value.parameter == parameter, str(info.value)
     assert fragment in str(info.value)
     assert_no_secret(info.value, CANARY, CANARY_RSA)
@@ -659,9 +668,9 @@ def test_source_disk_encryption_keys() -> None:
             "diskEncryptionKey": {"rsaEncryptedKey": CANARY_RSA},
         },
     ]
-    result = v.validate_source_disk_encryption_keys(good)
+    result = key_material.validate_source_disk_encryption_keys(good)
     assert result == good and result[0] is not good[0]
-    assert v.validate_source_disk_encryption_keys([]) == []
+    assert key_material.validate_source_disk_encryption_keys([]) == []
 
 
 @pytest.mark.parametrize(
@@ -688,7 +697,7 @@ def test_source_disk_encryption_keys() -> None:
 )  # fmt: skip
 def test_source_disk_encryption_keys_rejected(bad: Any, parameter: str, fragment: str) -> None:
     with pytest.raises(MachineImageValidationError) as info:
-        v.validate_source_disk_encryption_keys(bad)
+        key_material.validate_source_disk_encryption_keys(bad)
     assert info.value.parameter == parameter, str(info.value)
     assert fragment in str(info.value)
     assert_no_secret(info.value, CANARY)
@@ -943,7 +952,7 @@ def build(schemas: Any, **overrides: Any) -> dict[str, Any]:
         "schemas": schemas,
     }
     arguments.update(overrides)
-    return v.build_machine_image_body(**arguments)
+    return machine_image_body.build_machine_image_body(**arguments)
 
 
 def test_build_minimal_body(schemas: Any) -> None:
@@ -1120,7 +1129,7 @@ def test_source_instance_junk_rejected(value: Any, default: Any) -> None:
 
 @given(s.valid_encryption_keys())
 def test_valid_encryption_keys_accepted(key: dict[str, str]) -> None:
-    assert v.validate_encryption_key(key) == key
+    assert key_material.validate_encryption_key(key) == key
 
 
 @given(
@@ -1132,7 +1141,7 @@ def test_valid_encryption_keys_accepted(key: dict[str, str]) -> None:
 )
 def test_junk_encryption_keys_rejected_without_echo(value: Any) -> None:
     try:
-        v.validate_encryption_key(value)
+        key_material.validate_encryption_key(value)
     except MachineImageValidationError as error:
         assert_no_secret(error, s.CANARY_RAW_KEY[:20])
 
@@ -1170,10 +1179,10 @@ def test_every_validator_raises_only_validation_errors(value: Any) -> None:
         lambda: v.validate_labels({"k": value}),
         lambda: v.validate_storage_locations(value),
         lambda: v.validate_storage_locations([value]),
-        lambda: v.validate_encryption_key(value),
-        lambda: v.validate_encryption_key({"rawKey": value}),
-        lambda: v.validate_source_disk_encryption_keys(value),
-        lambda: v.validate_source_disk_encryption_keys([{"sourceDisk": value, "diskEncryptionKey": value}]),
+        lambda: key_material.validate_encryption_key(value),
+        lambda: key_material.validate_encryption_key({"rawKey": value}),
+        lambda: key_material.validate_source_disk_encryption_keys(value),
+        lambda: key_material.validate_source_disk_encryption_keys([{"sourceDisk": value, "diskEncryptionKey": value}]),
         lambda: v.validate_choice(value, "mode", {"a", "b"}),
         lambda: v.validate_positive_number(value, "timeout"),
         lambda: v.validate_api_endpoint(value),
@@ -1196,13 +1205,100 @@ def test_every_validator_raises_only_validation_errors(value: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# The package: re-exports only, and no import cycle whichever module comes first
+# --------------------------------------------------------------------------------------------------
+
+#: Where each name the validation package exports is defined.
+HOMES = {
+    "airflow_machine_images.exceptions": ["MachineImageValidationError"],
+    "airflow_machine_images.validation.primitives": ["validate_choice", "validate_positive_number"],
+    "airflow_machine_images.validation.names": [
+        "INSTANCE_PATTERN",
+        "LABEL_KEY_PATTERN",
+        "LABEL_VALUE_PATTERN",
+        "MACHINE_IMAGE_REF_PATTERN",
+        "MAX_LABELS",
+        "NAME_PATTERN",
+        "OPERATION_PATTERN",
+        "PROJECT_PATTERN",
+        "REQUEST_ID_PATTERN",
+        "STORAGE_LOCATION_PATTERN",
+        "ZONE_PATTERN",
+        "sanitize_label_value",
+        "validate_instance_name",
+        "validate_labels",
+        "validate_machine_image_name",
+        "validate_operation_name",
+        "validate_project_id",
+        "validate_request_id",
+        "validate_storage_locations",
+        "validate_zone",
+    ],
+    "airflow_machine_images.validation.references": [
+        "URL_API_VERSIONS",
+        "InstanceRef",
+        "is_loopback_host",
+        "parse_machine_image_ref",
+        "parse_source_instance",
+        "validate_api_endpoint",
+    ],
+    "airflow_machine_images.validation.body_schema": ["validate_body"],
+}
+
+
+def test_package_exports_each_name_of_its_home_module() -> None:
+    assert sorted(v.__all__) == sorted(name for names in HOMES.values() for name in names)
+    for module_name, names in HOMES.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert getattr(v, name) is getattr(module, name), (module_name, name)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_check'"):
+        v.no_such_check  # noqa: B018
+
+
+CYCLE_PROBE = """
+import importlib, sys
+import airflow.sdk.exceptions
+for first in {modules!r}:
+    for name in [m for m in sys.modules if m.startswith("airflow_machine_images")]:
+        del sys.modules[name]
+    importlib.import_module(first)
+    validation = importlib.import_module("airflow_machine_images.validation")
+    namespace = {{}}
+    exec("from airflow_machine_images.validation import *", namespace)
+    assert all(name in namespace for name in validation.__all__), first
+print("ok")
+"""
+
+
+def test_each_module_can_be_imported_first() -> None:
+    modules = [
+        *HOMES,
+        "airflow_machine_images.key_material",
+        "airflow_machine_images.machine_image_body",
+        "airflow_machine_images.validation",
+        "airflow_machine_images.compute_api",
+        "airflow_machine_images.discovery",
+        "airflow_machine_images.retention",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", CYCLE_PROBE.format(modules=modules)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "ok"
+
+
+# --------------------------------------------------------------------------------------------------
 # Import cost
 # --------------------------------------------------------------------------------------------------
 
 HEAVY = ("google", "googleapiclient", "requests", "aiohttp", "airflow", "httplib2", "grpc")
 
+# The error types' module subclasses airflow.sdk.exceptions.AirflowException: that import is the
+# baseline; beyond it, no Airflow module (nor Google or HTTP library) may be loaded.
 PROBE = """
 import json, sys
+import airflow.sdk.exceptions
 before = set(sys.modules)
 import {module}
 added = sorted(set(sys.modules) - before)
@@ -1210,8 +1306,16 @@ print(json.dumps(added))
 """
 
 
-@pytest.mark.parametrize("module", ["airflow_machine_images.validation", "airflow_machine_images.discovery"])
-def test_import_loads_no_google_http_or_airflow_module(module: str) -> None:
+@pytest.mark.parametrize(
+    "module",
+    [
+        "airflow_machine_images.validation",
+        "airflow_machine_images.discovery",
+        "airflow_machine_images.key_material",
+        "airflow_machine_images.machine_image_body",
+    ],
+)
+def test_import_loads_no_google_http_or_further_airflow_module(module: str) -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True, check=True
     )

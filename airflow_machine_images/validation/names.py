@@ -1,0 +1,209 @@
+"""Names and labels: resource names and ids, label keys and values, Cloud Storage locations.
+
+The resource-name patterns are the path-parameter patterns of Google's Compute Engine discovery
+documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/test_validation.py`` checks that
+they still agree with the installed documents. The compiled patterns and the rules (the words of the
+error messages) are public because the resource references are made of these names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.validation.primitives import (
+    full_match,
+    mapping_items,
+    sequence_items,
+    show_key,
+    show_value,
+)
+
+#: Machine image names (``MachineImage.name``): RFC 1035, 1-63 characters.
+NAME_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: The ``project`` path parameter: project ids, domain-scoped ids (``example.com:p``) and project numbers.
+PROJECT_PATTERN: Final = (
+    r"(?:(?:[-a-z0-9]{1,63}\.)*(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?):)?"
+    r"(?:[0-9]{1,19}|(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?))"
+)
+#: The ``zone`` path parameter.
+ZONE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: The ``instance`` path parameter: a name or a numeric id.
+INSTANCE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: The ``operation`` path parameter of ``globalOperations``: a name or a numeric id.
+OPERATION_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: The ``machineImage`` path parameter of ``machineImages.get``/``delete``: a name or a numeric id.
+MACHINE_IMAGE_REF_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
+#: ``requestId``: a UUID in canonical 8-4-4-4-12 hex form.
+REQUEST_ID_PATTERN: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+LABEL_KEY_PATTERN: Final = r"[a-z][a-z0-9_-]{0,62}"
+LABEL_VALUE_PATTERN: Final = r"[a-z0-9_-]{0,63}"
+#: Cloud Storage locations for ``storageLocations``: ``us``, ``eu``, ``us-central1``, ``nam4``...
+STORAGE_LOCATION_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+PROJECT_RE: Final = re.compile(PROJECT_PATTERN)
+ZONE_RE: Final = re.compile(ZONE_PATTERN)
+INSTANCE_RE: Final = re.compile(INSTANCE_PATTERN)
+_OPERATION_RE: Final = re.compile(OPERATION_PATTERN)
+MACHINE_IMAGE_REF_RE: Final = re.compile(MACHINE_IMAGE_REF_PATTERN)
+_REQUEST_ID_RE: Final = re.compile(REQUEST_ID_PATTERN)
+_LABEL_KEY_RE: Final = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE_RE: Final = re.compile(LABEL_VALUE_PATTERN)
+_LABEL_VALUE_BAD_CHAR_RE: Final = re.compile(r"[^a-z0-9_-]")
+_STORAGE_LOCATION_RE: Final = re.compile(STORAGE_LOCATION_PATTERN)
+
+_NAME_RULE: Final = (
+    f"must match {NAME_PATTERN} (1-63 characters: lowercase letters, digits and hyphens, "
+    "starting with a letter and not ending with a hyphen)"
+)
+PROJECT_RULE: Final = (
+    f"must be a project id or number matching {PROJECT_PATTERN} "
+    "(e.g. 'my-project', 'example.com:my-project' or '123456789012')"
+)
+ZONE_RULE: Final = f"must match {ZONE_PATTERN} (a zone such as 'us-central1-a')"
+NAME_OR_ID_RULE: Final = (
+    f"must match {INSTANCE_PATTERN} (a name: 1-63 lowercase letters, digits and hyphens, starting with "
+    "a letter and not ending with a hyphen; or a numeric id)"
+)
+_REQUEST_ID_RULE: Final = (
+    "must be a UUID in canonical 8-4-4-4-12 hexadecimal form, e.g. '6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11' "
+    "(no braces, no 'urn:uuid:' prefix)"
+)
+_LABEL_KEY_RULE: Final = (
+    f"label keys must match {LABEL_KEY_PATTERN} (1-63 characters: lowercase letters, digits, '_' and '-', "
+    "starting with a letter)"
+)
+_LABEL_VALUE_RULE: Final = (
+    f"label values must match {LABEL_VALUE_PATTERN} (0-63 characters: lowercase letters, digits, '_' and '-')"
+)
+#: The most labels a resource may carry.
+MAX_LABELS: Final = 64
+
+
+def validate_machine_image_name(value: object, parameter: str = "name") -> str:
+    """Check a machine image name (``MachineImage.name``).
+
+    :param value: the name.
+    :param parameter: the argument name used in the error message.
+    :return: the name.
+    """
+    return full_match(_NAME_RE, value, parameter, _NAME_RULE)
+
+
+def validate_project_id(value: object, parameter: str = "project_id") -> str:
+    """Check a project id or number against the discovery document's ``project`` pattern.
+
+    :param value: ``my-project``, ``example.com:my-project`` or a project number.
+    :param parameter: the argument name used in the error message.
+    :return: the project id.
+    """
+    return full_match(PROJECT_RE, value, parameter, PROJECT_RULE)
+
+
+def validate_request_id(value: object, parameter: str = "request_id") -> str:
+    """Check a ``requestId``: a canonical UUID, not the zero UUID.
+
+    :param value: the request id (upper case accepted).
+    :param parameter: the argument name used in the error message.
+    :return: the request id in lower case.
+    """
+    text = full_match(_REQUEST_ID_RE, value, parameter, _REQUEST_ID_RULE).lower()
+    if text == "00000000-0000-0000-0000-000000000000":
+        raise MachineImageValidationError(
+            parameter, "must not be the zero UUID 00000000-0000-0000-0000-000000000000 (the API rejects it)"
+        )
+    return text
+
+
+def validate_operation_name(value: object, parameter: str = "operation_name") -> str:
+    """Check a global operation name (or numeric id).
+
+    :param value: the operation name, e.g. ``operation-1700000000000-abc``.
+    :param parameter: the argument name used in the error message.
+    :return: the operation name.
+    """
+    return full_match(_OPERATION_RE, value, parameter, NAME_OR_ID_RULE)
+
+
+def validate_zone(value: object, parameter: str = "zone") -> str:
+    """Check a zone name.
+
+    :param value: the zone, e.g. ``us-central1-a``.
+    :param parameter: the argument name used in the error message.
+    :return: the zone.
+    """
+    return full_match(ZONE_RE, value, parameter, ZONE_RULE)
+
+
+def validate_instance_name(value: object, parameter: str = "instance") -> str:
+    """Check an instance name (or numeric id).
+
+    :param value: the instance name.
+    :param parameter: the argument name used in the error message.
+    :return: the instance name.
+    """
+    return full_match(INSTANCE_RE, value, parameter, NAME_OR_ID_RULE)
+
+
+def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
+    """Check labels: at most 64, lowercase keys and values (the error names the offending key).
+
+    :param value: a dict of label keys to values.
+    :param parameter: the argument name used in the error message.
+    :return: a new dict of the labels.
+    """
+    if not isinstance(value, Mapping):
+        raise MachineImageValidationError(parameter, "must be a dict of label keys to values", show_value(value))
+    items = mapping_items(value, parameter)
+    if len(items) > MAX_LABELS:
+        raise MachineImageValidationError(parameter, f"must have at most {MAX_LABELS} labels", f"{len(items)} labels")
+    labels: dict[str, str] = {}
+    for key, label_value in items:
+        where = f"{parameter}[{show_key(key)}]"
+        if not isinstance(key, str) or _LABEL_KEY_RE.fullmatch(key) is None:
+            raise MachineImageValidationError(where, _LABEL_KEY_RULE, show_value(key))
+        if not isinstance(label_value, str) or _LABEL_VALUE_RE.fullmatch(label_value) is None:
+            raise MachineImageValidationError(where, _LABEL_VALUE_RULE, show_value(label_value))
+        labels[str.__str__(key)] = str.__str__(label_value)
+    return labels
+
+
+def sanitize_label_value(text: str) -> str:
+    """Turn any string (a dag_id, a task_id) into a valid label value.
+
+    Lower-cases it, replaces every character outside ``[a-z0-9_-]`` with ``-`` and, if longer than
+    63 characters, keeps 54 and appends ``-`` and 8 hex digits of a SHA-256 of the original text, so
+    different long ids stay distinct.
+
+    :param text: the text.
+    :return: a label value matching ``[a-z0-9_-]{0,63}``.
+    """
+    if not isinstance(text, str):
+        raise MachineImageValidationError("text", "must be a string", show_value(text))
+    cleaned = _LABEL_VALUE_BAD_CHAR_RE.sub("-", text.lower())
+    if len(cleaned) <= 63:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:54]}-{digest}"
+
+
+def validate_storage_locations(value: object, parameter: str = "storage_locations") -> list[str]:
+    """Check ``storageLocations``: Cloud Storage regions or multi-regions such as ``us`` or ``us-central1``.
+
+    :param value: a list of locations (an empty list is passed on as it is).
+    :param parameter: the argument name used in the error message.
+    :return: a new list of the locations.
+    """
+    rule = f"each location must match {STORAGE_LOCATION_PATTERN} (e.g. 'us', 'eu' or 'us-central1')"
+    locations = sequence_items(value, parameter, "Cloud Storage locations such as ['us']")
+    result: list[str] = []
+    for index, location in enumerate(locations):
+        text = full_match(_STORAGE_LOCATION_RE, location, f"{parameter}[{index}]", rule)
+        if text in result:
+            raise MachineImageValidationError(f"{parameter}[{index}]", "must not repeat a location", show_value(text))
+        result.append(text)
+    return result

@@ -1,0 +1,163 @@
+"""What every check builds on: safe renderings of bad values, and the checks of basic types.
+
+The name, reference, body-schema and key-material checks all report a bad value through
+:func:`show_value` (short, and never the contents of anything that looks like key material) or
+:func:`describe_secret` (the type only), and read their inputs through the type checks here, so that
+any value of any type ends in a :class:`~airflow_machine_images.exceptions.MachineImageValidationError`,
+never in a ``TypeError`` or an echoed secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import reprlib
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_machine_images.exceptions import MachineImageValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
+#: A field name that a path may show after a dot (``body.labels``); other keys are shown in brackets.
+IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
+
+_HIDDEN: Final = "a value that is not shown (key material)"
+#: Containers mentioning these field names may hold key material: never echoed in messages.
+_SECRET_HINT_RE: Final = re.compile(r"(?i)rawkey|rsaencryptedkey|encryptionkey")
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def show_value(value: object) -> str:
+    """A short, safe rendering of any value for an error message (type name added for non-strings).
+
+    A container whose rendering mentions an encryption-key field is described by its type only.
+
+    :param value: the bad value.
+    :return: the text to put after ``got`` in a message.
+    """
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = "<unprintable>"
+    if not isinstance(value, str) and _SECRET_HINT_RE.search(text):
+        return f"a {type(value).__name__} that is not shown (it holds encryption key fields)"
+    if isinstance(value, str):
+        return text
+    return f"{text} ({type(value).__name__})"
+
+
+def describe_secret(value: object) -> str:
+    """Describe a secret value by its type only.
+
+    :param value: a value that is, or may hold, key material.
+    :return: the text to put after ``got`` in a message.
+    """
+    return f"{_HIDDEN}, of type {type(value).__name__}"
+
+
+def show_key(key: object) -> str:
+    """A mapping key for a path such as ``labels['Team']``.
+
+    :param key: the key, of any type.
+    :return: its short rendering.
+    """
+    try:
+        return _REPR.repr(key)
+    except Exception:
+        return "<unprintable>"
+
+
+def require_str(value: object, parameter: str, rule: str) -> str:
+    """Return ``value`` as a plain str, or raise naming ``rule``.
+
+    :param value: the value.
+    :param parameter: the argument name used in the error message.
+    :param rule: what the string must be, in words.
+    :return: the value as a plain ``str`` (a subclass's overrides dropped).
+    """
+    if not isinstance(value, str):
+        raise MachineImageValidationError(parameter, f"must be a string; {rule}", show_value(value))
+    return str.__str__(value)
+
+
+def mapping_items(value: Mapping[Any, Any], parameter: str) -> list[tuple[Any, Any]]:
+    """The items of a mapping; a mapping that cannot be read is a validation error.
+
+    :param value: the mapping.
+    :param parameter: the argument name used in the error message.
+    :return: its ``(key, value)`` pairs.
+    """
+    try:
+        return list(value.items())
+    except Exception:
+        raise MachineImageValidationError(parameter, "must be a readable dict", f"a {type(value).__name__}") from None
+
+
+def sequence_items(value: object, parameter: str, what: str, *, secret: bool = False) -> list[Any]:
+    """A list or tuple's items (not a str, bytes, set or dict).
+
+    :param value: the list or tuple.
+    :param parameter: the argument name used in the error message.
+    :param what: what the items must be, in words (``Cloud Storage locations such as ['us']``).
+    :param secret: the value may hold key material: describe it by its type only.
+    :return: a new list of the items.
+    """
+    if not isinstance(value, (list, tuple)):
+        raise MachineImageValidationError(
+            parameter, f"must be a list of {what}", describe_secret(value) if secret else show_value(value)
+        )
+    return list(value)
+
+
+def full_match(regex: re.Pattern[str], value: object, parameter: str, rule: str) -> str:
+    """Check that ``value`` is a string ``regex`` matches in full.
+
+    :param regex: the compiled pattern.
+    :param value: the value.
+    :param parameter: the argument name used in the error message.
+    :param rule: what the string must be, in words.
+    :return: the value as a plain ``str``.
+    """
+    text = require_str(value, parameter, rule)
+    if regex.fullmatch(text) is None:
+        raise MachineImageValidationError(parameter, rule, show_value(text))
+    return text
+
+
+def validate_choice(value: object, parameter: str, choices: Collection[str]) -> str:
+    """Check that ``value`` is one of ``choices``.
+
+    :param value: the value.
+    :param parameter: the argument name used in the error message.
+    :param choices: the allowed strings.
+    :return: the value.
+    """
+    ordered = list(choices) if isinstance(choices, (list, tuple)) else sorted(choices)
+    rule = "must be one of " + ", ".join(repr(choice) for choice in ordered)
+    if not isinstance(value, str) or value not in ordered:
+        raise MachineImageValidationError(parameter, rule, show_value(value))
+    return str.__str__(value)
+
+
+def validate_positive_number(value: object, parameter: str) -> float:
+    """Check a positive, finite number (seconds, intervals); booleans and None are not numbers here.
+
+    :param value: an int or float.
+    :param parameter: the argument name used in the error message.
+    :return: the value as a float.
+    """
+    rule = "must be a positive, finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MachineImageValidationError(parameter, rule, show_value(value))
+    try:
+        number = float(value)
+    except Exception:
+        raise MachineImageValidationError(parameter, rule, show_value(value)) from None
+    if not math.isfinite(number) or number <= 0:
+        raise MachineImageValidationError(parameter, rule, show_value(value))
+    return number
