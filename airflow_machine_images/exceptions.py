@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_machine_images.compat import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence

@@ -13,12 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf, timezone
-from airflow.sdk.exceptions import AirflowFailException
-from airflow.sdk.log import mask_secret
+from airflow.sdk import BaseOperator
 
 from airflow_machine_images import deletion, insert_flow
 from airflow_machine_images.assets import record_outlet_events
+from airflow_machine_images.compat import AirflowFailException, conf, mask_secret, timezone
 from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
 from airflow_machine_images.discovery import machine_image_schemas
 from airflow_machine_images.exceptions import (

@@ -16,8 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_machine_images.compat import AirflowFailException
 from airflow_machine_images.exceptions import ResubmissionNeeded
 
 if TYPE_CHECKING:

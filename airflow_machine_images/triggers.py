@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_machine_images.compat import AirflowFailException
 from airflow_machine_images.compute_api import operation_errors
 from airflow_machine_images.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
 from airflow_machine_images.exceptions import (
