@@ -43,8 +43,9 @@ def main() -> int:
             }
         )
         # Airflow reads its configuration on import: import it only now.
-        from airflow.dag_processing.dagbag import DagBag
         from airflow.utils.db import initdb
+
+        from airflow_machine_images.compat import DagBag
 
         print("Preparing a throw-away Airflow metadata database...", flush=True)
         initdb()
@@ -69,18 +70,24 @@ def main() -> int:
 
 
 def _returned_value(dag_run: object, task_id: str) -> dict | None:
-    """The XCom a task of the finished run returned."""
+    """The XCom a task of the finished run returned.
+
+    A plain ``select`` of the XCom table: ``XComModel.get_many`` returns an ORM query on Airflow 3.0
+    and a ``Select`` from 3.1 on, and the demo runs on both.
+    """
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         row = session.execute(
-            XComModel.get_many(
-                key="return_value",
-                run_id=dag_run.run_id,  # type: ignore[attr-defined]
-                dag_ids=dag_run.dag_id,  # type: ignore[attr-defined]
-                task_ids=task_id,
-            ).with_only_columns(XComModel.value)
+            select(XComModel.value).where(
+                XComModel.key == "return_value",
+                XComModel.dag_id == dag_run.dag_id,  # type: ignore[attr-defined]
+                XComModel.run_id == dag_run.run_id,  # type: ignore[attr-defined]
+                XComModel.task_id == task_id,
+                XComModel.map_index == -1,
+            )
         ).first()
     return None if row is None else XComModel.deserialize_value(row)
 
