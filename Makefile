@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean
+.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean dist compat compat-ci
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -37,7 +37,24 @@ integration: install
 	$(RUN) pytest -q tests/integration
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-compat dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The release artifacts: sdist + wheel in dist/ (version from airflow_machine_images/__init__.py),
+# checked by twine (run by uv from PyPI, not installed in the project).
+dist:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	rm -rf dist
+	$(UV) build --out-dir dist
+	$(UV) tool run --from 'twine>=6.1' twine check --strict dist/*
+
+# The compatibility matrix (README, Compatibility): one venv per cell under .venv-compat/, the
+# package installed from dist/'s wheel, unit tests + the demo DAG's dag.test(). Cells: scripts/compat.py.
+compat: dist
+	$(PYTHON) scripts/compat.py --uv "$(UV)" all
+
+# The one cell CI runs: the lowest supported versions.
+compat-ci: dist
+	$(PYTHON) scripts/compat.py --uv "$(UV)" ci
 
 # Measured comparisons (about 10 minutes on 2 cores); regenerates docs/benchmarks.md. Not part of `make test`.
 bench: install
