@@ -172,6 +172,14 @@ def built_wheel() -> Path:
     return wheels[0]
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    """``3.0.2`` -> ``(3, 0, 2)``, trailing zeros dropped so ``16.0`` equals ``16.0.0``."""
+    parts = [int(part) for part in version.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
 def check_dist(cells: tuple[Cell, ...] = CELLS) -> list[str]:
     """Check the wheel and the sdist in ``dist/``; return what is wrong (empty: all good).
 
@@ -202,12 +210,20 @@ def check_dist(cells: tuple[Cell, ...] = CELLS) -> list[str]:
     if not re.search(rf"^Version: {re.escape(version)}$", metadata, re.M):
         problems.append(f"wheel METADATA version is not {version}")
     classified = sorted(re.findall(r"^Classifier: Programming Language :: Python :: (3\.\d+)$", metadata, re.M))
-    tested = sorted({cell.python for cell in cells}, key=lambda v: tuple(map(int, v.split("."))))
-    if sorted(classified, key=lambda v: tuple(map(int, v.split(".")))) != tested:
+    tested = sorted({cell.python for cell in cells}, key=_version_key)
+    if sorted(classified, key=_version_key) != tested:
         problems.append(f"Python classifiers {classified} are not the tested Pythons {tested}")
     lowest = tested[0]
     if not re.search(rf"^Requires-Python: >={re.escape(lowest)}$", metadata, re.M):
         problems.append(f"Requires-Python is not >={lowest}, the lowest tested Python")
+    floor_cell = min(cells, key=lambda cell: _version_key(cell.airflow))
+    for dist_name, tested_floor in (
+        ("apache-airflow", floor_cell.airflow),
+        ("apache-airflow-providers-google", floor_cell.google),
+    ):
+        declared = re.search(rf"^Requires-Dist: {re.escape(dist_name)}>=([\d.]+)$", metadata, re.M)
+        if declared is None or _version_key(declared.group(1)) != _version_key(tested_floor):
+            problems.append(f"{dist_name}'s declared floor is not {tested_floor}, the lowest cell's")
     sdists = sorted(DIST_DIR.glob(f"{PACKAGE.replace('_', '-')}-{version}.tar.gz")) or sorted(
         DIST_DIR.glob(f"{PACKAGE}-{version}.tar.gz")
     )
