@@ -491,7 +491,7 @@ def table(results: list[Result]) -> str:
         )
         unit_text += f" ({result.seconds.get('unit', 0):.0f} s)"
         demo_text = (
-            f"sync + deferrable ({result.seconds.get('demo', 0) + result.seconds.get('demo-deferrable', 0):.0f} s)"
+            f"plain + deferrable ({result.seconds.get('demo', 0) + result.seconds.get('demo-deferrable', 0):.0f} s)"
             if result.ok
             else f"FAILED at {result.failed_step}"
         )
