@@ -11,9 +11,10 @@ The cells are defined here and nowhere else. For each cell this script
 3. installs the BUILT WHEEL (not the work tree) under those pins and checks that the cell got exactly
    its Airflow, provider and Python, and imports the package from the venv's site-packages,
 4. runs ``python -m airflow_machine_images.emulator --help``, the unit tests (a copy of ``tests/``
-   outside the work tree, so nothing is imported from it) and ``scripts/demo.py`` twice: the demo DAG
-   by ``dag.test()`` against the emulator, then again with ``[operators] default_deferrable`` on, so
-   the task defers and Airflow runs the trigger in line,
+   outside the work tree, so nothing is imported from it), ``scripts/demo.py`` twice (the demo DAG by
+   ``dag.test()`` against the emulator, then again with ``[operators] default_deferrable`` on, so the
+   task defers and Airflow runs the trigger in line) and ``scripts/check_example_dags.py`` (every
+   example DAG imports; the deferrable-sensor example runs by ``dag.test()``),
 5. writes ``.venv-compat/<cell>/result.json`` (versions, test counts, times) and prints a table.
 
 Before the cells it checks the wheel and sdist in ``dist/`` (``make dist`` builds them and runs twine):
@@ -437,6 +438,10 @@ class CellRun:
         if "running trigger in line" not in out:
             raise StepFailed("demo-deferrable: the task did not defer (no trigger was run)")
 
+    def examples(self) -> None:
+        """Every example DAG imports; the deferrable-sensor example runs by ``dag.test()``."""
+        self._run("examples", [str(self.python), str(REPO / "scripts" / "check_example_dags.py")])
+
     def run(self) -> Result:
         """All steps; the first failure stops the cell."""
         started = time.monotonic()
@@ -452,6 +457,7 @@ class CellRun:
             ("emulator-help", self.emulator_help),
             ("unit", self.unit_tests),
             ("demo", self.demo),
+            ("examples", self.examples),
         )
         done = 0
         try:
@@ -480,7 +486,7 @@ def table(results: list[Result]) -> str:
     """
     by_name = {cell.name: cell for cell in CELLS}
     lines = [
-        "| Airflow | Google provider | Python | packages as of | unit tests | demo `dag.test()` | cell time |",
+        "| Airflow | Google provider | Python | packages as of | unit tests | `dag.test()` runs | cell time |",
         "|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -490,11 +496,8 @@ def table(results: list[Result]) -> str:
             f", {unit['failures'] + unit['errors']} failed" if unit.get("failures") or unit.get("errors") else ""
         )
         unit_text += f" ({result.seconds.get('unit', 0):.0f} s)"
-        demo_text = (
-            f"plain + deferrable ({result.seconds.get('demo', 0) + result.seconds.get('demo-deferrable', 0):.0f} s)"
-            if result.ok
-            else f"FAILED at {result.failed_step}"
-        )
+        dag_seconds = sum(result.seconds.get(step, 0) for step in ("demo", "demo-deferrable", "examples"))
+        demo_text = f"3 passed ({dag_seconds:.0f} s)" if result.ok else f"FAILED at {result.failed_step}"
         lines.append(
             f"| {result.airflow or cell.airflow} | {result.google or cell.google} | {result.python or cell.python} | "
             f"{cell.as_of}{' (lowest direct)' if cell.lowest_direct else ''} | {unit_text} | {demo_text} | "
