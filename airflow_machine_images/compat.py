@@ -13,8 +13,8 @@ the task SDK's exceptions module only, not the configuration or the logging mach
 Where each lives, as measured by ``make compat`` on 3.0.2, 3.1.8, 3.2.2 and 3.3.2 (README, Compatibility):
 
 - ``AirflowException``: ``airflow.sdk.exceptions`` from 3.1; ``airflow.exceptions`` on 3.0.
-- ``AirflowFailException``, ``AirflowSkipException``, ``TaskDeferred``: ``airflow.sdk.exceptions`` from
-  3.2; ``airflow.exceptions`` on 3.0 and 3.1.
+- ``AirflowFailException``, ``AirflowSensorTimeout``, ``AirflowSkipException``, ``TaskDeferred``:
+  ``airflow.sdk.exceptions`` from 3.2; ``airflow.exceptions`` on 3.0 and 3.1.
 - ``conf``: ``airflow.sdk`` from 3.2; ``airflow.configuration`` on 3.0 and 3.1.
 - ``timezone`` (a module): ``airflow.sdk.timezone`` from 3.1; ``airflow.utils.timezone`` on 3.0.
 - ``mask_secret``: ``airflow.sdk.log`` from 3.1; ``airflow.sdk.execution_time.secrets_masker`` on 3.0.
@@ -33,12 +33,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the types, as the newest supported Airflow spells them
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import conf, timezone
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
     from airflow.sdk.log import mask_secret
 
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "DagBag",
     "TaskDeferred",
@@ -51,6 +58,7 @@ __all__ = [
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "AirflowException": ("airflow.sdk.exceptions:AirflowException", "airflow.exceptions:AirflowException"),
     "AirflowFailException": ("airflow.sdk.exceptions:AirflowFailException", "airflow.exceptions:AirflowFailException"),
+    "AirflowSensorTimeout": ("airflow.sdk.exceptions:AirflowSensorTimeout", "airflow.exceptions:AirflowSensorTimeout"),
     "AirflowSkipException": ("airflow.sdk.exceptions:AirflowSkipException", "airflow.exceptions:AirflowSkipException"),
     "TaskDeferred": ("airflow.sdk.exceptions:TaskDeferred", "airflow.exceptions:TaskDeferred"),
     "conf": ("airflow.sdk:conf", "airflow.configuration:conf"),

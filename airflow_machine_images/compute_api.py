@@ -11,23 +11,26 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
+    EndpointUnreachableError,
     InvalidRequestError,
     MachineImageValidationError,
     MalformedResponseError,
-    OperationFailedError,
     PermissionDeniedError,
     PreconditionFailedError,
     QuotaExceededError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     TransientApiError,
+    operation_failed,
 )
 from airflow_machine_images.key_material import iter_key_material
 
@@ -309,6 +312,65 @@ async def collect_pages(fetch: Callable[[str | None], Awaitable[Mapping[str, Any
     return items
 
 
+def transport_error(call: ApiCall, error: BaseException) -> ComputeEngineApiError:
+    """The typed error for a request that got no HTTP answer.
+
+    A host name that does not resolve, or a host that refuses connections, is a configuration error
+    (a wrong endpoint, an emulator that is not running): :class:`EndpointUnreachableError`, which is
+    neither retried nor retried by Airflow. Anything else (a dropped connection, a timeout, a reset)
+    may pass: :class:`TransientApiError`, retried with backoff.
+
+    :param call: the call that was made.
+    :param error: the transport's exception (``requests`` or ``aiohttp``).
+    """
+    host = urlsplit(call.url).hostname
+    cause = _root_connection_cause(error)
+    if isinstance(cause, socket.gaierror):
+        return EndpointUnreachableError(
+            f"{call.describe()} failed: the API host {host!r} does not resolve ({cause}); check the endpoint",
+            action=call.action,
+        )
+    if isinstance(cause, ConnectionRefusedError):
+        return EndpointUnreachableError(
+            f"{call.describe()} failed: {host!r} refused the connection; check the endpoint (is the emulator running?)",
+            action=call.action,
+        )
+    return TransientApiError(f"{call.describe()} failed: {type(error).__name__}: {error}", action=call.action)
+
+
+def _root_connection_cause(error: BaseException) -> BaseException | None:
+    """The name-resolution or refused-connection error behind a transport's exception, if any.
+
+    ``requests`` wraps it in urllib3's ``MaxRetryError.reason``; aiohttp in ``os_error`` or ``__cause__``.
+    """
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (socket.gaierror, ConnectionRefusedError)):
+            return current
+        pending.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        pending.extend((getattr(current, "os_error", None), *current.args))
+    return None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An RFC 3339 timestamp of the API (``creationTimestamp``, ``insertTime``) as an aware datetime.
+
+    :param value: the field's value; None if absent, unreadable or without a time zone.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or unreadable.
 
@@ -510,9 +572,10 @@ def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
     errors = operation_errors(operation)
     if errors:
         status_code = operation.get("httpErrorStatusCode")
-        raise OperationFailedError(
+        raise operation_failed(
             str(operation.get("name")),
             errors,
             http_error_status_code=status_code if isinstance(status_code, int) else None,
             http_error_message=operation.get("httpErrorMessage"),
+            target_link=operation.get("targetLink"),
         )

@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 
 
 class ComputeEngineError(AirflowException):
-    """Base class of every error this package raises at run time (validation errors aside)."""
+    """Base class of every error this package raises at run time (validation errors aside).
+
+    Airflow retries a task that raises one of these (as its ``retries`` say), except the
+    :class:`PermanentError` ones: a retry cannot change their outcome, so they fail the task at once.
+    """
+
+
+class PermanentError(AirflowFailException):
+    """Marks an error that no retry can change (not found, permission, invalid, allocation quota,
+    an endpoint that does not resolve or refuses connections): the task fails without Airflow retries.
+    """
 
 
 class ComputeEngineApiError(ComputeEngineError):
@@ -50,15 +60,15 @@ class ComputeEngineApiError(ComputeEngineError):
         self.retry_after = retry_after
 
 
-class InvalidRequestError(ComputeEngineApiError):
+class InvalidRequestError(ComputeEngineApiError, PermanentError):
     """HTTP 400: the API rejected the request's content."""
 
 
-class PermissionDeniedError(ComputeEngineApiError):
+class PermissionDeniedError(ComputeEngineApiError, PermanentError):
     """HTTP 401/403 (not a rate limit): the credentials lack a permission the call needs."""
 
 
-class ResourceNotFoundError(ComputeEngineApiError):
+class ResourceNotFoundError(ComputeEngineApiError, PermanentError):
     """HTTP 404: the project, image, operation or source instance does not exist."""
 
 
@@ -70,7 +80,7 @@ class PreconditionFailedError(ComputeEngineApiError):
     """HTTP 412: a fingerprint (e.g. ``labelFingerprint``) was stale."""
 
 
-class QuotaExceededError(ComputeEngineApiError):
+class QuotaExceededError(ComputeEngineApiError, PermanentError):
     """A resource quota (not a per-minute rate limit) is exhausted; retrying will not help."""
 
 
@@ -82,17 +92,27 @@ class MalformedResponseError(ComputeEngineApiError):
     """The server answered with something that is not the JSON the API documents."""
 
 
-class InsecureEndpointError(ComputeEngineError, ValueError):
+class EndpointUnreachableError(ComputeEngineApiError, PermanentError):
+    """The API endpoint's host name does not resolve, or it refuses connections: a configuration error
+    (a wrong ``api_endpoint``, an emulator that is not running), not a fault that retrying fixes.
+    """
+
+
+class InsecureEndpointError(ComputeEngineError, PermanentError, ValueError):
     """Credentials would be sent in clear text: http to a host that is not the loopback interface."""
 
 
 class OperationFailedError(ComputeEngineError):
     """A Compute Engine operation finished (``DONE``) with errors.
 
+    Build one with :func:`operation_failed`, which picks :class:`PermanentOperationFailedError` for
+    codes that no retry changes.
+
     :param operation_name: the operation's name.
     :param errors: the operation's ``error.errors[]`` entries (``code``, ``message``).
     :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
+    :param target_link: the operation's ``targetLink`` (the message names the image or instance).
     """
 
     def __init__(
@@ -102,15 +122,19 @@ class OperationFailedError(ComputeEngineError):
         *,
         http_error_status_code: int | None = None,
         http_error_message: str | None = None,
+        target_link: str | None = None,
     ) -> None:
         self.operation_name = operation_name
         self.errors = [{"code": str(e.get("code", "UNKNOWN")), "message": str(e.get("message", ""))} for e in errors]
         self.http_error_status_code = http_error_status_code
         self.http_error_message = http_error_message
+        self.target_link = target_link
         details = "; ".join(f"{e['code']}: {e['message']}" for e in self.errors) or "no details given"
         http = " ".join(str(part) for part in (http_error_status_code, http_error_message) if part)
         suffix = f" (HTTP {http})" if http else ""
-        super().__init__(f"Operation {operation_name} failed{suffix}: {details}")
+        target = describe_target(target_link)
+        on = f" on {target}" if target else ""
+        super().__init__(f"Operation {operation_name}{on} failed{suffix}: {details}")
 
     @property
     def codes(self) -> list[str]:
@@ -118,15 +142,67 @@ class OperationFailedError(ComputeEngineError):
         return [e["code"] for e in self.errors]
 
 
+class PermanentOperationFailedError(OperationFailedError, PermanentError):
+    """An operation failed with a code no retry changes (see :data:`PERMANENT_OPERATION_CODES`)."""
+
+
+#: Operation error codes that retrying cannot clear: an allocation quota is used up (it does not
+#: refill by waiting: Compute Engine docs, "Allocation quotas"), or the source resource is gone.
+PERMANENT_OPERATION_CODES = frozenset({"QUOTA_EXCEEDED", "RESOURCE_NOT_FOUND"})
+
+
+def operation_failed(
+    operation_name: str,
+    errors: Sequence[Mapping[str, Any]],
+    *,
+    http_error_status_code: int | None = None,
+    http_error_message: str | None = None,
+    target_link: str | None = None,
+) -> OperationFailedError:
+    """The error for a failed operation: permanent when one of its codes is (see :class:`OperationFailedError`).
+
+    :param operation_name: the operation's name.
+    :param errors: the operation's ``error.errors[]`` entries.
+    :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
+    :param http_error_message: the operation's ``httpErrorMessage``, if any.
+    :param target_link: the operation's ``targetLink``.
+    """
+    codes = {str(e.get("code")) for e in errors}
+    cls = PermanentOperationFailedError if codes & PERMANENT_OPERATION_CODES else OperationFailedError
+    return cls(
+        operation_name,
+        errors,
+        http_error_status_code=http_error_status_code,
+        http_error_message=http_error_message,
+        target_link=target_link,
+    )
+
+
+_TARGET_KINDS = {"machineImages": "machine image", "instances": "instance", "disks": "disk"}
+
+
+def describe_target(target_link: str | None) -> str | None:
+    """Name an operation's target for a message: ``machine image img-a`` from its ``targetLink``.
+
+    :param target_link: a resource URL or path, or None.
+    """
+    if not target_link:
+        return None
+    segments = [segment for segment in target_link.split("?")[0].split("/") if segment]
+    if len(segments) >= 2 and segments[-2] in _TARGET_KINDS:
+        return f"{_TARGET_KINDS[segments[-2]]} {segments[-1]}"
+    return segments[-1] if segments else None
+
+
 class OperationTimeoutError(ComputeEngineError):
     """An operation did not finish within the allowed time."""
 
 
-class MachineImageConflictError(ComputeEngineError):
+class MachineImageConflictError(ComputeEngineError, PermanentError):
     """A machine image of the requested name exists and may not be reused (``if_exists``)."""
 
 
-class MachineImageNotUsableError(ComputeEngineError):
+class MachineImageNotUsableError(ComputeEngineError, PermanentError):
     """The machine image exists but cannot become READY (``INVALID``, being deleted, or gone)."""
 
 

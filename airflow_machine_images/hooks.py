@@ -29,13 +29,13 @@ from airflow_machine_images.compute_api import (
     normalize_endpoint,
     parse_response,
     raise_for_operation_error,
+    transport_error,
 )
 from airflow_machine_images.exceptions import (
     InsecureEndpointError,
     MachineImageNotUsableError,
     OperationTimeoutError,
     PreconditionFailedError,
-    TransientApiError,
 )
 from airflow_machine_images.retry import Attempts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
@@ -206,9 +206,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 timeout=(self.connect_timeout, read_timeout),
             )
         except requests.RequestException as exc:
-            raise TransientApiError(
-                f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
-            ) from exc
+            raise transport_error(call, exc) from exc
         token = getattr(self.session.credentials, "token", None)
         return parse_response(call, response.status_code, response.content, response.headers, secrets=[token])
 
@@ -569,9 +567,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 token = getattr(client.credentials, "token", None)
                 return parse_response(call, response.status, raw, response.headers, secrets=[token])
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransientApiError(
-                f"{call.describe()} failed: {type(exc).__name__}: {exc}", action=call.action
-            ) from exc
+            raise transport_error(call, exc) from exc
 
     async def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
         """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.

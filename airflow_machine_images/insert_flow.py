@@ -20,10 +20,11 @@ image to use and submitting again (the next generation's ``requestId``) cannot d
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import operation_errors, raise_for_operation_error
+from airflow_machine_images.compute_api import operation_errors, parse_timestamp, raise_for_operation_error
 from airflow_machine_images.exceptions import (
     MachineImageConflictError,
     OperationFailedError,
@@ -79,6 +80,8 @@ class InsertState:
     :param operation: the insert operation, as last seen (None when an existing image was adopted).
     :param image: the machine image, once read back.
     :param reused: an existing image was adopted instead of created.
+    :param replayed: the server answered the requestId with the operation of an earlier submission
+        (a retry, a cleared task, a worker that crashed after submitting).
     """
 
     generation: int
@@ -86,6 +89,7 @@ class InsertState:
     operation: Mapping[str, Any] | None = None
     image: Mapping[str, Any] | None = None
     reused: bool = False
+    replayed: bool = False
 
     @property
     def operation_pending(self) -> bool:
@@ -109,6 +113,7 @@ class InsertState:
             operation=self.operation,
             image=self.image,
             reused=self.reused,
+            replayed=self.replayed,
         )
 
 
@@ -125,6 +130,7 @@ def submit(
     :param log: the task's logger.
     """
     request_id = request.request_ids(generation)
+    sent_at = time.time()
     try:
         operation = hook.insert_machine_image(
             body=request.body,
@@ -134,13 +140,43 @@ def submit(
         )
     except ResourceAlreadyExistsError:
         return adopt_existing(hook, request, generation, log)
-    log.info("Insert accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
-    state = InsertState(generation, request_id, operation=operation)
+    replayed = is_replay(operation, sent_at)
+    if replayed:
+        log.info(
+            "The server answered requestId %s with its original operation %s (%s, started %s): an earlier "
+            "submission of this task instance made it, so nothing new is created",
+            request_id,
+            operation["name"],
+            operation["status"],
+            operation.get("insertTime"),
+        )
+    else:
+        log.info("Insert accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
+    state = InsertState(generation, request_id, operation=operation, replayed=replayed)
     if operation["status"] != "DONE":
         return state
     if is_retry:
         _refuse_replayed_failure(operation, generation)
     return finish_operation(hook, request, state, operation, log)
+
+
+#: How much earlier than our request an operation must have started to count as a replay. Google's
+#: servers and an Airflow worker keep NTP time, well within this; a replay of a submission made less
+#: than this before is reported as not replayed.
+REPLAY_CLOCK_TOLERANCE_SECONDS = 1.0
+
+
+def is_replay(operation: Mapping[str, Any], sent_at: float) -> bool:
+    """Whether the server answered with an operation that started before this request was sent.
+
+    The API does not mark replays (the Operation resource has no requestId): an operation whose
+    ``insertTime`` precedes the request is the one an earlier request with the same requestId made.
+
+    :param operation: the insert's answer.
+    :param sent_at: when the request was sent (seconds since the epoch).
+    """
+    started = parse_timestamp(operation.get("insertTime"))
+    return started is not None and started.timestamp() < sent_at - REPLAY_CLOCK_TOLERANCE_SECONDS
 
 
 def _refuse_replayed_failure(operation: Mapping[str, Any], generation: int) -> None:
@@ -308,6 +344,7 @@ def resume(
         operation=event.get("operation")
         or ({"name": extra["operation_name"]} if extra.get("operation_name") else None),
         reused=bool(extra.get("reused", False)),
+        replayed=bool(extra.get("replayed", False)),
     )
     if extra.get("waiting_for") == "image":
         if event.get("status") == "success":
@@ -337,6 +374,7 @@ def trigger_extra(state: InsertState, waiting_for: str) -> dict[str, Any]:
         "request_id": state.request_id,
         "operation_name": (state.operation or {}).get("name"),
         "reused": state.reused,
+        "replayed": state.replayed,
     }
 
 

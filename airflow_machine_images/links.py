@@ -40,22 +40,35 @@ class MachineImageLink(BaseOperatorLink):
         return self.key
 
     @classmethod
-    def persist(cls, context: Context, *, project_id: str, name: str) -> str:
-        """Store the URL for this task instance; return it.
+    def persist(cls, context: Context, operator: BaseOperator, *, project_id: str, name: str) -> str:
+        """Store the URL for this task instance (and on the running operator); return it.
 
         :param context: the task's context.
+        :param operator: the running operator (Airflow asks :meth:`get_link` about it when the try ends).
         :param project_id: the image's project.
         :param name: the image name.
         """
         url = machine_image_console_url(project_id, name)
+        setattr(operator, _RECORDED, url)
         context["ti"].xcom_push(key=cls.key, value=url)
         return url
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        """Return the stored URL, or an empty string before the task stored one.
+        """Return the URL, or an empty string while there is none.
+
+        When a try ends, Airflow asks the running operator's links for their URLs and stores them:
+        the operator knows its URL (or that it has none yet, when it failed before naming the image),
+        so no XCom is read and no "XCom not found" error is logged. Elsewhere the stored URL is read.
 
         :param operator: the operator.
         :param ti_key: the task instance.
         """
+        if getattr(operator, "records_console_url", False):
+            recorded = getattr(operator, _RECORDED, "")
+            return recorded if isinstance(recorded, str) else ""
         value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
         return value if isinstance(value, str) else ""
+
+
+#: The attribute :meth:`MachineImageLink.persist` leaves the URL in, on the running operator.
+_RECORDED = "_machine_image_console_url"

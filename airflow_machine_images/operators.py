@@ -19,6 +19,7 @@ from airflow_machine_images import deletion, insert_flow
 from airflow_machine_images.assets import record_outlet_events
 from airflow_machine_images.compat import AirflowFailException, conf, mask_secret, timezone
 from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.deadlines import Deadline
 from airflow_machine_images.discovery import machine_image_schemas
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
@@ -42,10 +43,15 @@ from airflow_machine_images.triggers import (
     error_from_event,
 )
 from airflow_machine_images.validation import (
+    coerce_rendered_bool,
     parse_source_instance,
+    split_label_selector,
+    validate_bool,
     validate_choice,
     validate_labels,
     validate_machine_image_name,
+    validate_optional_bool,
+    validate_positive_int,
     validate_positive_number,
     validate_request_id,
 )
@@ -167,6 +173,8 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
     template_fields_renderers = {"labels": "json", "body": "json", "machine_image_params": "json"}
     ui_color = "#d9e8fb"
     operator_extra_links = (MachineImageLink(),)
+    #: :class:`MachineImageLink` reads the URL from the running operator (see its ``get_link``).
+    records_console_url = True
 
     def __init__(
         self,
@@ -196,7 +204,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.description = description
         self.labels = labels
         self.storage_locations = storage_locations
-        self.guest_flush = guest_flush
+        self.guest_flush = validate_optional_bool(guest_flush, "guest_flush")
         self.machine_image_encryption_key = machine_image_encryption_key
         self.source_disk_encryption_keys = source_disk_encryption_keys
         self.machine_image_params = machine_image_params
@@ -204,9 +212,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.request_id = request_id
         # Arguments that are not templated are checked now, when the DAG is parsed.
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
-        self.add_default_labels = add_default_labels
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.add_default_labels = validate_bool(add_default_labels, "add_default_labels")
+        self.wait_for_completion = validate_bool(wait_for_completion, "wait_for_completion")
+        self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
 
@@ -279,7 +287,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
     def execute(self, context: Context) -> dict[str, Any]:
         self.mask_key_material()  # also when execute() is called without rendering (tests, custom runners)
         request = self._prepare_or_fail(context)
-        console_url = MachineImageLink.persist(context, project_id=request.project_id, name=request.name)
+        console_url = MachineImageLink.persist(context, self, project_id=request.project_id, name=request.name)
         self.log.info(
             "Creating machine image %s in project %s from %s (console: %s)",
             request.name,
@@ -287,6 +295,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             request.source.partial_url,
             console_url,
         )
+        self._deadline = Deadline.after(self.timeout)
         return self._succeeded(context, self._create(context, request, first_generation=0))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -297,6 +306,8 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             or :class:`~airflow_machine_images.triggers.MachineImageStatusTrigger`.
         """
         request = self._prepare_or_fail(context)
+        MachineImageLink.persist(context, self, project_id=request.project_id, name=request.name)
+        self._deadline = Deadline.from_event(event, self.timeout)
         try:
             state = insert_flow.resume(self.hook, request, event, self.log)
             summary = self._until_ready(request, state)
@@ -336,7 +347,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             operation = self.hook.wait_for_operation(
                 operation_name=str((state.operation or {}).get("name")),
                 project_id=request.project_id,
-                timeout=self.timeout,
+                timeout=self._deadline.remaining(),
                 max_early_backoff=self.poll_interval,
             )
             state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
@@ -344,13 +355,23 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             if self.deferrable:
                 self._defer(request, state)
             state = insert_flow.wait_for_image(
-                self.hook, request, state, timeout=self.timeout, poll_interval=self.poll_interval, log=self.log
+                self.hook,
+                request,
+                state,
+                timeout=self._deadline.remaining(),
+                poll_interval=self.poll_interval,
+                log=self.log,
             )
         return state.summary(request)
 
     def _defer(self, request: InsertRequest, state: InsertState) -> None:
         """Hand the wait to the triggerer: the operation if it runs, else the image until READY."""
-        settings = {"project_id": request.project_id, "poll_interval": self.poll_interval, **self.connection_kwargs()}
+        settings = {
+            "project_id": request.project_id,
+            "poll_interval": self.poll_interval,
+            "deadline": self._deadline.at,
+            **self.connection_kwargs(),
+        }
         trigger: MachineImageOperationTrigger | MachineImageStatusTrigger
         if state.operation_pending:
             operation_name = str((state.operation or {}).get("name"))
@@ -370,7 +391,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
                 event_extra=insert_flow.trigger_extra(state, "image"),
                 **settings,
             )
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+        self.defer(
+            trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self._deadline.remaining())
+        )
 
     def _succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         """Attach the image to this task's machine-image asset events; return the summary."""
@@ -416,9 +439,9 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         super().__init__(**kwargs)
         self.name = name
         self.request_id = request_id
-        self.fail_if_missing = fail_if_missing
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.fail_if_missing = validate_bool(fail_if_missing, "fail_if_missing")
+        self.wait_for_completion = validate_bool(wait_for_completion, "wait_for_completion")
+        self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
 
@@ -432,6 +455,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
     def execute(self, context: Context) -> dict[str, Any]:
         request_ids = self._request_ids(context)
         self.log.info("Deleting machine image %s in project %s", request_ids.resource_name, request_ids.project_id)
+        self._deadline = Deadline.after(self.timeout)
         return self._delete(request_ids, first_generation=0)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +465,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         :param event: the operation trigger's event.
         """
         request_ids = self._request_ids(context)
+        self._deadline = Deadline.from_event(event, self.timeout)
         if event.get("status") != "success":
             raise error_from_event(event)
         extra = event.get("extra") or {}
@@ -479,14 +504,15 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
                     operation_name=str((started.operation or {}).get("name")),
                     project_id=started.project_id,
                     poll_interval=self.poll_interval,
+                    deadline=self._deadline.at,
                     event_extra={"generation": generation, "request_id": started.request_id},
                     **self.connection_kwargs(),
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
+                timeout=timedelta(seconds=self._deadline.remaining()),
             )
         finished = deletion.wait_until_gone(
-            self.hook, started, timeout=self.timeout, poll_interval=self.poll_interval, log=self.log
+            self.hook, started, timeout=self._deadline.remaining(), poll_interval=self.poll_interval, log=self.log
         )
         return finished.summary()
 
@@ -518,18 +544,18 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     """
 
-    template_fields: Sequence[str] = connection_template_fields("label_selector", "name_prefix")
+    template_fields: Sequence[str] = connection_template_fields("label_selector", "name_prefix", "plan_only")
     template_fields_renderers = {"label_selector": "json"}
     ui_color = "#fbe3d9"
 
     def __init__(
         self,
         *,
-        label_selector: dict[str, str] | None = None,
+        label_selector: dict[str, str] | str | None = None,
         name_prefix: str | None = None,
         keep_last: int | None = None,
         max_age: timedelta | float | None = None,
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         max_concurrency: int = 4,
         timeout: float = 3600.0,
         **kwargs: Any,
@@ -543,18 +569,21 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         self.name_prefix = name_prefix
         self.keep_last = keep_last
         self.max_age: timedelta | None = timedelta(seconds=max_age) if isinstance(max_age, (int, float)) else max_age
-        # stored under another name: BaseOperator.dry_run() is a method (it renders templates)
-        self.plan_only = dry_run
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise MachineImageValidationError("max_concurrency", "must be an integer >= 1")
-        self.max_concurrency = max_concurrency
+        # Stored (and templated) under another name: BaseOperator.dry_run() is a method. A template
+        # such as "{{ params.dry_run }}" is checked once rendered (see execute); anything else now.
+        self.plan_only: bool | str = dry_run if is_templated(dry_run) else validate_bool(dry_run, "dry_run")
+        self.max_concurrency = validate_positive_int(max_concurrency, "max_concurrency")
         self.timeout = validate_positive_number(timeout, "timeout")
         if not is_templated(label_selector) and not is_templated(name_prefix):
             self._policy()  # an unsafe configuration fails when the DAG is parsed
 
     def _policy(self) -> RetentionPolicy:
         return RetentionPolicy(
-            label_selector=self.label_selector or {},
+            label_selector=(
+                split_label_selector(self.label_selector)
+                if isinstance(self.label_selector, str)
+                else self.label_selector or {}
+            ),
             name_prefix=self.name_prefix or None,
             keep_last=self.keep_last,
             max_age=self.max_age,
@@ -563,6 +592,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     def execute(self, context: Context) -> dict[str, Any]:
         with failing_on_bad_input():
             policy = self._policy()
+            dry_run = coerce_rendered_bool(self.plan_only, "dry_run")
             project_id = self.resolve_project_id()
         images = self.hook.list_machine_images(project_id=project_id, filter_=policy.server_filter())
         plan = plan_retention(images, policy, now=timezone.utcnow())
@@ -576,7 +606,9 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         )
         for source, decision in plan.by_source.items():
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
-        if self.plan_only:
+        if plan.not_ready:
+            self.log.info("  not READY, left alone: %s", plan.not_ready)
+        if dry_run:
             self.log.info("Dry run: nothing deleted (would delete %s)", plan.delete)
             return retention_summary(project_id, plan, dry_run=True, deleted=None)
         deleted = self._delete_all(TaskInstanceIdentity.of(context["ti"]), project_id, plan.delete)

@@ -27,6 +27,7 @@ def machine_image_summary(
     operation: Mapping[str, Any] | None,
     image: Mapping[str, Any] | None,
     reused: bool = False,
+    replayed: bool = False,
 ) -> dict[str, Any]:
     """Summarise a created (or reused) machine image for XCom.
 
@@ -36,6 +37,7 @@ def machine_image_summary(
     :param operation: the insert operation, if one was made.
     :param image: the MachineImage resource, once read back.
     :param reused: an existing image was reused instead of created.
+    :param replayed: the server answered the requestId with an earlier submission's operation.
     """
     operation = operation or {}
     summary: dict[str, Any] = {
@@ -46,6 +48,7 @@ def machine_image_summary(
         "request_id": request_id,
         "status": (image or {}).get("status") or "CREATING",
         "reused": reused,
+        "replayed": replayed,
         "console_url": machine_image_console_url(project_id, name),
     }
     if image is not None:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_machine_images.compute_api import parse_timestamp
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation import parse_source_instance, validate_labels
+from airflow_machine_images.validation.primitives import show_value
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,8 @@ class RetentionPolicy:
         if self.keep_last is not None and (
             isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1
         ):
-            raise MachineImageValidationError(
-                "keep_last", "must be an integer >= 1 (keep_last=0 would delete every image of a source)"
-            )
+            why = " (keep_last=0 would delete every image of a source)" if self.keep_last == 0 else ""
+            raise MachineImageValidationError("keep_last", f"must be an integer >= 1{why}", show_value(self.keep_last))
         if self.max_age is not None and (not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0)):
             raise MachineImageValidationError("max_age", "must be a positive duration (max_age=0 keeps nothing young)")
 
@@ -111,14 +112,7 @@ def created_at(image: Mapping[str, Any]) -> datetime | None:
 
     :param image: a MachineImage resource.
     """
-    value = image.get("creationTimestamp")
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    return parse_timestamp(image.get("creationTimestamp"))
 
 
 def source_key(image: Mapping[str, Any]) -> str:

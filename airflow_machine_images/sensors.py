@@ -13,15 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_machine_images.compat import AirflowFailException, conf
+from airflow_machine_images.compat import AirflowFailException, AirflowSensorTimeout, conf
 from airflow_machine_images.compute_api import raise_for_operation_error
 from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.deadlines import Deadline
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
 from airflow_machine_images.results import machine_image_summary, operation_summary
-from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
+from airflow_machine_images.triggers import (
+    EVENT_TIMEOUT,
+    MachineImageOperationTrigger,
+    MachineImageStatusTrigger,
+    error_from_event,
+)
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
+    validate_bool,
     validate_operation_name,
 )
 
@@ -60,7 +67,7 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
             api_version=api_version,
             api_endpoint=api_endpoint,
         )
-        self.deferrable = deferrable
+        self.deferrable = validate_bool(deferrable, "deferrable")
 
     def resolve_project_id(self) -> str:
         """The project to look in: the argument, else the connection's (validated)."""
@@ -89,7 +96,9 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
         :param event: the trigger's event.
         """
         if event.get("status") != "success":
-            raise AirflowFailException(str(event.get("message")))
+            if event.get("reason") == EVENT_TIMEOUT:
+                raise AirflowSensorTimeout(str(event.get("message")))
+            raise AirflowFailException(str(error_from_event(event)))
         self.log.info("%s", event.get("message"))
         return self.summarize_event(event)
 
@@ -101,6 +110,7 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
         return {
             "project_id": self.resolve_project_id(),
             "poll_interval": self.poke_interval,
+            "deadline": Deadline.after(self.timeout).at,
             **self.connection_kwargs(),
         }
 
@@ -182,7 +192,7 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     def __init__(self, *, machine_image: str, fail_on_missing: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.machine_image = machine_image
-        self.fail_on_missing = fail_on_missing
+        self.fail_on_missing = validate_bool(fail_on_missing, "fail_on_missing")
 
     def _image_ref(self) -> tuple[str, str]:
         with failing_on_bad_input():

@@ -9,29 +9,43 @@ re-created on another triggerer after a crash simply registers again and carries
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+import importlib
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_machine_images.compat import AirflowFailException
-from airflow_machine_images.compute_api import operation_errors
+from airflow_machine_images.compute_api import API_VERSIONS, raise_for_operation_error
 from airflow_machine_images.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
     MachineImageNotUsableError,
     OperationFailedError,
+    OperationTimeoutError,
     ResourceNotFoundError,
+    operation_failed,
 )
 from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
+    validate_api_endpoint,
+    validate_bool,
+    validate_choice,
     validate_operation_name,
+    validate_positive_number,
     validate_project_id,
 )
+from airflow_machine_images.validation.primitives import show_value
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+
+    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
+
+T = TypeVar("T")
 
 #: Operation fields an event carries (a trimmed Operation; no request bodies).
 OPERATION_EVENT_FIELDS = (
@@ -70,6 +84,8 @@ EVENT_UNUSABLE = "unusable"
 EVENT_INVALID_ARGUMENT = "invalid_argument"
 #: ``reason`` of an error event: the API kept failing (after the hook's retries) or refused.
 EVENT_API_ERROR = "api_error"
+#: ``reason`` of an error event: the task's deadline (its ``timeout``) passed while waiting.
+EVENT_TIMEOUT = "timeout"
 
 
 def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedError | None:
@@ -81,11 +97,12 @@ def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedErr
         return None
     operation = event.get("operation") or {}
     status_code = operation.get("httpErrorStatusCode")
-    return OperationFailedError(
+    return operation_failed(
         str(event.get("operation_name")),
         event["errors"],
         http_error_status_code=status_code if isinstance(status_code, int) else None,
         http_error_message=operation.get("httpErrorMessage"),
+        target_link=operation.get("targetLink"),
     )
 
 
@@ -108,6 +125,8 @@ def error_from_event(event: Mapping[str, Any]) -> Exception:
         return ResourceNotFoundError(message)
     if reason == EVENT_UNUSABLE:
         return MachineImageNotUsableError(message)
+    if reason == EVENT_TIMEOUT:
+        return OperationTimeoutError(message)
     return ComputeEngineError(message)
 
 
@@ -116,7 +135,12 @@ def _pick(resource: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
 
 
 class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
-    """What every trigger here shares: the connection settings, the hook, serialization."""
+    """What every trigger here shares: the connection settings, the hook, serialization, the deadline.
+
+    The kwargs come back from the database, so they may have been tampered with: they are stored as
+    given and checked when the trigger runs (:meth:`_problem`), and a bad one ends in an error event for
+    this trigger alone, before any request and before it joins a poller shared with other triggers.
+    """
 
     project_id: str  # always given: a trigger is made with the task's resolved project
 
@@ -129,21 +153,21 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         api_version: str = "beta",
         api_endpoint: str | None = None,
         poll_interval: float = 10.0,
+        deadline: float | None = None,
         event_extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.set_connection(
-            project_id=project_id,
-            gcp_conn_id=gcp_conn_id,
-            # a list, as it is after a round trip through the database
-            impersonation_chain=(
-                list(impersonation_chain) if isinstance(impersonation_chain, (list, tuple)) else impersonation_chain
-            ),
-            api_version=api_version,
-            api_endpoint=api_endpoint,
+        self.project_id = project_id
+        self.gcp_conn_id = gcp_conn_id
+        # a list, as it is after a round trip through the database
+        self.impersonation_chain = (
+            list(impersonation_chain) if isinstance(impersonation_chain, (list, tuple)) else impersonation_chain
         )
+        self.api_version = api_version
+        self.api_endpoint = api_endpoint
         self.poll_interval = poll_interval
-        self.event_extra = dict(event_extra or {})
+        self.deadline = deadline
+        self.event_extra = event_extra if event_extra is not None else {}
 
     def _own_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -157,27 +181,80 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
                 "project_id": self.project_id,
                 **self.connection_kwargs(),
                 "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
                 "event_extra": self.event_extra,
             },
         )
 
-    def _invalid(self, check: Callable[[], object]) -> str | None:
-        """Why the (stored, so possibly tampered) identifiers cannot go into a URL; None if they can.
+    def _problem(self, check: Callable[[], object]) -> str | None:
+        """Why the stored kwargs cannot be used; None if they can.
 
-        Checked before any request, so a bad name ends in an error event, not in a request or a crash.
+        :param check: checks the trigger's own kwargs (raising :class:`MachineImageValidationError`).
         """
         try:
             validate_project_id(self.project_id)
+            validate_choice(self.api_version, "api_version", API_VERSIONS)
+            if self.api_endpoint is not None:
+                validate_api_endpoint(self.api_endpoint)
+            _validate_connection_id(self.gcp_conn_id)
+            _validate_impersonation_chain(self.impersonation_chain)
+            validate_positive_number(self.poll_interval, "poll_interval")
+            if self.deadline is not None:
+                validate_positive_number(self.deadline, "deadline")
+            if not isinstance(self.event_extra, dict):
+                raise MachineImageValidationError("event_extra", "must be a dict", show_value(self.event_extra))
             check()
         except MachineImageValidationError as error:
             return str(error)
         return None
 
+    async def _async_hook(self) -> ComputeEngineMachineImageAsyncHook:
+        """The async hook, with the hook module (Google's libraries, aiohttp) imported off the event loop.
+
+        The first trigger in a triggerer would otherwise import them on the loop and block every other
+        trigger for most of a second.
+        """
+        await asyncio.to_thread(_import_transports)
+        return self.new_async_hook()
+
+    async def _wait(self, wait: Awaitable[T]) -> T:
+        """Await ``wait`` until the trigger's deadline.
+
+        :param wait: the poller's wait.
+        :raises asyncio.TimeoutError: the deadline passed first.
+        """
+        remaining = None if self.deadline is None else max(0.0, float(self.deadline) - time.time())
+        return await asyncio.wait_for(wait, remaining)
+
     def _event(self, status: str, message: str, reason: str | None = None, **payload: Any) -> TriggerEvent:
-        body = {"status": status, "message": message, "project_id": self.project_id, "extra": self.event_extra}
+        body = {
+            "status": status,
+            "message": message,
+            "project_id": self.project_id,
+            "deadline": self.deadline,
+            "extra": self.event_extra,
+        }
         if reason is not None:
             body["reason"] = reason
         return TriggerEvent({**body, **payload})
+
+
+def _import_transports() -> None:
+    importlib.import_module("airflow_machine_images.hooks")
+    importlib.import_module("aiohttp")
+
+
+def _validate_connection_id(value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise MachineImageValidationError("gcp_conn_id", "must be a non-empty string", show_value(value))
+
+
+def _validate_impersonation_chain(value: object) -> None:
+    chain = [value] if isinstance(value, str) else value
+    if chain is not None and (not isinstance(chain, list) or not all(isinstance(a, str) and a for a in chain)):
+        raise MachineImageValidationError(
+            "impersonation_chain", "must be a service account, a list of them, or None", show_value(value)
+        )
 
 
 class MachineImageOperationTrigger(_ComputeEngineTrigger):
@@ -207,14 +284,18 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
         name = self.operation_name
-        problem = self._invalid(lambda: validate_operation_name(name))
+        problem = self._problem(lambda: validate_operation_name(name))
         if problem:
             yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
         self.log.info("Waiting for operation %s in project %s", name, self.project_id)
         try:
-            poller = poller_for(OperationPoller, self.new_async_hook(), self.project_id)
-            operation = await poller.wait_for(name, _done_or_missing, self.poll_interval)
+            poller = poller_for(OperationPoller, await self._async_hook(), self.project_id)
+            operation = await self._wait(poller.wait_for(name, _done_or_missing, self.poll_interval))
+        except asyncio.TimeoutError:
+            message = f"Operation {name} in project {self.project_id} was not DONE by the task's deadline"
+            yield self._event("error", message, EVENT_TIMEOUT, operation_name=name, operation=None, errors=[])
+            return
         except ComputeEngineError as error:
             yield self._event("error", str(error), EVENT_API_ERROR, operation_name=name, operation=None, errors=[])
             return
@@ -222,18 +303,20 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
             message = f"Operation {name} was not found in project {self.project_id} (expired?)"
             yield self._event("error", message, EVENT_NOT_FOUND, operation_name=name, operation=None, errors=[])
             return
-        errors = [
-            {"code": str(e.get("code")), "message": str(e.get("message", ""))} for e in operation_errors(operation)
-        ]
         trimmed = _pick(operation, OPERATION_EVENT_FIELDS)
-        if errors:
-            details = "; ".join(f"{e['code']}: {e['message']}" for e in errors)
-            message = f"Operation {name} failed: {details}"
+        try:
+            raise_for_operation_error(operation)
+        except OperationFailedError as failure:
             yield self._event(
-                "error", message, EVENT_OPERATION_FAILED, operation_name=name, operation=trimmed, errors=errors
+                "error",
+                str(failure),
+                EVENT_OPERATION_FAILED,
+                operation_name=name,
+                operation=trimmed,
+                errors=failure.errors,
             )
-        else:
-            yield self._event("success", f"Operation {name} is DONE", operation_name=name, operation=trimmed, errors=[])
+            return
+        yield self._event("success", f"Operation {name} is DONE", operation_name=name, operation=trimmed, errors=[])
 
 
 def _done_or_missing(operation: Mapping[str, Any] | None) -> bool:
@@ -272,20 +355,32 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced per project) and yield the outcome."""
-        name = self.machine_image
-        problem = self._invalid(lambda: parse_machine_image_ref(name, self.project_id))
-        if problem:
-            yield self._event("error", problem, EVENT_INVALID_ARGUMENT, machine_image=name, image=None)
+        given = self.machine_image
+        reference: tuple[str, str] | None = None
+
+        def check() -> None:
+            nonlocal reference
+            validate_bool(self.fail_on_missing, "fail_on_missing")
+            reference = parse_machine_image_ref(given, self.project_id)
+
+        problem = self._problem(check)
+        if problem or reference is None:
+            yield self._event("error", str(problem), EVENT_INVALID_ARGUMENT, machine_image=given, image=None)
             return
-        self.log.info("Waiting for machine image %s in project %s to be READY", name, self.project_id)
+        project_id, name = reference
+        self.log.info("Waiting for machine image %s in project %s to be READY", name, project_id)
         try:
-            poller = poller_for(MachineImagePoller, self.new_async_hook(), self.project_id)
-            image = await poller.wait_for(name, self._is_final, self.poll_interval)
+            poller = poller_for(MachineImagePoller, await self._async_hook(), project_id)
+            image = await self._wait(poller.wait_for(name, self._is_final, self.poll_interval))
+        except asyncio.TimeoutError:
+            message = f"Machine image {name} in project {project_id} was not READY by the task's deadline"
+            yield self._event("error", message, EVENT_TIMEOUT, machine_image=name, image=None)
+            return
         except ComputeEngineError as error:
             yield self._event("error", str(error), EVENT_API_ERROR, machine_image=name, image=None)
             return
         if image is None:
-            message = f"Machine image {name} does not exist in project {self.project_id}"
+            message = f"Machine image {name} does not exist in project {project_id}"
             yield self._event("error", message, EVENT_NOT_FOUND, machine_image=name, image=None)
             return
         trimmed = _pick(image, IMAGE_EVENT_FIELDS)

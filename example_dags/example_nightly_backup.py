@@ -3,7 +3,9 @@
 One mapped task per instance (dynamic task mapping), each deferrable: while Compute Engine works,
 the tasks wait in the triggerer, where one poller serves the whole fleet. Every image carries the
 default labels (``managed-by: airflow``, the DAG and task ids) plus ``backup: nightly``; retention
-selects on those labels and keeps the newest seven READY images of each instance.
+selects on those labels, scoped to this DAG (``airflow-dag``), and keeps the newest seven READY
+images of each instance. Without the DAG in the selector, another DAG that labels its images
+``backup: nightly`` and backs up the same instances would have its images pruned by this one.
 
 Images are named ``INSTANCE-YYYYMMDD`` after the run date, so re-running a day's run (or a retry)
 reuses that day's image instead of making another.
@@ -62,7 +64,7 @@ with DAG(
     prune = ComputeEngineMachineImageRetentionOperator(
         task_id="prune_old_images",
         project_id=PROJECT_ID,
-        label_selector={"managed-by": "airflow", **NIGHTLY},
+        label_selector={"managed-by": "airflow", "airflow-dag": dag.dag_id, **NIGHTLY},
         keep_last=7,
     )
 

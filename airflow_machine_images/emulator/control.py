@@ -27,6 +27,36 @@ _IMAGE_KEYS = {
 _INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds"}
 
 
+#: The control API, as ``GET /_emulator/`` lists it (README.md documents each route with an example).
+ROUTES: list[dict[str, str]] = [
+    {"route": "GET /_emulator/", "does": "this index"},
+    {"route": "GET /_emulator/health", "does": "liveness, and the emulator's base URL"},
+    {"route": "GET /_emulator/requests", "does": "the recorded API requests (action, method, path, query, status)"},
+    {"route": "DELETE /_emulator/requests", "does": "forget the recorded requests"},
+    {"route": "GET /_emulator/machineImages?project=P", "does": "every machine image (of one project)"},
+    {
+        "route": "POST /_emulator/machineImages",
+        "does": "seed an image; body: name, source_instance, project, status, creation_timestamp, labels, "
+        "total_storage_bytes",
+    },
+    {"route": "GET /_emulator/operations?project=P", "does": "every global operation (of one project)"},
+    {
+        "route": "POST /_emulator/instances",
+        "does": "add an instance; body: instance, project, disk_size_gb, operation_seconds",
+    },
+    {
+        "route": "POST /_emulator/faults",
+        "does": "queue a fault; body: kind (status, drop, accept_then_drop, slow, early_wait, operation_error), "
+        "action, times, status, retry_after_seconds, delay_seconds, error_code, error_message, "
+        'http_error_status_code; or {"random": {rate, kinds, actions, statuses, retry_after_seconds, '
+        "slow_seconds, seed}}",
+    },
+    {"route": "GET /_emulator/faults", "does": "the queued faults"},
+    {"route": "DELETE /_emulator/faults", "does": "drop every queued fault and stop random faults"},
+    {"route": "POST /_emulator/forget-request-ids", "does": "forget every requestId (as the server does in time)"},
+]
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("Expected a JSON object body")
@@ -53,6 +83,7 @@ def handle(
     :return: HTTP status and JSON answer.
     """
     routes: dict[tuple[str, str], Any] = {
+        ("GET", "/_emulator/"): lambda: {"routes": ROUTES, "docs": "README.md, section 'The emulator's control API'"},
         ("GET", "/_emulator/health"): lambda: {"status": "ok", "url": emulator.url},
         ("GET", "/_emulator/requests"): lambda: [r.to_json() for r in emulator.requests],
         ("DELETE", "/_emulator/requests"): lambda: _done(emulator.clear_requests),

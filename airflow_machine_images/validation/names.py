@@ -172,6 +172,20 @@ def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
     return labels
 
 
+def split_label_selector(text: str, parameter: str = "label_selector") -> dict[str, str]:
+    """The dict a label selector written as text ``"key=value,key2=value2"`` stands for (not yet validated).
+
+    :param text: the selector's text form.
+    :param parameter: the argument name used in the error message.
+    """
+    pairs = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(part.count("=") == 1 for part in pairs):
+        raise MachineImageValidationError(
+            parameter, 'must be a dict of labels or text of the form "key=value,key2=value2"', show_value(text)
+        )
+    return {key.strip(): value.strip() for key, value in (part.split("=") for part in pairs)}
+
+
 def sanitize_label_value(text: str) -> str:
     """Turn any string (a dag_id, a task_id) into a valid label value.
 

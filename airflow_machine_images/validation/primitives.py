@@ -161,3 +161,63 @@ def validate_positive_number(value: object, parameter: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise MachineImageValidationError(parameter, rule, show_value(value))
     return number
+
+
+def validate_bool(value: object, parameter: str) -> bool:
+    """Check a boolean: ``True`` or ``False`` only (a string such as ``"false"`` is truthy, so it is an error).
+
+    :param value: the argument.
+    :param parameter: the argument name used in the error message.
+    """
+    if isinstance(value, bool):
+        return value
+    rule = "must be True or False"
+    if isinstance(value, str):
+        rule += "; a string is not a boolean here (only a templated parameter may be given as a template)"
+    raise MachineImageValidationError(parameter, rule, show_value(value))
+
+
+def validate_optional_bool(value: object, parameter: str) -> bool | None:
+    """Check a boolean that may also be None (left out of the request).
+
+    :param value: the argument.
+    :param parameter: the argument name used in the error message.
+    """
+    return None if value is None else validate_bool(value, parameter)
+
+
+_TRUE_TEXT = frozenset({"true", "yes", "1", "on"})
+_FALSE_TEXT = frozenset({"false", "no", "0", "off"})
+
+
+def coerce_rendered_bool(value: object, parameter: str) -> bool:
+    """A templated boolean after rendering: ``True``/``False``, or their text (``"False"``, ``"true"``...).
+
+    Jinja renders ``{{ params.dry_run }}`` to the text ``"False"`` unless the DAG renders native
+    objects; that text must mean False, not "a non-empty string".
+
+    :param value: the rendered value.
+    :param parameter: the argument name used in the error message.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_TEXT:
+            return True
+        if text in _FALSE_TEXT:
+            return False
+    raise MachineImageValidationError(
+        parameter, "must render to a boolean (True/False, or the text true/false, yes/no, 1/0)", show_value(value)
+    )
+
+
+def validate_positive_int(value: object, parameter: str) -> int:
+    """Check a whole number >= 1 (booleans and text are not numbers here).
+
+    :param value: the argument.
+    :param parameter: the argument name used in the error message.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MachineImageValidationError(parameter, "must be an integer >= 1", show_value(value))
+    return value

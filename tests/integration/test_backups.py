@@ -16,7 +16,7 @@ from tests.integration.conftest import PROJECT, connection_json, load_dag, task_
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 LOGICAL_DATE = datetime(2026, 5, 20, tzinfo=timezone.utc)
-NIGHTLY_LABELS = {"managed-by": "airflow", "backup": "nightly"}
+NIGHTLY_LABELS = {"managed-by": "airflow", "backup": "nightly", "airflow-dag": "example_nightly_backup"}
 FLEET = ["us-central1-a/web-1", "us-central1-a/web-2", "us-east1-b/db-1"]
 
 
@@ -124,7 +124,7 @@ def test_unsafe_retention_is_rejected_when_the_dag_is_parsed() -> None:
 
 @pytest.fixture
 def fleet(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The example's project with 3 instances and 10 older images (8 nightly of web-1, 2 that must survive)."""
+    """The example's project with 3 instances and 11 older images (8 nightly of web-1, 3 that must survive)."""
     with ComputeEngineEmulator(default_project="demo-project", operation_seconds=0.5) as emu:
         for instance in FLEET:
             emu.add_instance(instance)
@@ -138,6 +138,12 @@ def fleet(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
             )
         emu.add_machine_image(  # outside the selector: never deleted
             "web-2-by-hand", source_instance=FLEET[1], creation_timestamp=LOGICAL_DATE - 30 * day
+        )
+        emu.add_machine_image(  # another DAG's nightly image of the same instance: not this DAG's to prune
+            "web-1-other-dag",
+            source_instance=FLEET[0],
+            labels={**NIGHTLY_LABELS, "airflow-dag": "another_backup_dag"},
+            creation_timestamp=LOGICAL_DATE - 40 * day,
         )
         emu.add_machine_image(  # not READY: never deleted
             "db-1-broken",
@@ -165,8 +171,9 @@ def test_nightly_backup_creates_three_images_and_prunes_exactly_the_expected_one
     survivors = names(fleet, "demo-project")
     assert new_images <= survivors
     assert "web-2-by-hand" in survivors and "db-1-broken" in survivors
+    assert "web-1-other-dag" in survivors  # older than every kept image, but another DAG's
     assert not expected_deleted & survivors
-    assert len(survivors) == 10 + 3 - 2
+    assert len(survivors) == 11 + 3 - 2
 
     for image in fleet.machine_images("demo-project"):
         if image["name"] in new_images:

@@ -73,7 +73,7 @@ def trigger_event(defer: TaskDeferred) -> dict[str, Any]:
             return event.payload
         raise AssertionError("the trigger yielded nothing")
 
-    return asyncio.run(first_event())
+    return asyncio.run(asyncio.wait_for(first_event(), 90))  # the trigger's own deadline is 60 s
 
 
 def finish(op: ComputeEngineInsertMachineImageOperator, context: dict[str, Any], defer: TaskDeferred) -> Any:

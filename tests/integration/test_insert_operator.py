@@ -53,19 +53,21 @@ def test_rerunning_the_same_task_instance_makes_no_second_image(gcp_connection: 
 
 
 def test_retry_at_try_two_sends_the_same_request_id_as_try_one(gcp_connection: ComputeEngineEmulator) -> None:
-    # Try 1's insert is accepted, then its wait is refused for good (HTTP 403): Airflow runs try 2.
-    gcp_connection.inject(Fault(kind="status", status=403, action="globalOperations.wait"))
+    # Try 1's insert operation fails on the server (a transient cause): Airflow runs try 2, which sends
+    # try 1's requestId again, gets the failed operation back, and only then submits a new generation.
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=1))
     dag_run = run("ami_test_insert_retry")
     assert task_states(dag_run) == {"create": "success"}
     (ti,) = dag_run.get_task_instances()
     assert ti.try_number == 2
     sent = [r.query["requestId"] for r in inserts(gcp_connection)]
-    assert len(sent) == 2, sent
+    assert len(sent) == 3, sent
     assert sent[1] == sent[0], f"try 2 sent requestId {sent[1]}, try 1 sent {sent[0]}"
+    assert sent[2] != sent[0]  # the deliberate next generation, after the replayed failure
     result = xcom_result(dag_run, "create")
-    assert result["request_id"] == sent[0]
-    assert result["reused"] is False  # the server replayed try 1's operation: no 409, no second image
-    assert [op["clientOperationId"] for op in gcp_connection.operations(PROJECT)] == [sent[0]]
+    assert result["request_id"] == sent[2]
+    assert result["reused"] is False
+    assert [op["clientOperationId"] for op in gcp_connection.operations(PROJECT)] == [sent[0], sent[2]]
     assert len(gcp_connection.machine_images(PROJECT)) == 1
 
 

@@ -119,6 +119,7 @@ def test_serialize_round_trip_holds_only_identifiers_and_settings(gcp_connection
         "api_version",
         "api_endpoint",
         "poll_interval",
+        "deadline",
         "event_extra",
     }
     image_classpath, image_kwargs = MachineImageStatusTrigger(machine_image="img", project_id=PROJECT).serialize()

@@ -417,7 +417,11 @@ def run_campaign(
 
 #: What a failure message must say for the failure to count as explained, and the faults behind it.
 CAUSES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
-    ("operation failed on the server", re.compile(r"Operation \S+ failed"), frozenset({"operation_error"})),
+    (
+        "operation failed on the server",
+        re.compile(r"Operation \S+ (?:on [\w ./-]+ )?failed"),
+        frozenset({"operation_error"}),
+    ),
     ("HTTP 429/5xx after every retry", re.compile(r"HTTP (429|500|502|503|504)\b"), frozenset({"status"})),
     (
         "connection dropped after every retry",

@@ -74,10 +74,10 @@ def accepted(server: ComputeEngineEmulator, **arguments: Any) -> RecordedRequest
     server.clear_requests()
     try:
         execute(**arguments)
-    except AirflowFailException as exc:
-        raise AssertionError(f"valid input rejected: {exc}") from exc
     except ComputeEngineError:
         pass  # the server's answer (e.g. 404 for an instance it does not have) is not ours to judge here
+    except AirflowFailException as exc:
+        raise AssertionError(f"valid input rejected: {exc}") from exc
     inserts = [r for r in server.requests if r.action == "machineImages.insert"]
     assert len(inserts) == 1, [r.action for r in server.requests]
     return inserts[0]

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
 #: Names whose old and new locations, where both exist, must be the very same class (``conf`` and
 #: ``timezone`` are not: the task SDK has its own configuration parser and timezone helpers).
-SAME_CLASS_EVERYWHERE = {"AirflowException", "AirflowFailException", "AirflowSkipException", "TaskDeferred", "DagBag"}
+SAME_CLASS_EVERYWHERE = {
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "TaskDeferred",
+    "DagBag",
+}
 
 
 def _existing(location: str) -> object | None:

@@ -1211,7 +1211,14 @@ def test_every_validator_raises_only_validation_errors(value: Any) -> None:
 #: Where each name the validation package exports is defined.
 HOMES = {
     "airflow_machine_images.exceptions": ["MachineImageValidationError"],
-    "airflow_machine_images.validation.primitives": ["validate_choice", "validate_positive_number"],
+    "airflow_machine_images.validation.primitives": [
+        "coerce_rendered_bool",
+        "validate_bool",
+        "validate_choice",
+        "validate_optional_bool",
+        "validate_positive_int",
+        "validate_positive_number",
+    ],
     "airflow_machine_images.validation.names": [
         "INSTANCE_PATTERN",
         "LABEL_KEY_PATTERN",
@@ -1219,6 +1226,7 @@ HOMES = {
         "MACHINE_IMAGE_REF_PATTERN",
         "MAX_LABELS",
         "NAME_PATTERN",
+        "split_label_selector",
         "OPERATION_PATTERN",
         "PROJECT_PATTERN",
         "REQUEST_ID_PATTERN",
