@@ -297,6 +297,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             console_url,
         )
         self._deadline = Deadline.after(self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         return self._succeeded(context, self._create(context, request, first_generation=0))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -309,6 +310,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request = self._prepare_or_fail(context)
         MachineImageLink.persist(context, self, project_id=request.project_id, name=request.name)
         self._deadline = Deadline.from_event(event, self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         try:
             state = insert_flow.resume(self.hook, request, event, self.log)
             summary = self._until_ready(request, state)
@@ -457,6 +459,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request_ids = self._request_ids(context)
         self.log.info("Deleting machine image %s in project %s", request_ids.resource_name, request_ids.project_id)
         self._deadline = Deadline.after(self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         return self._delete(request_ids, first_generation=0)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -467,6 +470,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         """
         request_ids = self._request_ids(context)
         self._deadline = Deadline.from_event(event, self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         if event.get("status") != "success":
             raise error_from_event(event)
         extra = event.get("extra") or {}
