@@ -558,7 +558,7 @@ def _error_details(raw: bytes) -> tuple[str, str | None, list[dict[str, Any]], E
 def _error_class(status: int, reason: str | None, details: ErrorDetails | None = None) -> type[ComputeEngineApiError]:
     """The error type by cause: the ``ErrorInfo`` reason of ``error.details`` first, then status and reason."""
     info_reasons = {str(i.get("reason")) for i in (details.error_info if details else ())}
-    if False:
+    if status == 403 and CONCURRENT_OPERATIONS_REASON in info_reasons:
         return ConcurrentOperationsQuotaError
     if reason in QUOTA_REASONS or "QUOTA_EXCEEDED" in info_reasons:
         return QuotaExceededError

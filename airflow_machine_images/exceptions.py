@@ -354,7 +354,23 @@ class ResubmissionNeeded(ComputeEngineError):
     request it remembers), when an existing image vanished before it could be reused, when a retry got
     back the failed operation of an earlier try, or when a finished delete left an image that was made
     again. The operators catch it and submit once more under the next generation's ``requestId``.
+
+    :param message: why.
+    :param fresh: the operation that left nothing to use was made by this try (not replayed from an
+        earlier one): the try ends here, and the next try submits the next generation (at most one
+        fresh create per try, so a failing create cannot spin inside one try).
     """
+
+    def __init__(self, message: str, *, fresh: bool = False) -> None:
+        super().__init__(message)
+        self.fresh = fresh
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_resubmission_needed, (str(self), self.fresh))
+
+
+def _resubmission_needed(message: str, fresh: bool) -> ResubmissionNeeded:
+    return ResubmissionNeeded(message, fresh=fresh)
 
 
 class ComputeEngineRetentionError(AirflowFailException):

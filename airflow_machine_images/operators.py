@@ -26,6 +26,7 @@ from airflow_machine_images.exceptions import (
     ComputeEngineError,
     ComputeEngineRetentionError,
     MachineImageValidationError,
+    OperationFailedError,
     ResubmissionNeeded,
     failing_on_bad_input,
 )
@@ -347,13 +348,17 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
                 return state.summary(request)
             if self.deferrable:
                 self._defer(request, state)
-            operation = self.hook.wait_for_operation(
-                operation_name=str((state.operation or {}).get("name")),
-                project_id=request.project_id,
-                timeout=self._deadline.remaining(),
-                max_early_backoff=self.poll_interval,
-            )
-            state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
+            try:
+                operation = self.hook.wait_for_operation(
+                    operation_name=str((state.operation or {}).get("name")),
+                    project_id=request.project_id,
+                    timeout=self._deadline.remaining(),
+                    max_early_backoff=self.poll_interval,
+                )
+            except OperationFailedError as failure:
+                state = insert_flow.on_operation_failed(self.hook, request, state, failure, self.log)
+            else:
+                state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
         if state.image_pending and self.wait_for_completion:
             if self.deferrable:
                 self._defer(request, state)
@@ -471,10 +476,14 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request_ids = self._request_ids(context)
         self._deadline = Deadline.from_event(event, self.timeout)
         self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
-        if event.get("status") != "success":
-            raise error_from_event(event)
         extra = event.get("extra") or {}
         generation = int(extra.get("generation", 0))
+        if event.get("status") != "success":
+            failure = error_from_event(event)
+            if extra.get("replayed") and isinstance(failure, OperationFailedError):
+                why = ResubmissionNeeded(f"Delete of {request_ids.resource_name} failed in an earlier try ({failure})")
+                return self._delete(request_ids, first_generation=generation + 1, reason=why)
+            raise failure
         started = deletion.Deletion(
             request_ids.project_id, request_ids.resource_name, str(extra.get("request_id")), event.get("operation")
         )
@@ -510,7 +519,11 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
                     project_id=started.project_id,
                     poll_interval=self.poll_interval,
                     deadline=self._deadline.at,
-                    event_extra={"generation": generation, "request_id": started.request_id},
+                    event_extra={
+                        "generation": generation,
+                        "request_id": started.request_id,
+                        "replayed": started.replayed,
+                    },
                     **self.connection_kwargs(),
                 ),
                 method_name="execute_complete",

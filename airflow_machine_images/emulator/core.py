@@ -102,14 +102,15 @@ class ComputeEngineEmulator:
             request_id_ttl_seconds=request_id_ttl_seconds,
             seed=seed,
         )
+        self._faults = FaultBook()
         self._api = ComputeApi(
             self._state,
             self.links,
             wait_deadline_seconds=wait_deadline_seconds,
             early_wait_probability=early_wait_probability,
             seed=None if seed is None else seed + 1,
+            give_back=self._faults.give_back,
         )
-        self._faults = FaultBook()
         self._log = RequestLog()
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -178,6 +178,7 @@ class FaultBook:
         self._lock = threading.Lock()
         self._scripted: list[Fault] = []
         self._random: RandomFaults | None = None
+        self._spent: list[Fault] = []
 
     def inject(self, fault: Fault) -> None:
         """:param fault: queue a copy of a scripted fault behind those already queued."""
@@ -200,6 +201,23 @@ class FaultBook:
         with self._lock:
             return list(self._scripted)
 
+    def give_back(self, fault: Fault) -> None:
+        """Return one use of a scripted fault that had no effect, to the front of the queue.
+
+        An ``operation_error`` fault fails the next *new* operation: a request the server answers by
+        replaying a remembered requestId makes none, so the fault waits for the next one.
+
+        :param fault: a fault :meth:`take` returned.
+        """
+        with self._lock:
+            if any(f is fault for f in self._scripted):
+                if fault.times is not None:
+                    fault.times += 1
+            elif any(f is fault for f in self._spent):
+                self._spent = [f for f in self._spent if f is not fault]
+                fault.times = 1
+                self._scripted.insert(0, fault)
+
     def take(self, action: str) -> Fault | None:
         """The fault for a request, consuming one use of a scripted fault.
 
@@ -213,6 +231,7 @@ class FaultBook:
                         fault.times -= 1
                         if fault.times <= 0:
                             del self._scripted[index]
+                            self._spent = [*self._spent[-63:], fault]
                     return fault
             settings = self._random
             if settings is None or action not in ACTIONS:
