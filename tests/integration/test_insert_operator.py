@@ -181,3 +181,22 @@ def test_four_failed_operations_end_in_one_image_on_the_fifth_try(gcp_connection
     images = gcp_connection.machine_images(PROJECT)
     assert [(i["name"], i["status"]) for i in images] == [("img-a", "READY")]
     assert xcom_result(dag_run, "create")["request_id"] == operations[-1]["clientOperationId"]
+
+
+@pytest.mark.timeout(180)
+def test_a_45_second_rate_limit_window_ends_in_one_image_without_airflow_retries(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    # Every insert is answered 403 rateLimitExceeded (with its ErrorInfo) for 45 s after the first:
+    # the per-minute quota refills only then (Compute Engine docs, "API rate limits"). The hook keeps
+    # retrying for at least 65 s of back-off, one attempt per 5 to 10 s once past the first seconds.
+    gcp_connection.inject(Fault(kind="rate_limit", action="machineImages.insert", duration_seconds=45))
+    dag_run = run("ami_test_insert_no_retries")
+    assert task_states(dag_run) == {"create": "success"}
+    attempts = inserts(gcp_connection)
+    assert [r.status for r in attempts[:-1]] == [403] * (len(attempts) - 1)
+    assert attempts[-1].status == 200
+    assert len(attempts) <= 16, len(attempts)
+    assert attempts[-1].started - attempts[0].started >= 45
+    images = gcp_connection.machine_images(PROJECT)
+    assert [(i["name"], i["status"]) for i in images] == [("img-a", "READY")]

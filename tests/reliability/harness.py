@@ -437,6 +437,11 @@ CAUSES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     ),
     ("HTTP 429/5xx after every retry", re.compile(r"HTTP (429|500|502|503|504)\b"), frozenset({"status"})),
     (
+        "rate or concurrent-operations quota after every retry",
+        re.compile(r"HTTP 403 rateLimitExceeded"),
+        frozenset({"rate_limit", "concurrent_operations"}),
+    ),
+    (
         "connection dropped after every retry",
         re.compile(r"RemoteDisconnected|ServerDisconnected|Server disconnected|Connection aborted|ConnectionReset"),
         frozenset({"drop", "accept_then_drop"}),
