@@ -20,17 +20,22 @@ from urllib.parse import quote, urlsplit
 
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
+    ConcurrentOperationsQuotaError,
     EndpointUnreachableError,
+    ErrorDetails,
     InvalidRequestError,
     MachineImageValidationError,
     MalformedResponseError,
     PermissionDeniedError,
     PreconditionFailedError,
     QuotaExceededError,
+    RateLimitedError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
+    ResourceNotReadyError,
     TransientApiError,
     operation_failed,
+    parse_error_details,
 )
 from airflow_machine_images.key_material import iter_key_material
 
@@ -46,6 +51,11 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 #: Reasons that mean a resource quota is used up: retrying will not help.
 QUOTA_REASONS = frozenset({"quotaExceeded", "QUOTA_EXCEEDED"})
+#: The ``ErrorInfo`` reason of a 403 for too many operations in flight; it clears as they finish
+#: (Compute Engine docs, "Operations quota"; Terraform's ``is403ConcurrentOperationsQuotaError``).
+CONCURRENT_OPERATIONS_REASON = "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"
+#: A 400 reason for a resource in a temporary state (Terraform retries it: magic-modules pull 13881).
+NOT_READY_REASON = "resourceNotReady"
 
 _PERMISSIONS = {
     "machineImages.insert": ("compute.machineImages.create", "compute.instances.useReadOnly"),
@@ -495,18 +505,30 @@ def api_error(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]
     :param raw: the response body: Google's error JSON, or anything else a proxy may send.
     :param headers: the response headers.
     """
-    message, reason, errors = _error_details(raw)
+    message, reason, errors, details = _error_details(raw)
     retry_after = parse_retry_after(_header(headers, "Retry-After"))
-    cls = _error_class(status, reason)
+    cls = _error_class(status, reason, details)
     text = f"{call.describe()} failed: HTTP {status}"
     if reason:
         text += f" {reason}"
     text += f": {message}" if message else ""
+    if details:
+        text += f" [{details.describe()}]"
     if cls is PermissionDeniedError and call.permissions:
         text += f". This call needs the IAM permission(s) {', '.join(call.permissions)}"
         if call.action == "machineImages.insert":
             text += " (create on the image's project, useReadOnly on the source instance)"
-    return cls(text, http_status=status, reason=reason, action=call.action, errors=errors, retry_after=retry_after)
+    if cls is QuotaExceededError:
+        text += f". Quota exhausted: {', '.join(details.quota_metrics) or reason}; waiting does not refill it"
+    return cls(
+        text,
+        http_status=status,
+        reason=reason,
+        action=call.action,
+        errors=errors,
+        retry_after=retry_after,
+        details=details,
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -517,27 +539,35 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _error_details(raw: bytes) -> tuple[str, str | None, list[dict[str, Any]]]:
+def _error_details(raw: bytes) -> tuple[str, str | None, list[dict[str, Any]], ErrorDetails]:
     try:
         data = json.loads(raw)
     except ValueError:
-        return _snippet(raw), None, []
+        return _snippet(raw), None, [], ErrorDetails()
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
-        return _snippet(raw), None, []
+        return _snippet(raw), None, [], ErrorDetails()
     errors = [e for e in error.get("errors") or [] if isinstance(e, dict)]
     message = str(error.get("message") or (errors[0].get("message") if errors else "") or "")
     reason = next((str(e["reason"]) for e in errors if e.get("reason")), None)
     if reason is None and isinstance(error.get("status"), str):
         reason = error["status"]
-    return message, reason, errors
+    return message, reason, errors, parse_error_details(error.get("details"))
 
 
-def _error_class(status: int, reason: str | None) -> type[ComputeEngineApiError]:
-    if status in RETRYABLE_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS):
-        return TransientApiError
-    if reason in QUOTA_REASONS:
+def _error_class(status: int, reason: str | None, details: ErrorDetails | None = None) -> type[ComputeEngineApiError]:
+    """The error type by cause: the ``ErrorInfo`` reason of ``error.details`` first, then status and reason."""
+    info_reasons = {str(i.get("reason")) for i in (details.error_info if details else ())}
+    if status == 403 and CONCURRENT_OPERATIONS_REASON in info_reasons:
+        return ConcurrentOperationsQuotaError
+    if reason in QUOTA_REASONS or "QUOTA_EXCEEDED" in info_reasons:
         return QuotaExceededError
+    if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS) or "RATE_LIMIT_EXCEEDED" in info_reasons:
+        return RateLimitedError
+    if status in RETRYABLE_STATUSES:
+        return TransientApiError
+    if status == 400 and reason == NOT_READY_REASON:
+        return ResourceNotReadyError
     if status == 400:
         return InvalidRequestError
     if status in (401, 403):

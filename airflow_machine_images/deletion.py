@@ -8,10 +8,12 @@ asks the caller to delete it under the next generation's requestId.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.exceptions import ResourceNotFoundError, ResubmissionNeeded
+from airflow_machine_images.compute_api import operation_errors, parse_timestamp
+from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
 from airflow_machine_images.results import delete_summary
 
 if TYPE_CHECKING:
@@ -29,12 +31,14 @@ class Deletion:
     :param name: the image name.
     :param request_id: the requestId sent.
     :param operation: the delete operation as last seen; None if the image did not exist.
+    :param replayed: the server answered with an earlier try's operation (a remembered requestId).
     """
 
     project_id: str
     name: str
     request_id: str
     operation: Mapping[str, Any] | None
+    replayed: bool = False
 
     @property
     def deleted(self) -> bool:
@@ -64,13 +68,41 @@ def start_delete(
     :param request_id: the requestId of this generation.
     :param log: the task's logger.
     """
+    sent_at = time.time()
     try:
         operation = hook.delete_machine_image(name=name, request_id=request_id, project_id=project_id)
     except ResourceNotFoundError:
         log.info("Machine image %s does not exist: nothing to delete", name)
         return Deletion(project_id, name, request_id, operation=None)
+    started = parse_timestamp(operation.get("insertTime"))
+    # An operation older than the request, or DONE on arrival (real deletes take a while), is a replay.
+    replayed = (started is not None and started.timestamp() < sent_at - 1.0) or operation.get("status") == "DONE"
     log.info("Delete accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
-    return Deletion(project_id, name, request_id, operation=operation)
+    for warning in operation.get("warnings") or []:
+        if isinstance(warning, dict):
+            log.warning("Operation %s warns: %s: %s", operation["name"], warning.get("code"), warning.get("message"))
+    deletion = Deletion(project_id, name, request_id, operation=operation, replayed=replayed)
+    if operation.get("status") == "DONE" and operation_errors(operation):
+        refuse_replayed_failure(deletion, operation)
+    return deletion
+
+
+def refuse_replayed_failure(deletion: Deletion, operation: Mapping[str, Any]) -> None:
+    """Ask for the next generation if the server replayed an earlier try's failed delete.
+
+    The server answers a remembered requestId with its original operation, even a failed one: left
+    alone, every retry would replay that failure. A delete that failed deleted nothing, so a new one
+    cannot do harm. A failure of this try's own delete is left to the caller (it ends the try).
+
+    :param deletion: the delete as started.
+    :param operation: its DONE, failed operation.
+    :raises ResubmissionNeeded: the failure is an earlier try's.
+    """
+    if deletion.replayed:
+        codes = ", ".join(str(e.get("code")) for e in operation_errors(operation))
+        raise ResubmissionNeeded(
+            f"Delete operation {operation.get('name')} of this task instance failed in an earlier try ({codes})"
+        )
 
 
 def confirm_gone(
@@ -110,10 +142,15 @@ def wait_until_gone(
     """
     if deletion.operation is None:
         return deletion
-    operation = hook.wait_for_operation(
-        operation_name=deletion.operation["name"],
-        project_id=deletion.project_id,
-        timeout=timeout,
-        max_early_backoff=poll_interval,
-    )
+    try:
+        operation = hook.wait_for_operation(
+            operation_name=deletion.operation["name"],
+            project_id=deletion.project_id,
+            timeout=timeout,
+            max_early_backoff=poll_interval,
+        )
+    except OperationFailedError as failure:
+        if deletion.replayed:
+            raise ResubmissionNeeded(f"Delete of {deletion.name} failed in an earlier try ({failure})") from failure
+        raise
     return confirm_gone(hook, deletion, operation, log)

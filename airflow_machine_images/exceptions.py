@@ -8,12 +8,101 @@ request bodies and key material are never quoted.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compat import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """The machine-readable parts of an API error, from ``error.details`` (google.rpc types).
+
+    Google's JSON errors carry ``error.details[]`` entries whose ``@type`` names the google.rpc
+    message: ``ErrorInfo`` (``reason``, ``domain``, ``metadata``), ``QuotaFailure`` (``violations``),
+    Compute Engine's ``QuotaInfo`` (``metricName``, ``limitName``, ``limit``, ``dimensions``) and
+    ``Help`` (``links[]``). Failed operations carry the same inside ``error.errors[].errorDetails[]``
+    as ``errorInfo``/``quotaInfo``/``help`` (the Operation schema of the discovery documents).
+
+    :param error_info: every ``ErrorInfo`` (``reason``, ``domain``, ``metadata``).
+    :param quota_info: every ``QuotaInfo`` (``metricName``, ``limitName``, ``limit``, ``dimensions``).
+    :param help_links: every ``Help`` link (``description``, ``url``).
+    """
+
+    error_info: tuple[dict[str, Any], ...] = ()
+    quota_info: tuple[dict[str, Any], ...] = ()
+    help_links: tuple[dict[str, Any], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.error_info or self.quota_info or self.help_links)
+
+    def describe(self) -> str:
+        """The details as one sentence for an error message ("" when there are none)."""
+        parts = []
+        for info in self.error_info:
+            metadata = info.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else {}
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(metadata.items())[:6])
+            parts.append(f"reason {info.get('reason')}" + (f" ({shown})" if shown else ""))
+        for quota in self.quota_info:
+            what = quota.get("metricName") or quota.get("limitName") or "a quota"
+            limit = f" (limit {quota.get('limit')}" + (f" per {quota['limitName']}" if quota.get("limitName") else "")
+            dims = quota.get("dimensions")
+            dims = dims if isinstance(dims, dict) else {}
+            where = ", ".join(f"{k}={v}" for k, v in sorted(dims.items()))
+            shown_limit = limit + ")" if quota.get("limit") is not None else ""
+            parts.append(f"quota {what}{shown_limit}" + (f" [{where}]" if where else ""))
+        for link in self.help_links:
+            if link.get("url"):
+                parts.append(f"see {link.get('url')}")
+        return "; ".join(parts)
+
+    @property
+    def quota_metrics(self) -> list[str]:
+        """The quota metrics named (``QuotaInfo.metricName``, or ``ErrorInfo.metadata.quota_metric``)."""
+        named = [str(q["metricName"]) for q in self.quota_info if q.get("metricName")]
+        for info in self.error_info:
+            metadata = info.get("metadata")
+            if isinstance(metadata, dict) and metadata.get("quota_metric"):
+                named.append(str(metadata["quota_metric"]))
+        return named
+
+
+def parse_error_details(entries: object) -> ErrorDetails:
+    """Read ``error.details[]`` (``@type`` google.rpc messages) or ``errorDetails[]`` (Compute's keyed form).
+
+    Anything unreadable is skipped: details are an addition to the message, never a reason to fail.
+
+    :param entries: the list as sent.
+    """
+    infos: list[dict[str, Any]] = []
+    quotas: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        kind = str(entry.get("@type", "")).rsplit(".", 1)[-1]
+        if kind == "ErrorInfo":
+            infos.append(entry)
+        elif kind == "QuotaInfo":
+            quotas.append(entry)
+        elif kind == "QuotaFailure":
+            for violation in entry.get("violations") or []:
+                if isinstance(violation, dict):
+                    quotas.append({"metricName": violation.get("subject"), "description": violation.get("description")})
+        elif kind == "Help":
+            links.extend(link for link in entry.get("links") or [] if isinstance(link, dict))
+        # Compute's keyed form, in an Operation's error.errors[].errorDetails[].
+        if isinstance(entry.get("errorInfo"), dict):
+            infos.append(entry["errorInfo"])
+        if isinstance(entry.get("quotaInfo"), dict):
+            quotas.append(entry["quotaInfo"])
+        if isinstance(entry.get("help"), dict):
+            links.extend(link for link in entry["help"].get("links") or [] if isinstance(link, dict))
+    return ErrorDetails(tuple(infos), tuple(quotas), tuple(links))
 
 
 class ComputeEngineError(AirflowException):
@@ -39,6 +128,7 @@ class ComputeEngineApiError(ComputeEngineError):
     :param action: the API method, e.g. ``machineImages.insert``.
     :param errors: the ``error.errors[]`` list of the response.
     :param retry_after: seconds the server asked us to wait (``Retry-After``), if any.
+    :param details: what ``error.details`` (google.rpc types) said: see :class:`ErrorDetails`.
     """
 
     def __init__(
@@ -50,6 +140,7 @@ class ComputeEngineApiError(ComputeEngineError):
         action: str | None = None,
         errors: Sequence[Mapping[str, Any]] = (),
         retry_after: float | None = None,
+        details: ErrorDetails | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -58,6 +149,12 @@ class ComputeEngineApiError(ComputeEngineError):
         self.action = action
         self.errors = [dict(e) for e in errors]
         self.retry_after = retry_after
+        self.details = details or ErrorDetails()
+
+    @property
+    def error_info_reasons(self) -> list[str]:
+        """The ``ErrorInfo`` reasons of ``error.details`` (``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``, ...)."""
+        return [str(info.get("reason")) for info in self.details.error_info if info.get("reason")]
 
 
 class InvalidRequestError(ComputeEngineApiError, PermanentError):
@@ -86,6 +183,26 @@ class QuotaExceededError(ComputeEngineApiError, PermanentError):
 
 class TransientApiError(ComputeEngineApiError):
     """A fault worth retrying (429, 5xx, dropped connection, timeout); raised when retries ran out."""
+
+
+class RateLimitedError(TransientApiError):
+    """HTTP 429, or 403 ``rateLimitExceeded``/``userRateLimitExceeded``: a per-minute rate quota is used up.
+
+    The quota refills at the start of the next minute (Compute Engine docs, "API rate limits"), so it
+    is retried until a whole minute can have passed (:class:`~airflow_machine_images.retry.RetryPolicy`).
+    """
+
+
+class ConcurrentOperationsQuotaError(TransientApiError):
+    """HTTP 403 with ``ErrorInfo`` ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``: too many operations in flight.
+
+    It clears as running operations finish (Compute Engine docs, "Operations quota"; Terraform's
+    ``is403ConcurrentOperationsQuotaError``), so it is waited out for minutes, up to the task's deadline.
+    """
+
+
+class ResourceNotReadyError(TransientApiError):
+    """HTTP 400 ``resourceNotReady``: the resource is in a temporary state; retried briefly."""
 
 
 class MalformedResponseError(ComputeEngineApiError):
@@ -125,6 +242,7 @@ class OperationFailedError(ComputeEngineError):
         target_link: str | None = None,
     ) -> None:
         self.operation_name = operation_name
+        self.details = parse_error_details([d for e in errors for d in (e.get("errorDetails") or [])])
         self.errors = [{"code": str(e.get("code", "UNKNOWN")), "message": str(e.get("message", ""))} for e in errors]
         self.http_error_status_code = http_error_status_code
         self.http_error_message = http_error_message
@@ -134,7 +252,8 @@ class OperationFailedError(ComputeEngineError):
         suffix = f" (HTTP {http})" if http else ""
         target = describe_target(target_link)
         on = f" on {target}" if target else ""
-        super().__init__(f"Operation {operation_name}{on} failed{suffix}: {details}")
+        more = self.details.describe()
+        super().__init__(f"Operation {operation_name}{on} failed{suffix}: {details}" + (f" ({more})" if more else ""))
 
     @property
     def codes(self) -> list[str]:
@@ -235,7 +354,23 @@ class ResubmissionNeeded(ComputeEngineError):
     request it remembers), when an existing image vanished before it could be reused, when a retry got
     back the failed operation of an earlier try, or when a finished delete left an image that was made
     again. The operators catch it and submit once more under the next generation's ``requestId``.
+
+    :param message: why.
+    :param fresh: the operation that left nothing to use was made by this try (not replayed from an
+        earlier one): the try ends here, and the next try submits the next generation (at most one
+        fresh create per try, so a failing create cannot spin inside one try).
     """
+
+    def __init__(self, message: str, *, fresh: bool = False) -> None:
+        super().__init__(message)
+        self.fresh = fresh
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_resubmission_needed, (str(self), self.fresh))
+
+
+def _resubmission_needed(message: str, fresh: bool) -> ResubmissionNeeded:
+    return ResubmissionNeeded(message, fresh=fresh)
 
 
 class ComputeEngineRetentionError(AirflowFailException):

@@ -145,6 +145,9 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.long_poll_timeout = long_poll_timeout
+        #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
+        #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
+        self.deadline: float | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -186,7 +189,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         :param call: the call to send.
         """
-        attempts = Attempts(self.retry_policy, self.log)
+        attempts = Attempts(self.retry_policy, self.log, deadline=self.deadline)
         while True:
             try:
                 return self._send(call)
@@ -494,6 +497,9 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.long_poll_timeout = long_poll_timeout
+        #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
+        #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
+        self.deadline: float | None = None
 
     @property
     def client_key(self) -> ClientKey:
@@ -543,7 +549,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         async with self.lease_client() as client:
             call = build(client.api)
-            attempts = Attempts(self.retry_policy, self.log)
+            attempts = Attempts(self.retry_policy, self.log, deadline=self.deadline)
             while True:
                 try:
                     return await self._send(client, call)

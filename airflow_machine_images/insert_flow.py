@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import operation_errors, parse_timestamp, raise_for_operation_error
+from airflow_machine_images.compute_api import parse_timestamp, raise_for_operation_error
 from airflow_machine_images.exceptions import (
     MachineImageConflictError,
     OperationFailedError,
@@ -33,7 +33,6 @@ from airflow_machine_images.exceptions import (
     ResubmissionNeeded,
 )
 from airflow_machine_images.labels import OWNER_LABEL
-from airflow_machine_images.request_ids import MAX_GENERATIONS, RequestIds
 from airflow_machine_images.results import machine_image_summary
 from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError, parse_source_instance
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 
     from airflow_machine_images.hooks import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
+    from airflow_machine_images.request_ids import RequestIds
 
 
 #: Operation error codes that mean "the name is taken" (the 409 can also arrive inside the operation).
@@ -140,7 +140,9 @@ def submit(
         )
     except ResourceAlreadyExistsError:
         return adopt_existing(hook, request, generation, log)
-    replayed = is_replay(operation, sent_at)
+    # An insert answered DONE on a retry is an earlier try's operation: real inserts take minutes.
+    replayed = is_replay(operation, sent_at) or (is_retry and operation["status"] == "DONE")
+    _log_warnings(log, operation)
     if replayed:
         log.info(
             "The server answered requestId %s with its original operation %s (%s, started %s): an earlier "
@@ -155,8 +157,6 @@ def submit(
     state = InsertState(generation, request_id, operation=operation, replayed=replayed)
     if operation["status"] != "DONE":
         return state
-    if is_retry:
-        _refuse_replayed_failure(operation, generation)
     return finish_operation(hook, request, state, operation, log)
 
 
@@ -179,23 +179,13 @@ def is_replay(operation: Mapping[str, Any], sent_at: float) -> bool:
     return started is not None and started.timestamp() < sent_at - REPLAY_CLOCK_TOLERANCE_SECONDS
 
 
-def _refuse_replayed_failure(operation: Mapping[str, Any], generation: int) -> None:
-    """Ask for a resubmission if a retry got back the failed operation of an earlier try.
-
-    The server answers a remembered requestId with its original operation, even a failed one: left
-    alone, every Airflow retry would replay the same failure for as long as the server remembers the
-    id. A failed insert made no image, so submitting again under the next generation's requestId
-    cannot duplicate one. The last generation's failure is raised as it is.
-    """
-    if generation + 1 >= MAX_GENERATIONS:
-        return
-    errors = operation_errors(operation)
-    if not errors or ALREADY_EXISTS_CODES.intersection(str(e.get("code")) for e in errors):
-        return
-    details = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-    raise ResubmissionNeeded(
-        f"Operation {operation.get('name')} of this task instance failed in an earlier try ({details})"
-    )
+def _log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
+    """Log an operation's ``warnings[]`` (code, message): the API reports non-fatal problems there."""
+    for warning in operation.get("warnings") or []:
+        if isinstance(warning, dict):
+            log.warning(
+                "Operation %s warns: %s: %s", operation.get("name"), warning.get("code"), warning.get("message")
+            )
 
 
 def finish_operation(
@@ -218,6 +208,7 @@ def finish_operation(
         raise_for_operation_error(operation)
     except OperationFailedError as failure:
         return on_operation_failed(hook, request, state, failure, log)
+    _log_warnings(log, operation)
     log.info("Operation %s is DONE", operation.get("name"))
     return read_back(hook, request, replace(state, operation=operation), log)
 
@@ -239,6 +230,12 @@ def on_operation_failed(
     """
     if ALREADY_EXISTS_CODES.intersection(failure.codes):
         return adopt_existing(hook, request, state.generation, log)
+    if state.replayed:
+        # The server replayed an earlier try's failed operation: it made no image, so submitting under the
+        # next generation cannot duplicate one, and this try may still make its one fresh create.
+        raise ResubmissionNeeded(
+            f"Operation {failure.operation_name} of this task instance failed in an earlier try ({failure})"
+        ) from failure
     raise failure
 
 
@@ -258,7 +255,8 @@ def read_back(hook: ComputeEngineMachineImageHook, request: InsertRequest, state
         raise ResubmissionNeeded(
             f"Operation {(state.operation or {}).get('name')} for requestId {state.request_id} is DONE, but "
             f"machine image {request.name} does not exist: the server replayed a request it remembers, and "
-            "the image it made has since been deleted"
+            "the image it made has since been deleted",
+            fresh=not state.replayed,
         ) from None
     check_source(request, image)
     _log_image(log, request, image)
@@ -400,7 +398,8 @@ def check_source(request: InsertRequest, image: Mapping[str, Any]) -> None:
 def _vanished(request: InsertRequest, state: InsertState) -> ResubmissionNeeded:
     was = (state.image or {}).get("status") or "being created"
     return ResubmissionNeeded(
-        f"Machine image {request.name} vanished while {was} (its creation failed, or it was deleted)"
+        f"Machine image {request.name} vanished while {was} (its creation failed, or it was deleted)",
+        fresh=state.request_id is not None and not state.reused and not state.replayed,
     )
 
 

@@ -25,6 +25,7 @@ from airflow_machine_images.exceptions import (
     ComputeEngineError,
     ComputeEngineRetentionError,
     MachineImageValidationError,
+    OperationFailedError,
     ResubmissionNeeded,
     failing_on_bad_input,
 )
@@ -296,6 +297,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             console_url,
         )
         self._deadline = Deadline.after(self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         return self._succeeded(context, self._create(context, request, first_generation=0))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +310,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request = self._prepare_or_fail(context)
         MachineImageLink.persist(context, self, project_id=request.project_id, name=request.name)
         self._deadline = Deadline.from_event(event, self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         try:
             state = insert_flow.resume(self.hook, request, event, self.log)
             summary = self._until_ready(request, state)
@@ -344,13 +347,17 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
                 return state.summary(request)
             if self.deferrable:
                 self._defer(request, state)
-            operation = self.hook.wait_for_operation(
-                operation_name=str((state.operation or {}).get("name")),
-                project_id=request.project_id,
-                timeout=self._deadline.remaining(),
-                max_early_backoff=self.poll_interval,
-            )
-            state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
+            try:
+                operation = self.hook.wait_for_operation(
+                    operation_name=str((state.operation or {}).get("name")),
+                    project_id=request.project_id,
+                    timeout=self._deadline.remaining(),
+                    max_early_backoff=self.poll_interval,
+                )
+            except OperationFailedError as failure:
+                state = insert_flow.on_operation_failed(self.hook, request, state, failure, self.log)
+            else:
+                state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
         if state.image_pending and self.wait_for_completion:
             if self.deferrable:
                 self._defer(request, state)
@@ -456,6 +463,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         request_ids = self._request_ids(context)
         self.log.info("Deleting machine image %s in project %s", request_ids.resource_name, request_ids.project_id)
         self._deadline = Deadline.after(self.timeout)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         return self._delete(request_ids, first_generation=0)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -466,10 +474,15 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         """
         request_ids = self._request_ids(context)
         self._deadline = Deadline.from_event(event, self.timeout)
-        if event.get("status") != "success":
-            raise error_from_event(event)
+        self.hook.deadline = self._deadline.at  # retries by cause stop at the task's deadline
         extra = event.get("extra") or {}
         generation = int(extra.get("generation", 0))
+        if event.get("status") != "success":
+            failure = error_from_event(event)
+            if extra.get("replayed") and isinstance(failure, OperationFailedError):
+                why = ResubmissionNeeded(f"Delete of {request_ids.resource_name} failed in an earlier try ({failure})")
+                return self._delete(request_ids, first_generation=generation + 1, reason=why)
+            raise failure
         started = deletion.Deletion(
             request_ids.project_id, request_ids.resource_name, str(extra.get("request_id")), event.get("operation")
         )
@@ -505,7 +518,11 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
                     project_id=started.project_id,
                     poll_interval=self.poll_interval,
                     deadline=self._deadline.at,
-                    event_extra={"generation": generation, "request_id": started.request_id},
+                    event_extra={
+                        "generation": generation,
+                        "request_id": started.request_id,
+                        "replayed": started.replayed,
+                    },
                     **self.connection_kwargs(),
                 ),
                 method_name="execute_complete",

@@ -8,10 +8,18 @@ sync hook's wait and the triggers' poller.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError, TransientApiError
+from airflow_machine_images.exceptions import (
+    ComputeEngineApiError,
+    ConcurrentOperationsQuotaError,
+    MalformedResponseError,
+    RateLimitedError,
+    ResourceNotReadyError,
+    TransientApiError,
+)
 
 #: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
 EARLY_RETURN_SECONDS = 1.0
@@ -29,17 +37,100 @@ class WarningLog(Protocol):
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How one cause of failure is retried: backoff ceilings and when to give up.
+
+    The pause before retry ``n`` is drawn from ``[ceiling / 2, ceiling]`` (``floor_share`` 0.5) or
+    ``[0, ceiling]`` (full jitter, ``floor_share`` 0), where the ceiling starts at ``initial`` and
+    grows by ``multiplier`` up to ``largest``. Retrying stops after ``max_attempts`` attempts, or
+    once ``min_total`` seconds of pauses have been spent (whichever is given), and always at the
+    caller's deadline.
+
+    :param initial: the first ceiling, in seconds.
+    :param multiplier: growth of the ceiling per retry.
+    :param largest: the largest ceiling, in seconds.
+    :param max_attempts: attempts in all (None: bounded by ``min_total`` or the deadline).
+    :param min_total: keep retrying until this many seconds of pauses were spent (None: by attempts).
+    :param floor_share: the share of the ceiling the pause is at least.
+    """
+
+    initial: float = 1.0
+    multiplier: float = 2.0
+    largest: float = 32.0
+    max_attempts: int | None = 6
+    min_total: float | None = None
+    floor_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.initial < 0 or self.largest < 0 or self.multiplier < 1:
+            raise ValueError("backoffs must be >= 0 and multiplier >= 1")
+        if self.max_attempts is None and self.min_total is None:
+            raise ValueError("give max_attempts or min_total")
+
+    def ceiling(self, attempt: int) -> float:
+        """The ceiling of the pause before retry number ``attempt`` (1 for the first).
+
+        :param attempt: how many attempts failed so far.
+        """
+        return min(self.largest, self.initial * self.multiplier ** (attempt - 1))
+
+    def exhausted(self, attempt: int, paused: float) -> bool:
+        """Whether ``attempt`` failed attempts after ``paused`` seconds of pauses used this budget up.
+
+        :param attempt: how many attempts failed so far.
+        :param paused: seconds paused so far.
+        """
+        if self.min_total is not None:
+            return paused >= self.min_total
+        return self.max_attempts is not None and attempt >= self.max_attempts
+
+
+#: 429 and 403 ``rateLimitExceeded``: a per-project per-minute quota refills at the start of the next
+#: minute (Compute Engine docs, "API rate limits", cloud.google.com/compute/api-quota), so retry until
+#: at least 65 s of pauses could have let a whole minute pass; past the first seconds, one attempt per
+#: 5 to 10 s, so a waiting task spends few of the refilled requests.
+RATE_LIMIT_BUDGET = Budget(
+    initial=1.0, multiplier=2.0, largest=10.0, max_attempts=None, min_total=65.0, floor_share=0.5
+)
+#: 403 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``: clears only as running operations finish, which takes
+#: minutes (Compute Engine docs, "Operations quota"); waited out up to the deadline, or 15 minutes.
+CONCURRENT_OPERATIONS_BUDGET = Budget(
+    initial=5.0, multiplier=2.0, largest=30.0, max_attempts=None, min_total=900.0, floor_share=0.5
+)
+#: 400 ``resourceNotReady``: a temporary state (Terraform retries it, magic-modules pull 13881); briefly.
+NOT_READY_BUDGET = Budget(initial=1.0, multiplier=2.0, largest=4.0, max_attempts=5)
+#: 5xx, dropped connections, timeouts, garbled answers.
+TRANSIENT_BUDGET = Budget(initial=1.0, multiplier=2.0, largest=32.0, max_attempts=6)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, honouring ``Retry-After``.
+    """Backoff by cause, with jitter, honouring ``Retry-After``; one policy for both transports.
 
     Every mutating call carries a ``requestId``, so resending it after a timeout or a dropped
-    connection is safe: the server answers a repeat with the original operation.
+    connection is safe: the server answers a repeat with the original operation. Which budget applies
+    is decided by the error's type (:mod:`airflow_machine_images.compute_api` classifies answers):
 
-    :param max_attempts: attempts in all, the first included.
-    :param initial_backoff: the backoff ceiling before the first retry, in seconds.
-    :param multiplier: growth of the ceiling per attempt.
-    :param max_backoff: the largest ceiling, in seconds.
+    ======================================  ===========================================================
+    cause                                   budget
+    ======================================  ===========================================================
+    rate limit (429, 403 rateLimitExceeded)  ``rate_limit``: >= 65 s of pauses, one try per <= 10 s
+    CONCURRENT_OPERATIONS_QUOTA_EXCEEDED     ``concurrent_operations``: minutes, up to the deadline
+    400 resourceNotReady                     ``not_ready``: a few tries over ~10 s
+    5xx, connection, timeout, garbage        ``transient``: 6 attempts, ceilings 1 to 32 s
+    anything else (quota, permission, 4xx)   not retried
+    ======================================  ===========================================================
+
+    :param max_attempts: attempts in all for ``transient`` causes, the first included.
+    :param initial_backoff: the ``transient`` backoff ceiling before the first retry, in seconds.
+    :param multiplier: growth of the ``transient`` ceiling per attempt.
+    :param max_backoff: the largest ``transient`` ceiling, in seconds.
     :param max_retry_after: the longest ``Retry-After`` we honour, in seconds.
+    :param rate_limit: the budget of rate limits.
+    :param concurrent_operations: the budget of the concurrent-operations quota.
+    :param not_ready: the budget of ``resourceNotReady``.
     """
 
     max_attempts: int = 6
@@ -47,12 +138,20 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_backoff: float = 32.0
     max_retry_after: float = 120.0
+    rate_limit: Budget = RATE_LIMIT_BUDGET
+    concurrent_operations: Budget = CONCURRENT_OPERATIONS_BUDGET
+    not_ready: Budget = NOT_READY_BUDGET
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.initial_backoff < 0 or self.max_backoff < 0 or self.multiplier < 1:
             raise ValueError("backoffs must be >= 0 and multiplier >= 1")
+
+    @property
+    def transient(self) -> Budget:
+        """The budget of 5xx, dropped connections, timeouts and garbled answers."""
+        return Budget(self.initial_backoff, self.multiplier, self.max_backoff, max_attempts=self.max_attempts)
 
     @staticmethod
     def is_retryable(error: BaseException) -> bool:
@@ -62,63 +161,103 @@ class RetryPolicy:
         """
         return isinstance(error, (TransientApiError, MalformedResponseError))
 
+    def budget_for(self, error: BaseException) -> Budget | None:
+        """The budget of ``error``'s cause; None if it is not retried.
+
+        :param error: the error of the last attempt.
+        """
+        if isinstance(error, RateLimitedError):
+            return self.rate_limit
+        if isinstance(error, ConcurrentOperationsQuotaError):
+            return self.concurrent_operations
+        if isinstance(error, ResourceNotReadyError):
+            return self.not_ready
+        return self.transient if self.is_retryable(error) else None
+
     def delay(self, attempt: int, error: BaseException, rng: random.Random | None = None) -> float:
         """Seconds to sleep before retry number ``attempt`` (1 for the first retry).
 
-        :param attempt: how many attempts failed so far.
+        :param attempt: how many attempts failed so far (of this cause).
         :param error: the error of the last attempt (its ``retry_after`` is honoured).
         :param rng: random source, for tests.
         """
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        jittered = (rng or random).uniform(0, ceiling)
+        budget = self.budget_for(error) or self.transient
+        ceiling = budget.ceiling(attempt)
+        jittered = (rng or random).uniform(ceiling * budget.floor_share, ceiling)
         retry_after = error.retry_after if isinstance(error, ComputeEngineApiError) else None
         if retry_after is not None:
             return max(min(retry_after, self.max_retry_after), jittered)
         return jittered
 
-    def should_retry(self, attempt: int, error: BaseException) -> bool:
+    def should_retry(self, attempt: int, error: BaseException, paused: float = 0.0) -> bool:
         """Whether to try again after ``attempt`` failed attempts ending in ``error``.
 
-        :param attempt: how many attempts failed so far.
+        :param attempt: how many attempts of this cause failed so far.
         :param error: the error of the last attempt.
+        :param paused: seconds paused for this cause so far.
         """
-        return attempt < self.max_attempts and self.is_retryable(error)
+        budget = self.budget_for(error)
+        return budget is not None and not budget.exhausted(attempt, paused)
 
-    def backoff_or_raise(self, attempt: int, error: Exception) -> float:
+    def backoff_or_raise(
+        self, attempt: int, error: Exception, *, paused: float = 0.0, remaining: float | None = None
+    ) -> float:
         """Return the pause before the next attempt, or raise ``error`` if we should give up.
 
-        A transient error that exhausted the attempts is re-raised saying how many were made.
+        A transient error that exhausted its budget is re-raised saying how many attempts were made.
 
-        :param attempt: how many attempts failed so far.
+        :param attempt: how many attempts of this cause failed so far.
         :param error: the error of the last attempt.
+        :param paused: seconds paused for this cause so far.
+        :param remaining: seconds left before the caller's deadline (None: no deadline).
         """
-        if self.should_retry(attempt, error):
-            return self.delay(attempt, error)
+        if self.should_retry(attempt, error, paused):
+            pause = self.delay(attempt, error)
+            if remaining is None or pause < remaining:
+                return pause
+            if attempt > 1 or remaining > 0:
+                raise _gave_up(error, f"gave up after {attempt} attempts: the task's deadline comes first")
         if isinstance(error, TransientApiError) and attempt > 1:
-            raise TransientApiError(
-                f"{error} (gave up after {attempt} attempts)",
-                http_status=error.http_status,
-                reason=error.reason,
-                action=error.action,
-                errors=error.errors,
-            ) from error
+            budget = self.budget_for(error)
+            over = f" over {paused:.0f} s" if budget is not None and budget.min_total is not None else ""
+            raise _gave_up(error, f"gave up after {attempt} attempts{over}")
         raise error
+
+
+def _gave_up(error: Exception, why: str) -> Exception:
+    """``error`` again, of the same type, its message saying why retrying stopped."""
+    if not isinstance(error, ComputeEngineApiError):
+        return error
+    again = type(error)(
+        f"{error} ({why})",
+        http_status=error.http_status,
+        reason=error.reason,
+        action=error.action,
+        errors=error.errors,
+        details=error.details,
+    )
+    again.__cause__ = error
+    return again
 
 
 @dataclass
 class Attempts:
     """The attempts of one call: after each failure, decide whether to go on, log it, say how long to pause.
 
-    A transport's retry loop is then only "send; on error, sleep :meth:`pause_after`".
+    A transport's retry loop is then only "send; on error, sleep :meth:`pause_after`". Attempts and
+    pauses are counted per cause: a rate limit after two 503s starts the rate-limit budget afresh.
 
     :param policy: when and how long to back off.
     :param log: where the warning before each retry goes.
+    :param deadline: the caller's deadline (seconds since the epoch): no pause runs past it.
     :param failed: how many attempts failed so far.
     """
 
     policy: RetryPolicy
     log: WarningLog
+    deadline: float | None = None
     failed: int = 0
+    _by_cause: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def pause_after(self, error: Exception) -> float:
         """Count a failed attempt; return the pause before the next, or raise ``error`` if it is time to give up.
@@ -128,10 +267,15 @@ class Attempts:
         :param error: the error of the attempt that failed.
         """
         self.failed += 1
-        delay = self.policy.backoff_or_raise(self.failed, error)
-        self.log.warning(
-            "%s; retrying in %.1f s (attempt %d of %d)", error, delay, self.failed + 1, self.policy.max_attempts
-        )
+        cause = type(self.policy.budget_for(error)).__name__ + repr(self.policy.budget_for(error))
+        attempt, paused = self._by_cause.get(cause, (0, 0.0))
+        attempt += 1
+        remaining = None if self.deadline is None else self.deadline - time.time()
+        delay = self.policy.backoff_or_raise(attempt, error, paused=paused, remaining=remaining)
+        self._by_cause[cause] = (attempt, paused + delay)
+        budget = self.policy.budget_for(error)
+        of = f" of {budget.max_attempts}" if budget is not None and budget.min_total is None else ""
+        self.log.warning("%s; retrying in %.1f s (attempt %d%s)", error, delay, self.failed + 1, of)
         return delay
 
 

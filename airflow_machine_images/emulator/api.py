@@ -29,6 +29,8 @@ from airflow_machine_images.emulator.schema import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_machine_images.emulator.faults import Fault
     from airflow_machine_images.emulator.resources import Links, Operation
     from airflow_machine_images.emulator.state import ComputeState
@@ -235,6 +237,7 @@ class ComputeApi:
     :param wait_deadline_seconds: how long ``globalOperations.wait`` long-polls at most.
     :param early_wait_probability: chance a wait answers at once.
     :param seed: seed for early-wait draws.
+    :param give_back: returns a scripted fault that had no effect (an ``operation_error`` on a replay).
     """
 
     def __init__(
@@ -245,8 +248,10 @@ class ComputeApi:
         wait_deadline_seconds: float,
         early_wait_probability: float,
         seed: int | None,
+        give_back: Callable[[Fault], None] | None = None,
     ) -> None:
         self.state = state
+        self.give_back = give_back
         self.links = links
         self.wait_deadline_seconds = wait_deadline_seconds
         self.early_wait_probability = early_wait_probability
@@ -317,6 +322,11 @@ class ComputeApi:
         if not isinstance(call.body, dict):
             raise errors.invalid(f"Invalid JSON payload received. Expected an object for '{where}'.")
         return call.body
+
+    def _unused(self, call: Call) -> None:
+        """A replayed request makes no operation: an ``operation_error`` fault waits for the next that does."""
+        if call.fault is not None and call.fault.kind == "operation_error" and self.give_back is not None:
+            self.give_back(call.fault)
 
     @staticmethod
     def _failure(call: Call) -> OperationFailure | None:
@@ -443,6 +453,7 @@ class ComputeApi:
         with self.state.session() as now:
             original = self.state.remembered(call.project, request_id, now)
             if original is not None:
+                self._unused(call)
                 return self._render_operation(original, now, call.version)
             instance = self.state.instance(*source)
             if instance is None:
@@ -482,6 +493,7 @@ class ComputeApi:
         with self.state.session() as now:
             original = self.state.remembered(call.project, request_id, now)
             if original is not None:
+                self._unused(call)
                 return self._render_operation(original, now, call.version)
             image = self.state.image(call.project, name)
             if image is None:

@@ -46,10 +46,10 @@ ROUTES: list[dict[str, str]] = [
     },
     {
         "route": "POST /_emulator/faults",
-        "does": "queue a fault; body: kind (status, drop, accept_then_drop, slow, early_wait, operation_error), "
-        "action, times, status, retry_after_seconds, delay_seconds, error_code, error_message, "
-        'http_error_status_code; or {"random": {rate, kinds, actions, statuses, retry_after_seconds, '
-        "slow_seconds, seed}}",
+        "does": "queue a fault; body: kind (status, drop, accept_then_drop, slow, early_wait, operation_error, "
+        "rate_limit, concurrent_operations), action, times, status, retry_after_seconds, delay_seconds, "
+        "error_code, error_message, http_error_status_code, duration_seconds; "
+        'or {"random": {rate, kinds, actions, statuses, retry_after_seconds, slow_seconds, seed}}',
     },
     {"route": "GET /_emulator/faults", "does": "the queued faults"},
     {"route": "DELETE /_emulator/faults", "does": "drop every queued fault and stop random faults"},

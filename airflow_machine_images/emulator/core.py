@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_machine_images.emulator import control, errors
 from airflow_machine_images.emulator.api import Call, ComputeApi, parse_source_instance, route
 from airflow_machine_images.emulator.errors import ApiError
-from airflow_machine_images.emulator.faults import FAULT_KINDS, Fault, FaultBook, RandomFaults
+from airflow_machine_images.emulator.faults import DEFAULT_RANDOM_KINDS, Fault, FaultBook, RandomFaults
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
 from airflow_machine_images.emulator.resources import Instance, Links
 from airflow_machine_images.emulator.schema import NAME_RE, PROJECT_RE
@@ -102,14 +102,15 @@ class ComputeEngineEmulator:
             request_id_ttl_seconds=request_id_ttl_seconds,
             seed=seed,
         )
+        self._faults = FaultBook()
         self._api = ComputeApi(
             self._state,
             self.links,
             wait_deadline_seconds=wait_deadline_seconds,
             early_wait_probability=early_wait_probability,
             seed=None if seed is None else seed + 1,
+            give_back=self._faults.give_back,
         )
-        self._faults = FaultBook()
         self._log = RequestLog()
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -346,7 +347,7 @@ class ComputeEngineEmulator:
     def inject_random(
         self,
         rate: float = 0.3,
-        kinds: Iterable[str] = FAULT_KINDS,
+        kinds: Iterable[str] = DEFAULT_RANDOM_KINDS,
         actions: Iterable[str] | None = None,
         statuses: Iterable[int] = (500, 503, 429),
         retry_after_seconds: float | None = 1.0,
@@ -430,8 +431,13 @@ class ComputeEngineEmulator:
         kind = fault.kind if fault is not None else None
         status: int | None
         response_headers: dict[str, str] = {}
-        if fault is not None and kind == "status":
-            failure = errors.status_error(fault.status, fault.retry_after_seconds)
+        if fault is not None and kind in ("status", "rate_limit", "concurrent_operations"):
+            if kind == "rate_limit":
+                failure = errors.rate_limited(target_route.project)
+            elif kind == "concurrent_operations":
+                failure = errors.concurrent_operations(target_route.project)
+            else:
+                failure = errors.status_error(fault.status, fault.retry_after_seconds)
             status, payload, response_headers = failure.code, failure.payload(), failure.headers
         elif kind == "drop":
             status, payload = None, None

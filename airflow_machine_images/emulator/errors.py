@@ -38,22 +38,96 @@ class ApiError(Exception):
     :param headers: extra response headers (e.g. ``Retry-After``).
     """
 
-    def __init__(self, code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        domain: str = "global",
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.headers = dict(headers or {})
+        self.domain = domain
+        self.details = list(details or [])
 
     def payload(self) -> dict[str, Any]:
-        """:return: the JSON body the real API sends for this error."""
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
-            }
+        """:return: the JSON body the real API sends for this error (with ``details``, google.rpc types)."""
+        error: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "errors": [{"message": self.message, "domain": self.domain, "reason": self.reason}],
         }
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def rate_limited(project: str, metric: str = "compute.googleapis.com/default_requests") -> ApiError:
+    """403 ``rateLimitExceeded`` of a per-project per-minute rate quota, with its ``error.details``.
+
+    Source: Compute Engine docs, "API rate limits" (cloud.google.com/compute/api-quota): 403,
+    ``errors[].reason`` ``rateLimitExceeded``, domain ``usageLimits``, refilled at the next minute. The
+    ErrorInfo reason ``RATE_LIMIT_EXCEEDED`` and its metadata keys follow Google's common quota errors;
+    the metric name is unverified for Compute Engine.
+
+    :param project: the project whose quota is used up.
+    :param metric: the quota metric.
+    :return: the error.
+    """
+    message = (
+        f"Quota exceeded for quota metric '{metric}' and limit '{metric} per minute' of service "
+        f"'compute.googleapis.com' for consumer 'project:{project}'."
+    )
+    details: list[dict[str, Any]] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": {
+                "service": "compute.googleapis.com",
+                "quota_metric": metric,
+                "consumer": f"projects/{project}",
+            },
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "API rate limits", "url": "https://cloud.google.com/compute/api-quota"}],
+        },
+    ]
+    return ApiError(403, "rateLimitExceeded", message, domain="usageLimits", details=details)
+
+
+def concurrent_operations(project: str) -> ApiError:
+    """403 with ErrorInfo ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``: too many operations in flight.
+
+    Sources: Compute Engine docs, "Operations quota"; Terraform's google provider retries it
+    (``is403ConcurrentOperationsQuotaError``). The ``errors[].reason`` sent with it is unverified.
+
+    :param project: the project.
+    :return: the error.
+    """
+    metric = "compute.googleapis.com/global_concurrent_operations"
+    details: list[dict[str, Any]] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED",
+            "domain": "compute.googleapis.com",
+            "metadata": {"quota_metric": metric, "consumer": f"projects/{project}"},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "Operations quota", "url": "https://cloud.google.com/compute/api-quota"}],
+        },
+    ]
+    return ApiError(
+        403, "rateLimitExceeded", f"Quota exceeded for quota metric '{metric}'.", domain="usageLimits", details=details
+    )
 
 
 def not_found(resource: str) -> ApiError:

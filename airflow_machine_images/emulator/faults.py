@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIONS",
+    "DEFAULT_RANDOM_KINDS",
     "FAULT_KINDS",
     "MUTATING_ACTIONS",
     "Fault",
@@ -37,7 +39,21 @@ ACTIONS: tuple[str, ...] = (
 MUTATING_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete", "machineImages.setLabels"})
 #: Actions whose operation an ``operation_error`` fault can fail.
 OPERATION_ERROR_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete"})
-FAULT_KINDS: tuple[str, ...] = ("status", "drop", "accept_then_drop", "slow", "early_wait", "operation_error")
+FAULT_KINDS: tuple[str, ...] = (
+    "status",
+    "drop",
+    "accept_then_drop",
+    "slow",
+    "early_wait",
+    "operation_error",
+    # 403 rateLimitExceeded with error.details, as a per-minute rate quota answers (Compute Engine docs,
+    # "API rate limits"); with duration_seconds, every matching request for that long after the first.
+    "rate_limit",
+    # 403 with ErrorInfo CONCURRENT_OPERATIONS_QUOTA_EXCEEDED (Compute Engine docs, "Operations quota").
+    "concurrent_operations",
+)
+#: What random injection draws from unless told otherwise (the quota kinds are asked for by name).
+DEFAULT_RANDOM_KINDS: tuple[str, ...] = FAULT_KINDS[:6]
 
 
 def applicable(kind: str, action: str) -> bool:
@@ -54,6 +70,8 @@ def applicable(kind: str, action: str) -> bool:
         return action == "globalOperations.wait"
     if kind == "operation_error":
         return action in OPERATION_ERROR_ACTIONS
+    if kind == "concurrent_operations":
+        return action in MUTATING_ACTIONS
     return True
 
 
@@ -87,6 +105,8 @@ class Fault:
     :param error_code: ``error.errors[].code`` of a failed operation (``operation_error``).
     :param error_message: ``error.errors[].message`` of a failed operation.
     :param http_error_status_code: ``httpErrorStatusCode`` of a failed operation.
+    :param duration_seconds: the fault hits every matching request for this long after its first hit
+        (``times`` is then ignored): a rate-limit window that refills when it ends.
     """
 
     kind: str
@@ -98,6 +118,7 @@ class Fault:
     error_code: str = "RESOURCE_OPERATION_RATE_EXCEEDED"
     error_message: str = "Operation rate exceeded for the resource. Too frequent operations from the source."
     http_error_status_code: int = 400
+    duration_seconds: float | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that could never fire."""
@@ -113,6 +134,8 @@ class Fault:
             raise ValueError(f"Fault status {self.status} is not an HTTP error status")
         if self.delay_seconds < 0:
             raise ValueError("Fault delay_seconds must not be negative")
+        if self.duration_seconds is not None and self.duration_seconds <= 0:
+            raise ValueError("Fault duration_seconds must be positive")
 
     def matches(self, action: str) -> bool:
         """:param action: the request's action. :return: whether this fault hits it."""
@@ -178,6 +201,8 @@ class FaultBook:
         self._lock = threading.Lock()
         self._scripted: list[Fault] = []
         self._random: RandomFaults | None = None
+        self._spent: list[Fault] = []
+        self._until: dict[int, float] = {}
 
     def inject(self, fault: Fault) -> None:
         """:param fault: queue a copy of a scripted fault behind those already queued."""
@@ -200,6 +225,23 @@ class FaultBook:
         with self._lock:
             return list(self._scripted)
 
+    def give_back(self, fault: Fault) -> None:
+        """Return one use of a scripted fault that had no effect, to the front of the queue.
+
+        An ``operation_error`` fault fails the next *new* operation: a request the server answers by
+        replaying a remembered requestId makes none, so the fault waits for the next one.
+
+        :param fault: a fault :meth:`take` returned.
+        """
+        with self._lock:
+            if any(f is fault for f in self._scripted):
+                if fault.times is not None:
+                    fault.times += 1
+            elif any(f is fault for f in self._spent):
+                self._spent = [f for f in self._spent if f is not fault]
+                fault.times = 1
+                self._scripted.insert(0, fault)
+
     def take(self, action: str) -> Fault | None:
         """The fault for a request, consuming one use of a scripted fault.
 
@@ -207,12 +249,21 @@ class FaultBook:
         :return: the fault to apply, or None.
         """
         with self._lock:
+            now = time.monotonic()
             for index, fault in enumerate(self._scripted):
                 if fault.matches(action):
+                    if fault.duration_seconds is not None:
+                        until = self._until.setdefault(id(fault), now + fault.duration_seconds)
+                        if now < until:
+                            return fault
+                        del self._scripted[index]
+                        del self._until[id(fault)]
+                        break
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:
                             del self._scripted[index]
+                            self._spent = [*self._spent[-63:], fault]
                     return fault
             settings = self._random
             if settings is None or action not in ACTIONS:

@@ -57,6 +57,22 @@ def test_rerunning_a_delete_sends_the_same_request_id(gcp_connection: ComputeEng
     assert second["operation_name"] == first["operation_name"]  # the server replayed it
 
 
+@pytest.mark.parametrize("dag_id", ["ami_test_delete_retries", "ami_test_delete_deferrable_retries"])
+def test_failed_deletes_each_get_one_fresh_delete_per_try(gcp_connection: ComputeEngineEmulator, dag_id: str) -> None:
+    # Two delete operations fail on the server: try 2 and try 3 each replay the earlier failures (same
+    # requestIds) and make one new delete; the third try's succeeds.
+    gcp_connection.add_machine_image("img-d", source_instance="us-central1-a/web-1")
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.delete", times=2))
+    dag_run = run(dag_id)
+    assert task_states(dag_run) == {"delete": "success"}
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 3
+    deletes = [op for op in gcp_connection.operations(PROJECT) if op["operationType"] == "delete"]
+    assert [bool(op.get("error")) for op in deletes] == [True, True, False]
+    assert len({op["clientOperationId"] for op in deletes}) == 3
+    assert names(gcp_connection) == set()
+
+
 # ---------------------------------------------------------------- retention
 
 

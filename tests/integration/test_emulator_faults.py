@@ -220,3 +220,33 @@ def test_scripted_faults_come_before_random_ones(emu: ComputeEngineEmulator, api
     emu.inject_random(rate=1.0, kinds=("status",), statuses=(500,), seed=1)
     emu.inject(Fault(kind="status", status=418, action="machineImages.list"))
     assert [api.call("GET", "global/machineImages").status_code for _ in range(2)] == [418, 500]
+
+
+def test_rate_limit_fault_answers_403_with_error_details_for_its_duration(emu: ComputeEngineEmulator, api: Api) -> None:
+    emu.inject(Fault(kind="rate_limit", action="machineImages.get", duration_seconds=0.5))
+    api.insert_ok("img-1")
+    limited = api.call("GET", "global/machineImages/img-1")
+    assert limited.status_code == 403
+    error = limited.json()["error"]
+    assert error["errors"][0]["reason"] == "rateLimitExceeded" and error["errors"][0]["domain"] == "usageLimits"
+    assert error["details"][0]["reason"] == "RATE_LIMIT_EXCEEDED"
+    assert api.call("GET", "global/machineImages/img-1").status_code == 403  # still inside the window
+    time.sleep(0.6)
+    assert api.call("GET", "global/machineImages/img-1").status_code == 200  # the window refilled
+    assert emu.pending_faults() == []
+
+
+def test_concurrent_operations_fault_carries_its_error_info(emu: ComputeEngineEmulator, api: Api) -> None:
+    emu.inject(Fault(kind="concurrent_operations", action="machineImages.insert"))
+    answer = api.insert("img-1")
+    assert answer.status_code == 403
+    assert answer.json()["error"]["details"][0]["reason"] == "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"
+    assert emu.machine_images(PROJECT) == []
+
+
+def test_an_operation_error_is_not_used_up_by_a_replay(emu: ComputeEngineEmulator, api: Api) -> None:
+    request_id = str(uuid.uuid4())
+    api.insert_ok("img-1", request_id=request_id)
+    emu.inject(Fault(kind="operation_error", action="machineImages.insert"))
+    api.insert_ok("img-1", request_id=request_id)  # replayed: no new operation, the fault waits
+    assert len(emu.pending_faults()) == 1

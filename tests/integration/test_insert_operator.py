@@ -161,3 +161,42 @@ def test_failed_operation_fails_the_task(gcp_connection: ComputeEngineEmulator) 
     gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert"))
     assert task_states(run("ami_test_insert")) == {"create": "failed"}
     assert gcp_connection.machine_images(PROJECT) == []
+
+
+def test_four_failed_operations_end_in_one_image_on_the_fifth_try(gcp_connection: ComputeEngineEmulator) -> None:
+    # Each of the first four new insert operations fails on the server (RESOURCE_OPERATION_RATE_EXCEEDED,
+    # googleapis/python-compute issue 279). Every try replays the earlier tries' failures (one request
+    # each, their requestIds unchanged) and then makes exactly one fresh create: the fifth try succeeds.
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=4))
+    dag_run = run("ami_test_insert_retries_5")
+    assert task_states(dag_run) == {"create": "success"}
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 5
+    operations = gcp_connection.operations(PROJECT)
+    assert [op["status"] for op in operations] == ["DONE"] * 5
+    assert [bool(op.get("error")) for op in operations] == [True, True, True, True, False]
+    assert len({op["clientOperationId"] for op in operations}) == 5  # one generation per try
+    sent = [r.query["requestId"] for r in inserts(gcp_connection)]
+    assert len(sent) == 1 + 2 + 3 + 4 + 5  # try n replays n - 1 generations, then makes one
+    images = gcp_connection.machine_images(PROJECT)
+    assert [(i["name"], i["status"]) for i in images] == [("img-a", "READY")]
+    assert xcom_result(dag_run, "create")["request_id"] == operations[-1]["clientOperationId"]
+
+
+@pytest.mark.timeout(180)
+def test_a_45_second_rate_limit_window_ends_in_one_image_without_airflow_retries(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    # Every insert is answered 403 rateLimitExceeded (with its ErrorInfo) for 45 s after the first:
+    # the per-minute quota refills only then (Compute Engine docs, "API rate limits"). The hook keeps
+    # retrying for at least 65 s of back-off, one attempt per 5 to 10 s once past the first seconds.
+    gcp_connection.inject(Fault(kind="rate_limit", action="machineImages.insert", duration_seconds=45))
+    dag_run = run("ami_test_insert_no_retries")
+    assert task_states(dag_run) == {"create": "success"}
+    attempts = inserts(gcp_connection)
+    assert [r.status for r in attempts[:-1]] == [403] * (len(attempts) - 1)
+    assert attempts[-1].status == 200
+    assert len(attempts) <= 16, len(attempts)
+    assert attempts[-1].started - attempts[0].started >= 45
+    images = gcp_connection.machine_images(PROJECT)
+    assert [(i["name"], i["status"]) for i in images] == [("img-a", "READY")]

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
-from airflow_machine_images.retry import RetryPolicy
+from airflow_machine_images.retry import Budget, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +50,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # --------------------------------------------------------------------------------------------------
 # Client settings: short timeouts and backoffs for every hook made while a campaign runs
 # --------------------------------------------------------------------------------------------------
+
+
+#: The emulator's rate-quota window in the campaign (the real one is a minute).
+CAMPAIGN_RATE_WINDOW_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,16 @@ class ClientSettings:
     long_poll_timeout: float = 2.5
     retry_policy: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(
-            max_attempts=6, initial_backoff=0.05, multiplier=2.0, max_backoff=0.4, max_retry_after=1.0
+            max_attempts=6,
+            initial_backoff=0.05,
+            multiplier=2.0,
+            max_backoff=0.4,
+            max_retry_after=1.0,
+            # The campaign's emulator refills its rate quota every CAMPAIGN_RATE_WINDOW_SECONDS and
+            # its concurrent operations last fractions of a second: the same budgets, scaled down.
+            rate_limit=Budget(0.05, 2.0, 0.4, max_attempts=None, min_total=CAMPAIGN_RATE_WINDOW_SECONDS + 0.5),
+            concurrent_operations=Budget(0.1, 2.0, 0.5, max_attempts=None, min_total=10.0, floor_share=0.5),
+            not_ready=Budget(0.05, 2.0, 0.2, max_attempts=5),
         )
     )
 
@@ -423,6 +436,11 @@ CAUSES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         frozenset({"operation_error"}),
     ),
     ("HTTP 429/5xx after every retry", re.compile(r"HTTP (429|500|502|503|504)\b"), frozenset({"status"})),
+    (
+        "rate or concurrent-operations quota after every retry",
+        re.compile(r"HTTP 403 rateLimitExceeded"),
+        frozenset({"rate_limit", "concurrent_operations"}),
+    ),
     (
         "connection dropped after every retry",
         re.compile(r"RemoteDisconnected|ServerDisconnected|Server disconnected|Connection aborted|ConnectionReset"),

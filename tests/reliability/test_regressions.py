@@ -68,9 +68,10 @@ def test_a_retry_after_a_failed_operation_submits_again(
     assert [i["name"] for i in emulator.machine_images(PROJECT)] == ["img-r"]
 
 
-def test_resubmissions_are_bounded_and_the_last_failure_is_raised(
+def test_every_try_makes_one_fresh_submission_and_raises_its_own_failure(
     emulator: ComputeEngineEmulator, fast_clients: ClientSettings, triggerer: Triggerer
 ) -> None:
+    # Was: after 3 generations (MAX_GENERATIONS) every further try only replayed the last failure.
     fail_inserts(emulator, times=10)
     outcome = run_task_instance(spec(deferrable=False), make_operator, triggerer, retries=4)
 
@@ -78,7 +79,8 @@ def test_resubmissions_are_bounded_and_the_last_failure_is_raised(
     assert all("ZONE_RESOURCE_POOL_EXHAUSTED" in str(t.error) for t in outcome.tries)
     assert outcome.tries[-1].error_type == OperationFailedError.__name__
     inserts = [op for op in emulator.operations(PROJECT) if op["operationType"] == "insert"]
-    assert len(inserts) == 3  # one per generation, however many tries
+    assert len(inserts) == 5  # one fresh generation per try, no cap
+    assert len({op["clientOperationId"] for op in inserts}) == 5
     assert emulator.machine_images(PROJECT) == []
 
 

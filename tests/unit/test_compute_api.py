@@ -21,14 +21,17 @@ from airflow_machine_images.compute_api import (
 from airflow_machine_images.discovery import load_discovery_document
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
+    ConcurrentOperationsQuotaError,
     InvalidRequestError,
     MalformedResponseError,
     OperationFailedError,
     PermissionDeniedError,
     PreconditionFailedError,
     QuotaExceededError,
+    RateLimitedError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
+    ResourceNotReadyError,
     TransientApiError,
 )
 from airflow_machine_images.retry import RetryPolicy
@@ -151,13 +154,15 @@ def test_wait_is_a_long_poll_and_list_has_paging_params() -> None:
         (400, "invalid", InvalidRequestError),
         (401, "authError", PermissionDeniedError),
         (403, "forbidden", PermissionDeniedError),
-        (403, "rateLimitExceeded", TransientApiError),
+        (403, "rateLimitExceeded", RateLimitedError),
+        (403, "userRateLimitExceeded", RateLimitedError),
+        (400, "resourceNotReady", ResourceNotReadyError),
         (403, "quotaExceeded", QuotaExceededError),
         (404, "notFound", ResourceNotFoundError),
         (409, "alreadyExists", ResourceAlreadyExistsError),
         (409, "resourceInUseByAnotherResource", ComputeEngineApiError),
         (412, "conditionNotMet", PreconditionFailedError),
-        (429, "rateLimitExceeded", TransientApiError),
+        (429, "rateLimitExceeded", RateLimitedError),
         (500, "backendError", TransientApiError),
         (503, "backendError", TransientApiError),
         (501, "notImplemented", ComputeEngineApiError),
@@ -244,3 +249,72 @@ def test_retry_policy_backoff_and_retry_after() -> None:
     assert not policy.should_retry(4, transient)
     assert not policy.should_retry(1, ResourceNotFoundError("x"))
     assert policy.should_retry(1, MalformedResponseError("x"))
+
+
+def google_error_with_details(code: int, reason: str, details: list[dict]) -> bytes:
+    """Google's JSON error with ``error.details`` (google.rpc types), as Compute Engine sends it."""
+    message = "the message"
+    error = {"code": code, "message": message, "errors": [{"reason": reason, "message": message}], "details": details}
+    return json.dumps({"error": error}).encode()
+
+
+def test_concurrent_operations_quota_is_read_from_error_info_and_retried() -> None:
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED",
+            "domain": "compute.googleapis.com",
+            "metadata": {"quota_metric": "compute.googleapis.com/global_concurrent_operations"},
+        },
+        {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "q", "url": "https://q.example"}]},
+    ]
+    with pytest.raises(ConcurrentOperationsQuotaError) as info:
+        parse_response(API.get_machine_image("p", "img"), 403, google_error_with_details(403, "forbidden", details), {})
+    error = info.value
+    assert error.error_info_reasons == ["CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"]
+    assert error.details.help_links == ({"description": "q", "url": "https://q.example"},)
+    assert "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED" in str(error) and "https://q.example" in str(error)
+    assert "global_concurrent_operations" in str(error)
+    assert RetryPolicy().should_retry(20, error, paused=600.0)
+
+
+def test_an_allocation_quota_fails_at_once_naming_the_quota() -> None:
+    details = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "QUOTA_EXCEEDED", "domain": "compute"},
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaInfo",
+            "metricName": "compute.googleapis.com/machine_images",
+            "limitName": "MACHINE-IMAGES-per-project",
+            "limit": 100,
+            "dimensions": {"region": "global"},
+        },
+    ]
+    with pytest.raises(QuotaExceededError) as info:
+        parse_response(API.get_machine_image("p", "img"), 403, google_error_with_details(403, "forbidden", details), {})
+    assert "compute.googleapis.com/machine_images" in str(info.value)
+    assert "limit 100 per MACHINE-IMAGES-per-project" in str(info.value)
+    assert info.value.details.quota_metrics == ["compute.googleapis.com/machine_images"]
+    assert not RetryPolicy().should_retry(1, info.value)
+
+
+def test_operation_error_details_are_in_the_failure() -> None:
+    operation = {
+        "name": "op",
+        "status": "DONE",
+        "error": {
+            "errors": [
+                {
+                    "code": "QUOTA_EXCEEDED",
+                    "message": "Quota 'MACHINE_IMAGES' exceeded.",
+                    "errorDetails": [
+                        {"quotaInfo": {"metricName": "compute.googleapis.com/machine_images", "limit": 10}},
+                        {"help": {"links": [{"url": "https://cloud.google.com/compute/quotas"}]}},
+                    ],
+                }
+            ]
+        },
+    }
+    with pytest.raises(OperationFailedError) as info:
+        raise_for_operation_error(operation)
+    assert "compute.googleapis.com/machine_images (limit 10)" in str(info.value)
+    assert "https://cloud.google.com/compute/quotas" in str(info.value)

@@ -6,7 +6,16 @@ import logging
 
 import pytest
 
-from airflow_machine_images.exceptions import ResourceNotFoundError, TransientApiError
+from airflow_machine_images import retry
+from airflow_machine_images.exceptions import (
+    ConcurrentOperationsQuotaError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitedError,
+    ResourceNotFoundError,
+    ResourceNotReadyError,
+    TransientApiError,
+)
 from airflow_machine_images.retry import EARLY_RETURN_SECONDS, Attempts, EarlyAnswerBackoff, RetryPolicy
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0)
@@ -50,3 +59,56 @@ def test_a_real_long_poll_resets_the_backoff() -> None:
 
 def test_a_ceiling_below_one_second_wins() -> None:
     assert EarlyAnswerBackoff().pause_after(0.0, 0.25) == 0.25
+
+
+class _Quiet:
+    def warning(self, msg: object, /, *args: object) -> None:
+        pass
+
+
+def pauses_until_given_up(
+    error: Exception, deadline: float | None = None, monkeypatch: pytest.MonkeyPatch | None = None
+) -> list[float]:
+    """The pauses the default policy takes before giving up on an error that keeps coming (time runs with them)."""
+    attempts = Attempts(RetryPolicy(), _Quiet(), deadline=deadline)
+    pauses: list[float] = []
+    if monkeypatch is not None:
+        monkeypatch.setattr(retry.time, "time", lambda: 1000.0 + sum(pauses))
+    with pytest.raises(type(error)):
+        while True:
+            pauses.append(attempts.pause_after(error))
+    return pauses
+
+
+def test_a_rate_limit_is_retried_until_the_minute_can_have_refilled() -> None:
+    pauses = pauses_until_given_up(RateLimitedError("HTTP 429"))
+    assert sum(pauses) >= 65.0  # the per-minute quota refills at the next minute: a 65 s window covers it
+    assert all(p <= 10.0 for p in pauses)
+    assert all(p >= 5.0 for p in pauses[4:])  # past the first seconds, at most one attempt per 5 to 10 s
+    assert len(pauses) + 1 <= 16
+
+
+def test_the_concurrent_operations_quota_is_waited_out_for_minutes_up_to_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pauses = pauses_until_given_up(ConcurrentOperationsQuotaError("403"))
+    assert sum(pauses) >= 600.0
+    bounded = pauses_until_given_up(ConcurrentOperationsQuotaError("403"), deadline=1060.0, monkeypatch=monkeypatch)
+    assert 30.0 <= sum(bounded) <= 60.0
+
+
+def test_resource_not_ready_is_retried_briefly() -> None:
+    pauses = pauses_until_given_up(ResourceNotReadyError("400 resourceNotReady"))
+    assert 1 <= len(pauses) <= 5 and sum(pauses) <= 16.0
+
+
+@pytest.mark.parametrize("error", [QuotaExceededError("quota"), PermissionDeniedError("perm")])
+def test_allocation_quota_and_permissions_fail_at_once(error: Exception) -> None:
+    assert pauses_until_given_up(error) == []
+
+
+def test_each_cause_has_its_own_budget() -> None:
+    attempts = Attempts(RetryPolicy(initial_backoff=0.0), _Quiet())
+    for _ in range(5):
+        attempts.pause_after(TransientApiError("503"))
+    attempts.pause_after(RateLimitedError("429"))  # five 503s do not use up the rate-limit budget

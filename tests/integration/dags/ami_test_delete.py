@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
@@ -22,6 +22,8 @@ for dag_id, extra in {
     "ami_test_delete": {},
     "ami_test_delete_deferrable": {"deferrable": True},
     "ami_test_delete_fail_if_missing": {"fail_if_missing": True},
+    "ami_test_delete_retries": {"retries": 3, "retry_delay": timedelta(0)},
+    "ami_test_delete_deferrable_retries": {"deferrable": True, "retries": 3, "retry_delay": timedelta(0)},
 }.items():
     with dag(dag_id):
         ComputeEngineDeleteMachineImageOperator(

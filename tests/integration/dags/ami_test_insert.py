@@ -16,6 +16,8 @@ for dag_id, extra in {
     "ami_test_insert_no_wait": {"wait_for_completion": False},
     # Airflow retries a failed try at once (dag.test() runs try 2 in the same run)
     "ami_test_insert_retry": {"retries": 1, "retry_delay": timedelta(0)},
+    "ami_test_insert_retries_5": {"retries": 5, "retry_delay": timedelta(0)},
+    "ami_test_insert_no_retries": {"retries": 0, "timeout": 300},
 }.items():
     with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS):
         ComputeEngineInsertMachineImageOperator(
@@ -23,6 +25,5 @@ for dag_id, extra in {
             name="{{ params.name }}",
             source_instance="{{ params.source_instance }}",
             poll_interval=0.5,
-            timeout=60,
-            **extra,
+            **{"timeout": 60, **extra},
         )
