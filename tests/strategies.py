@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -504,3 +505,112 @@ def valid_labels_near_the_limit() -> st.SearchStrategy[dict[str, str]]:
 def any_valid_labels() -> st.SearchStrategy[dict[str, str]]:
     """Valid labels of any size, the sizes near the 64-label limit included."""
     return st.one_of(valid_labels(), valid_labels_near_the_limit())
+
+
+# --------------------------------------------------------------------------------------------------
+# Retention: fleets of machine images, and listings of them as a paged list may return them
+# --------------------------------------------------------------------------------------------------
+
+RETENTION_NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+RETENTION_SELECTOR = {"managed-by": "airflow"}
+RETENTION_SOURCES = ("web-1", "web-2", "db-1")
+
+
+def fleet_image(
+    name: str,
+    image_id: str | None,
+    days_old: float,
+    *,
+    source: str = "web-1",
+    status: str = "READY",
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A MachineImage as ``machineImages.list`` shows it (only the fields retention reads).
+
+    :param name: the image name.
+    :param image_id: its numeric id (None: an answer without ids).
+    :param days_old: its age at :data:`RETENTION_NOW`.
+    :param source: the source instance's name.
+    :param status: READY, CREATING, ...
+    :param labels: its labels (default: the selector's).
+    """
+    image: dict[str, Any] = {
+        "name": name,
+        "status": status,
+        "creationTimestamp": (RETENTION_NOW - timedelta(days=days_old)).isoformat(),
+        "sourceInstance": f"https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/{source}",
+        "labels": dict(RETENTION_SELECTOR if labels is None else labels),
+    }
+    if image_id is not None:
+        image["id"] = image_id
+    return image
+
+
+@st.composite
+def retention_fleets(draw: st.DrawFn, max_size: int = 30) -> list[dict[str, Any]]:
+    """Images of a project: unique names and ids, ages drawn from few values (so ties are common)."""
+    names = draw(
+        st.lists(
+            st.text("abcdefgh0123456789-", min_size=1, max_size=10).map(lambda s: "i" + s),
+            max_size=max_size,
+            unique=True,
+        )
+    )
+    fleet = []
+    for index, name in enumerate(names):
+        fleet.append(
+            fleet_image(
+                name,
+                str(1000 + index),
+                draw(st.one_of(st.integers(0, 12).map(float), st.floats(0, 400))),
+                source=draw(st.sampled_from(RETENTION_SOURCES)),
+                status=draw(st.sampled_from(["READY", "READY", "READY", "CREATING", "INVALID", "DELETING"])),
+                labels=draw(st.sampled_from([RETENTION_SELECTOR, {}, {"managed-by": "someone"}, {"x": "y"}])),
+            )
+        )
+    return fleet
+
+
+#: What may change about an image between two pages of one listing (name, id, time and source cannot).
+IMAGE_CHANGES: tuple[dict[str, Any], ...] = (
+    {"status": "DELETING"},
+    {"status": "READY"},
+    {"status": "INVALID"},
+    {"labels": {}},
+    {"labels": {"managed-by": "someone"}},
+    {"labels": dict(RETENTION_SELECTOR)},
+)
+
+
+@st.composite
+def retention_listings(
+    draw: st.DrawFn, fleet: list[dict[str, Any]], *, stale: bool = False
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """What a paged ``machineImages.list`` of ``fleet`` may return while the set changes between pages.
+
+    Entries left out, entries repeated (a page boundary shifted), entries repeated in another state
+    (the image changed between the two pages), an image deleted and made again under the same name
+    (a new id, newer), and any order. With ``stale``, some images are listed only in a state they
+    no longer have (the fleet changed after the listing: only reading them again can tell).
+
+    :return: the listing, and the names whose entries visibly changed while it was read (the planner
+        must leave those alone).
+    """
+    present = [image for image in fleet if draw(st.integers(0, 9)) > 0]  # about one in ten left out
+    entries = [
+        {**image, **draw(st.sampled_from(IMAGE_CHANGES))} if stale and draw(st.booleans()) else dict(image)
+        for image in present
+    ]
+    changed: set[str] = set()
+    if present:
+        entries += [dict(image) for image in draw(st.lists(st.sampled_from(present), max_size=8))]
+        for image, change in draw(st.lists(st.tuples(st.sampled_from(present), st.sampled_from(IMAGE_CHANGES)))):
+            copy = {**image, **change}
+            if copy != image:
+                entries.append(copy)
+                changed.add(image["name"])
+        for image in draw(st.lists(st.sampled_from(present), max_size=2)):
+            made_again = {"id": str(int(image["id"]) + 100_000), "creationTimestamp": RETENTION_NOW.isoformat()}
+            entries.append({**image, **made_again})
+            changed.add(image["name"])
+    return draw(st.permutations(entries)), changed
