@@ -25,6 +25,7 @@ from airflow_machine_images.exceptions import (
     PermissionDeniedError,
     PreconditionFailedError,
     QuotaExceededError,
+    RedirectNotFollowedError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     TransientApiError,
@@ -365,6 +366,8 @@ def parse_response(
         material is added, since a server or proxy may quote the request back in its error.
     :raises ComputeEngineApiError: a subclass chosen by status and reason.
     """
+    if 300 <= status < 400:
+        raise redirect_error(call, status, headers)
     if status >= 300:
         raise api_error(call, status, scrub(raw, secrets, call.body), headers)
     try:
@@ -423,6 +426,35 @@ def _shape_problem(action: str, data: Mapping[str, Any]) -> str | None:
         if action in _OPERATION_ACTIONS and resource.get("status", "DONE") not in OPERATION_STATUSES:
             return f"{where} whose status {str(resource.get('status'))[:40]!r} is not an operation status"
     return None
+
+
+def redirect_error(call: ApiCall, status: int, headers: Mapping[str, str]) -> RedirectNotFollowedError:
+    """The error for a redirect, which is never followed: it names the status and where it pointed.
+
+    Compute Engine is not known to redirect API calls (no documentation says either way: unverified),
+    so the safe reading is taken: a redirect comes from something between us and the API (a proxy, a
+    captive portal, a misconfigured endpoint), and following it would send the request, its bearer
+    token and any customer-supplied key to a host nobody configured. Retrying would not change it.
+
+    :param call: the call that was made.
+    :param status: the HTTP status (3xx).
+    :param headers: the response headers.
+    """
+    location = (_header(headers, "Location") or "").strip()
+    try:
+        host = urlsplit(location).hostname
+    except ValueError:
+        host, location = None, "?"
+    where = "the same host" if location else "nowhere (no Location header)"
+    if host:
+        where = f"host {host[:100]!r}"
+    return RedirectNotFollowedError(
+        f"{call.describe()} answered HTTP {status}, a redirect to {where}: redirects are not followed "
+        "(the request, its credentials and any key material would go elsewhere); configure the final "
+        "endpoint instead",
+        http_status=status,
+        action=call.action,
+    )
 
 
 def api_error(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> ComputeEngineApiError:

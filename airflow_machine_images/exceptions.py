@@ -82,8 +82,17 @@ class MalformedResponseError(ComputeEngineApiError):
     """The server answered with something that is not the JSON the API documents."""
 
 
+class RedirectNotFollowedError(ComputeEngineApiError):
+    """The endpoint answered with a redirect (3xx). Redirects are never followed: the request, its
+    credentials and any key material would go to a place nobody configured. Not retried."""
+
+
+class ResponseLimitError(ComputeEngineApiError):
+    """The endpoint's answer broke a limit (size, pages, repeated page token): it misbehaves. Not retried."""
+
+
 class InsecureEndpointError(ComputeEngineError, ValueError):
-    """Credentials would be sent in clear text: http to a host that is not the loopback interface."""
+    """Credentials or key material would be sent in clear text: http to a host that is not the loopback interface."""
 
 
 class OperationFailedError(ComputeEngineError):

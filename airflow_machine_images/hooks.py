@@ -37,6 +37,7 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
+from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.retry import Attempts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
@@ -77,6 +78,56 @@ def check_transport_security(endpoint: str, *, anonymous: bool) -> None:
         f"Refusing to send Google credentials over plain http to {parts.hostname!r}: use https, a loopback "
         "address, or a connection with is_anonymous=true (for an emulator)."
     )
+
+
+def check_key_transport(call: ApiCall) -> None:
+    """Refuse to send customer-supplied key material in clear text, with or without credentials.
+
+    A body carrying a ``rawKey`` or ``rsaEncryptedKey`` goes only over https, or over http to a
+    loopback address; an ``is_anonymous`` connection does not lift this rule (the key is the secret,
+    not the token).
+
+    :param call: the call about to be sent.
+    :raises InsecureEndpointError: the call carries key material and would cross the network unencrypted.
+    """
+    parts = urlsplit(call.url)
+    if parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
+        return
+    if next(iter_key_material(call.body), None) is not None:
+        raise InsecureEndpointError(
+            f"Refusing to send customer-supplied key material ({call.action}) over plain http to "
+            f"{parts.hostname!r}: keys go only over https or to a loopback address, with or without credentials."
+        )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through: ``requests``' rules for the environment, never for loopback.
+
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (and their lower-case forms) are
+    read by ``requests.utils.get_environ_proxies``, so both transports choose exactly as ``requests``
+    does; a loopback endpoint (the emulator, a tunnel) is always reached directly, so a bearer token
+    sent over plain http to it never reaches a proxy.
+
+    :param url: the request URL.
+    :return: the proxy URL, or None to connect directly.
+    """
+    import requests.utils
+
+    if is_loopback_host(urlsplit(url).hostname or ""):
+        return None
+    proxy: str | None = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy or None
+
+
+def requests_proxies(proxy: str | None) -> dict[str, str | None]:
+    """The ``proxies=`` argument that makes ``requests`` use ``proxy`` and nothing else.
+
+    ``requests`` merges the environment's proxies into a request's unless the request names the
+    scheme: a None value (which ``requests`` then drops) keeps the environment's proxy out.
+
+    :param proxy: the proxy URL, or None to connect directly.
+    """
+    return {"http": proxy, "https": proxy, "all": None} if proxy else {"http": None, "https": None, "all": None}
 
 
 def credentials_are_anonymous(credentials: Credentials) -> bool:
@@ -186,6 +237,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         :param call: the call to send.
         """
+        check_key_transport(call)
         attempts = Attempts(self.retry_policy, self.log)
         while True:
             try:
@@ -204,6 +256,8 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 params=dict(call.params),
                 json=dict(call.body) if call.body is not None else None,
                 timeout=(self.connect_timeout, read_timeout),
+                allow_redirects=False,
+                proxies=requests_proxies(proxy_for(call.url)),
             )
         except requests.RequestException as exc:
             raise TransientApiError(
@@ -511,6 +565,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         credentials = await asyncio.to_thread(sync_hook.get_credentials)
         anonymous = credentials_are_anonymous(credentials)
         check_transport_security(sync_hook.api.endpoint, anonymous=anonymous)
+        proxy = await asyncio.to_thread(proxy_for, sync_hook.api.endpoint)  # may consult the OS (macOS)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
@@ -521,6 +576,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
             credentials=credentials,
             anonymous=anonymous,
             user_agent=user_agent(),
+            proxy=proxy,
         )
 
     def lease_client(self) -> AbstractAsyncContextManager[SharedClient]:
@@ -545,6 +601,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         async with self.lease_client() as client:
             call = build(client.api)
+            check_key_transport(call)
             attempts = Attempts(self.retry_policy, self.log)
             while True:
                 try:
@@ -564,6 +621,8 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 json=dict(call.body) if call.body is not None else None,
                 headers=await client.headers(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read_timeout),
+                allow_redirects=False,
+                proxy=client.proxy,
             ) as response:
                 raw = await response.read()
                 token = getattr(client.credentials, "token", None)
