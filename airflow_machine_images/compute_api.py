@@ -31,6 +31,7 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -106,7 +107,7 @@ class ApiCall:
     :param method: the HTTP method.
     :param url: the full URL without query string (path segments already encoded).
     :param params: the query parameters.
-    :param body: the JSON body, if any.
+    :param body: the JSON body, if any (kept out of ``repr``: it may hold key material).
     :param long_poll: the server may hold the request open for up to ~2 minutes (``wait``).
     """
 
@@ -114,7 +115,7 @@ class ApiCall:
     method: str
     url: str
     params: Mapping[str, str] = field(default_factory=dict)
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = field(default=None, repr=False)  # may hold key material
     long_poll: bool = False
 
     @property
@@ -330,20 +331,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-_BEARER = re.compile(rb"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
+
+
+def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
+    """``text`` with every secret, every key in ``body``, every bearer token and anything shaped like
+    key material replaced by ``***``, in any form a JSON or URL layer gives them
+    (:mod:`airflow_machine_images.redaction`).
+
+    :param text: a decoded message, or a raw body decoded as Latin-1.
+    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
+    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
+    """
+    text = scrub_text(text, [*secrets, *iter_key_material(body)])
+    return redact_key_material(_BEARER.sub(r"\1***", text))
 
 
 def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:
-    """``raw`` with every secret, every key in ``body`` and every bearer token replaced by ``***``.
+    """``raw`` scrubbed as by :func:`scrub_message`, byte for byte (the bytes are read as Latin-1).
 
     :param raw: a response body about to be quoted in an error.
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
-    for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
-        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
-            raw = raw.replace(form.encode("utf-8", "replace"), b"***")
-    return _BEARER.sub(rb"\1***", raw)
+    return scrub_message(raw.decode("latin-1"), secrets, body).encode("latin-1")
 
 
 def _snippet(raw: bytes, limit: int = 200) -> str:
@@ -366,16 +377,19 @@ def parse_response(
         material is added, since a server or proxy may quote the request back in its error.
     :raises ComputeEngineApiError: a subclass chosen by status and reason.
     """
+    secrets = list(secrets)
     if 300 <= status < 400:
         raise redirect_error(call, status, headers)
     if status >= 300:
-        raise api_error(call, status, scrub(raw, secrets, call.body), headers)
+        # Scrubbed twice: as bytes, and once decoded (a JSON escape such as \u003d hides a key from the first).
+        error = api_error(call, status, scrub(raw, secrets, call.body), headers)
+        raise _scrubbed_error(error, lambda text: scrub_message(text, secrets, call.body))
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
         raise MalformedResponseError(
             f"{call.describe()} answered HTTP {status} with a body that is not JSON: "
-            f"{_snippet(scrub(raw, secrets, call.body))!r}",
+            f"{scrub_message(_snippet(scrub(raw, secrets, call.body)), secrets, call.body)!r}",
             http_status=status,
             action=call.action,
         ) from None
@@ -402,6 +416,18 @@ def parse_response(
             f"{call.describe()} answered with {problem}", http_status=status, action=call.action
         )
     return data
+
+
+def _scrubbed_error(error: ComputeEngineApiError, clean: Callable[[str], str]) -> ComputeEngineApiError:
+    """``error`` with its message and every string of its ``errors`` passed through ``clean``.
+
+    :param error: an error built from a server's answer.
+    :param clean: hides secrets in one string.
+    """
+    error.message = clean(error.message)
+    error.args = (error.message,)
+    error.errors = [{key: clean(v) if isinstance(v, str) else v for key, v in e.items()} for e in error.errors]
+    return error
 
 
 def _shape_problem(action: str, data: Mapping[str, Any]) -> str | None:
@@ -534,10 +560,12 @@ def operation_errors(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
     return errors or [{"code": "UNKNOWN", "message": json.dumps(error)[:200]}]
 
 
-def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
+def raise_for_operation_error(operation: Mapping[str, Any], *, secrets: Iterable[str] = ()) -> None:
     """Raise :class:`OperationFailedError` if a DONE operation carries errors.
 
     :param operation: an Operation resource.
+    :param secrets: key material of the request that started it, hidden from the error in any form
+        (anything shaped like key material is hidden anyway).
     """
     errors = operation_errors(operation)
     if errors:
@@ -547,4 +575,5 @@ def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
             errors,
             http_error_status_code=status_code if isinstance(status_code, int) else None,
             http_error_message=operation.get("httpErrorMessage"),
+            secrets=secrets,
         )

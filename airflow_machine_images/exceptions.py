@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_machine_images.redaction import redact_key_material, scrub_text
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 
 class ComputeEngineError(AirflowException):
@@ -102,6 +104,10 @@ class OperationFailedError(ComputeEngineError):
     :param errors: the operation's ``error.errors[]`` entries (``code``, ``message``).
     :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
+    :param secrets: key material known to the caller, hidden from the messages in any encoding.
+
+    The server writes the messages, and may quote the request: anything shaped like key material,
+    and the given secrets, are replaced by ``***`` (:mod:`airflow_machine_images.redaction`).
     """
 
     def __init__(
@@ -111,11 +117,20 @@ class OperationFailedError(ComputeEngineError):
         *,
         http_error_status_code: int | None = None,
         http_error_message: str | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        known = list(secrets)
+
+        def clean(text: str) -> str:
+            return redact_key_material(scrub_text(text, known))
+
         self.operation_name = operation_name
-        self.errors = [{"code": str(e.get("code", "UNKNOWN")), "message": str(e.get("message", ""))} for e in errors]
+        self.errors = [
+            {"code": clean(str(e.get("code", "UNKNOWN"))), "message": clean(str(e.get("message", "")))} for e in errors
+        ]
         self.http_error_status_code = http_error_status_code
-        self.http_error_message = http_error_message
+        self.http_error_message = clean(str(http_error_message)) if http_error_message is not None else None
+        http_error_message = self.http_error_message
         details = "; ".join(f"{e['code']}: {e['message']}" for e in self.errors) or "no details given"
         http = " ".join(str(part) for part in (http_error_status_code, http_error_message) if part)
         suffix = f" (HTTP {http})" if http else ""

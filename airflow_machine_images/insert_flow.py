@@ -31,7 +31,9 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
+from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.labels import OWNER_LABEL
+from airflow_machine_images.redaction import redact_key_material
 from airflow_machine_images.request_ids import MAX_GENERATIONS, RequestIds
 from airflow_machine_images.results import machine_image_summary
 from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
@@ -156,7 +158,7 @@ def _refuse_replayed_failure(operation: Mapping[str, Any], generation: int) -> N
     errors = operation_errors(operation)
     if not errors or ALREADY_EXISTS_CODES.intersection(str(e.get("code")) for e in errors):
         return
-    details = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    details = redact_key_material("; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors))
     raise ResubmissionNeeded(
         f"Operation {operation.get('name')} of this task instance failed in an earlier try ({details})"
     )
@@ -179,7 +181,7 @@ def finish_operation(
     :raises OperationFailedError: the operation failed for another reason than a taken name.
     """
     try:
-        raise_for_operation_error(operation)
+        raise_for_operation_error(operation, secrets=iter_key_material(request.body))
     except OperationFailedError as failure:
         return on_operation_failed(hook, request, state, failure, log)
     log.info("Operation %s is DONE", operation.get("name"))

@@ -30,7 +30,7 @@ from airflow_machine_images.exceptions import (
     failing_on_bad_input,
 )
 from airflow_machine_images.insert_flow import InsertRequest, InsertState
-from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.key_material import key_material_in, parse_key_argument
 from airflow_machine_images.labels import default_labels, merge_default_labels
 from airflow_machine_images.links import MachineImageLink
 from airflow_machine_images.machine_image_body import build_machine_image_body
@@ -225,7 +225,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
 
     def mask_key_material(self) -> None:
         """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) in logs and rendered fields."""
-        for secret in iter_key_material(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
+        for secret in key_material_in(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
             mask_secret(secret)
 
     # ------------------------------------------------------------------ preparation
@@ -239,7 +239,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         name = validate_machine_image_name(self.name)
         request_id = validate_request_id(self.request_id) if self.request_id is not None else None
         identity = TaskInstanceIdentity.of(context["ti"])
-        given_labels, labels_parameter, extra_body = self.labels, "labels", self.body
+        given_labels, labels_parameter, extra_body = self.labels, "labels", parse_key_argument(self.body)
         if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
             # Labels given in ``body``: the default labels join them, as they join the labels argument.
             given_labels, labels_parameter = extra_body["labels"], "body.labels"
@@ -256,10 +256,10 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             labels=labels or None,
             storage_locations=self.storage_locations,
             guest_flush=self.guest_flush,
-            machine_image_encryption_key=self.machine_image_encryption_key,
-            source_disk_encryption_keys=self.source_disk_encryption_keys,
+            machine_image_encryption_key=parse_key_argument(self.machine_image_encryption_key),  # type: ignore[arg-type]
+            source_disk_encryption_keys=parse_key_argument(self.source_disk_encryption_keys),  # type: ignore[arg-type]
             machine_image_params=self.machine_image_params,
-            body=extra_body,
+            body=extra_body,  # type: ignore[arg-type]  # checked by the builder
             schemas=machine_image_schemas(self.api_version),
         )
         return InsertRequest(

@@ -23,6 +23,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
 )
 from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
+from airflow_machine_images.redaction import redact_event
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
@@ -177,7 +178,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         body = {"status": status, "message": message, "project_id": self.project_id, "extra": self.event_extra}
         if reason is not None:
             body["reason"] = reason
-        return TriggerEvent({**body, **payload})
+        return TriggerEvent(redact_event({**body, **payload}))  # persisted and logged: the server's words redacted
 
 
 class MachineImageOperationTrigger(_ComputeEngineTrigger):

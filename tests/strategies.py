@@ -16,6 +16,7 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote, unquote
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -356,6 +357,48 @@ def invalid_source_instances(draw: st.DrawFn) -> str:
 #: A recognisable secret: tests assert it never appears in any message.
 CANARY_RAW_KEY = base64.b64encode(b"CANARY-KEY-0123456789abcdef-XYZ!").decode()
 CANARY_RSA_KEY = base64.b64encode(b"CANARY-RSA-WRAPPED-KEY" * 12).decode()
+#: A rawKey whose base64 holds '+' and '/' (so its URL-safe form differs) and ends in '=' padding.
+CANARY_SLASH_KEY = base64.b64encode(b"\xfb\xef\xbe\xff\xff\xffSLASHED-CANARY-KEY-012345!").decode()
+
+
+def secret_encodings(secret: str) -> dict[str, str]:
+    """The forms a JSON or URL layer may give ``secret`` when it quotes it back, by name.
+
+    :param secret: the secret as sent (e.g. padded standard base64).
+    """
+    urlsafe = secret.replace("+", "-").replace("/", "_")
+    percent = quote(secret, safe="")
+    return {
+        "as sent": secret,
+        "JSON \\/ escape": secret.replace("/", "\\/"),
+        "Gson \\u003d escape": secret.replace("=", "\\u003d").replace("/", "\\/"),
+        "every character \\u-escaped": "".join(f"\\u{ord(c):04x}" for c in secret),
+        "URL-safe": urlsafe,
+        "unpadded": secret.rstrip("="),
+        "URL-safe unpadded": urlsafe.rstrip("="),
+        "percent-encoded": percent,
+        "percent-encoded, lower-case hex": re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), percent),
+        "percent-encoded URL-safe": quote(urlsafe, safe=""),
+        "form-decoded ('+' read as space)": secret.replace("+", " "),
+    }
+
+
+def _normalised(text: str) -> str:
+    """``text`` with JSON escapes and percent-encoding undone and the URL-safe alphabet mapped back."""
+    text = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), text).replace("\\/", "/")
+    return unquote(text).replace("-", "+").replace("_", "/")
+
+
+def leaked(text: str, secret: str) -> bool:
+    """Whether ``text`` still holds ``secret`` in any of the forms of :func:`secret_encodings` (or mixes).
+
+    :param text: what a user, a log or a table would see.
+    :param secret: the secret.
+    """
+    core = secret.rstrip("=")
+    if any(form.rstrip("=") in text for form in secret_encodings(secret).values()):
+        return True
+    return core.replace("-", "+").replace("_", "/") in _normalised(text) or core in text.replace(" ", "+")
 
 
 def valid_raw_keys() -> st.SearchStrategy[str]:

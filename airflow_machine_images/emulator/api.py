@@ -213,7 +213,7 @@ class Call:
 
     route: Route
     query: dict[str, str]
-    body: Any
+    body: Any = field(repr=False)  # may hold customer-supplied keys
     fault: Fault | None = None
 
     @property
@@ -323,7 +323,9 @@ class ComputeApi:
         fault = call.fault
         if fault is None or fault.kind != "operation_error":
             return None
-        return OperationFailure(fault.error_code, fault.error_message, fault.http_error_status_code)
+        return OperationFailure(
+            fault.error_code, fault.error_message, fault.http_error_status_code, fault.http_error_message
+        )
 
     @staticmethod
     def _user(project: str) -> str:

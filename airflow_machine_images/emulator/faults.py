@@ -87,6 +87,7 @@ class Fault:
     :param error_code: ``error.errors[].code`` of a failed operation (``operation_error``).
     :param error_message: ``error.errors[].message`` of a failed operation.
     :param http_error_status_code: ``httpErrorStatusCode`` of a failed operation.
+    :param http_error_message: ``httpErrorMessage`` of a failed operation (None: the status's phrase).
     """
 
     kind: str
@@ -98,6 +99,7 @@ class Fault:
     error_code: str = "RESOURCE_OPERATION_RATE_EXCEEDED"
     error_message: str = "Operation rate exceeded for the resource. Too frequent operations from the source."
     http_error_status_code: int = 400
+    http_error_message: str | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that could never fire."""
