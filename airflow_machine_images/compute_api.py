@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
+    DeadlineExceededError,
     InvalidRequestError,
     MachineImageValidationError,
     MalformedResponseError,
@@ -28,6 +29,7 @@ from airflow_machine_images.exceptions import (
     RedirectNotFollowedError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
+    ResponseLimitError,
     TransientApiError,
 )
 from airflow_machine_images.key_material import iter_key_material
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
+#: The most pages a walk through a paged list follows (500 items a page: half a million items).
+MAX_PAGES = 1000
 API_VERSIONS = ("beta", "v1")
 
 #: Statuses worth retrying: rate limits and server-side faults.
@@ -272,43 +276,106 @@ def _list_params(filter_: str | None, max_results: int, page_token: str | None, 
 class PageWalk:
     """Where a walk through a paged list (``items``, ``nextPageToken``) stands; pure, the walkers fetch.
 
+    A misbehaving endpoint cannot keep a walk going: it ends with :class:`ResponseLimitError` after
+    ``max_pages`` pages, or at once when a page names a token an earlier page named (the list would
+    cycle).
+
     :param token: the token of the next page to fetch (None: the first, or the walk is over).
     :param done: the last page has been taken.
+    :param what: the list, for errors (e.g. ``machineImages.list``).
+    :param max_pages: the most pages followed.
+    :param pages: pages taken so far.
+    :param seen: the page tokens met so far.
     """
 
     token: str | None = None
     done: bool = False
+    what: str = "a paged list"
+    max_pages: int = MAX_PAGES
+    pages: int = 0
+    seen: set[str] = field(default_factory=set, repr=False)
 
     def take(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
 
         :param page: one answer of a ``.list`` call.
+        :raises ResponseLimitError: the page repeats a token, or the walk reached ``max_pages``.
         """
-        self.token = page.get("nextPageToken") or None
-        self.done = self.token is None
+        self.pages += 1
+        token = page.get("nextPageToken") or None
+        if token is not None:
+            if token in self.seen:
+                raise ResponseLimitError(
+                    f"{self.what}: page {self.pages} names a page token an earlier page named; the list "
+                    "repeats itself and would never end",
+                    action=self.what,
+                )
+            if self.pages >= self.max_pages:
+                raise ResponseLimitError(
+                    f"{self.what}: more than {self.max_pages} pages, the limit of one walk (MAX_PAGES); "
+                    "narrow the filter, or the endpoint misbehaves",
+                    action=self.what,
+                )
+            self.seen.add(token)
+        self.token = token
+        self.done = token is None
         return list(page.get("items", []))
 
 
-def iter_pages(fetch: Callable[[str | None], Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+def iter_pages(
+    fetch: Callable[[str | None], Mapping[str, Any]], what: str = "a paged list"
+) -> Iterator[dict[str, Any]]:
     """Yield the items of every page, fetching each page only when the one before is used up.
 
     :param fetch: reads one page given its token (None for the first).
+    :param what: the list, for errors.
     """
-    walk = PageWalk()
+    walk = PageWalk(what=what)
     while not walk.done:
         yield from walk.take(fetch(walk.token))
 
 
-async def collect_pages(fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+async def collect_pages(
+    fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]], what: str = "a paged list"
+) -> list[dict[str, Any]]:
     """The items of every page, fetched one page after the other.
 
     :param fetch: reads one page given its token (None for the first).
+    :param what: the list, for errors.
     """
-    walk = PageWalk()
+    walk = PageWalk(what=what)
     items: list[dict[str, Any]] = []
     while not walk.done:
         items += walk.take(await fetch(walk.token))
     return items
+
+
+def response_too_large(call: ApiCall, limit: int) -> ResponseLimitError:
+    """The error for an answer larger than ``limit`` bytes (not retried: the endpoint misbehaves).
+
+    :param call: the call that was made.
+    :param limit: the hook's ``max_response_bytes``.
+    """
+    return ResponseLimitError(
+        f"{call.describe()} answered with more than {limit / 2**20:g} MiB ({limit:,} bytes), the limit of one "
+        "answer (max_response_bytes); no Compute Engine answer is that large: the endpoint misbehaves",
+        action=call.action,
+    )
+
+
+def deadline_exceeded(call: ApiCall, total: float, read: float) -> DeadlineExceededError:
+    """The error for an attempt that outlasted its whole-call deadline.
+
+    :param call: the call that was made.
+    :param total: the attempt's deadline, in seconds.
+    :param read: the per-read timeout that was in force.
+    """
+    return DeadlineExceededError(
+        f"{call.describe()} failed: no complete answer within {total:g} s, the deadline of the whole call "
+        f"(call_timeout, or connect_timeout + read timeout, capped by the caller's deadline); each read alone "
+        f"may take {read:g} s, but a server that drips bytes is cut here",
+        action=call.action,
+    )
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -403,6 +470,12 @@ def parse_response(
     if missing:
         raise MalformedResponseError(
             f"{call.describe()} answered without the field(s) {', '.join(missing)}",
+            http_status=status,
+            action=call.action,
+        )
+    if "nextPageToken" in data and not isinstance(data["nextPageToken"], (str, type(None))):
+        raise MalformedResponseError(
+            f"{call.describe()} answered with a 'nextPageToken' that is not text",
             http_status=status,
             action=call.action,
         )

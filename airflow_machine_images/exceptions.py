@@ -80,6 +80,11 @@ class TransientApiError(ComputeEngineApiError):
     """A fault worth retrying (429, 5xx, dropped connection, timeout); raised when retries ran out."""
 
 
+class DeadlineExceededError(TransientApiError):
+    """No complete answer within a call's overall deadline (a server that drips bytes outlasts any
+    per-read timeout), or the caller's deadline passed between attempts."""
+
+
 class MalformedResponseError(ComputeEngineApiError):
     """The server answered with something that is not the JSON the API documents."""
 

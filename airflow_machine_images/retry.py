@@ -8,10 +8,16 @@ sync hook's wait and the triggers' poller.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError, TransientApiError
+from airflow_machine_images.exceptions import (
+    ComputeEngineApiError,
+    DeadlineExceededError,
+    MalformedResponseError,
+    TransientApiError,
+)
 
 #: A ``globalOperations.wait`` answered faster than this without DONE returned early: back off before the next.
 EARLY_RETURN_SECONDS = 1.0
@@ -114,25 +120,67 @@ class Attempts:
     :param policy: when and how long to back off.
     :param log: where the warning before each retry goes.
     :param failed: how many attempts failed so far.
+    :param deadline: ``time.monotonic()`` by which the caller needs the call over (None: no deadline);
+        no attempt starts after it.
     """
 
     policy: RetryPolicy
     log: WarningLog
     failed: int = 0
+    deadline: float | None = None
 
     def pause_after(self, error: Exception) -> float:
         """Count a failed attempt; return the pause before the next, or raise ``error`` if it is time to give up.
 
-        Deciding is :meth:`RetryPolicy.backoff_or_raise`'s.
+        Deciding is :meth:`RetryPolicy.backoff_or_raise`'s; a retry that could not start before the
+        caller's deadline is not made (:class:`DeadlineExceededError`).
 
         :param error: the error of the attempt that failed.
         """
         self.failed += 1
         delay = self.policy.backoff_or_raise(self.failed, error)
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            raise DeadlineExceededError(
+                f"{error} (the caller's deadline passes before another attempt)",
+                action=error.action if isinstance(error, ComputeEngineApiError) else None,
+            ) from error
         self.log.warning(
             "%s; retrying in %.1f s (attempt %d of %d)", error, delay, self.failed + 1, self.policy.max_attempts
         )
         return delay
+
+
+@dataclass(frozen=True)
+class AttemptTimeouts:
+    """The limits of one attempt: per socket operation, and for the whole exchange.
+
+    :param connect: seconds to open the connection.
+    :param read: seconds any one read may wait.
+    :param total: seconds for the whole attempt, connection to last byte (a server that drips bytes
+        meets this one).
+    """
+
+    connect: float
+    read: float
+    total: float
+
+    @classmethod
+    def of(cls, connect: float, read: float, total: float | None, deadline: float | None) -> AttemptTimeouts:
+        """The limits of the next attempt, none beyond the caller's ``deadline``.
+
+        :param connect: the connect timeout.
+        :param read: the read timeout (the long-poll one for ``wait``).
+        :param total: the whole attempt's limit (None: ``connect + read``).
+        :param deadline: ``time.monotonic()`` by which the caller needs the call over, or None.
+        :raises DeadlineExceededError: the deadline has passed.
+        """
+        whole = total if total is not None else connect + read
+        if deadline is None:
+            return cls(connect, read, whole)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError("the caller's deadline passed before the call was sent")
+        return cls(min(connect, left), min(read, left), min(whole, left))
 
 
 @dataclass
