@@ -209,6 +209,15 @@ def table_texts(dag_runs: list[Any]) -> dict[str, list[str]]:
     }
 
 
+def emulator_log(emulator: ComputeEngineEmulator) -> list[str]:
+    """The emulator's request log, in process and as ``GET /_emulator/requests`` serves it."""
+    import requests
+
+    served = requests.get(f"{emulator.url}/_emulator/requests", timeout=10)
+    assert served.status_code == 200 and "machineImages.insert" in served.text
+    return [json.dumps([r.to_json() for r in emulator.requests]), repr(emulator.requests), served.text]
+
+
 def key_sha256(key: str) -> str:
     """The ``sha256`` the API shows for a customer-supplied key (base64 of the SHA-256 of its bytes)."""
     return base64.b64encode(hashlib.sha256(base64.b64decode(key)).digest()).decode()
@@ -279,6 +288,7 @@ def test_canary_keys_and_token_never_leak(
             p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
         ],
         "exception text": [json.dumps(entry) for entry in recorded],
+        "the emulator's request log": emulator_log(emulator),
         **table_texts(runs),
     }
     # The scan must see the places it scans: the task's own log lines, its XCom, its rendered fields,
@@ -329,8 +339,13 @@ def test_literal_keys_in_the_dag_file_are_masked(
     capfd.readouterr()  # scan this run's output only
     dag_run = run_dag("reliability_canary_literal")
     assert str(dag_run.get_task_instances()[0].state) == "success"
-    (insert,) = [r for r in emulator.requests if r.action == "machineImages.insert"]
-    assert set(leaks(json.dumps(insert.body), LITERAL_CANARIES)) == set(LITERAL_CANARIES)  # the keys were sent
+    assert emulator.count("machineImages.insert") == 1
+    (image,) = emulator.machine_images()  # the keys were sent: the image shows their sha256
+    assert image["machineImageEncryptionKey"]["sha256"] == key_sha256(
+        LITERAL_CANARIES["literal machine_image_encryption_key"]
+    )
+    sent = image["sourceDiskEncryptionKeys"][0]["diskEncryptionKey"]["sha256"]
+    assert sent == key_sha256(LITERAL_CANARIES["literal key in body"])
 
     captured = capfd.readouterr()
     outputs: dict[str, list[str]] = {
@@ -339,6 +354,7 @@ def test_literal_keys_in_the_dag_file_are_masked(
         "task log files": [
             p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
         ],
+        "the emulator's request log": emulator_log(emulator),
         **table_texts([dag_run]),
     }
     # The scan sees what it scans: the task's log lines, its XCom, the key fields among its rendered fields.
