@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
+    DeadlineExceededError,
     EndpointUnreachableError,
     ErrorDetails,
     InvalidRequestError,
@@ -30,19 +31,24 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     QuotaExceededError,
     RateLimitedError,
+    RedirectNotFollowedError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     ResourceNotReadyError,
+    ResponseLimitError,
     TransientApiError,
     operation_failed,
     parse_error_details,
 )
 from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com"
+#: The most pages a walk through a paged list follows (500 items a page: half a million items).
+MAX_PAGES = 1000
 API_VERSIONS = ("beta", "v1")
 
 #: Statuses worth retrying: rate limits and server-side faults.
@@ -118,7 +124,7 @@ class ApiCall:
     :param method: the HTTP method.
     :param url: the full URL without query string (path segments already encoded).
     :param params: the query parameters.
-    :param body: the JSON body, if any.
+    :param body: the JSON body, if any (kept out of ``repr``: it may hold key material).
     :param long_poll: the server may hold the request open for up to ~2 minutes (``wait``).
     """
 
@@ -126,7 +132,7 @@ class ApiCall:
     method: str
     url: str
     params: Mapping[str, str] = field(default_factory=dict)
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = field(default=None, repr=False)  # may hold key material
     long_poll: bool = False
 
     @property
@@ -283,39 +289,74 @@ def _list_params(filter_: str | None, max_results: int, page_token: str | None, 
 class PageWalk:
     """Where a walk through a paged list (``items``, ``nextPageToken``) stands; pure, the walkers fetch.
 
+    A misbehaving endpoint cannot keep a walk going: it ends with :class:`ResponseLimitError` after
+    ``max_pages`` pages, or at once when a page names a token an earlier page named (the list would
+    cycle).
+
     :param token: the token of the next page to fetch (None: the first, or the walk is over).
     :param done: the last page has been taken.
+    :param what: the list, for errors (e.g. ``machineImages.list``).
+    :param max_pages: the most pages followed.
+    :param pages: pages taken so far.
+    :param seen: the page tokens met so far.
     """
 
     token: str | None = None
     done: bool = False
+    what: str = "a paged list"
+    max_pages: int = MAX_PAGES
+    pages: int = 0
+    seen: set[str] = field(default_factory=set, repr=False)
 
     def take(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
 
         :param page: one answer of a ``.list`` call.
+        :raises ResponseLimitError: the page repeats a token, or the walk reached ``max_pages``.
         """
-        self.token = page.get("nextPageToken") or None
-        self.done = self.token is None
+        self.pages += 1
+        token = page.get("nextPageToken") or None
+        if token is not None:
+            if token in self.seen:
+                raise ResponseLimitError(
+                    f"{self.what}: page {self.pages} names a page token an earlier page named; the list "
+                    "repeats itself and would never end",
+                    action=self.what,
+                )
+            if self.pages >= self.max_pages:
+                raise ResponseLimitError(
+                    f"{self.what}: more than {self.max_pages} pages, the limit of one walk (MAX_PAGES); "
+                    "narrow the filter, or the endpoint misbehaves",
+                    action=self.what,
+                )
+            self.seen.add(token)
+        self.token = token
+        self.done = token is None
         return list(page.get("items", []))
 
 
-def iter_pages(fetch: Callable[[str | None], Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+def iter_pages(
+    fetch: Callable[[str | None], Mapping[str, Any]], what: str = "a paged list"
+) -> Iterator[dict[str, Any]]:
     """Yield the items of every page, fetching each page only when the one before is used up.
 
     :param fetch: reads one page given its token (None for the first).
+    :param what: the list, for errors.
     """
-    walk = PageWalk()
+    walk = PageWalk(what=what)
     while not walk.done:
         yield from walk.take(fetch(walk.token))
 
 
-async def collect_pages(fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+async def collect_pages(
+    fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]], what: str = "a paged list"
+) -> list[dict[str, Any]]:
     """The items of every page, fetched one page after the other.
 
     :param fetch: reads one page given its token (None for the first).
+    :param what: the list, for errors.
     """
-    walk = PageWalk()
+    walk = PageWalk(what=what)
     items: list[dict[str, Any]] = []
     while not walk.done:
         items += walk.take(await fetch(walk.token))
@@ -381,6 +422,34 @@ def parse_timestamp(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def response_too_large(call: ApiCall, limit: int) -> ResponseLimitError:
+    """The error for an answer larger than ``limit`` bytes (not retried: the endpoint misbehaves).
+
+    :param call: the call that was made.
+    :param limit: the hook's ``max_response_bytes``.
+    """
+    return ResponseLimitError(
+        f"{call.describe()} answered with more than {limit / 2**20:g} MiB ({limit:,} bytes), the limit of one "
+        "answer (max_response_bytes); no Compute Engine answer is that large: the endpoint misbehaves",
+        action=call.action,
+    )
+
+
+def deadline_exceeded(call: ApiCall, total: float, read: float) -> DeadlineExceededError:
+    """The error for an attempt that outlasted its whole-call deadline.
+
+    :param call: the call that was made.
+    :param total: the attempt's deadline, in seconds.
+    :param read: the per-read timeout that was in force.
+    """
+    return DeadlineExceededError(
+        f"{call.describe()} failed: no complete answer within {total:g} s, the deadline of the whole call "
+        f"(call_timeout, or connect_timeout + read timeout, capped by the caller's deadline); each read alone "
+        f"may take {read:g} s, but a server that drips bytes is cut here",
+        action=call.action,
+    )
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent or unreadable.
 
@@ -401,20 +470,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-_BEARER = re.compile(rb"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
+
+
+def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
+    """``text`` with every secret, every key in ``body``, every bearer token and anything shaped like
+    key material replaced by ``***``, in any form a JSON or URL layer gives them
+    (:mod:`airflow_machine_images.redaction`).
+
+    :param text: a decoded message, or a raw body decoded as Latin-1.
+    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
+    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
+    """
+    text = scrub_text(text, [*secrets, *iter_key_material(body)])
+    return redact_key_material(_BEARER.sub(r"\1***", text))
 
 
 def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:
-    """``raw`` with every secret, every key in ``body`` and every bearer token replaced by ``***``.
+    """``raw`` scrubbed as by :func:`scrub_message`, byte for byte (the bytes are read as Latin-1).
 
     :param raw: a response body about to be quoted in an error.
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
-    for secret in {*(s for s in secrets if s and len(s) >= 8), *iter_key_material(body)}:
-        for form in {secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")}:
-            raw = raw.replace(form.encode("utf-8", "replace"), b"***")
-    return _BEARER.sub(rb"\1***", raw)
+    return scrub_message(raw.decode("latin-1"), secrets, body).encode("latin-1")
 
 
 def _snippet(raw: bytes, limit: int = 200) -> str:
@@ -437,14 +516,19 @@ def parse_response(
         material is added, since a server or proxy may quote the request back in its error.
     :raises ComputeEngineApiError: a subclass chosen by status and reason.
     """
+    secrets = list(secrets)
+    if 300 <= status < 400:
+        raise redirect_error(call, status, headers)
     if status >= 300:
-        raise api_error(call, status, scrub(raw, secrets, call.body), headers)
+        # Scrubbed twice: as bytes, and once decoded (a JSON escape such as \u003d hides a key from the first).
+        error = api_error(call, status, scrub(raw, secrets, call.body), headers)
+        raise _scrubbed_error(error, lambda text: scrub_message(text, secrets, call.body))
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
         raise MalformedResponseError(
             f"{call.describe()} answered HTTP {status} with a body that is not JSON: "
-            f"{_snippet(scrub(raw, secrets, call.body))!r}",
+            f"{scrub_message(_snippet(scrub(raw, secrets, call.body)), secrets, call.body)!r}",
             http_status=status,
             action=call.action,
         ) from None
@@ -461,6 +545,12 @@ def parse_response(
             http_status=status,
             action=call.action,
         )
+    if "nextPageToken" in data and not isinstance(data["nextPageToken"], (str, type(None))):
+        raise MalformedResponseError(
+            f"{call.describe()} answered with a 'nextPageToken' that is not text",
+            http_status=status,
+            action=call.action,
+        )
     if "items" in data and not isinstance(data["items"], list):
         raise MalformedResponseError(
             f"{call.describe()} answered with 'items' that is not a list", http_status=status, action=call.action
@@ -471,6 +561,18 @@ def parse_response(
             f"{call.describe()} answered with {problem}", http_status=status, action=call.action
         )
     return data
+
+
+def _scrubbed_error(error: ComputeEngineApiError, clean: Callable[[str], str]) -> ComputeEngineApiError:
+    """``error`` with its message and every string of its ``errors`` passed through ``clean``.
+
+    :param error: an error built from a server's answer.
+    :param clean: hides secrets in one string.
+    """
+    error.message = clean(error.message)
+    error.args = (error.message,)
+    error.errors = [{key: clean(v) if isinstance(v, str) else v for key, v in e.items()} for e in error.errors]
+    return error
 
 
 def _shape_problem(action: str, data: Mapping[str, Any]) -> str | None:
@@ -495,6 +597,35 @@ def _shape_problem(action: str, data: Mapping[str, Any]) -> str | None:
         if action in _OPERATION_ACTIONS and resource.get("status", "DONE") not in OPERATION_STATUSES:
             return f"{where} whose status {str(resource.get('status'))[:40]!r} is not an operation status"
     return None
+
+
+def redirect_error(call: ApiCall, status: int, headers: Mapping[str, str]) -> RedirectNotFollowedError:
+    """The error for a redirect, which is never followed: it names the status and where it pointed.
+
+    Compute Engine is not known to redirect API calls (no documentation says either way: unverified),
+    so the safe reading is taken: a redirect comes from something between us and the API (a proxy, a
+    captive portal, a misconfigured endpoint), and following it would send the request, its bearer
+    token and any customer-supplied key to a host nobody configured. Retrying would not change it.
+
+    :param call: the call that was made.
+    :param status: the HTTP status (3xx).
+    :param headers: the response headers.
+    """
+    location = (_header(headers, "Location") or "").strip()
+    try:
+        host = urlsplit(location).hostname
+    except ValueError:
+        host, location = None, "?"
+    where = "the same host" if location else "nowhere (no Location header)"
+    if host:
+        where = f"host {host[:100]!r}"
+    return RedirectNotFollowedError(
+        f"{call.describe()} answered HTTP {status}, a redirect to {where}: redirects are not followed "
+        "(the request, its credentials and any key material would go elsewhere); configure the final "
+        "endpoint instead",
+        http_status=status,
+        action=call.action,
+    )
 
 
 def api_error(call: ApiCall, status: int, raw: bytes, headers: Mapping[str, str]) -> ComputeEngineApiError:
@@ -594,10 +725,12 @@ def operation_errors(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
     return errors or [{"code": "UNKNOWN", "message": json.dumps(error)[:200]}]
 
 
-def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
+def raise_for_operation_error(operation: Mapping[str, Any], *, secrets: Iterable[str] = ()) -> None:
     """Raise :class:`OperationFailedError` if a DONE operation carries errors.
 
     :param operation: an Operation resource.
+    :param secrets: key material of the request that started it, hidden from the error in any form
+        (anything shaped like key material is hidden anyway).
     """
     errors = operation_errors(operation)
     if errors:
@@ -608,4 +741,5 @@ def raise_for_operation_error(operation: Mapping[str, Any]) -> None:
             http_error_status_code=status_code if isinstance(status_code, int) else None,
             http_error_message=operation.get("httpErrorMessage"),
             target_link=operation.get("targetLink"),
+            secrets=secrets,
         )

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compat import AirflowException, AirflowFailException
+from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,11 @@ class ResourceNotReadyError(TransientApiError):
     """HTTP 400 ``resourceNotReady``: the resource is in a temporary state; retried briefly."""
 
 
+class DeadlineExceededError(TransientApiError):
+    """No complete answer within a call's overall deadline (a server that drips bytes outlasts any
+    per-read timeout), or the caller's deadline passed between attempts."""
+
+
 class MalformedResponseError(ComputeEngineApiError):
     """The server answered with something that is not the JSON the API documents."""
 
@@ -215,8 +221,17 @@ class EndpointUnreachableError(ComputeEngineApiError, PermanentError):
     """
 
 
+class RedirectNotFollowedError(ComputeEngineApiError, PermanentError):
+    """The endpoint answered with a redirect (3xx). Redirects are never followed: the request, its
+    credentials and any key material would go to a place nobody configured. Not retried."""
+
+
+class ResponseLimitError(ComputeEngineApiError, PermanentError):
+    """The endpoint's answer broke a limit (size, pages, repeated page token): it misbehaves. Not retried."""
+
+
 class InsecureEndpointError(ComputeEngineError, PermanentError, ValueError):
-    """Credentials would be sent in clear text: http to a host that is not the loopback interface."""
+    """Credentials or key material would be sent in clear text: http to a host that is not the loopback interface."""
 
 
 class OperationFailedError(ComputeEngineError):
@@ -230,6 +245,10 @@ class OperationFailedError(ComputeEngineError):
     :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
     :param target_link: the operation's ``targetLink`` (the message names the image or instance).
+    :param secrets: key material known to the caller, hidden from the messages in any encoding.
+
+    The server writes the messages, and may quote the request: anything shaped like key material,
+    and the given secrets, are replaced by ``***`` (:mod:`airflow_machine_images.redaction`).
     """
 
     def __init__(
@@ -240,12 +259,21 @@ class OperationFailedError(ComputeEngineError):
         http_error_status_code: int | None = None,
         http_error_message: str | None = None,
         target_link: str | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        known = list(secrets)
+
+        def clean(text: str) -> str:
+            return redact_key_material(scrub_text(text, known))
+
         self.operation_name = operation_name
         self.details = parse_error_details([d for e in errors for d in (e.get("errorDetails") or [])])
-        self.errors = [{"code": str(e.get("code", "UNKNOWN")), "message": str(e.get("message", ""))} for e in errors]
+        self.errors = [
+            {"code": clean(str(e.get("code", "UNKNOWN"))), "message": clean(str(e.get("message", "")))} for e in errors
+        ]
         self.http_error_status_code = http_error_status_code
-        self.http_error_message = http_error_message
+        self.http_error_message = clean(str(http_error_message)) if http_error_message is not None else None
+        http_error_message = self.http_error_message
         self.target_link = target_link
         details = "; ".join(f"{e['code']}: {e['message']}" for e in self.errors) or "no details given"
         http = " ".join(str(part) for part in (http_error_status_code, http_error_message) if part)
@@ -277,6 +305,7 @@ def operation_failed(
     http_error_status_code: int | None = None,
     http_error_message: str | None = None,
     target_link: str | None = None,
+    secrets: Iterable[str] = (),
 ) -> OperationFailedError:
     """The error for a failed operation: permanent when one of its codes is (see :class:`OperationFailedError`).
 
@@ -285,6 +314,7 @@ def operation_failed(
     :param http_error_status_code: the operation's ``httpErrorStatusCode``, if any.
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
     :param target_link: the operation's ``targetLink``.
+    :param secrets: key material known to the caller, hidden from the messages in any encoding.
     """
     codes = {str(e.get("code")) for e in errors}
     cls = PermanentOperationFailedError if codes & PERMANENT_OPERATION_CODES else OperationFailedError
@@ -294,6 +324,7 @@ def operation_failed(
         http_error_status_code=http_error_status_code,
         http_error_message=http_error_message,
         target_link=target_link,
+        secrets=secrets,
     )
 
 

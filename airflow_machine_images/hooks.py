@@ -25,10 +25,12 @@ from airflow_machine_images.compute_api import (
     DEFAULT_ENDPOINT,
     ApiCall,
     ComputeApi,
+    deadline_exceeded,
     iter_pages,
     normalize_endpoint,
     parse_response,
     raise_for_operation_error,
+    response_too_large,
     transport_error,
 )
 from airflow_machine_images.exceptions import (
@@ -36,8 +38,10 @@ from airflow_machine_images.exceptions import (
     MachineImageNotUsableError,
     OperationTimeoutError,
     PreconditionFailedError,
+    TransientApiError,
 )
-from airflow_machine_images.retry import Attempts, EarlyAnswerBackoff, RetryPolicy
+from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
     is_loopback_host,
@@ -55,6 +59,9 @@ if TYPE_CHECKING:
 
 #: Connection extra naming another API root (the emulator, a private endpoint).
 ENDPOINT_EXTRA = "compute_api_endpoint"
+#: The largest answer a hook accepts: no Compute Engine answer comes near it (a page of 500 images is
+#: well under 1 MiB), and a misbehaving endpoint cannot fill the worker's memory.
+MAX_RESPONSE_BYTES = 32 * 2**20
 #: Image states from which READY will not come.
 UNUSABLE_IMAGE_STATES = frozenset({"INVALID", "DELETING"})
 
@@ -77,6 +84,56 @@ def check_transport_security(endpoint: str, *, anonymous: bool) -> None:
         f"Refusing to send Google credentials over plain http to {parts.hostname!r}: use https, a loopback "
         "address, or a connection with is_anonymous=true (for an emulator)."
     )
+
+
+def check_key_transport(call: ApiCall) -> None:
+    """Refuse to send customer-supplied key material in clear text, with or without credentials.
+
+    A body carrying a ``rawKey`` or ``rsaEncryptedKey`` goes only over https, or over http to a
+    loopback address; an ``is_anonymous`` connection does not lift this rule (the key is the secret,
+    not the token).
+
+    :param call: the call about to be sent.
+    :raises InsecureEndpointError: the call carries key material and would cross the network unencrypted.
+    """
+    parts = urlsplit(call.url)
+    if parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
+        return
+    if next(iter_key_material(call.body), None) is not None:
+        raise InsecureEndpointError(
+            f"Refusing to send customer-supplied key material ({call.action}) over plain http to "
+            f"{parts.hostname!r}: keys go only over https or to a loopback address, with or without credentials."
+        )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through: ``requests``' rules for the environment, never for loopback.
+
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (and their lower-case forms) are
+    read by ``requests.utils.get_environ_proxies``, so both transports choose exactly as ``requests``
+    does; a loopback endpoint (the emulator, a tunnel) is always reached directly, so a bearer token
+    sent over plain http to it never reaches a proxy.
+
+    :param url: the request URL.
+    :return: the proxy URL, or None to connect directly.
+    """
+    import requests.utils
+
+    if is_loopback_host(urlsplit(url).hostname or ""):
+        return None
+    proxy: str | None = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy or None
+
+
+def requests_proxies(proxy: str | None) -> dict[str, str | None]:
+    """The ``proxies=`` argument that makes ``requests`` use ``proxy`` and nothing else.
+
+    ``requests`` merges the environment's proxies into a request's unless the request names the
+    scheme: a None value (which ``requests`` then drops) keeps the environment's proxy out.
+
+    :param proxy: the proxy URL, or None to connect directly.
+    """
+    return {"http": proxy, "https": proxy, "all": None} if proxy else {"http": None, "https": None, "all": None}
 
 
 def credentials_are_anonymous(credentials: Credentials) -> bool:
@@ -121,6 +178,10 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
     :param read_timeout: seconds to wait for an answer to an ordinary call.
     :param long_poll_timeout: seconds to wait for an answer to ``globalOperations.wait`` (the server
         holds it for up to about two minutes).
+    :param call_timeout: seconds for one attempt as a whole, connection to last byte (None: the connect
+        timeout plus the read timeout); per-read timeouts alone let a server that drips bytes hold a
+        call for ever.
+    :param max_response_bytes: the largest answer accepted (32 MiB); a larger one is refused unread.
     """
 
     hook_name = "Google Compute Engine Machine Images"
@@ -136,6 +197,8 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         long_poll_timeout: float = 150.0,
+        call_timeout: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
@@ -148,6 +211,8 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
         #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
         self.deadline: float | None = None
+        self.call_timeout = call_timeout
+        self.max_response_bytes = max_response_bytes
 
     # ------------------------------------------------------------------ plumbing
 
@@ -163,10 +228,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         """An authorised HTTP session (connection pooling, token refresh), made once per hook."""
         from google.auth.transport.requests import AuthorizedSession
 
+        from airflow_machine_images.requests_transport import mount_deadline_adapters
+
         credentials = self.get_credentials()
         check_transport_security(self.api.endpoint, anonymous=credentials_are_anonymous(credentials))
         session = AuthorizedSession(credentials)
         session.headers["User-Agent"] = user_agent()
+        mount_deadline_adapters(session)
         return session
 
     def resolve_project_id(self, project_id: str | None) -> str:
@@ -184,34 +252,60 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         """
         return self._get_field("project") or self.project_id
 
-    def execute_call(self, call: ApiCall) -> dict[str, Any]:
+    def execute_call(self, call: ApiCall, *, deadline: float | None = None) -> dict[str, Any]:
         """Send one call, retrying transient faults per :attr:`retry_policy`; return its JSON.
 
         :param call: the call to send.
+        :param deadline: ``time.monotonic()`` by which the caller needs the call over: every attempt's
+            timeouts end there, and no retry starts after it (:class:`DeadlineExceededError`).
         """
-        attempts = Attempts(self.retry_policy, self.log, deadline=self.deadline)
+        check_key_transport(call)
+        # The task's deadline (epoch seconds) and this call's (monotonic): no retry pauses past either.
+        call_deadline = None if deadline is None else time.time() + (deadline - time.monotonic())
+        attempts = Attempts(self.retry_policy, self.log, deadline=_earliest(self.deadline, call_deadline))
         while True:
             try:
-                return self._send(call)
+                return self._send(call, deadline)
             except Exception as error:
                 time.sleep(attempts.pause_after(error))
 
-    def _send(self, call: ApiCall) -> dict[str, Any]:
+    def _send(self, call: ApiCall, deadline: float | None = None) -> dict[str, Any]:
         import requests
 
-        read_timeout = self.long_poll_timeout if call.long_poll else self.read_timeout
-        try:
-            response = self.session.request(
-                call.method,
-                call.url,
-                params=dict(call.params),
-                json=dict(call.body) if call.body is not None else None,
-                timeout=(self.connect_timeout, read_timeout),
-            )
-        except requests.RequestException as exc:
-            raise transport_error(call, exc) from exc
+        from airflow_machine_images.requests_transport import CallDeadline, read_limited
+
+        limits = AttemptTimeouts.of(
+            self.connect_timeout,
+            self.long_poll_timeout if call.long_poll else self.read_timeout,
+            self.call_timeout,
+            deadline,
+        )
+        with CallDeadline(limits.total) as watch:
+            try:
+                response = self.session.request(
+                    call.method,
+                    call.url,
+                    params=dict(call.params),
+                    json=dict(call.body) if call.body is not None else None,
+                    timeout=(limits.connect, limits.read),
+                    allow_redirects=False,
+                    proxies=requests_proxies(proxy_for(call.url)),
+                    stream=True,
+                )
+                with response:
+                    raw = read_limited(
+                        response.iter_content(65536), response.headers.get("Content-Length"), self.max_response_bytes
+                    )
+            except requests.RequestException as exc:
+                if watch.expired:
+                    raise deadline_exceeded(call, limits.total, limits.read) from exc
+                raise transport_error(call, exc) from exc
+        if watch.expired:  # cut mid-headers, http.client may take the shortened answer for a whole one
+            raise deadline_exceeded(call, limits.total, limits.read)
+        if raw is None:
+            raise response_too_large(call, self.max_response_bytes)
         token = getattr(self.session.credentials, "token", None)
-        return parse_response(call, response.status_code, response.content, response.headers, secrets=[token])
+        return parse_response(call, response.status_code, raw, response.headers, secrets=[token])
 
     # ------------------------------------------------------------------ machine images
 
@@ -265,7 +359,8 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 self.api.list_machine_images(
                     project, filter_=filter_, max_results=page_size, page_token=page_token, order_by=order_by
                 )
-            )
+            ),
+            what="machineImages.list",
         )
 
     def list_machine_images(
@@ -344,13 +439,18 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         """
         return self.execute_call(self.api.get_operation(self.resolve_project_id(project_id), operation_name))
 
-    def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+    def wait_operation(
+        self, *, operation_name: str, project_id: str | None = None, deadline: float | None = None
+    ) -> dict[str, Any]:
         """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
+        :param deadline: ``time.monotonic()`` by which the caller needs an answer: the long-poll's read
+            timeout is capped at the time left (:class:`DeadlineExceededError` when it runs out).
         """
-        return self.execute_call(self.api.wait_operation(self.resolve_project_id(project_id), operation_name))
+        call = self.api.wait_operation(self.resolve_project_id(project_id), operation_name)
+        return self.execute_call(call, deadline=deadline)
 
     def wait_for_operation(
         self,
@@ -369,7 +469,9 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
-        :param timeout: overall seconds before :class:`OperationTimeoutError`.
+        :param timeout: overall seconds before :class:`OperationTimeoutError`; each long-poll's read
+            timeout is capped at the time left, so the error comes near ``timeout``, not after a whole
+            long-poll.
         :param max_early_backoff: the longest pause after an early answer.
         :raises OperationFailedError: the operation ended with errors.
         """
@@ -377,22 +479,36 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         deadline = time.monotonic() + timeout
         backoff = EarlyAnswerBackoff()
         last_seen: tuple[str, int | None] | None = None
+        status: object = None
         while True:
             asked = time.monotonic()
-            operation = self.wait_operation(operation_name=operation_name, project_id=project)
+            try:
+                operation = self.wait_operation(operation_name=operation_name, project_id=project, deadline=deadline)
+            except TransientApiError as error:
+                # Cut at the caller's deadline (the long-poll's read timeout, or no time left for a retry):
+                # the caller's timeout. Earlier (a server that dripped its answer for a whole call): not.
+                if deadline - time.monotonic() > _DEADLINE_SLACK_SECONDS:
+                    raise
+                raise self._timed_out(operation_name, project, timeout, status) from error
             last_seen = self._log_progress(operation_name, operation, last_seen)
-            if operation.get("status") == "DONE":
+            status = operation.get("status")
+            if status == "DONE":
                 raise_for_operation_error(operation)
                 return operation
             now = time.monotonic()
             if now >= deadline:
-                raise OperationTimeoutError(
-                    f"Operation {operation_name} in project {project} was not DONE after {timeout:.0f} s "
-                    f"(last status {operation.get('status')}); it continues on the server."
-                )
+                raise self._timed_out(operation_name, project, timeout, status)
             pause = backoff.pause_after(now - asked, max_early_backoff)
             if pause > 0:
                 time.sleep(min(pause, deadline - now))
+
+    @staticmethod
+    def _timed_out(operation_name: str, project: str, timeout: float, status: object) -> OperationTimeoutError:
+        last = f"last status {status}" if status is not None else "no answer yet"
+        return OperationTimeoutError(
+            f"Operation {operation_name} in project {project} was not DONE after {timeout:g} s ({last}); "
+            "it continues on the server."
+        )
 
     def _log_progress(
         self, operation_name: str, operation: Mapping[str, Any], last_seen: tuple[str, int | None] | None
@@ -467,6 +583,8 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
     :param connect_timeout: seconds to wait for a TCP connection.
     :param read_timeout: seconds to wait for an answer to an ordinary call.
     :param long_poll_timeout: seconds to wait for an answer to ``globalOperations.wait``.
+    :param call_timeout: seconds for one attempt as a whole (None: connect plus read timeout).
+    :param max_response_bytes: the largest answer accepted (32 MiB).
     """
 
     sync_hook_class = ComputeEngineMachineImageHook
@@ -482,6 +600,8 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         long_poll_timeout: float = 150.0,
+        call_timeout: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         super().__init__(
             gcp_conn_id=gcp_conn_id,
@@ -500,6 +620,8 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
         #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
         self.deadline: float | None = None
+        self.call_timeout = call_timeout
+        self.max_response_bytes = max_response_bytes
 
     @property
     def client_key(self) -> ClientKey:
@@ -515,6 +637,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         credentials = await asyncio.to_thread(sync_hook.get_credentials)
         anonymous = credentials_are_anonymous(credentials)
         check_transport_security(sync_hook.api.endpoint, anonymous=anonymous)
+        proxy = await asyncio.to_thread(proxy_for, sync_hook.api.endpoint)  # may consult the OS (macOS)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
@@ -525,6 +648,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
             credentials=credentials,
             anonymous=anonymous,
             user_agent=user_agent(),
+            proxy=proxy,
         )
 
     def lease_client(self) -> AbstractAsyncContextManager[SharedClient]:
@@ -549,6 +673,7 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         async with self.lease_client() as client:
             call = build(client.api)
+            check_key_transport(call)
             attempts = Attempts(self.retry_policy, self.log, deadline=self.deadline)
             while True:
                 try:
@@ -557,9 +682,30 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                     await asyncio.sleep(attempts.pause_after(error))
 
     async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
+        limits = AttemptTimeouts.of(
+            self.connect_timeout,
+            self.long_poll_timeout if call.long_poll else self.read_timeout,
+            self.call_timeout,
+            None,
+        )
+        try:
+            status, raw, headers = await asyncio.wait_for(self._exchange(client, call, limits), limits.total)
+        except asyncio.TimeoutError as exc:  # the whole-call deadline (per-read timeouts are caught inside)
+            raise deadline_exceeded(call, limits.total, limits.read) from exc
+        if raw is None:
+            raise response_too_large(call, self.max_response_bytes)
+        token = getattr(client.credentials, "token", None)
+        return parse_response(call, status, raw, headers, secrets=[token])
+
+    async def _exchange(
+        self, client: SharedClient, call: ApiCall, limits: AttemptTimeouts
+    ) -> tuple[int, bytes | None, Mapping[str, str]]:
+        """Send ``call`` and read the answer, at most :attr:`max_response_bytes` of it.
+
+        :return: the status, the body (None if it was larger than allowed) and the headers.
+        """
         import aiohttp
 
-        read_timeout = self.long_poll_timeout if call.long_poll else self.read_timeout
         try:
             async with client.session.request(
                 call.method,
@@ -567,11 +713,21 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
                 params=dict(call.params),
                 json=dict(call.body) if call.body is not None else None,
                 headers=await client.headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read_timeout),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=limits.connect, sock_read=limits.read),
+                allow_redirects=False,
+                proxy=client.proxy,
             ) as response:
-                raw = await response.read()
-                token = getattr(client.credentials, "token", None)
-                return parse_response(call, response.status, raw, response.headers, secrets=[token])
+                limit = self.max_response_bytes
+                if response.content_length is not None and response.content_length > limit:
+                    return response.status, None, response.headers
+                parts: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > limit:
+                        return response.status, None, response.headers
+                    parts.append(chunk)
+                return response.status, b"".join(parts), response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise transport_error(call, exc) from exc
 
@@ -609,3 +765,13 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         return await self.execute_call(
             lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
         )
+
+
+#: How close to the caller's deadline a transient failure of a wait counts as the deadline's doing.
+_DEADLINE_SLACK_SECONDS = 1.0
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    """The earliest of the given deadlines (None: no deadline)."""
+    given = [d for d in deadlines if d is not None]
+    return min(given) if given else None

@@ -32,6 +32,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
+from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.labels import OWNER_LABEL
 from airflow_machine_images.results import machine_image_summary
 from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
@@ -205,7 +206,7 @@ def finish_operation(
     :raises OperationFailedError: the operation failed for another reason than a taken name.
     """
     try:
-        raise_for_operation_error(operation)
+        raise_for_operation_error(operation, secrets=iter_key_material(request.body))
     except OperationFailedError as failure:
         return on_operation_failed(hook, request, state, failure, log)
     _log_warnings(log, operation)

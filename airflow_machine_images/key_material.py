@@ -9,14 +9,17 @@ secrets) or a Cloud KMS ``kmsKeyName``. Keys arrive through ``machine_image_encr
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import difflib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.redaction import key_material_tokens, secret_pattern
 from airflow_machine_images.validation.names import PROJECT_PATTERN
 from airflow_machine_images.validation.primitives import (
     IDENTIFIER_RE,
@@ -69,6 +72,51 @@ def iter_key_material(*values: object) -> Iterator[str]:
                     stack.append(item)
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
+
+
+def parse_key_argument(value: object) -> object:
+    """A key argument that rendered to text, parsed; anything else unchanged.
+
+    Without ``render_template_as_native_obj`` a template renders to a string: JSON text
+    (``{{ var.value.csek }}`` holding ``{"rawKey": "..."}``) or a dict's ``repr``
+    (``{{ var.json.csek }}``). Both are read back (``json.loads``, then :func:`ast.literal_eval`,
+    which evaluates literals only) so the key is checked, sent and masked like the dict form.
+
+    :param value: ``machine_image_encryption_key``, ``source_disk_encryption_keys`` or ``body`` as rendered.
+    """
+    if not isinstance(value, str) or value.lstrip()[:1] not in ("{", "["):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+    return parsed if isinstance(parsed, (dict, list)) else value
+
+
+def key_material_in(*values: object) -> Iterator[str]:
+    """Every piece of key material in the arguments, in each form it is written there (to mask).
+
+    Dicts and lists as :func:`iter_key_material`; text (an argument that rendered to a string) is
+    parsed (:func:`parse_key_argument`), and each key found is given also as every substring of the
+    text that spells it in another encoding (``\\/``, ``\\u003d``, ...); text that cannot be parsed
+    gives whatever in it is shaped like key material.
+
+    :param values: argument values.
+    """
+    for value in values:
+        parsed = parse_key_argument(value)
+        if not isinstance(value, str):
+            yield from iter_key_material(value)
+        elif parsed is value:
+            yield from key_material_tokens(value)
+        else:
+            for secret in iter_key_material(parsed):
+                yield secret
+                yield from secret_pattern(secret).findall(value)
 
 
 def _is_canonical_base64(text: str) -> bytes | None:

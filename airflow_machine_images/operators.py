@@ -9,6 +9,7 @@ to wait on the worker or defer to the triggerer.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,13 +31,13 @@ from airflow_machine_images.exceptions import (
     failing_on_bad_input,
 )
 from airflow_machine_images.insert_flow import InsertRequest, InsertState
-from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.key_material import key_material_in, parse_key_argument
 from airflow_machine_images.labels import default_labels, merge_default_labels
 from airflow_machine_images.links import MachineImageLink
 from airflow_machine_images.machine_image_body import build_machine_image_body
 from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
 from airflow_machine_images.results import retention_summary
-from airflow_machine_images.retention import RetentionPolicy, plan_retention
+from airflow_machine_images.retention import RetentionPlan, RetentionPolicy, changed_since_listed, plan_retention
 from airflow_machine_images.templates import is_templated
 from airflow_machine_images.triggers import (
     MachineImageOperationTrigger,
@@ -58,7 +59,7 @@ from airflow_machine_images.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import jinja2
     from airflow.sdk import Context
@@ -232,7 +233,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
 
     def mask_key_material(self) -> None:
         """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) in logs and rendered fields."""
-        for secret in iter_key_material(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
+        for secret in key_material_in(self.machine_image_encryption_key, self.source_disk_encryption_keys, self.body):
             mask_secret(secret)
 
     # ------------------------------------------------------------------ preparation
@@ -246,7 +247,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         name = validate_machine_image_name(self.name)
         request_id = validate_request_id(self.request_id) if self.request_id is not None else None
         identity = TaskInstanceIdentity.of(context["ti"])
-        given_labels, labels_parameter, extra_body = self.labels, "labels", self.body
+        given_labels, labels_parameter, extra_body = self.labels, "labels", parse_key_argument(self.body)
         if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
             # Labels given in ``body``: the default labels join them, as they join the labels argument.
             given_labels, labels_parameter = extra_body["labels"], "body.labels"
@@ -263,10 +264,10 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             labels=labels or None,
             storage_locations=self.storage_locations,
             guest_flush=self.guest_flush,
-            machine_image_encryption_key=self.machine_image_encryption_key,
-            source_disk_encryption_keys=self.source_disk_encryption_keys,
+            machine_image_encryption_key=parse_key_argument(self.machine_image_encryption_key),  # type: ignore[arg-type]
+            source_disk_encryption_keys=parse_key_argument(self.source_disk_encryption_keys),  # type: ignore[arg-type]
             machine_image_params=self.machine_image_params,
-            body=extra_body,
+            body=extra_body,  # type: ignore[arg-type]  # checked by the builder
             schemas=machine_image_schemas(self.api_version),
         )
         return InsertRequest(
@@ -616,11 +617,13 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         self.log.info(
             "Retention in %s: %d images selected, %d to keep, %d to delete, %d not READY (left alone)",
             project_id,
-            len(plan.keep) + len(plan.delete) + len(plan.not_ready),
+            len(plan.keep) + len(plan.delete) + len(plan.not_ready) + len(plan.skipped),
             len(plan.keep),
             len(plan.delete),
             len(plan.not_ready),
         )
+        if plan.skipped:
+            self.log.warning("Left alone, they changed while they were listed: %s", plan.skipped)
         for source, decision in plan.by_source.items():
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
         if plan.not_ready:
@@ -628,25 +631,72 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         if dry_run:
             self.log.info("Dry run: nothing deleted (would delete %s)", plan.delete)
             return retention_summary(project_id, plan, dry_run=True, deleted=None)
-        deleted = self._delete_all(TaskInstanceIdentity.of(context["ti"]), project_id, plan.delete)
-        return retention_summary(project_id, plan, dry_run=False, deleted=deleted)
+        deleted, skipped = self._delete_all(TaskInstanceIdentity.of(context["ti"]), project_id, plan, policy)
+        return retention_summary(project_id, plan, dry_run=False, deleted=deleted, skipped=skipped)
 
-    def _delete_all(self, identity: TaskInstanceIdentity, project_id: str, names: list[str]) -> list[str]:
-        """Delete ``names`` with bounded concurrency; raise naming every failure after trying them all."""
+    def _delete_all(
+        self, identity: TaskInstanceIdentity, project_id: str, plan: RetentionPlan, policy: RetentionPolicy
+    ) -> tuple[list[str], list[str]]:
+        """Delete the plan's images with bounded concurrency; raise naming every failure after trying them all.
+
+        The listing is a past view: before a source's images are deleted, the images that justify it
+        (:attr:`RetentionPlan.guards`) are read again, and each image is read again right before its
+        delete. Anything that changed since the listing (gone, no longer READY, no longer selected,
+        made again) is skipped and logged; the next run decides on fresh data.
+
+        :return: the names deleted, and the names skipped because they (or their guards) changed.
+        """
+        hooks = threading.local()
+
+        def changed(name: str) -> str | None:
+            if not hasattr(hooks, "hook"):
+                hooks.hook = self.new_hook()  # one session per thread
+            return changed_since_listed(hooks.hook, project_id, plan.listed[name], policy)
+
+        guard_names = sorted({name for names in plan.guards.values() for name in names})
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="retention") as pool:
-            errors = pool.map(lambda name: self._delete_one(identity, project_id, name), names)
-            outcomes = dict(zip(names, errors, strict=True))
-        failures = {name: error for name, error in outcomes.items() if error is not None}
-        deleted = sorted(name for name, error in outcomes.items() if error is None)
+            guard_changes = dict(zip(guard_names, pool.map(_or_error(changed), guard_names), strict=True))
+            skipped: list[str] = []
+            candidates: list[str] = []
+            for source, decision in plan.by_source.items():
+                moved = {name: guard_changes[name] for name in plan.guards.get(source, ()) if guard_changes[name]}
+                if moved:
+                    self.log.warning(
+                        "Not deleting %s of %s: the newer image(s) that justify it changed since the listing (%s)",
+                        decision["delete"],
+                        source,
+                        "; ".join(f"{name}: {why}" for name, why in sorted(moved.items())),
+                    )
+                    skipped += decision["delete"]
+                else:
+                    candidates += decision["delete"]
+            results = pool.map(lambda name: self._delete_one(identity, project_id, name, changed), candidates)
+            outcomes = dict(zip(candidates, results, strict=True))
+        failures = {name: why for name, (outcome, why) in outcomes.items() if outcome == "failed"}
+        skipped += [name for name, (outcome, _) in outcomes.items() if outcome == "skipped"]
+        deleted = sorted(name for name, (outcome, _) in outcomes.items() if outcome == "deleted")
         if failures:
             details = "; ".join(f"{name}: {error}" for name, error in sorted(failures.items()))
             raise ComputeEngineRetentionError(
                 f"Retention deleted {len(deleted)} image(s) but failed on {len(failures)}: {details}"
             )
-        return deleted
+        return deleted, sorted(skipped)
 
-    def _delete_one(self, identity: TaskInstanceIdentity, project_id: str, name: str) -> str | None:
-        """Delete one image and confirm it is gone; the error text, or None on success (also if already gone)."""
+    def _delete_one(
+        self, identity: TaskInstanceIdentity, project_id: str, name: str, changed: Callable[[str], str | None]
+    ) -> tuple[str, str | None]:
+        """Re-read one image, then delete it and confirm it is gone.
+
+        :return: ``("deleted", None)`` (also if it was already gone while deleting), ``("skipped", why)``
+            when it changed since the listing, or ``("failed", error text)``.
+        """
+        try:
+            why = changed(name)
+        except (ComputeEngineError, AirflowFailException) as error:
+            return "failed", f"could not read it again before deleting: {error}"
+        if why is not None:
+            self.log.warning("Not deleting machine image %s: %s since the listing", name, why)
+            return "skipped", why
         hook = self.new_hook()  # one session per thread
         request_ids = RequestIds(identity, project_id, name, "delete")
 
@@ -657,5 +707,17 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         try:
             with_resubmissions(attempt, first_generation=0, what=f"Machine image {name}", log=self.log)
         except (ComputeEngineError, AirflowFailException) as error:
-            return str(error)
-        return None
+            return "failed", str(error)
+        return "deleted", None
+
+
+def _or_error(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """``check``, with a failed read reported as the reason (so a guard that cannot be read blocks deletions)."""
+
+    def checked(name: str) -> str | None:
+        try:
+            return check(name)
+        except (ComputeEngineError, AirflowFailException) as error:
+            return f"could not be read again: {error}"
+
+    return checked

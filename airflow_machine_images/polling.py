@@ -347,7 +347,7 @@ class CoalescingPoller(ABC):
             self.stats.calls += 1
             return await list_page(project_id=self.project_id, filter_=filter_, page_token=page_token)
 
-        return await collect_pages(fetch)
+        return await collect_pages(fetch, what=getattr(list_page, "__name__", "a paged list"))
 
 
 class OperationPoller(CoalescingPoller):

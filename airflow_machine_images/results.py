@@ -102,20 +102,27 @@ def operation_summary(project_id: str, operation: Mapping[str, Any]) -> dict[str
 
 
 def retention_summary(
-    project_id: str, plan: RetentionPlan, *, dry_run: bool, deleted: list[str] | None
+    project_id: str,
+    plan: RetentionPlan,
+    *,
+    dry_run: bool,
+    deleted: list[str] | None,
+    skipped: list[str] | None = None,
 ) -> dict[str, Any]:
     """The retention operator's XCom: ``project_id``, ``dry_run``, ``deleted``, ``kept``, ``not_ready``,
-    ``by_source``, and in a dry run ``would_delete``.
+    ``skipped``, ``by_source``, and in a dry run ``would_delete``.
 
     :param project_id: the project.
     :param plan: the retention plan.
     :param dry_run: whether nothing was deleted on purpose.
     :param deleted: the names deleted (None in a dry run).
+    :param skipped: names planned for deletion but left alone because they changed since the listing.
     """
     summary: dict[str, Any] = {
         "project_id": project_id,
         "dry_run": dry_run,
         "not_ready": plan.not_ready,
+        "skipped": sorted({*plan.skipped, *(skipped or [])}),
         "by_source": plan.by_source,
         "deleted": sorted(deleted or []),
         "kept": plan.keep,

@@ -7,6 +7,16 @@ The rules, all enforced here and re-checked on the images the server returned:
 * images that are not READY are never deleted (one being created, uploaded, deleted, or INVALID);
 * per source instance, the newest READY image is always kept, plus the newest ``keep_last`` READY
   images and every image younger than ``max_age``; the rest is deleted.
+
+The listing is not trusted to be a snapshot: a paged list read while images come and go can repeat
+an entry (a page boundary shifts), leave one out, or show one image in two states. The plan is made
+on distinct images (by id, else by name), so a repeated entry cannot push a kept image out of the
+newest ``keep_last``; an image whose entries disagree, or a name listed under two ids, changed while
+it was listed and is left alone (``skipped``) and not counted as a newer image either. An image is
+kept when fewer than ``keep_last`` (at least 1) distinct READY images of its source are strictly
+newer, so the plan does not depend on the order of the listing, and images made in the same
+instant are kept or deleted together: two images tied for the newest are both the newest. Leaving
+entries out can only keep more.
 """
 
 from __future__ import annotations
@@ -15,10 +25,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_machine_images.compute_api import parse_timestamp
-from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.exceptions import MachineImageValidationError, ResourceNotFoundError
 from airflow_machine_images.validation import parse_source_instance, validate_labels
 from airflow_machine_images.validation.primitives import show_value
 
@@ -84,6 +94,18 @@ class RetentionPolicy:
         return all(labels.get(key) == value for key, value in self.label_selector.items())
 
 
+class MachineImageReader(Protocol):
+    """What :func:`changed_since_listed` reads images with (the sync hook)."""
+
+    def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a machine image.
+
+        :param name: the image name.
+        :param project_id: the project.
+        """
+        ...
+
+
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -94,17 +116,30 @@ class RetentionPlan:
     :param delete: names to delete.
     :param keep: names kept because of the policy (newest, keep_last, max_age).
     :param not_ready: names left alone because they are not READY.
+    :param skipped: names left alone because they changed while they were listed.
     :param by_source: per source instance, ``{"keep": [...], "delete": [...]}`` (newest first).
+    :param guards: per source instance with deletions, the READY images whose existence justifies
+        them (the newest ``keep_last``, at least one): the operator re-reads them before deleting.
+    :param listed: the entry each name of ``delete`` and ``guards`` was planned on (not in :meth:`as_dict`).
     """
 
     delete: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
     not_ready: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     by_source: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    guards: dict[str, list[str]] = field(default_factory=dict)
+    listed: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (the operator's XCom)."""
-        return {"delete": self.delete, "keep": self.keep, "not_ready": self.not_ready, "by_source": self.by_source}
+        return {
+            "delete": self.delete,
+            "keep": self.keep,
+            "not_ready": self.not_ready,
+            "skipped": self.skipped,
+            "by_source": self.by_source,
+        }
 
 
 def created_at(image: Mapping[str, Any]) -> datetime | None:
@@ -127,39 +162,119 @@ def source_key(image: Mapping[str, Any]) -> str:
         return str(raw)
 
 
+def image_key(image: Mapping[str, Any]) -> str:
+    """What tells images apart: the id (unique, never reused), else the name.
+
+    :param image: a MachineImage resource.
+    """
+    image_id = image.get("id")
+    if isinstance(image_id, (str, int)) and not isinstance(image_id, bool) and str(image_id):
+        return f"id:{image_id}"
+    return f"name:{image.get('name')}"
+
+
+#: The fields an entry is planned on; two entries of one image that differ in any of them disagree.
+_PLANNED_FIELDS = ("name", "status", "creationTimestamp", "sourceInstance", "labels")
+
+
+def distinct_images(images: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], set[str]]:
+    """One entry per image (by :func:`image_key`), and the names whose entries disagree.
+
+    Entries of one image that differ in what retention reads, and a name listed under more than one
+    id (deleted and made again between two pages), mean the image changed while it was listed.
+
+    :param images: the listed images, in any order, possibly repeated.
+    :return: the distinct images (first entry of each, in listing order) and the changed names.
+    """
+    first: dict[str, Mapping[str, Any]] = {}
+    changed: set[str] = set()
+    keys_by_name: dict[str, set[str]] = defaultdict(set)
+    for image in images:
+        key = image_key(image)
+        keys_by_name[str(image.get("name"))].add(key)
+        seen = first.setdefault(key, image)
+        if seen is not image and any(seen.get(f) != image.get(f) for f in _PLANNED_FIELDS):
+            changed.update({str(seen.get("name")), str(image.get("name"))})
+    changed.update(name for name, keys in keys_by_name.items() if len(keys) > 1)
+    return list(first.values()), changed
+
+
 def plan_retention(images: Iterable[Mapping[str, Any]], policy: RetentionPolicy, now: datetime) -> RetentionPlan:
     """Decide, per source instance, which selected images to keep and which to delete.
 
-    An image without a readable creation time is kept (we cannot tell its age).
+    An image without a readable creation time is kept (we cannot tell its age). Repeated entries
+    count once; images that changed while listed are skipped (see the module docstring).
 
     :param images: the images listed from the project (anything outside the selector is ignored).
     :param policy: what to select and keep.
     :param now: the current time (aware).
     """
     plan = RetentionPlan()
-    ready_by_source: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for image in images:
+    distinct, changed = distinct_images(images)
+    ready_by_source: dict[str, list[tuple[datetime, str, Mapping[str, Any]]]] = defaultdict(list)
+    for image in distinct:
+        name = str(image.get("name"))
+        if name in changed:
+            if policy.selects(image) and name not in plan.skipped:
+                plan.skipped.append(name)
+            continue
         if not policy.selects(image):
             continue
-        name = str(image["name"])
         when = created_at(image)
         if image.get("status") != "READY":
             plan.not_ready.append(name)
         elif when is None:
             plan.keep.append(name)
         else:
-            ready_by_source[source_key(image)].append((when, name))
+            ready_by_source[source_key(image)].append((when, name, image))
+    keep_count = policy.keep_last or 1  # the newest READY image of a source is always kept
     for source, dated in sorted(ready_by_source.items()):
-        dated.sort(reverse=True)  # newest first
-        keep_count = policy.keep_last or 1  # the newest READY image of a source is always kept
+        dated.sort(key=lambda entry: (-entry[0].timestamp(), entry[1]))  # newest first; ties by name
         decision: dict[str, list[str]] = {"keep": [], "delete": []}
-        for index, (when, name) in enumerate(dated):
+        newer = 0  # how many distinct READY images of the source are strictly newer
+        for index, (when, name, image) in enumerate(dated):
+            if index and when < dated[index - 1][0]:
+                newer = index
             young = policy.max_age is not None and now - when < policy.max_age
-            decision["keep" if (young or index < keep_count) else "delete"].append(name)
+            doomed = not young and newer >= keep_count
+            decision["delete" if doomed else "keep"].append(name)
+            if doomed:
+                plan.listed[name] = image
         plan.by_source[source] = decision
         plan.keep.extend(decision["keep"])
         plan.delete.extend(decision["delete"])
+        if decision["delete"]:
+            plan.guards[source] = [name for _, name, _ in dated[:keep_count]]
+            plan.listed.update((name, image) for _, name, image in dated[:keep_count])
     plan.keep.sort()
     plan.delete.sort()
     plan.not_ready.sort()
+    plan.skipped.sort()
     return plan
+
+
+def changed_since_listed(
+    hook: MachineImageReader, project_id: str, listed: Mapping[str, Any], policy: RetentionPolicy
+) -> str | None:
+    """Read an image again; say how it changed since it was listed, or None if it is as planned on.
+
+    :param hook: reads one image (the sync hook).
+    :param project_id: the project.
+    :param listed: the entry the plan was made on.
+    :param policy: the selector it must still match.
+    """
+    name = str(listed.get("name"))
+    try:
+        current = hook.get_machine_image(name=name, project_id=project_id)
+    except ResourceNotFoundError:
+        return "it is gone"
+    before, now = listed.get("id"), current.get("id")
+    if before is not None and now is not None and str(before) != str(now):
+        return f"it was made again (id {now}, listed as {before})"
+    if current.get("status") != "READY":
+        return f"it is {str(current.get('status'))[:40]}"
+    if not policy.selects(current):
+        return "its labels no longer match the selector"
+    if current.get("creationTimestamp") != listed.get("creationTimestamp"):
+        return "its creation time differs"
+    return None

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
+    DeadlineExceededError,
     MalformedResponseError,
     RateLimitedError,
     ResourceNotReadyError,
@@ -262,7 +263,8 @@ class Attempts:
     def pause_after(self, error: Exception) -> float:
         """Count a failed attempt; return the pause before the next, or raise ``error`` if it is time to give up.
 
-        Deciding is :meth:`RetryPolicy.backoff_or_raise`'s.
+        Deciding is :meth:`RetryPolicy.backoff_or_raise`'s; a retry that could not start before the
+        caller's deadline is not made (the error is raised, saying so).
 
         :param error: the error of the attempt that failed.
         """
@@ -277,6 +279,39 @@ class Attempts:
         of = f" of {budget.max_attempts}" if budget is not None and budget.min_total is None else ""
         self.log.warning("%s; retrying in %.1f s (attempt %d%s)", error, delay, self.failed + 1, of)
         return delay
+
+
+@dataclass(frozen=True)
+class AttemptTimeouts:
+    """The limits of one attempt: per socket operation, and for the whole exchange.
+
+    :param connect: seconds to open the connection.
+    :param read: seconds any one read may wait.
+    :param total: seconds for the whole attempt, connection to last byte (a server that drips bytes
+        meets this one).
+    """
+
+    connect: float
+    read: float
+    total: float
+
+    @classmethod
+    def of(cls, connect: float, read: float, total: float | None, deadline: float | None) -> AttemptTimeouts:
+        """The limits of the next attempt, none beyond the caller's ``deadline``.
+
+        :param connect: the connect timeout.
+        :param read: the read timeout (the long-poll one for ``wait``).
+        :param total: the whole attempt's limit (None: ``connect + read``).
+        :param deadline: ``time.monotonic()`` by which the caller needs the call over, or None.
+        :raises DeadlineExceededError: the deadline has passed.
+        """
+        whole = total if total is not None else connect + read
+        if deadline is None:
+            return cls(connect, read, whole)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError("the caller's deadline passed before the call was sent")
+        return cls(min(connect, left), min(read, left), min(whole, left))
 
 
 @dataclass

@@ -34,6 +34,7 @@ class SharedClient:
     :param credentials: Google credentials, refreshed off the event loop when stale.
     :param anonymous: the credentials add nothing to requests.
     :param user_agent: the User-Agent header value.
+    :param proxy: the proxy every request goes through (the endpoint's, chosen as ``requests`` would), or None.
     """
 
     api: ComputeApi
@@ -41,6 +42,7 @@ class SharedClient:
     credentials: Credentials
     anonymous: bool
     user_agent: str
+    proxy: str | None = None
     leases: int = 0
     _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -28,6 +28,7 @@ from airflow_machine_images.exceptions import (
     operation_failed,
 )
 from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
+from airflow_machine_images.redaction import redact_event
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
@@ -236,7 +237,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         }
         if reason is not None:
             body["reason"] = reason
-        return TriggerEvent({**body, **payload})
+        return TriggerEvent(redact_event({**body, **payload}))  # persisted and logged: the server's words redacted
 
 
 def _import_transports() -> None:

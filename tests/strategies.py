@@ -14,7 +14,9 @@ import base64
 import os
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote, unquote
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -355,6 +357,48 @@ def invalid_source_instances(draw: st.DrawFn) -> str:
 #: A recognisable secret: tests assert it never appears in any message.
 CANARY_RAW_KEY = base64.b64encode(b"CANARY-KEY-0123456789abcdef-XYZ!").decode()
 CANARY_RSA_KEY = base64.b64encode(b"CANARY-RSA-WRAPPED-KEY" * 12).decode()
+#: A rawKey whose base64 holds '+' and '/' (so its URL-safe form differs) and ends in '=' padding.
+CANARY_SLASH_KEY = base64.b64encode(b"\xfb\xef\xbe\xff\xff\xffSLASHED-CANARY-KEY-012345!").decode()
+
+
+def secret_encodings(secret: str) -> dict[str, str]:
+    """The forms a JSON or URL layer may give ``secret`` when it quotes it back, by name.
+
+    :param secret: the secret as sent (e.g. padded standard base64).
+    """
+    urlsafe = secret.replace("+", "-").replace("/", "_")
+    percent = quote(secret, safe="")
+    return {
+        "as sent": secret,
+        "JSON \\/ escape": secret.replace("/", "\\/"),
+        "Gson \\u003d escape": secret.replace("=", "\\u003d").replace("/", "\\/"),
+        "every character \\u-escaped": "".join(f"\\u{ord(c):04x}" for c in secret),
+        "URL-safe": urlsafe,
+        "unpadded": secret.rstrip("="),
+        "URL-safe unpadded": urlsafe.rstrip("="),
+        "percent-encoded": percent,
+        "percent-encoded, lower-case hex": re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), percent),
+        "percent-encoded URL-safe": quote(urlsafe, safe=""),
+        "form-decoded ('+' read as space)": secret.replace("+", " "),
+    }
+
+
+def _normalised(text: str) -> str:
+    """``text`` with JSON escapes and percent-encoding undone and the URL-safe alphabet mapped back."""
+    text = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), text).replace("\\/", "/")
+    return unquote(text).replace("-", "+").replace("_", "/")
+
+
+def leaked(text: str, secret: str) -> bool:
+    """Whether ``text`` still holds ``secret`` in any of the forms of :func:`secret_encodings` (or mixes).
+
+    :param text: what a user, a log or a table would see.
+    :param secret: the secret.
+    """
+    core = secret.rstrip("=")
+    if any(form.rstrip("=") in text for form in secret_encodings(secret).values()):
+        return True
+    return core.replace("-", "+").replace("_", "/") in _normalised(text) or core in text.replace(" ", "+")
 
 
 def valid_raw_keys() -> st.SearchStrategy[str]:
@@ -504,3 +548,112 @@ def valid_labels_near_the_limit() -> st.SearchStrategy[dict[str, str]]:
 def any_valid_labels() -> st.SearchStrategy[dict[str, str]]:
     """Valid labels of any size, the sizes near the 64-label limit included."""
     return st.one_of(valid_labels(), valid_labels_near_the_limit())
+
+
+# --------------------------------------------------------------------------------------------------
+# Retention: fleets of machine images, and listings of them as a paged list may return them
+# --------------------------------------------------------------------------------------------------
+
+RETENTION_NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+RETENTION_SELECTOR = {"managed-by": "airflow"}
+RETENTION_SOURCES = ("web-1", "web-2", "db-1")
+
+
+def fleet_image(
+    name: str,
+    image_id: str | None,
+    days_old: float,
+    *,
+    source: str = "web-1",
+    status: str = "READY",
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A MachineImage as ``machineImages.list`` shows it (only the fields retention reads).
+
+    :param name: the image name.
+    :param image_id: its numeric id (None: an answer without ids).
+    :param days_old: its age at :data:`RETENTION_NOW`.
+    :param source: the source instance's name.
+    :param status: READY, CREATING, ...
+    :param labels: its labels (default: the selector's).
+    """
+    image: dict[str, Any] = {
+        "name": name,
+        "status": status,
+        "creationTimestamp": (RETENTION_NOW - timedelta(days=days_old)).isoformat(),
+        "sourceInstance": f"https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/{source}",
+        "labels": dict(RETENTION_SELECTOR if labels is None else labels),
+    }
+    if image_id is not None:
+        image["id"] = image_id
+    return image
+
+
+@st.composite
+def retention_fleets(draw: st.DrawFn, max_size: int = 30) -> list[dict[str, Any]]:
+    """Images of a project: unique names and ids, ages drawn from few values (so ties are common)."""
+    names = draw(
+        st.lists(
+            st.text("abcdefgh0123456789-", min_size=1, max_size=10).map(lambda s: "i" + s),
+            max_size=max_size,
+            unique=True,
+        )
+    )
+    fleet = []
+    for index, name in enumerate(names):
+        fleet.append(
+            fleet_image(
+                name,
+                str(1000 + index),
+                draw(st.one_of(st.integers(0, 12).map(float), st.floats(0, 400))),
+                source=draw(st.sampled_from(RETENTION_SOURCES)),
+                status=draw(st.sampled_from(["READY", "READY", "READY", "CREATING", "INVALID", "DELETING"])),
+                labels=draw(st.sampled_from([RETENTION_SELECTOR, {}, {"managed-by": "someone"}, {"x": "y"}])),
+            )
+        )
+    return fleet
+
+
+#: What may change about an image between two pages of one listing (name, id, time and source cannot).
+IMAGE_CHANGES: tuple[dict[str, Any], ...] = (
+    {"status": "DELETING"},
+    {"status": "READY"},
+    {"status": "INVALID"},
+    {"labels": {}},
+    {"labels": {"managed-by": "someone"}},
+    {"labels": dict(RETENTION_SELECTOR)},
+)
+
+
+@st.composite
+def retention_listings(
+    draw: st.DrawFn, fleet: list[dict[str, Any]], *, stale: bool = False
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """What a paged ``machineImages.list`` of ``fleet`` may return while the set changes between pages.
+
+    Entries left out, entries repeated (a page boundary shifted), entries repeated in another state
+    (the image changed between the two pages), an image deleted and made again under the same name
+    (a new id, newer), and any order. With ``stale``, some images are listed only in a state they
+    no longer have (the fleet changed after the listing: only reading them again can tell).
+
+    :return: the listing, and the names whose entries visibly changed while it was read (the planner
+        must leave those alone).
+    """
+    present = [image for image in fleet if draw(st.integers(0, 9)) > 0]  # about one in ten left out
+    entries = [
+        {**image, **draw(st.sampled_from(IMAGE_CHANGES))} if stale and draw(st.booleans()) else dict(image)
+        for image in present
+    ]
+    changed: set[str] = set()
+    if present:
+        entries += [dict(image) for image in draw(st.lists(st.sampled_from(present), max_size=8))]
+        for image, change in draw(st.lists(st.tuples(st.sampled_from(present), st.sampled_from(IMAGE_CHANGES)))):
+            copy = {**image, **change}
+            if copy != image:
+                entries.append(copy)
+                changed.add(image["name"])
+        for image in draw(st.lists(st.sampled_from(present), max_size=2)):
+            made_again = {"id": str(int(image["id"]) + 100_000), "creationTimestamp": RETENTION_NOW.isoformat()}
+            entries.append({**image, **made_again})
+            changed.add(image["name"])
+    return draw(st.permutations(entries)), changed

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_machine_images.emulator.core import ComputeEngineEmulator, is_loopback
+from airflow_machine_images.emulator.server import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-link-base", default="https://www.googleapis.com", help="where selfLinks point")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the URL here once listening")
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
-    parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address and serve any Host header (default: loopback names and "
+        "addresses only, so no web page can reach the emulator by DNS rebinding)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body accepted, 413 beyond (default {DEFAULT_MAX_BODY_BYTES})",
+    )
     return parser
 
 
@@ -81,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             self_link_base=args.self_link_base,
             allow_remote=args.allow_remote,
             on_request=None if args.quiet else _log_request,
+            max_request_bytes=args.max_request_bytes,
         )
         for instance in args.instance:
             emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)

@@ -165,6 +165,9 @@ def _echo_key(value: Any, where: str) -> dict[str, str]:
     unknown = set(value) - {"rawKey", "rsaEncryptedKey", "kmsKeyName", "sha256", "kmsKeyServiceAccount"}
     if unknown:
         raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at '{where}'.")
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise errors.invalid_field(f"{where}.{name}", "", "Must be a string.")
     out: dict[str, str] = {}
     for material in ("rawKey", "rsaEncryptedKey"):
         if material in value:
@@ -181,6 +184,27 @@ def _echo_key(value: Any, where: str) -> dict[str, str]:
     if not out:
         raise errors.invalid_field(where, "", "A key needs rawKey, rsaEncryptedKey or kmsKeyName.")
     return out
+
+
+def _check_params(params: Any) -> None:
+    """Check ``resource.params`` (MachineImageParams) like the API: known fields of the right types.
+
+    :param params: the value sent, or None.
+    """
+    if params is None:
+        return
+    where = "resource.params"
+    if not isinstance(params, dict):
+        raise errors.invalid_field(where, "", "Must be a MachineImageParams object.")
+    for name, value in params.items():
+        if name in ("includedDisks", "excludedDisks"):
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise errors.invalid_field(f"{where}.{name}", "", "Must be a list of strings.")
+        elif name == "resourceManagerTags":
+            if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+                raise errors.invalid_field(f"{where}.{name}", "", "Must be a map of strings.")
+        else:
+            raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}'.")
 
 
 def _page_token(offset: int, context: str) -> str:
@@ -215,7 +239,7 @@ class Call:
 
     route: Route
     query: dict[str, str]
-    body: Any
+    body: Any = field(repr=False)  # may hold customer-supplied keys
     fault: Fault | None = None
 
     @property
@@ -333,7 +357,9 @@ class ComputeApi:
         fault = call.fault
         if fault is None or fault.kind != "operation_error":
             return None
-        return OperationFailure(fault.error_code, fault.error_message, fault.http_error_status_code)
+        return OperationFailure(
+            fault.error_code, fault.error_message, fault.http_error_status_code, fault.http_error_message
+        )
 
     @staticmethod
     def _user(project: str) -> str:
@@ -429,9 +455,7 @@ class ComputeApi:
                     "resource.storageLocations", locations, "Must be a list of at most one location."
                 )
             fields["storage_locations"] = locations
-        params = body.get("params")
-        if params is not None and not isinstance(params, dict):
-            raise errors.invalid_field("resource.params", params, "Must be a MachineImageParams object.")
+        _check_params(body.get("params"))
         if body.get("machineImageEncryptionKey") is not None:
             fields["encryption_key"] = _echo_key(
                 body["machineImageEncryptionKey"], "resource.machineImageEncryptionKey"
@@ -445,7 +469,9 @@ class ComputeApi:
                 where = f"resource.sourceDiskEncryptionKeys[{index}]"
                 if not isinstance(entry, dict) or not entry.get("sourceDisk"):
                     raise errors.required(f"{where}.sourceDisk")
-                item: dict[str, Any] = {"sourceDisk": str(entry["sourceDisk"])}
+                if not isinstance(entry["sourceDisk"], str):
+                    raise errors.invalid_field(f"{where}.sourceDisk", "", "Must be a URL.")
+                item: dict[str, Any] = {"sourceDisk": entry["sourceDisk"]}
                 if entry.get("diskEncryptionKey") is not None:
                     item["diskEncryptionKey"] = _echo_key(entry["diskEncryptionKey"], f"{where}.diskEncryptionKey")
                 echoed.append(item)

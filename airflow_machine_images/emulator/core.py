@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import re
@@ -20,7 +19,12 @@ from airflow_machine_images.emulator.faults import DEFAULT_RANDOM_KINDS, Fault, 
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
 from airflow_machine_images.emulator.resources import Instance, Links
 from airflow_machine_images.emulator.schema import NAME_RE, PROJECT_RE
-from airflow_machine_images.emulator.server import EmulatorHTTPServer, Response
+from airflow_machine_images.emulator.server import (
+    DEFAULT_MAX_BODY_BYTES,
+    EmulatorHTTPServer,
+    Response,
+    is_loopback_host,
+)
 from airflow_machine_images.emulator.state import ComputeState
 from airflow_machine_images.emulator.timefmt import Clock, parse_rfc3339
 
@@ -37,16 +41,68 @@ _ZONE_INSTANCE = re.compile(r"(?P<zone>[a-z][-a-z0-9]*)/(?P<instance>[a-z][-a-z0
 
 def is_loopback(host: str) -> bool:
     """:param host: a host name or address. :return: whether it only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def _json_bytes(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+#: The deepest JSON nesting a body may have (protobuf's default recursion limit is 100).
+MAX_JSON_DEPTH = 100
+#: Fields whose values are secret: the request log keeps them as ``[redacted]``.
+SECRET_FIELDS = frozenset({"rawKey", "rsaEncryptedKey"})
+REDACTED = "[redacted]"
+
+
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` (parsed JSON) nests lists and objects deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (current.values() if isinstance(current, dict) else current))
+    return False
+
+
+def parse_json_body(body: bytes) -> Any:
+    """A request body as JSON (None when empty).
+
+    :param body: the raw body.
+    :raises ApiError: 400 when it is not JSON, or nests deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    if not body.strip():
+        return None
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        raise errors.parse_error(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.parse_error(str(exc)) from None
+    if _too_deep(parsed):
+        raise errors.parse_error(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return parsed
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of parsed JSON with every ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``.
+
+    :param value: a parsed body (at most :data:`MAX_JSON_DEPTH` deep).
+    """
+    if isinstance(value, dict):
+        return {key: REDACTED if key in SECRET_FIELDS else redact_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value
+
+
+def _require(value: object, types: type | tuple[type, ...], name: str) -> None:
+    """:raises TypeError: ``value`` (a seeding argument, perhaps from control JSON) has another type."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise TypeError(f"{name} has the wrong type ({type(value).__name__})")
 
 
 class ComputeEngineEmulator:
@@ -61,8 +117,14 @@ class ComputeEngineEmulator:
     :param request_id_ttl_seconds: how long requestIds are remembered (None = forever).
     :param seed: seed for every random choice (ids, faults, early waits).
     :param self_link_base: where selfLinks point (like the real API, not at the emulator).
-    :param allow_remote: allow binding a non-loopback address.
+    :param allow_remote: allow binding a non-loopback address and serve requests whatever their Host
+        header (by default only ``localhost`` and loopback addresses are served: DNS-rebinding protection).
     :param on_request: called with each finished API request (e.g. for logging).
+    :param max_request_bytes: the largest request body read (413 beyond).
+
+    The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
+    ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
+    as the API does.
     """
 
     def __init__(
@@ -79,6 +141,7 @@ class ComputeEngineEmulator:
         self_link_base: str = "https://www.googleapis.com",
         allow_remote: bool = False,
         on_request: Callable[[RecordedRequest], None] | None = None,
+        max_request_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"Refusing to bind {host!r}: not a loopback address (pass allow_remote=True)")
@@ -88,7 +151,11 @@ class ComputeEngineEmulator:
             raise ValueError("operation_seconds and wait_deadline_seconds must not be negative")
         if not 0.0 <= early_wait_probability <= 1.0:
             raise ValueError("early_wait_probability must be between 0 and 1")
+        if max_request_bytes < 1:
+            raise ValueError("max_request_bytes must be at least 1")
         self.host = host
+        self.allow_remote = allow_remote
+        self.max_request_bytes = max_request_bytes
         self._requested_port = port
         self.default_project = default_project
         self.seed = seed
@@ -129,7 +196,12 @@ class ComputeEngineEmulator:
                 return self
             self.stopping.clear()
             self._state.set_stopping(False)
-            server = EmulatorHTTPServer((self.host, self._requested_port), self)
+            server = EmulatorHTTPServer(
+                (self.host, self._requested_port),
+                self,
+                allow_any_host=self.allow_remote,
+                max_body_bytes=self.max_request_bytes,
+            )
             self._requested_port = server.server_address[1]
             self._server = server
             self._thread = threading.Thread(
@@ -219,6 +291,10 @@ class ComputeEngineEmulator:
         :param operation_seconds: how long inserting an image from it takes (None = the default).
         :return: the Instance JSON.
         """
+        _require(instance, str, "instance")
+        _require(project, (str, type(None)), "project")
+        _require(disk_size_gb, int, "disk_size_gb")
+        _require(operation_seconds, (int, float, type(None)), "operation_seconds")
         project_id, zone, name = self._instance_key(instance, project)
         if not PROJECT_RE.fullmatch(project_id) or not NAME_RE.fullmatch(zone) or not NAME_RE.fullmatch(name):
             raise ValueError(f"Invalid instance {instance!r}")
@@ -253,6 +329,13 @@ class ComputeEngineEmulator:
         :param total_storage_bytes: its size (default: derived from the source disk).
         :return: the MachineImage JSON.
         """
+        _require(name, str, "name")
+        _require(source_instance, (str, type(None)), "source_instance")
+        _require(project, (str, type(None)), "project")
+        _require(status, str, "status")
+        _require(creation_timestamp, (datetime, str, type(None)), "creation_timestamp")
+        _require(labels, (dict, type(None)), "labels")
+        _require(total_storage_bytes, (int, type(None)), "total_storage_bytes")
         project_id = self._project(project)
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"Invalid machine image name {name!r}")
@@ -421,11 +504,11 @@ class ComputeEngineEmulator:
                 body = b""
         parsed: Any = None
         problem: ApiError | None = None
-        if method in ("POST", "PUT", "PATCH") and body.strip():
+        if method in ("POST", "PUT", "PATCH"):
             try:
-                parsed = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                problem = errors.parse_error(str(exc))
+                parsed = parse_json_body(body)
+            except ApiError as exc:
+                problem = exc
         target_route = route(method, path)
         fault = self._faults.take(target_route.action) if target_route.error is None else None
         kind = fault.kind if fault is not None else None
@@ -456,7 +539,7 @@ class ComputeEngineEmulator:
             if kind == "accept_then_drop":
                 status = None
         action, has_authorization = target_route.action, "Authorization" in headers
-        sent_body = parsed if isinstance(parsed, dict) else None
+        sent_body = redact_secrets(parsed) if isinstance(parsed, dict) else None  # never keep key material
 
         def finished() -> None:
             recorded = RecordedRequest(
@@ -486,9 +569,8 @@ class ComputeEngineEmulator:
     def _control(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
         """Answer a ``/_emulator/*`` request (not recorded, never faulted)."""
         try:
-            parsed = json.loads(body) if body.strip() else None
-        except ValueError as exc:
-            error = errors.parse_error(str(exc))
+            parsed = parse_json_body(body)
+        except ApiError as error:
             return Response(status=400, body=_json_bytes(error.payload()))
         status, payload = control.handle(self, method, path, query, parsed)
         return Response(status=status, body=_json_bytes(payload))

@@ -107,6 +107,7 @@ class Fault:
     :param http_error_status_code: ``httpErrorStatusCode`` of a failed operation.
     :param duration_seconds: the fault hits every matching request for this long after its first hit
         (``times`` is then ignored): a rate-limit window that refills when it ends.
+    :param http_error_message: ``httpErrorMessage`` of a failed operation (None: the status's phrase).
     """
 
     kind: str
@@ -119,6 +120,7 @@ class Fault:
     error_message: str = "Operation rate exceeded for the resource. Too frequent operations from the source."
     http_error_status_code: int = 400
     duration_seconds: float | None = None
+    http_error_message: str | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that could never fire."""

@@ -17,8 +17,10 @@ Semantics: ``=``/``!=`` compare text exactly (numbers and booleans by value; a l
 any element does); ``>``/``<``/``>=``/``<=`` compare numerically when both sides are numbers, as
 instants when both are RFC 3339 timestamps, else as text; ``field:*`` is presence, ``map:key`` key
 presence, ``field:value`` equality with ``*`` wildcards. A missing field satisfies only ``!=`` and
-``ne``. ``eq``/``ne`` take an RE2-style regular expression that must match the whole value; as in
-the real API, that form cannot be mixed with the others nor combined with ``OR``/``NOT``.
+``ne``. ``eq``/``ne`` take an RE2 regular expression that must match the whole value, matched in
+linear time as RE2 does (:mod:`airflow_machine_images.emulator.regex`: a crafted pattern cannot stall
+the emulator); as in the real API, that form cannot be mixed with the others nor combined with
+``OR``/``NOT``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from airflow_machine_images.emulator.regex import Regex, RegexError, compile_glob, compile_pattern
 from airflow_machine_images.emulator.timefmt import parse_rfc3339
 
 __all__ = ["FilterError", "OrderBy", "compile_filter", "parse_order_by", "sort_resources"]
@@ -114,8 +117,8 @@ def _ordered(value: Any, op: str, literal: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+def _glob(pattern: str) -> Regex:
+    return compile_glob(pattern)  # linear time: '*a*a*a*b' would make a backtracking engine crawl
 
 
 @dataclass(frozen=True)
@@ -125,13 +128,13 @@ class Restriction:
     :param path: the dotted field path, split.
     :param op: the operator.
     :param value: the literal, unquoted.
-    :param pattern: the compiled regular expression of ``eq``/``ne``.
+    :param pattern: the compiled regular expression of ``eq``/``ne`` (:mod:`.regex`: RE2 syntax, linear time).
     """
 
     path: tuple[str, ...]
     op: str
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Regex | None = None
 
     def matches(self, resource: Mapping[str, Any]) -> bool:
         """:param resource: a rendered resource. :return: whether the restriction holds."""
@@ -142,7 +145,7 @@ class Restriction:
         if op in ("eq", "ne"):
             assert self.pattern is not None
             pattern = self.pattern
-            hit = any(pattern.fullmatch(_text(v)) is not None for v in _elements(actual))
+            hit = any(pattern.fullmatch(_text(v)) for v in _elements(actual))
             return hit if op == "eq" else not hit
         if op == ":":
             if self.value == "*":
@@ -150,7 +153,7 @@ class Restriction:
             if isinstance(actual, Mapping):
                 return self.value in actual
             glob = _glob(self.value)
-            return any(glob.fullmatch(_text(v)) is not None for v in _elements(actual))
+            return any(glob.fullmatch(_text(v)) for v in _elements(actual))
         if op == "=":
             return any(_equal(v, self.value) for v in _elements(actual))
         if op == "!=":
@@ -318,9 +321,9 @@ class _Parser:
         pattern = None
         if op.group() in ("eq", "ne"):
             try:
-                pattern = re.compile(value)
-            except re.error as exc:
-                raise self.fail(f"bad regular expression {value!r} ({exc})") from None
+                pattern = compile_pattern(value)
+            except RegexError as exc:
+                raise self.fail(str(exc)) from None
         return Restriction(tuple(field.group().split(".")), op.group(), value, pattern)
 
     def value(self) -> str:

@@ -159,11 +159,13 @@ class OperationFailure:
     :param code: ``error.errors[].code``.
     :param message: ``error.errors[].message``.
     :param http_status: ``httpErrorStatusCode``.
+    :param http_message: ``httpErrorMessage`` (None: the status's phrase in upper case).
     """
 
     code: str
     message: str
     http_status: int
+    http_message: str | None = None
 
 
 @dataclass
@@ -250,6 +252,8 @@ class Operation:
                     out["httpErrorMessage"] = HTTPStatus(self.failure.http_status).phrase.upper()
                 except ValueError:
                     out["httpErrorMessage"] = "ERROR"
+                if self.failure.http_message is not None:
+                    out["httpErrorMessage"] = self.failure.http_message
         out["selfLink"] = links.url(version, f"projects/{self.project}/global/operations/{self.name}")
         if self.client_operation_id is not None:
             out["clientOperationId"] = self.client_operation_id

@@ -1,11 +1,27 @@
-"""The HTTP layer: a threading HTTP/1.1 server that hands each request to the application."""
+"""The HTTP layer: a threading HTTP/1.1 server that hands each request to the application.
+
+It guards the machine it runs on before the application sees anything:
+
+* **Host check.** Only requests whose ``Host`` header names a loopback address or ``localhost`` are
+  served (unless the server was made with ``allow_any_host``, the emulator's ``--allow-remote``):
+  a web page the user visits cannot rebind its own name to 127.0.0.1 and read the emulator's
+  request log or state (DNS rebinding).
+* **Bodies.** At most ``max_body_bytes`` are read (413 beyond, announced or chunked); a
+  Content-Length that is not a single decimal number, or a body shorter than announced, is a 400.
+* **Every request is answered** (JSON, as the API writes errors), unless a fault asks to drop it: an
+  unexpected exception is a 500, not a dropped connection.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
+import re
 import socket
 import socketserver
 import threading
+import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,7 +30,53 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from email.message import Message
 
-__all__ = ["Application", "EmulatorHTTPServer", "Response"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Application", "EmulatorHTTPServer", "Response", "is_loopback_host"]
+
+#: The largest request body read (an insert with 64 labels and keys is a few kilobytes).
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address (no port; IPv6 with or without brackets) is this machine's loopback.
+
+    :param host: e.g. ``127.0.0.1``, ``[::1]``, ``localhost``.
+    """
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if text.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _host_of(header: str) -> str:
+    """The host part of a ``Host`` header value (``[::1]:8085`` -> ``[::1]``, ``a:1`` -> ``a``)."""
+    value = header.strip()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class _Refused(Exception):
+    """A request answered before the application sees it. :param status: HTTP status. :param reason: errors[].reason.
+    :param message: the message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _error_body(status: int, reason: str, message: str) -> bytes:
+    """The API's error JSON."""
+    error = {"code": status, "message": message, "errors": [{"message": message, "domain": "global", "reason": reason}]}
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -69,38 +131,90 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line (the application logs its own)."""
 
-    def _read_body(self) -> bytes | None:
-        """:return: the request body (Content-Length or chunked), or None when it is malformed."""
+    def _check_host(self) -> None:
+        """:raises _Refused: the Host header names no loopback host (and the server does not serve any host)."""
+        if self.server.allow_any_host:
+            return
+        header = self.headers.get("Host")
+        host = _host_of(header) if header else ""
+        if not host or not is_loopback_host(host):
+            shown = json.dumps(host[:100]) if host else "no Host header"
+            raise _Refused(
+                403,
+                "forbidden",
+                f"Host {shown} is not a loopback name or address: the emulator serves this machine only "
+                "(so that no web page can reach it by DNS rebinding). Start it with --allow-remote "
+                "(allow_remote=True) to serve other hosts.",
+            )
+
+    def _read_body(self) -> bytes:
+        """:return: the request body (Content-Length or chunked). :raises _Refused: 400 or 413."""
+        limit = self.server.max_body_bytes
+        too_large = _Refused(413, "payloadTooLarge", f"The request body is larger than {limit} bytes.")
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks: list[bytes] = []
+            total = 0
             while True:
                 size_line = self.rfile.readline(65537)
                 try:
                     size = int(size_line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
-                    return None
+                    raise _Refused(400, "badRequest", "A chunk size is not a hexadecimal number.") from None
+                if size < 0:
+                    raise _Refused(400, "badRequest", "A chunk size is negative.")
                 if size == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
+                total += size
+                if total > limit:
+                    raise too_large
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise _Refused(400, "badRequest", "The body is shorter than its chunk sizes.")
+                chunks.append(chunk)
                 self.rfile.readline(3)
-        length = self.headers.get("Content-Length")
-        if not length:
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if not lengths:
             return b""
-        try:
-            count = int(length)
-        except ValueError:
-            return None
-        return self.rfile.read(count) if count > 0 else b""
+        (length,) = lengths if len(lengths) == 1 else ("",)
+        if not _DECIMAL.fullmatch(length):
+            raise _Refused(400, "badRequest", "Content-Length is not one decimal number.")
+        count = int(length)
+        if count > limit:
+            raise too_large
+        body = self.rfile.read(count) if count > 0 else b""
+        if len(body) < count:
+            raise _Refused(400, "badRequest", "The body is shorter than its Content-Length.")
+        return body
+
+    def _refuse(self, refusal: _Refused) -> None:
+        """Answer without asking the application, and close (an unread body may follow)."""
+        self.close_connection = True
+        payload = _error_body(refusal.status, refusal.reason, refusal.message)
+        with contextlib.suppress(OSError):
+            self.send_response(refusal.status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            self.wfile.flush()
 
     def _dispatch(self) -> None:
         """Handle one request of any method."""
-        body = self._read_body()
-        if body is None:
-            self.send_error(400, "Bad request body")
+        try:
+            self._check_host()
+            body = self._read_body()
+        except _Refused as refusal:
+            self._refuse(refusal)
             return
-        response = self.server.app.handle(self.command, self.path, self.headers, body)
+        try:
+            response = self.server.app.handle(self.command, self.path, self.headers, body)
+        except Exception:  # a bug: answer it, do not drop the connection
+            traceback.print_exc()
+            response = Response(500, _error_body(500, "backendError", "The emulator failed on this request."))
         if response.delay > 0:
             self.server.app.stopping.wait(response.delay)
         # Record before answering: a client that has its answer must find the request in the log.
@@ -135,16 +249,27 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     :param address: host and port.
     :param app: the application.
+    :param allow_any_host: serve requests whatever their Host header (else loopback names only).
+    :param max_body_bytes: the largest request body read (413 beyond).
     """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], app: Application) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: Application,
+        *,
+        allow_any_host: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
+        self.allow_any_host = allow_any_host
+        self.max_body_bytes = max_body_bytes
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -29,12 +31,14 @@ from urllib.parse import unquote
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_machine_images.emulator import Fault
 from airflow_machine_images.exceptions import InsecureEndpointError, InvalidRequestError, ResourceNotFoundError
 from airflow_machine_images.hooks import (
     ComputeEngineMachineImageAsyncHook,
     ComputeEngineMachineImageHook,
     check_transport_security,
 )
+from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor, ComputeEngineMachineImageSensor
 from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
@@ -53,8 +57,19 @@ pytestmark = pytest.mark.reliability
 RAW_KEY = strategies.CANARY_RAW_KEY  # literal in the DAG file
 RSA_KEY = strategies.CANARY_RSA_KEY  # literal in the DAG file
 TEMPLATED_KEY = base64.b64encode(b"TEMPLATED-CANARY-KEY-0123456789!").decode()  # from the csek connection
+TEXT_KEY = strategies.CANARY_SLASH_KEY  # a Variable holding JSON text (with '+' and '/')
+TEXT_DISK_KEY = base64.b64encode(b"TEXT-DISK-CANARY-KEY-0123456789!").decode()  # a JSON Variable, as a dict's repr
 TOKEN = "ya29.CANARY-ACCESS-TOKEN-0123456789abcdefghijklmnopqrstuvwxyz"
-CANARIES = {"raw key": RAW_KEY, "RSA-wrapped key": RSA_KEY, "templated key": TEMPLATED_KEY, "token": TOKEN}
+CANARIES = {
+    "raw key": RAW_KEY,
+    "RSA-wrapped key": RSA_KEY,
+    "templated key": TEMPLATED_KEY,
+    "key in JSON text": TEXT_KEY,
+    "key in a JSON Variable": TEXT_DISK_KEY,
+    "token": TOKEN,
+}
+#: The keys the blocking and deferrable canary DAGs send.
+SENT_KEYS = {"raw key": RAW_KEY, "RSA-wrapped key": RSA_KEY, "templated key": TEMPLATED_KEY}
 # Written literally in the reliability_canary_literal DAG (base64 of these 32 bytes).
 LITERAL_CANARIES = {
     "literal machine_image_encryption_key": base64.b64encode(b"LITERAL-KEY-IN-THE-DAG-FILE-0001").decode(),
@@ -63,15 +78,34 @@ LITERAL_CANARIES = {
 
 
 def leaks(text: str, canaries: dict[str, str] = CANARIES) -> list[str]:
-    """Which canaries ``text`` contains (also base64-decoded into ``text``'s bytes, or JSON-escaped)."""
+    """Which canaries ``text`` contains: as sent, base64-decoded into ``text``'s bytes, or in any encoding
+    a JSON or URL layer produces (``\\/`` and ``\\u003d`` escapes, URL-safe, unpadded, percent-encoded)."""
     found = []
     for what, canary in canaries.items():
         forms = {canary, json.dumps(canary)[1:-1], canary.replace("/", "\\/")}
         if what != "token":
             forms.add(base64.b64decode(canary).decode("latin-1"))
-        if any(form in text for form in forms):
+        if any(form in text for form in forms) or strategies.leaked(text, canary):
             found.append(what)
     return found
+
+
+def quoted_in_every_encoding(keys: dict[str, str]) -> str:
+    """What a server quoting the keys back might write: each key in every encoding (spaces for '+' aside)."""
+    return " ".join(
+        form
+        for key in keys.values()
+        for name, form in strategies.secret_encodings(key).items()
+        if not name.startswith("form-decoded")
+    )
+
+
+def gson_json(payload: Any) -> bytes:
+    """JSON as Gson writes it by default: '=' (and <, >, &, ') escaped as \\u00XX."""
+    text = json.dumps(payload)
+    for char in "=<>&'":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text.encode()
 
 
 def token_credentials() -> Any:
@@ -87,11 +121,19 @@ def canary_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELIABILITY_CANARY_RAW_KEY", RAW_KEY)
     monkeypatch.setenv("RELIABILITY_CANARY_RSA_KEY", RSA_KEY)
     monkeypatch.setenv("AIRFLOW_CONN_CSEK", json.dumps({"conn_type": "generic", "password": TEMPLATED_KEY}))
+    # JSON text as an escaping encoder writes it ('/' as '\\/'), and a JSON Variable for var.json.
+    monkeypatch.setenv("AIRFLOW_VAR_CSEK_JSON", json.dumps({"rawKey": TEXT_KEY}).replace("/", "\\/"))
+    disks = [{"sourceDisk": "zones/us-central1-a/disks/web-1", "diskEncryptionKey": {"rawKey": TEXT_DISK_KEY}}]
+    monkeypatch.setenv("AIRFLOW_VAR_CSEK_DISKS", json.dumps(disks))
     monkeypatch.setattr(ComputeEngineMachineImageHook, "get_credentials", lambda self: token_credentials())
 
 
 class EchoServer:
-    """Answers every request with HTTP 400 whose message quotes the whole request (the worst server)."""
+    """Answers every request with HTTP 400 whose message quotes the whole request (the worst server).
+
+    The request body and headers are quoted as received, and each key of the body once more in every
+    encoding a JSON or URL layer gives it; the answer is written as Gson writes JSON ('=' as \\u003d).
+    """
 
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
@@ -102,10 +144,16 @@ class EchoServer:
 
             def _any(self) -> None:
                 sent = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8", "replace")
-                echo = f"Invalid value for field 'resource': {sent} (headers: {dict(self.headers)}, url: {self.path})"
-                body = json.dumps(
+                keys = {}
+                with contextlib.suppress(ValueError):
+                    keys = {str(n): key for n, key in enumerate(iter_key_material(json.loads(sent or "null")))}
+                echo = (
+                    f"Invalid value for field 'resource': {sent} (headers: {dict(self.headers)}, url: {self.path}); "
+                    f"keys: {quoted_in_every_encoding(keys)}"
+                )
+                body = gson_json(
                     {"error": {"code": 400, "message": echo, "errors": [{"reason": "invalid", "message": echo}]}}
-                ).encode()
+                )
                 self.send_response(400)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -131,6 +179,7 @@ def run_dag(dag_id: str) -> Any:
 def table_texts(dag_runs: list[Any]) -> dict[str, list[str]]:
     """What the metadata DB holds for these runs: XCom values, rendered fields, trigger kwargs."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -148,7 +197,30 @@ def table_texts(dag_runs: list[Any]) -> dict[str, list[str]]:
         triggers = [
             row.encrypted_kwargs + json.dumps(row.kwargs, default=str) for row in session.scalars(select(Trigger))
         ]
-    return {"xcom": xcoms, "rendered fields": rendered, "trigger kwargs": triggers}
+        events = [
+            json.dumps(kwargs, default=str)
+            for kwargs in session.scalars(select(TaskInstance.next_kwargs).where(TaskInstance.run_id.in_(run_ids)))
+        ]
+    return {
+        "xcom": xcoms,
+        "rendered fields": rendered,
+        "trigger kwargs": triggers,
+        "trigger events (next_kwargs)": events,
+    }
+
+
+def emulator_log(emulator: ComputeEngineEmulator) -> list[str]:
+    """The emulator's request log, in process and as ``GET /_emulator/requests`` serves it."""
+    import requests
+
+    served = requests.get(f"{emulator.url}/_emulator/requests", timeout=10)
+    assert served.status_code == 200 and "machineImages.insert" in served.text
+    return [json.dumps([r.to_json() for r in emulator.requests]), repr(emulator.requests), served.text]
+
+
+def key_sha256(key: str) -> str:
+    """The ``sha256`` the API shows for a customer-supplied key (base64 of the SHA-256 of its bytes)."""
+    return base64.b64encode(hashlib.sha256(base64.b64decode(key)).digest()).decode()
 
 
 def test_canary_keys_and_token_never_leak(
@@ -161,14 +233,43 @@ def test_canary_keys_and_token_never_leak(
 ) -> None:
     failures = tmp_path / "failures.jsonl"
     monkeypatch.setenv("RELIABILITY_FAILURES", str(failures))
-    runs = [run_dag("reliability_canary_blocking"), run_dag("reliability_canary_deferrable")]
-    assert [str(r.get_task_instances()[0].state) for r in runs] == ["success", "success"]
+    # A failing deferrable run first: the insert operation fails on the server with an error that quotes
+    # the keys in every encoding (and in httpErrorMessage); the triggerer, which never saw the keys,
+    # yields, persists and logs that event, and the task fails with it.
+    quoted = quoted_in_every_encoding(SENT_KEYS)
+    emulator.inject(
+        Fault(
+            kind="operation_error",
+            action="machineImages.insert",
+            error_code="INVALID_CUSTOMER_KEY",
+            error_message=f"Key rejected: {quoted}",
+            http_error_message=f"BAD REQUEST {quoted}",
+        )
+    )
+    runs = [run_dag("reliability_canary_deferrable")]
+    assert str(runs[0].get_task_instances()[0].state) == "failed"
+    recorded = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert "INVALID_CUSTOMER_KEY" in recorded[-1]["error"] and "***" in recorded[-1]["error"]
+
+    runs += [
+        run_dag("reliability_canary_blocking"),
+        run_dag("reliability_canary_deferrable"),
+        run_dag("reliability_canary_text"),
+    ]
+    assert [str(r.get_task_instances()[0].state) for r in runs[1:]] == ["success", "success", "success"]
     # The keys did reach the server, with the token: what we scan would have had them to leak.
     inserts = [r for r in emulator.requests if r.action == "machineImages.insert"]
-    assert len(inserts) == 2 and all(r.has_authorization for r in inserts)
-    assert all({"raw key", "RSA-wrapped key", "templated key"} <= set(leaks(json.dumps(r.body))) for r in inserts)
+    assert len(inserts) == 4 and all(r.has_authorization for r in inserts)
+    images = {image["name"]: image for image in emulator.machine_images()}
+    for name in ("canary-b", "canary-d"):
+        assert images[name]["machineImageEncryptionKey"]["sha256"] == key_sha256(TEMPLATED_KEY)
+        disk_keys = [k["diskEncryptionKey"]["sha256"] for k in images[name]["sourceDiskEncryptionKeys"]]
+        assert disk_keys == [key_sha256(RAW_KEY), key_sha256(RSA_KEY)]
+    assert images["canary-t"]["machineImageEncryptionKey"]["sha256"] == key_sha256(TEXT_KEY)
+    disk_keys = [k["diskEncryptionKey"]["sha256"] for k in images["canary-t"]["sourceDiskEncryptionKeys"]]
+    assert disk_keys == [key_sha256(TEXT_DISK_KEY)]
 
-    # The failing variant: a server that quotes the whole request back in its error.
+    # The failing variant: a server that quotes the whole request back in its error, in every encoding.
     echo = EchoServer()
     try:
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(echo.url))
@@ -187,16 +288,46 @@ def test_canary_keys_and_token_never_leak(
             p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
         ],
         "exception text": [json.dumps(entry) for entry in recorded],
+        "the emulator's request log": emulator_log(emulator),
         **table_texts(runs),
     }
-    # The scan must see the places it scans: the task's own log lines, its XCom, its rendered fields.
+    # The scan must see the places it scans: the task's own log lines, its XCom, its rendered fields,
+    # the trigger's kwargs and the failed operation's event.
     assert "Creating machine image canary-b" in captured.out + captured.err
     assert "Deferring until operation" in captured.out + captured.err
+    assert "INVALID_CUSTOMER_KEY" in captured.out + captured.err
     assert any("canary-d" in text for text in outputs["xcom"])
     assert any("rawKey" in text for text in outputs["rendered fields"])
+    assert any("canary-t" in text and "***" in text for text in outputs["rendered fields"])
     assert outputs["trigger kwargs"], "the deferrable run stored no trigger"
     found = {where: leaks("\n".join(texts)) for where, texts in outputs.items()}
     assert found == {where: [] for where in outputs}
+
+
+def test_trigger_events_carry_no_key_the_server_quoted(emulator: ComputeEngineEmulator) -> None:
+    """The triggerer never saw the keys: its events are redacted by the shape of key material."""
+    quoted = quoted_in_every_encoding(SENT_KEYS)
+    emulator.inject(
+        Fault(
+            kind="operation_error",
+            action="machineImages.insert",
+            error_code="INVALID_CUSTOMER_KEY",
+            error_message=f"Key rejected: {quoted}",
+            http_error_message=f"BAD REQUEST {quoted}",
+        )
+    )
+    operation = ComputeEngineMachineImageHook().insert_machine_image(
+        body={"name": "canary-e", "machineImageEncryptionKey": {"rawKey": RAW_KEY}},
+        source_instance=f"projects/{PROJECT}/zones/us-central1-a/instances/web-1",
+        request_id=REQUEST_ID,
+    )
+    trigger = MachineImageOperationTrigger(operation_name=operation["name"], project_id=PROJECT, poll_interval=0.1)
+    event = asyncio.run(first_event(trigger))
+    assert event["status"] == "error" and event["errors"][0]["code"] == "INVALID_CUSTOMER_KEY"
+    assert "BAD REQUEST ***" in event["operation"]["httpErrorMessage"]
+    from airflow.sdk.serde import serialize
+
+    assert leaks(json.dumps(event) + json.dumps(serialize(event), default=str)) == []
 
 
 def test_literal_keys_in_the_dag_file_are_masked(
@@ -208,8 +339,13 @@ def test_literal_keys_in_the_dag_file_are_masked(
     capfd.readouterr()  # scan this run's output only
     dag_run = run_dag("reliability_canary_literal")
     assert str(dag_run.get_task_instances()[0].state) == "success"
-    (insert,) = [r for r in emulator.requests if r.action == "machineImages.insert"]
-    assert set(leaks(json.dumps(insert.body), LITERAL_CANARIES)) == set(LITERAL_CANARIES)  # the keys were sent
+    assert emulator.count("machineImages.insert") == 1
+    (image,) = emulator.machine_images()  # the keys were sent: the image shows their sha256
+    assert image["machineImageEncryptionKey"]["sha256"] == key_sha256(
+        LITERAL_CANARIES["literal machine_image_encryption_key"]
+    )
+    sent = image["sourceDiskEncryptionKeys"][0]["diskEncryptionKey"]["sha256"]
+    assert sent == key_sha256(LITERAL_CANARIES["literal key in body"])
 
     captured = capfd.readouterr()
     outputs: dict[str, list[str]] = {
@@ -218,6 +354,7 @@ def test_literal_keys_in_the_dag_file_are_masked(
         "task log files": [
             p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
         ],
+        "the emulator's request log": emulator_log(emulator),
         **table_texts([dag_run]),
     }
     # The scan sees what it scans: the task's log lines, its XCom, the key fields among its rendered fields.
@@ -241,7 +378,8 @@ def test_key_material_is_scrubbed_from_errors_of_an_echoing_server(
             source_instance=SOURCE,
             machine_image_encryption_key={"rawKey": RAW_KEY},
             source_disk_encryption_keys=[
-                {"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rsaEncryptedKey": RSA_KEY}}
+                {"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rsaEncryptedKey": RSA_KEY}},
+                {"sourceDisk": "zones/us-central1-a/disks/e", "diskEncryptionKey": {"rawKey": TEXT_KEY}},
             ],
         )
         ti = FakeTaskInstance("secrets", "create", "manual__1", -1, 1)

@@ -3,10 +3,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_machine_images.compute_api import (
+    MAX_PAGES,
     ApiCall,
     ComputeApi,
     PageWalk,
@@ -32,10 +34,14 @@ from airflow_machine_images.exceptions import (
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
     ResourceNotReadyError,
+    ResponseLimitError,
     TransientApiError,
 )
 from airflow_machine_images.retry import RetryPolicy
 from airflow_machine_images.validation import MachineImageValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 API = ComputeApi(endpoint="http://127.0.0.1:9999", version="beta")
 
@@ -318,3 +324,50 @@ def test_operation_error_details_are_in_the_failure() -> None:
         raise_for_operation_error(operation)
     assert "compute.googleapis.com/machine_images (limit 10)" in str(info.value)
     assert "https://cloud.google.com/compute/quotas" in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------- paging limits
+
+
+def endless(token_of: Callable[[int], str]) -> tuple[Callable[[str | None], dict], list[str | None]]:
+    """A list whose every page names a next one (a misbehaving endpoint); stops the test at 5,000 pages."""
+    fetched: list[str | None] = []
+
+    def fetch(token: str | None) -> dict:
+        fetched.append(token)
+        if len(fetched) > 5000:
+            raise AssertionError("followed more than 5,000 pages")
+        return {"items": [{"name": f"i{len(fetched)}"}], "nextPageToken": token_of(len(fetched))}
+
+    return fetch, fetched
+
+
+def test_a_walk_stops_at_the_page_limit() -> None:
+    """No page cap: 1,000 pages (and more) were followed."""
+    fetch, fetched = endless(lambda n: f"t{n}")
+    with pytest.raises(ResponseLimitError, match="1000 pages"):
+        list(iter_pages(fetch))
+    assert len(fetched) == MAX_PAGES
+    fetch, fetched = endless(lambda n: f"t{n}")
+
+    async def afetch(token: str | None) -> dict:
+        return fetch(token)
+
+    with pytest.raises(ResponseLimitError, match="1000 pages"):
+        asyncio.run(collect_pages(afetch))
+    assert len(fetched) == MAX_PAGES
+
+
+@pytest.mark.parametrize("cycle", [1, 2, 7])
+def test_a_repeated_page_token_ends_the_walk(cycle: int) -> None:
+    """No check for a repeated page token: a list that cycles was walked to the page cap (or forever)."""
+    fetch, fetched = endless(lambda n: f"t{n % cycle}")
+    with pytest.raises(ResponseLimitError, match="repeat"):
+        list(iter_pages(fetch))
+    assert len(fetched) == cycle + 1
+
+
+def test_a_page_token_that_is_not_text_is_malformed() -> None:
+    call = API.list_machine_images("p")
+    with pytest.raises(MalformedResponseError, match="nextPageToken"):
+        parse_response(call, 200, b'{"items": [], "nextPageToken": {"a": 1}}', {})

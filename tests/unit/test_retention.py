@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import threading
+from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_machine_images.retention import RetentionPolicy, plan_retention
+from airflow_machine_images.exceptions import ResourceNotFoundError
+from airflow_machine_images.operators import ComputeEngineMachineImageRetentionOperator
+from airflow_machine_images.retention import RetentionPolicy, created_at, plan_retention
 from airflow_machine_images.validation import MachineImageValidationError
+from tests import strategies
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
-SELECTOR = {"managed-by": "airflow"}
+NOW = strategies.RETENTION_NOW
+SELECTOR = strategies.RETENTION_SELECTOR
 
 
 def image(
@@ -132,6 +137,116 @@ def test_safety_rules_hold_for_any_fleet(images: list[dict[str, Any]], policy: R
     for source in {i["sourceInstance"] for i in images}:
         ready = [i for i in images if i["sourceInstance"] == source and i["status"] == "READY" and policy.selects(i)]
         if ready:
-            newest = max(ready, key=lambda i: i["creationTimestamp"])
-            assert newest["name"] not in plan.delete, "deleted the newest READY image of a source"
+            # Two images made in the same instant are both "the newest": neither may go.
+            latest = max(created_at(i) for i in ready)
+            newest = {i["name"] for i in ready if created_at(i) == latest}
+            assert not newest & set(plan.delete), "deleted the newest READY image of a source"
     assert not set(plan.delete) & set(plan.keep)
+
+
+def test_images_made_in_the_same_instant_are_both_the_newest() -> None:
+    """The planner used to keep the one with the later name and delete the other (keep_last=1)."""
+    images = [image("b-same-time", 1), image("a-same-time", 1), image("older", 5)]
+    plan = plan_retention(images, RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW)
+    assert plan.delete == ["older"]
+    assert plan.keep == ["a-same-time", "b-same-time"]
+    # and in any order of the listing
+    assert plan_retention(images[::-1], RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW) == plan
+
+
+def test_a_repeated_entry_does_not_push_a_kept_image_out() -> None:
+    """A paged list repeats an entry when an image is added between two pages: plan on distinct images."""
+    newest, middle, old = image("web-1-c", 1), image("web-1-b", 2), image("web-1-a", 3)
+    for image_id, image_ in enumerate((newest, middle, old)):
+        image_["id"] = str(image_id + 1)
+    policy = RetentionPolicy(label_selector=SELECTOR, keep_last=2)
+    plan = plan_retention([newest, middle, dict(newest), old], policy, NOW)
+    assert plan.delete == ["web-1-a"]
+    assert plan.keep == ["web-1-b", "web-1-c"]
+    # The newest READY image itself, repeated, was planned for deletion (keep_last=1).
+    plan = plan_retention([newest, dict(newest), old], RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW)
+    assert plan.delete == ["web-1-a"]
+    assert plan.keep == ["web-1-c"]
+
+
+def test_an_image_that_changed_between_pages_is_left_alone() -> None:
+    """Two entries of one image that disagree: the listing saw it change; neither copy is trusted."""
+    old, older = image("old", 5), image("older", 6)
+    old["id"], older["id"] = "1", "2"
+    newest = image("newest", 0)
+    newest["id"] = "3"
+    plan = plan_retention(
+        [newest, old, {**old, "status": "DELETING"}, older], RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW
+    )
+    assert plan.delete == ["older"]
+    assert plan.skipped == ["old"]
+    # A name made again between pages (a new id, newer): not deleted under either id.
+    again = {**old, "id": "9", "creationTimestamp": NOW.isoformat()}
+    plan = plan_retention([newest, old, again], RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW)
+    assert plan.delete == []
+    assert plan.skipped == ["old"]
+
+
+@given(data=st.data(), policy=policies)
+def test_no_listing_makes_the_planner_delete_what_the_fleet_keeps(data: st.DataObject, policy: RetentionPolicy) -> None:
+    """Duplicates, omissions, reordering and entries that changed between pages, against the true fleet."""
+    fleet = data.draw(strategies.retention_fleets())
+    listing, changed = data.draw(strategies.retention_listings(fleet))
+    truth = plan_retention(fleet, policy, NOW)
+    plan = plan_retention(listing, policy, NOW)
+    assert len(plan.delete) == len(set(plan.delete)), "a name planned for deletion twice"
+    assert not set(plan.delete) & set(plan.keep), "a name both kept and deleted"
+    assert set(plan.delete) <= set(truth.delete), "deleted an image the fleet's own plan keeps"
+    assert not set(plan.delete) & changed, "deleted an image that changed while it was listed"
+    assert plan_retention(listing[::-1], policy, NOW).delete == plan.delete, "the plan depends on the order"
+
+
+class FleetHook:
+    """The retention operator's hook over an in-memory fleet, whose listing may be stale."""
+
+    def __init__(self, fleet: list[dict[str, Any]], listing: list[dict[str, Any]]) -> None:
+        self.images = {image["name"]: dict(image) for image in fleet}
+        self.listing = listing
+        self.deleted: list[str] = []
+        self.default_project_id = "p"
+        self._lock = threading.Lock()
+
+    def list_machine_images(self, *, project_id: str, filter_: str) -> list[dict[str, Any]]:
+        return [dict(image) for image in self.listing]
+
+    def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            if name not in self.images:
+                raise ResourceNotFoundError(f"{name} not found", http_status=404)
+            return dict(self.images[name])
+
+    def delete_machine_image(self, *, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            if self.images.pop(name, None) is None:
+                raise ResourceNotFoundError(f"{name} not found", http_status=404)
+            self.deleted.append(name)
+        return {"name": f"operation-{len(self.deleted)}", "status": "DONE"}
+
+    def wait_for_operation(self, *, operation_name: str, **kwargs: Any) -> dict[str, Any]:
+        return {"name": operation_name, "status": "DONE"}
+
+
+@given(data=st.data(), policy=policies)
+def test_the_operator_deletes_nothing_the_fleet_keeps_even_from_a_stale_listing(
+    data: st.DataObject, policy: RetentionPolicy
+) -> None:
+    """Listed images may have changed since (another state, gone, made again): each is read again."""
+    fleet = data.draw(strategies.retention_fleets())
+    listing, _ = data.draw(strategies.retention_listings(fleet, stale=True))
+    hook = FleetHook(fleet, listing)
+    operator = ComputeEngineMachineImageRetentionOperator(
+        task_id="prune", project_id="p", label_selector=SELECTOR, keep_last=policy.keep_last, max_age=policy.max_age
+    )
+    operator.__dict__["hook"] = hook
+    operator.new_hook = lambda: hook  # type: ignore[method-assign]
+    with mock.patch("airflow_machine_images.operators.timezone.utcnow", return_value=NOW):
+        result = operator.execute({"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)})  # type: ignore[arg-type]
+    truth = plan_retention(fleet, policy, NOW)
+    assert len(hook.deleted) == len(set(hook.deleted))
+    assert set(hook.deleted) <= set(truth.delete), "deleted an image the fleet's own plan keeps"
+    assert result["deleted"] == sorted(hook.deleted)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG
 
@@ -27,3 +31,27 @@ for dag_id, extra in {
             poll_interval=0.5,
             **{"timeout": 60, **extra},
         )
+
+
+def record_failure(context: Any) -> None:
+    """Append the failure (exception type and text, and when) to ``$AMI_TEST_FAILURES``."""
+    target = os.environ.get("AMI_TEST_FAILURES")
+    if target:
+        error = context.get("exception")
+        entry = {"type": type(error).__name__, "error": str(error), "at": time.monotonic()}
+        with open(target, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(entry) + "\n")
+
+
+# A blocking wait whose timeout ends long before the operation (tests/integration/test_limits.py).
+with DAG(
+    dag_id="ami_test_insert_short_timeout", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS
+):
+    ComputeEngineInsertMachineImageOperator(
+        task_id="create",
+        name="{{ params.name }}",
+        source_instance="{{ params.source_instance }}",
+        poll_interval=0.5,
+        timeout=3,
+        on_failure_callback=record_failure,
+    )

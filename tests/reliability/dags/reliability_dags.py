@@ -98,3 +98,18 @@ with DAG(dag_id="reliability_canary_literal", schedule=None, start_date=datetime
         poll_interval=0.2,
         timeout=60,
     )
+
+
+# Keys whose argument renders to text, not a dict (no render_template_as_native_obj): a Variable
+# holding JSON text, and a JSON Variable rendered through ``{{ var.json... }}`` (a dict's repr).
+with DAG(dag_id="reliability_canary_text", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    ComputeEngineInsertMachineImageOperator(
+        task_id="create",
+        name="canary-t",
+        source_instance="us-central1-a/web-1",
+        machine_image_encryption_key="{{ var.value.csek_json }}",  # type: ignore[arg-type]
+        source_disk_encryption_keys="{{ var.json.csek_disks }}",  # type: ignore[arg-type]
+        poll_interval=0.2,
+        timeout=60,
+        on_failure_callback=record_failed_try,
+    )

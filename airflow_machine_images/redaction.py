@@ -1,0 +1,158 @@
+"""Hide secrets in text, in every form a JSON or URL layer may have given them.
+
+A server, proxy or load balancer that quotes a request back can write a customer-supplied key (or
+the bearer token) in many ways: as sent, JSON-escaped (``\\/``, or ``\\u003d`` for ``=`` as Gson does
+by default), in URL-safe base64 (``-``/``_`` for ``+``/``/``), without its ``=`` padding, or
+percent-encoded (``%2B``, ``%2F``, ``%3D``), and any mix of these. Two tools:
+
+* :func:`scrub_text` replaces *known* secrets (the keys of the request, the access token) in all of
+  those forms; it works on raw bodies (decoded as Latin-1, byte for byte) and on decoded text alike;
+* :func:`redact_key_material` replaces anything *shaped* like key material, for text whose author
+  never saw the key (the triggerer reading an operation's error): base64 of exactly 32 bytes (a
+  ``rawKey``, an AES-256 key) or of 256 bytes or more (an RSA-wrapped key: 256 bytes for RSA-2048),
+  in either base64 alphabet and any of the encodings above, unless it reads as a hyphenated resource
+  name or an upper-case constant. A 43-character path without ``-`` or ``_`` (``a/b/c``) would be
+  hidden too; that loss is accepted.
+
+Standard library only: imported by the exceptions and the operators, so DAG parsing stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "MASK",
+    "redact_event",
+    "redact_key_material",
+    "scrub_text",
+    "secret_pattern",
+]
+
+#: What a hidden secret is replaced by (the secrets masker's mark).
+MASK = "***"
+#: Secrets shorter than this are not scrubbed (they would hide ordinary words).
+MIN_SECRET_LENGTH = 8
+
+#: The other base64 alphabet's character for the same 6 bits.
+_ALPHABET_TWIN = {"+": "-", "/": "_", "-": "+", "_": "/"}
+#: ``=`` padding as sent, JSON-escaped, or percent-encoded.
+_PADDING = r"(?:=|\\u003[dD]|%3[dD])*"
+
+
+def _hex(code: int) -> str:
+    """A regex for the two hex digits of ``code``, in either case (``2[bB]``)."""
+    return "".join(f"[{digit}{digit.upper()}]" if digit.isalpha() else digit for digit in f"{code:02x}")
+
+
+def _char_forms(char: str) -> str:
+    """A regex for one character of a secret as a JSON or URL layer may write it."""
+    if ord(char) > 0x7F:
+        return re.escape(char)
+    forms = []
+    for same in (char, _ALPHABET_TWIN.get(char)):
+        if same is None:
+            continue
+        forms += [re.escape(same), rf"\\u00{_hex(ord(same))}", f"%{_hex(ord(same))}"]
+    if char == "/":
+        forms.append(r"\\/")
+    if char == "+":
+        forms.append(" ")  # a '+' that a form decoder read as a space
+    return "(?:" + "|".join(forms) + ")"
+
+
+@functools.lru_cache(maxsize=512)
+def secret_pattern(secret: str) -> re.Pattern[str]:
+    """A regex matching ``secret`` in every form described in the module docstring.
+
+    :param secret: the secret as sent.
+    """
+    core = secret.rstrip("=") or secret
+    return re.compile("".join(_char_forms(char) for char in core) + _PADDING)
+
+
+def scrub_text(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every known secret, in any of its forms, replaced by :data:`MASK`.
+
+    :param text: a response body (decoded as Latin-1 to scrub bytes) or a decoded message.
+    :param secrets: values to hide; None and values shorter than 8 characters are skipped.
+    """
+    wanted = {secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH}
+    for secret in sorted(wanted, key=len, reverse=True):
+        text = secret_pattern(secret).sub(MASK, text)
+    return text
+
+
+#: One base64 character (either alphabet) as sent, JSON-escaped or percent-encoded.
+_B64_CODES = r"(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[BbDdFf]|5[Ff])"
+_RUN = re.compile(rf"(?:[A-Za-z0-9+/_-]|\\/|\\u00{_B64_CODES}|%{_B64_CODES})+{_PADDING}")
+_ESCAPE = re.compile(r"\\u00([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)")
+#: Base64 lengths, without padding: 32 bytes (AES-256 ``rawKey``), and at least 256 bytes (RSA-wrapped).
+_RAW_KEY_CHARS = 43
+_RSA_KEY_MIN_CHARS = 342
+
+
+#: Words that are not keys although made of base64 characters: hyphenated resource names
+#: (``web-1-nightly-20260101``) and upper-case constants (``QUOTA_EXCEEDED``).
+_RESOURCE_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+")
+_CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+
+
+def _decoded(run: str) -> str:
+    return _ESCAPE.sub(lambda m: m.group(3) or chr(int(m.group(1) or m.group(2), 16)), run)
+
+
+def looks_like_key_material(token: str) -> bool:
+    """Whether a run of base64 characters (escapes decoded) has the shape of a key.
+
+    :param token: the run, padding included or not.
+    """
+    core = token.rstrip("=")
+    if any(c in core for c in "+/") and any(c in core for c in "-_"):
+        return False  # two alphabets: a path or a name, not base64
+    if len(core) != _RAW_KEY_CHARS and len(core) < _RSA_KEY_MIN_CHARS:
+        return False
+    return _RESOURCE_NAME.fullmatch(core) is None and _CONSTANT.fullmatch(core) is None
+
+
+def redact_key_material(text: str) -> str:
+    """``text`` with everything shaped like key material (see the module docstring) replaced by :data:`MASK`.
+
+    :param text: free text: an error message, an operation's ``httpErrorMessage``.
+    """
+    return _RUN.sub(lambda m: MASK if looks_like_key_material(_decoded(m.group())) else m.group(), text)
+
+
+def key_material_tokens(text: str) -> list[str]:
+    """The substrings of ``text`` that :func:`redact_key_material` would hide, as written there.
+
+    :param text: free text.
+    """
+    return [m.group() for m in _RUN.finditer(text) if looks_like_key_material(_decoded(m.group()))]
+
+
+def redact_event(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A trigger event's payload with key-shaped material hidden in the fields a server writes.
+
+    The triggerer never saw the keys, and persists and logs the events it fires, so the server's
+    words are redacted by shape: ``message``, ``errors[].message`` and ``operation.httpErrorMessage``.
+
+    :param payload: the event payload.
+    """
+    event = dict(payload)
+    if isinstance(event.get("message"), str):
+        event["message"] = redact_key_material(event["message"])
+    if isinstance(event.get("errors"), list):
+        event["errors"] = [
+            {**error, "message": redact_key_material(error["message"])}
+            if isinstance(error, Mapping) and isinstance(error.get("message"), str)
+            else error
+            for error in event["errors"]
+        ]
+    operation = event.get("operation")
+    if isinstance(operation, Mapping) and isinstance(operation.get("httpErrorMessage"), str):
+        event["operation"] = {**operation, "httpErrorMessage": redact_key_material(operation["httpErrorMessage"])}
+    return event
