@@ -19,6 +19,7 @@ import pytest
 
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
+    EndpointUnreachableError,
     InsecureEndpointError,
     RedirectNotFollowedError,
     TransientApiError,
@@ -250,7 +251,7 @@ def test_no_proxy_excludes_hosts_as_requests_does(
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "example.com,.bypassed.example")
     try:
-        with pytest.raises(TransientApiError):  # no such host: the name does not resolve
+        with pytest.raises(EndpointUnreachableError):  # straight to the host, whose name does not resolve
             https_call(transport, "https://compute.bypassed.example")()
     finally:
         proxy.stop()
