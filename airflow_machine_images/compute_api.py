@@ -72,6 +72,7 @@ _PERMISSIONS = {
     "globalOperations.get": ("compute.globalOperations.get",),
     "globalOperations.wait": ("compute.globalOperations.get",),
     "globalOperations.list": ("compute.globalOperations.list",),
+    "instances.get": ("compute.instances.get",),
 }
 
 _REQUIRED_FIELDS = {
@@ -81,6 +82,7 @@ _REQUIRED_FIELDS = {
     "globalOperations.get": ("name", "status"),
     "globalOperations.wait": ("name", "status"),
     "machineImages.get": ("name", "status"),
+    "instances.get": ("name", "selfLink"),
 }
 #: Actions that answer with an Operation (or a list of them), whose status is one of three.
 _OPERATION_ACTIONS = frozenset(
@@ -246,6 +248,12 @@ class ComputeApi:
             body={"labels": dict(labels), "labelFingerprint": label_fingerprint},
         )
 
+    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
+        """``instances.get``: ``instance`` may be a name or a numeric id (the discovery document's
+        ``instance`` parameter pattern is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``), and
+        ``project`` a project id or number (its ``project`` pattern allows ``[0-9]{1,19}``)."""
+        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
+
     def get_operation(self, project: str, operation: str) -> ApiCall:
         """``globalOperations.get``."""
         return ApiCall("globalOperations.get", "GET", self._project_url(project, "global", "operations", operation))
@@ -274,7 +282,24 @@ class ComputeApi:
         )
 
 
+#: What the real API answers a list request with both (doitintl/kubeip issue 132; the discovery
+#: document's ``orderBy`` text: "only sorting by ``name`` or ``creationTimestamp desc`` is supported").
+FILTER_WITH_ORDER_BY = "Specifying both a list filter and sort order is not currently supported"
+
+
 def _list_params(filter_: str | None, max_results: int, page_token: str | None, order_by: str | None) -> dict[str, str]:
+    """The query of one list page.
+
+    :raises MachineImageValidationError: both ``filter_`` and ``order_by`` are given: Compute Engine
+        answers such a request with HTTP 400, so it is refused here, before any request.
+    """
+    if filter_ and order_by:
+        raise MachineImageValidationError(
+            "filter_/order_by",
+            f"give a filter or an order_by, not both: Compute Engine refuses a list request with both "
+            f"(HTTP 400 '{FILTER_WITH_ORDER_BY}'); filter on the server and sort the results yourself",
+            f"filter_={filter_[:60]!r}, order_by={order_by[:40]!r}",
+        )
     params = {"maxResults": str(max_results)}
     if filter_:
         params["filter"] = filter_

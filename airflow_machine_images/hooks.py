@@ -429,6 +429,22 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
         return self.execute_call(self.api.set_labels(project, name, labels=labels, label_fingerprint=fingerprint))
 
+    # ------------------------------------------------------------------ instances
+
+    def get_instance(self, *, zone: str, instance: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return an instance (``instances.get``): its ``name``, numeric ``id`` and ``selfLink``.
+
+        Used to learn the canonical form (project id, instance name) of a source instance given by
+        project number or numeric id (:mod:`airflow_machine_images.source_names`).
+
+        :param zone: the instance's zone.
+        :param instance: its name or numeric id.
+        :param project_id: its project, id or number; defaults to the connection's.
+        :raises ResourceNotFoundError: no such instance.
+        :raises PermissionDeniedError: the caller lacks ``compute.instances.get``.
+        """
+        return self.execute_call(self.api.get_instance(self.resolve_project_id(project_id), zone, instance))
+
     # ------------------------------------------------------------------ operations
 
     def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from airflow_machine_images.exceptions import (
 from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.labels import OWNER_LABEL
 from airflow_machine_images.results import machine_image_summary
+from airflow_machine_images.source_names import SourceNames, has_numbers
 from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError, parse_source_instance
 
@@ -61,6 +62,8 @@ class InsertRequest:
     :param request_ids: the requestId of each generation.
     :param owner_key: the task-instance key, as in the image's ``airflow-ti`` label.
     :param if_exists: ``"reuse"`` or ``"fail"``.
+    :param names: canonical forms of source instances given by number, looked up at most once per
+        try (:mod:`airflow_machine_images.source_names`).
     """
 
     project_id: str
@@ -70,6 +73,7 @@ class InsertRequest:
     request_ids: RequestIds
     owner_key: str
     if_exists: str = "reuse"
+    names: SourceNames = field(default_factory=SourceNames, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,12 @@ def submit(
     :param log: the task's logger.
     """
     request_id = request.request_ids(generation)
+    source = source_to_send(hook, request, log)
     sent_at = time.time()
     try:
         operation = hook.insert_machine_image(
             body=request.body,
-            source_instance=request.source.partial_url,
+            source_instance=source,
             request_id=request_id,
             project_id=request.project_id,
         )
@@ -159,6 +164,33 @@ def submit(
     if operation["status"] != "DONE":
         return state
     return finish_operation(hook, request, state, operation, log)
+
+
+def source_to_send(hook: ComputeEngineMachineImageHook, request: InsertRequest, log: Log) -> str:
+    """The ``sourceInstance`` to send: the canonical form (project id, instance name) of a source given
+    by project number or numeric id, else the source as given (no API call).
+
+    The canonical form is sent because (1) the read-back must compare the image's ``sourceInstance``
+    with the source in canonical form anyway, so the one ``instances.get`` is made in this try either
+    way and is cached; (2) ``projects/P/zones/Z/instances/NAME`` is the form the discovery document's
+    ``sourceInstance`` text documents, while a numeric instance id there is not documented; (3) the
+    image then names its source in one form whether the server translates numbers or echoes them
+    (AIP-2510). When the instance cannot be read (403/404), the source goes as given and the server
+    decides (a missing instance is its 404).
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param log: the task's logger.
+    """
+    given = request.source
+    if not has_numbers(given):
+        return given.partial_url
+    canonical = request.names.canonical(hook, given)
+    if canonical == given:
+        log.warning("Sending source instance %s as given: %s", given.partial_url, request.names.why(given))
+    else:
+        log.info("Source instance %s is %s (instances.get); sending that", given.partial_url, canonical.partial_url)
+    return canonical.partial_url
 
 
 #: How much earlier than our request an operation must have started to count as a replay. Google's
@@ -259,7 +291,7 @@ def read_back(hook: ComputeEngineMachineImageHook, request: InsertRequest, state
             "the image it made has since been deleted",
             fresh=not state.replayed,
         ) from None
-    check_source(request, image)
+    check_source(hook, request, image, log)
     _log_image(log, request, image)
     return replace(state, image=image)
 
@@ -286,7 +318,7 @@ def adopt_existing(
             f"Machine image {request.name} already exists in project {request.project_id} "
             f"(made from {image.get('sourceInstance')!r}) and if_exists='fail'."
         )
-    check_source(request, image)
+    check_source(hook, request, image, log)
     log.info(
         "Machine image %s already exists (%s), %s; reusing it",
         request.name,
@@ -377,23 +409,58 @@ def trigger_extra(state: InsertState, waiting_for: str) -> dict[str, Any]:
     }
 
 
-def check_source(request: InsertRequest, image: Mapping[str, Any]) -> None:
+def check_source(
+    hook: ComputeEngineMachineImageHook, request: InsertRequest, image: Mapping[str, Any], log: Log
+) -> None:
     """Fail, naming both, if ``image`` was made from another instance than requested.
 
+    Sources are compared in canonical form (project id, zone, instance name): a source given by
+    project number or numeric id is resolved by one ``instances.get`` (cached for the try), so it
+    never meets a false conflict (:mod:`airflow_machine_images.source_names`); sources without
+    numbers are compared as they are, with no API call.
+
+    When the comparison needs an instance that cannot be read (403: no ``compute.instances.get``;
+    404: deleted since), the safe reading is taken: an image carrying this task instance's
+    ``airflow-ti`` label was made by one of its own inserts, which sent this source, so it is kept
+    (with a warning); any other image is a conflict, since adopting an image from an unproven source
+    would report somebody else's backup as this one.
+
+    :param hook: the hook (reads instances when a number is involved).
     :param request: the validated request.
     :param image: the existing MachineImage.
-    :raises MachineImageConflictError: the sources differ.
+    :param log: the task's logger.
+    :raises MachineImageConflictError: the sources differ, or cannot be compared and the image is not ours.
     """
     existing = image.get("sourceInstance")
     try:
-        same = parse_source_instance(existing, default_project=None).same_instance(request.source)
+        existing_ref: InstanceRef | None = parse_source_instance(existing, default_project=None)
     except MachineImageValidationError:
-        same = False
-    if not same:
+        existing_ref = None
+    same = False if existing_ref is None else request.names.same_instance(hook, request.source, existing_ref)
+    if same:
+        return
+    conflict = (
+        f"Machine image {request.name} in project {request.project_id} exists but was made from "
+        f"{existing!r}, not from {request.source.partial_url!r}"
+    )
+    if same is None and existing_ref is not None:
+        why = request.names.why(request.source, existing_ref)
+        if (image.get("labels") or {}).get(OWNER_LABEL) == request.owner_key:
+            log.warning(
+                "Cannot tell whether %s and %s name one instance (%s); machine image %s carries this task "
+                "instance's label, so one of its own inserts made it from this source: keeping it",
+                existing,
+                request.source.partial_url,
+                why,
+                request.name,
+            )
+            return
         raise MachineImageConflictError(
-            f"Machine image {request.name} in project {request.project_id} exists but was made from "
-            f"{existing!r}, not from {request.source.partial_url!r}; choose another name or delete it."
+            f"{conflict}, or so it must be taken: the two cannot be compared ({why}) and the image was not "
+            "made by this task instance; grant compute.instances.get, give the source by project id and "
+            "instance name, or choose another name."
         )
+    raise MachineImageConflictError(f"{conflict}; choose another name or delete it.")
 
 
 def _vanished(request: InsertRequest, state: InsertState) -> ResubmissionNeeded:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import pytest
 
@@ -84,27 +86,58 @@ def test_path_segments_are_encoded() -> None:
 
 
 def every_call(api: ComputeApi) -> list[ApiCall]:
-    """One call of each builder method, with every optional parameter given."""
+    """One call of each builder method the hooks use, with every optional parameter given (a list takes
+    a filter or an order, never both)."""
     return [
         api.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r"),
         api.get_machine_image("p", "i"),
-        api.list_machine_images("p", filter_="f", max_results=5, page_token="t", order_by="o"),
+        api.list_machine_images("p", filter_="f", max_results=5, page_token="t"),
+        api.list_machine_images("p", max_results=5, page_token="t", order_by="o"),
         api.delete_machine_image("p", "i", request_id="r"),
         api.set_labels("p", "i", labels={"a": "b"}, label_fingerprint="x"),
         api.get_operation("p", "op"),
         api.wait_operation("p", "op"),
         api.list_operations("p", filter_="f", max_results=5, page_token="t"),
+        api.get_instance("123456789012", "z", "4567890123456789012"),
     ]
 
 
+def test_every_builder_method_is_walked() -> None:
+    """A builder method added later must join :func:`every_call`, or this fails."""
+    built = {call.action for call in every_call(API)}
+    methods = {name for name in vars(ComputeApi) if not name.startswith("_") and callable(getattr(ComputeApi, name))}
+    assert len(methods) == 9 and len(built) == 9, (sorted(methods), sorted(built))
+
+
 @pytest.mark.parametrize("version", ["beta", "v1"])
-def test_every_query_parameter_is_one_the_discovery_document_declares(version: str) -> None:
-    """E.g. ``machineImages.setLabels`` declares no ``requestId``, so none is sent."""
-    resources = load_discovery_document(version)["resources"]
-    for call in every_call(ComputeApi(version=version)):
-        resource, method = call.action.split(".")
-        declared = resources[resource]["methods"][method]["parameters"]
-        assert set(call.params) <= set(declared), call.action
+def test_every_call_matches_its_method_in_the_discovery_document(version: str) -> None:
+    """Query parameters, HTTP method and path of every call, checked against ``compute.{version}.json``.
+
+    E.g. ``machineImages.setLabels`` declares no ``requestId``, so none is sent; ``instances.get``
+    takes a project number and a numeric instance id, as its path patterns allow.
+    """
+    document = load_discovery_document(version)
+    system = set(document["parameters"])
+    for call in every_call(ComputeApi(endpoint="https://compute.googleapis.com", version=version)):
+        resource, method_name = call.action.split(".")
+        method = document["resources"][resource]["methods"][method_name]
+        declared = method["parameters"]
+        query = {name for name, spec in declared.items() if spec["location"] == "query"}
+        assert set(call.params) <= query | system, (call.action, set(call.params) - query)
+        assert call.method == method["httpMethod"], call.action
+        path = call.url.removeprefix(f"https://compute.googleapis.com/compute/{version}/")
+        template = re.escape(method["path"])
+        for name, spec in declared.items():
+            if spec["location"] == "path":
+                template = template.replace(re.escape("{" + name + "}"), f"(?:{spec.get('pattern', '[^/]+')})")
+        assert re.fullmatch(template, unquote(path)), (call.action, path, method["path"])
+
+
+def test_a_filter_with_an_order_is_refused_before_any_request() -> None:
+    with pytest.raises(MachineImageValidationError) as info:
+        API.list_machine_images("p", filter_="labels.a = b", order_by="creationTimestamp desc")
+    assert "filter_" in str(info.value) and "order_by" in str(info.value)
+    assert "Specifying both a list filter and sort order is not currently supported" in str(info.value)
 
 
 def test_pages_are_walked_until_a_page_has_no_next_token() -> None:
