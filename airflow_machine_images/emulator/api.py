@@ -9,7 +9,7 @@ import json
 import random
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -23,8 +23,8 @@ from airflow_machine_images.emulator.schema import (
     NAME_PATTERN,
     NAME_RE,
     PROJECT_RE,
-    QUERY_PARAMS,
     machine_image_fields,
+    query_params,
     valid_request_id,
 )
 
@@ -294,7 +294,7 @@ class ComputeApi:
         route_ = call.route
         if route_.error is not None:
             raise route_.error
-        allowed = QUERY_PARAMS[route_.action]
+        allowed = query_params(route_.version, route_.action)
         for name in call.query:
             if name not in allowed and not name.startswith("$"):
                 raise errors.invalid(
@@ -307,6 +307,15 @@ class ComputeApi:
             pattern = NAME_RE if key == "zone" else _RESOURCE_ID
             if not pattern.fullmatch(value):
                 raise self._bad_parameter(value, pattern.pattern)
+        # A project number goes wherever a project id does (the discovery documents' ``project`` pattern
+        # allows ``[0-9]{1,19}``); answers name the project by id, as Compute Engine's do (a Terraform
+        # maintainer: APIs "accept either and return the id", terraform-provider-google issue 11454).
+        with self.state.session():
+            project_id = self.state.project_id(route_.project)
+        if project_id is None:
+            raise errors.not_found(f"projects/{route_.project}")
+        if project_id != route_.project:
+            call.route = replace(route_, project=project_id)
         handler = {
             "machineImages.insert": self._insert,
             "machineImages.get": self._get,
@@ -381,6 +390,11 @@ class ComputeApi:
         :return: the list JSON.
         """
         query = call.query
+        if query.get("filter") and query.get("orderBy"):
+            # What the API answers (doitintl/kubeip issue 132; the discovery document's orderBy text).
+            raise errors.invalid_field(
+                "orderBy", query["orderBy"], "Specifying both a list filter and sort order is not currently supported."
+            )
         try:
             predicate = compile_filter(query.get("filter", ""))
             order = parse_order_by(query.get("orderBy", ""))
@@ -532,7 +546,8 @@ class ComputeApi:
             return self._render_operation(operation, now, call.version)
 
     def _set_labels(self, call: Call) -> dict[str, Any]:
-        request_id = self._request_id(call)
+        """``machineImages.setLabels``: no ``requestId`` (not a parameter of the method in either discovery
+        document, so :meth:`call` refused it); the ``labelFingerprint`` makes a repeat harmless."""
         body = self._object_body(call, "body")
         unknown = set(body) - {"labels", "labelFingerprint"}
         if unknown:
@@ -542,9 +557,6 @@ class ComputeApi:
         labels = _validate_labels(body.get("labels"), "labels")
         name = call.route.args["machineImage"]
         with self.state.session() as now:
-            original = self.state.remembered(call.project, request_id, now)
-            if original is not None:
-                return self._render_operation(original, now, call.version)
             image = self.state.image(call.project, name)
             if image is None:
                 raise errors.not_found(self._image_path(call.project, name))
@@ -555,9 +567,7 @@ class ComputeApi:
                     "conditionNotMet",
                     "Labels fingerprint either invalid or resource labels have changed",
                 )
-            operation = self.state.set_labels(
-                image, labels, now=now, request_id=request_id, user=self._user(call.project)
-            )
+            operation = self.state.set_labels(image, labels, now=now, request_id=None, user=self._user(call.project))
             return self._render_operation(operation, now, call.version)
 
     # -- operations --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ _IMAGE_KEYS = {
     "total_storage_bytes",
 }
 _INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds"}
+_PROJECT_KEYS = {"project", "number"}
 
 
 #: The control API, as ``GET /_emulator/`` lists it (README.md documents each route with an example).
@@ -40,6 +41,7 @@ ROUTES: list[dict[str, str]] = [
         "total_storage_bytes",
     },
     {"route": "GET /_emulator/operations?project=P", "does": "every global operation (of one project)"},
+    {"route": "POST /_emulator/projects", "does": "make a project known; body: project, number (its project number)"},
     {
         "route": "POST /_emulator/instances",
         "does": "add an instance; body: instance, project, disk_size_gb, operation_seconds",
@@ -91,6 +93,7 @@ def handle(
         ("POST", "/_emulator/machineImages"): lambda: emulator.add_machine_image(**_only(_object(body), _IMAGE_KEYS)),
         ("GET", "/_emulator/operations"): lambda: emulator.operations(query.get("project") or None),
         ("POST", "/_emulator/instances"): lambda: emulator.add_instance(**_only(_object(body), _INSTANCE_KEYS)),
+        ("POST", "/_emulator/projects"): lambda: emulator.add_project(**_only(_object(body), _PROJECT_KEYS)),
         ("POST", "/_emulator/faults"): lambda: _faults(emulator, _object(body)),
         ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
         ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),

@@ -276,6 +276,33 @@ class ComputeEngineEmulator:
             raise ValueError(f"Instance {instance!r} is not in project {project!r}")
         return found
 
+    def add_project(self, project: str | None = None, number: str | int | None = None) -> dict[str, str]:
+        """Make a project known, with its number (projects are otherwise known on first use).
+
+        Every project has a number, derived from its id unless chosen here; the API accepts it wherever
+        the project id goes (paths, ``sourceInstance``) and answers with the id.
+
+        :param project: the project id (default ``default_project``).
+        :param number: its number (None: keep or derive it).
+        :return: ``{"name": project id, "id": number}``, the fields the Project resource has for them.
+        """
+        _require(project, (str, type(None)), "project")
+        _require(number, (str, int, type(None)), "number")
+        project_id = self._project(project)
+        if not PROJECT_RE.fullmatch(project_id) or project_id.isdigit():
+            raise ValueError(f"Invalid project id {project_id!r}")
+        text = None if number is None else str(number)
+        if text is not None and (not text.isdigit() or not 1 <= len(text) <= 19 or text.startswith("0")):
+            raise ValueError("number must be 1 to 19 digits, without a leading zero")
+        with self._state.session():
+            if text is not None:
+                self._state.set_project_number(project_id, text)
+            return {"name": project_id, "id": self._state.project_number(project_id)}
+
+    def project_number(self, project: str | None = None) -> str:
+        """:param project: a project id (default ``default_project``). :return: its number."""
+        return self.add_project(project)["id"]
+
     def add_instance(
         self,
         instance: str,

@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "LABEL_KEY_RE",
@@ -15,8 +16,8 @@ __all__ = [
     "NAME_PATTERN",
     "NAME_RE",
     "PROJECT_RE",
-    "QUERY_PARAMS",
     "machine_image_fields",
+    "query_params",
     "valid_request_id",
 ]
 
@@ -30,27 +31,86 @@ PROJECT_RE = re.compile(
 LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}")
 
-#: Query parameters every Google API takes (system parameters).
+#: Query parameters every Google API takes (the discovery documents' top-level ``parameters``).
 _SYSTEM_PARAMS = frozenset(
     {
         "alt", "fields", "key", "prettyPrint", "quotaUser", "userIp", "access_token", "callback",
         "oauth_token", "upload_protocol", "uploadType", "$.xgafv",
     }
 )  # fmt: skip
-_LIST_PARAMS = frozenset({"filter", "maxResults", "orderBy", "pageToken", "returnPartialSuccess"})
-
-#: Query parameters each action accepts besides the system ones.
-QUERY_PARAMS: dict[str, frozenset[str]] = {
-    "machineImages.insert": _SYSTEM_PARAMS | {"requestId", "sourceInstance"},
-    "machineImages.get": _SYSTEM_PARAMS,
-    "machineImages.list": _SYSTEM_PARAMS | _LIST_PARAMS,
-    "machineImages.delete": _SYSTEM_PARAMS | {"requestId"},
-    "machineImages.setLabels": _SYSTEM_PARAMS | {"requestId"},
-    "globalOperations.get": _SYSTEM_PARAMS,
-    "globalOperations.wait": _SYSTEM_PARAMS,
-    "globalOperations.list": _SYSTEM_PARAMS | _LIST_PARAMS,
-    "instances.get": _SYSTEM_PARAMS | {"view"},
+#: The ``resources.RESOURCE.methods.METHOD`` of each emulated action.
+ACTIONS: dict[str, tuple[str, str]] = {
+    action: (action.split(".")[0], action.split(".")[1])
+    for action in (
+        "machineImages.insert",
+        "machineImages.get",
+        "machineImages.list",
+        "machineImages.delete",
+        "machineImages.setLabels",
+        "globalOperations.get",
+        "globalOperations.wait",
+        "globalOperations.list",
+        "instances.get",
+    )
 }
+_LIST = frozenset({"filter", "maxResults", "orderBy", "pageToken"})
+#: Used when googleapiclient's discovery documents are not installed: the method-specific query
+#: parameters of compute.beta.json and compute.v1.json, revision 20261106.
+_FALLBACK_QUERY_PARAMS: dict[str, dict[str, frozenset[str]]] = {
+    version: {
+        "machineImages.insert": frozenset({"requestId", "sourceInstance"}),
+        "machineImages.get": frozenset(),
+        "machineImages.list": _LIST | _partial,
+        "machineImages.delete": frozenset({"requestId"}),
+        "machineImages.setLabels": frozenset(),  # no requestId in either version
+        "globalOperations.get": frozenset(),
+        "globalOperations.wait": frozenset(),
+        "globalOperations.list": _LIST | _partial,
+        "instances.get": frozenset({"view"} if version == "beta" else ()),
+    }
+    for version, _partial in (("beta", frozenset({"returnPartialSuccess"})), ("v1", frozenset()))
+}
+
+
+def _discovery_document(version: str) -> dict[str, Any] | None:
+    """googleapiclient's bundled ``compute.{version}.json``, read without importing googleapiclient.
+
+    :param version: ``beta`` or ``v1``.
+    :return: the parsed document, or None when it is not installed or unreadable.
+    """
+    try:
+        spec = importlib.util.find_spec("googleapiclient")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        for location in locations:
+            path = Path(location) / "discovery_cache" / "documents" / f"compute.{version}.json"
+            if path.is_file():
+                document = json.loads(path.read_text(encoding="utf-8"))
+                return document if isinstance(document, dict) else None
+    except (ImportError, ValueError, OSError):
+        pass
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def query_params(version: str, action: str) -> frozenset[str]:
+    """The query parameters an action accepts: what the discovery document lists for the method
+    (``location: query``) plus the system parameters, so the emulator answers any other with 400
+    as the API does (e.g. ``requestId`` on ``machineImages.setLabels``, ``returnPartialSuccess`` on
+    v1 ``machineImages.list``).
+
+    :param version: ``beta`` or ``v1``.
+    :param action: e.g. ``machineImages.insert``.
+    :return: the accepted names.
+    """
+    resource, method = ACTIONS[action]
+    document = _discovery_document(version)
+    try:
+        declared = document["resources"][resource]["methods"][method]["parameters"]  # type: ignore[index]
+        system = frozenset(document["parameters"])  # type: ignore[index]
+        return system | {name for name, spec in declared.items() if spec.get("location") == "query"}
+    except (KeyError, TypeError, AttributeError):
+        return _SYSTEM_PARAMS | _FALLBACK_QUERY_PARAMS[version][action]
+
 
 #: Used when googleapiclient's discovery documents are not installed (as of compute beta/v1, 2025).
 _FALLBACK_FIELDS: dict[str, bool] = {
@@ -88,20 +148,15 @@ def machine_image_fields(version: str) -> dict[str, bool]:
     :param version: ``beta`` or ``v1``.
     :return: field name -> output only.
     """
+    document = _discovery_document(version)
     try:
-        spec = importlib.util.find_spec("googleapiclient")
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        for location in locations:
-            path = Path(location) / "discovery_cache" / "documents" / f"compute.{version}.json"
-            if path.is_file():
-                properties = json.loads(path.read_text(encoding="utf-8"))["schemas"]["MachineImage"]["properties"]
-                return {
-                    name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
-                    for name, prop in properties.items()
-                }
-    except (ImportError, ValueError, KeyError, OSError):
-        pass
-    return dict(_FALLBACK_FIELDS)
+        properties = document["schemas"]["MachineImage"]["properties"]  # type: ignore[index]
+        return {
+            name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
+            for name, prop in properties.items()
+        }
+    except (KeyError, TypeError, AttributeError):
+        return dict(_FALLBACK_FIELDS)
 
 
 def valid_request_id(value: str) -> bool:

@@ -7,6 +7,7 @@ are applied by :meth:`ComputeState.settle`, which every reader calls first, unde
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import random
@@ -54,6 +55,8 @@ class ComputeState:
         self.cond = threading.Condition(threading.Lock())
         self._rng = random.Random(seed)
         self._instances: dict[tuple[str, str, str], Instance] = {}
+        self._project_numbers: dict[str, str] = {}  # project id -> number
+        self._project_ids: dict[str, str] = {}  # number -> project id
         self._images: dict[str, dict[str, MachineImage]] = {}
         self._operations: dict[str, dict[str, Operation]] = {}
         self._request_ids: dict[tuple[str, str], tuple[Operation, float]] = {}
@@ -107,6 +110,54 @@ class ComputeState:
         bits = self._rng.getrandbits
         return f"operation-{millis}-{bits(52):013x}-{bits(32):08x}-{bits(32):08x}"
 
+    # -- projects ----------------------------------------------------------------------------------
+
+    def project_number(self, project: str) -> str:
+        """The project's number, given on first sight (lock held).
+
+        Derived from the project id (12 digits, like real project numbers), so the same project has
+        the same number in every run; :meth:`set_project_number` chooses another.
+
+        :param project: the project id.
+        :return: its number, as text.
+        """
+        number = self._project_numbers.get(project)
+        if number is None:
+            digest = int.from_bytes(hashlib.sha256(project.encode()).digest()[:8], "big")
+            number = str(10**11 + digest % (9 * 10**11))
+            while number in self._project_ids:  # a collision of two ids: the next free number
+                number = str(int(number) + 1)
+            self._project_numbers[project] = number
+            self._project_ids[number] = project
+        return number
+
+    def set_project_number(self, project: str, number: str) -> None:
+        """Give a project a chosen number (lock held).
+
+        :param project: the project id.
+        :param number: its number (digits).
+        :raises ValueError: another project has that number.
+        """
+        holder = self._project_ids.get(number)
+        if holder is not None and holder != project:
+            raise ValueError(f"Project number {number} belongs to {holder}")
+        old = self._project_numbers.pop(project, None)
+        if old is not None:
+            del self._project_ids[old]
+        self._project_numbers[project] = number
+        self._project_ids[number] = project
+
+    def project_id(self, project: str) -> str | None:
+        """The project id a path names, by id or by number (lock held).
+
+        :param project: a project id, or a number.
+        :return: the project id; None for a number no project has.
+        """
+        if project.isdigit():
+            return self._project_ids.get(project)
+        self.project_number(project)  # every project seen gets its number
+        return project
+
     # -- instances ---------------------------------------------------------------------------------
 
     def add_instance(
@@ -131,6 +182,7 @@ class ComputeState:
             created=self.clock.wall(self.clock.now()),
         )
         self._instances[(project, zone, name)] = instance
+        self.project_number(project)
         return instance
 
     def instances(self, project: str) -> list[Instance]:
@@ -138,8 +190,21 @@ class ComputeState:
         return [i for i in self._instances.values() if i.project == project]
 
     def instance(self, project: str, zone: str, name: str) -> Instance | None:
-        """:return: the instance, or None (lock held)."""
-        return self._instances.get((project, zone, name))
+        """The instance, by project id or number and by name or numeric id, or None (lock held).
+
+        The discovery document's ``instances.get`` takes an ``instance`` matching
+        ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}`` (a name or an id) and a ``project``
+        matching ``[0-9]{1,19}`` or an id.
+        """
+        project_id = self.project_id(project)
+        if project_id is None:
+            return None
+        found = self._instances.get((project_id, zone, name))
+        if found is None and name.isdigit():
+            found = next(
+                (i for i in self._instances.values() if (i.project, i.zone, i.id) == (project_id, zone, name)), None
+            )
+        return found
 
     # -- request ids -------------------------------------------------------------------------------
 

@@ -126,3 +126,75 @@ def test_official_client_long_filter_goes_through_method_override(emu: ComputeEn
     (recorded,) = emu.requests
     assert recorded.action == "machineImages.list" and recorded.method == "GET"
     assert recorded.query["filter"] == expression
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_names_projects_by_number_and_instances_by_id(emu: ComputeEngineEmulator, version: str) -> None:
+    """The API takes a project number wherever a project id goes and an instance's numeric id in
+    ``instances.get`` (discovery ``project`` pattern ``[0-9]{1,19}``, ``instance`` pattern
+    ``[1-9][0-9]{0,19}``), and answers with the project id and the instance name."""
+    client = compute(emu, version)
+    number = emu.project_number(PROJECT)
+    assert number.isdigit() and number == emu.project_number(PROJECT)  # stable
+    by_name = client.instances().get(project=PROJECT, zone="us-central1-a", instance="web-1").execute()
+    by_id = client.instances().get(project=number, zone="us-central1-a", instance=by_name["id"]).execute()
+    assert by_id == by_name and by_id["name"] == "web-1"
+    assert by_id["selfLink"].endswith(f"/compute/{version}/projects/{PROJECT}/zones/us-central1-a/instances/web-1")
+
+    images = client.machineImages()
+    source = f"projects/{number}/zones/us-central1-a/instances/{by_name['id']}"
+    operation = images.insert(project=number, body={"name": "img-n"}, sourceInstance=source).execute()
+    while operation["status"] != "DONE":
+        operation = client.globalOperations().wait(project=number, operation=operation["name"]).execute()
+    assert f"/projects/{PROJECT}/global/operations/" in operation["selfLink"]
+    image = images.get(project=number, machineImage="img-n").execute()
+    assert image["sourceInstance"] == by_name["selfLink"]  # project id and instance name, never the number
+    assert image["selfLink"].endswith(f"/projects/{PROJECT}/global/machineImages/img-n")
+    assert [i["name"] for i in images.list(project=number).execute()["items"]] == ["img-n"]
+    assert emu.machine_images(PROJECT)[0]["name"] == "img-n"
+
+    unknown = http_error(images.list(project="999999999999"))
+    assert unknown.status_code == 404
+
+
+def test_a_project_number_can_be_chosen(emu: ComputeEngineEmulator) -> None:
+    assert emu.add_project(PROJECT, number="123456789012") == {"name": PROJECT, "id": "123456789012"}
+    listing = compute(emu, "v1").machineImages().list(project="123456789012").execute()
+    assert listing["id"] == f"projects/{PROJECT}/global/machineImages"
+    with pytest.raises(ValueError, match="belongs to"):
+        emu.add_project("other-project", number="123456789012")
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_gets_400_for_filter_with_order_by(emu: ComputeEngineEmulator, version: str) -> None:
+    images = compute(emu, version).machineImages()
+    error = http_error(images.list(project=PROJECT, filter="name = img-1", orderBy="creationTimestamp desc"))
+    assert error.status_code == 400 and error.error_details[0]["reason"] == "invalid"
+    assert "Specifying both a list filter and sort order is not currently supported" in error.reason
+    assert "items" not in images.list(project=PROJECT, orderBy="creationTimestamp desc").execute()
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_gets_400_for_a_query_parameter_the_method_does_not_declare(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    """``machineImages.setLabels`` declares no ``requestId`` in either discovery document: the client
+    refuses to build it, and the API answers 400 when it is sent anyway."""
+    emu.add_machine_image("img-1")
+    images = compute(emu, version).machineImages()
+    with pytest.raises(TypeError, match="requestId"):
+        images.setLabels(project=PROJECT, resource="img-1", body={}, requestId=str(uuid.uuid4()))
+    fingerprint = images.get(project=PROJECT, machineImage="img-1").execute()["labelFingerprint"]
+    request = images.setLabels(
+        project=PROJECT, resource="img-1", body={"labels": {"a": "b"}, "labelFingerprint": fingerprint}
+    )
+    request.uri += f"&requestId={uuid.uuid4()}"
+    error = http_error(request)
+    assert error.status_code == 400 and "requestId" in error.reason
+    assert emu.get_machine_image("img-1", PROJECT)["labelFingerprint"] == fingerprint  # nothing changed
+    partial = images.list(project=PROJECT)
+    partial.uri += "&returnPartialSuccess=true"  # declared for machineImages.list in beta only
+    if version == "beta":
+        assert partial.execute()["items"]
+    else:
+        assert http_error(partial).status_code == 400
