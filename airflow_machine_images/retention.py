@@ -153,6 +153,10 @@ def created_at(image: Mapping[str, Any]) -> datetime | None:
 def source_key(image: Mapping[str, Any]) -> str:
     """The image's source instance as ``projects/P/zones/Z/instances/I`` (raw text if unreadable).
 
+    Taken as listed, with no ``instances.get``: Compute Engine names sources by project id and
+    instance name (:mod:`airflow_machine_images.source_names`), and a source it named two ways would
+    only split into two groups that each keep their newest images: more kept, never fewer.
+
     :param image: a MachineImage resource.
     """
     raw = image.get("sourceInstance")

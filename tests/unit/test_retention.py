@@ -44,6 +44,17 @@ def test_keep_last_per_source() -> None:
     }
 
 
+def test_one_source_named_two_ways_can_only_keep_more() -> None:
+    """Retention groups by the source as listed, without asking the API: were one instance listed under
+    its project number and its id (the real API names the id), it would form two groups, each keeping
+    its newest: more is kept, never less."""
+    by_id = [image(f"a-{d}", d) for d in range(3)]
+    by_number = [{**image("n-9", 9), "sourceInstance": by_id[0]["sourceInstance"].replace("/p/", "/123456789012/")}]
+    plan = plan_retention(by_id + by_number, RetentionPolicy(label_selector=SELECTOR, keep_last=1), NOW)
+    assert plan.delete == ["a-1", "a-2"]
+    assert plan.keep == ["a-0", "n-9"]
+
+
 def test_max_age_alone_keeps_young_images_and_the_newest() -> None:
     images = [image("young", 1), image("old", 40), image("older", 50), image("lonely-old", 90, source="web-2")]
     plan = plan_retention(images, RetentionPolicy(label_selector=SELECTOR, max_age=timedelta(days=30)), NOW)
