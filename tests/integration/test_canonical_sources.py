@@ -109,6 +109,8 @@ def test_the_deferrable_path_resolves_the_number_too(gcp_connection: ComputeEngi
     dag_run = run("ami_test_deferrable_operator", name="img-a", source_instance=source)
     assert task_states(dag_run) == {"create": "success"}
     one_ready_image(gcp_connection)
+    # one lookup before the insert, one when the task resumes after the triggerer (a new operator object)
+    assert len(actions(gcp_connection, "instances.get")) == 2
 
 
 def test_a_number_naming_another_instance_is_still_a_conflict(gcp_connection: ComputeEngineEmulator) -> None:
