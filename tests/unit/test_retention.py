@@ -211,7 +211,9 @@ class FleetHook:
         self.default_project_id = "p"
         self._lock = threading.Lock()
 
-    def list_machine_images(self, *, project_id: str, filter_: str) -> list[dict[str, Any]]:
+    def list_machine_images(
+        self, *, project_id: str, filter_: str, warnings: list | None = None
+    ) -> list[dict[str, Any]]:
         return [dict(image) for image in self.listing]
 
     def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
