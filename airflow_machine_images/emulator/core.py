@@ -556,7 +556,7 @@ class ComputeEngineEmulator:
                 thin_list(payload, fraction, code, self._list_rng)
 
     def _warn_operation(self, project: str, payload: dict[str, Any], fault: Fault) -> None:
-        """Give the operation an ``operation_warning`` fault hit a ``warnings[]`` entry (and its answer too)."""
+        """Give the operation an ``operation_warning`` fault hit a ``warnings[]`` entry (shown once it is DONE)."""
         warning = {
             "code": fault.warning_code or "NOT_CRITICAL_ERROR",
             "message": fault.warning_message or "A non-critical error occurred; the operation went on.",
@@ -566,7 +566,8 @@ class ComputeEngineEmulator:
             operation = self._state.operation(project, str(payload.get("name", "")))
             if operation is not None and not operation.warnings:
                 operation.warnings.append(warning)
-                payload["warnings"] = [dict(warning)]
+                if payload.get("status") == "DONE":
+                    payload["warnings"] = [dict(warning)]
 
     # -- HTTP entry point --------------------------------------------------------------------------
 

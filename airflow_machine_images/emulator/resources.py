@@ -256,7 +256,7 @@ class Operation:
                     out["httpErrorMessage"] = "ERROR"
                 if self.failure.http_message is not None:
                     out["httpErrorMessage"] = self.failure.http_message
-        if self.warnings:
+        if self.warnings and status == "DONE":  # shown once processing is over (when they arise: unverified)
             out["warnings"] = [dict(warning) for warning in self.warnings]
         out["selfLink"] = links.url(version, f"projects/{self.project}/global/operations/{self.name}")
         if self.client_operation_id is not None:
