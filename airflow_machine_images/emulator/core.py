@@ -530,8 +530,9 @@ class ComputeEngineEmulator:
         self._state.request_id_ttl_seconds = options.request_id_ttl_seconds
         return self.options
 
-    def _quota_refusal(self, action: str, project: str) -> ApiError | None:
-        """The 403 a quota option answers this request with, or None (counts the request if admitted)."""
+    def _quota_refusal(self, action: str, project: str) -> tuple[str, ApiError] | None:
+        """The option (``concurrent_operations_limit`` or ``rate_quota``) refusing this request and its 403,
+        or None (the request is then counted against the rate quota)."""
         options = self._options
         if not project:
             return None
@@ -539,21 +540,26 @@ class ComputeEngineEmulator:
             with self._state.session() as now:
                 running = sum(1 for op in self._state.operations(project) if op.phase(now)[0] != "DONE")
             if running >= options.concurrent_operations_limit:
-                return errors.concurrent_operations(project)
+                return "concurrent_operations_limit", errors.concurrent_operations(project)
         if not self._rate_quota.admit(project, options.rate_quota_per_minute, options.rate_quota_window_seconds):
-            return errors.rate_limited(project, limit=options.rate_quota_per_minute)
+            return "rate_quota", errors.rate_limited(project, limit=options.rate_quota_per_minute)
         return None
 
-    def _thin(self, payload: dict[str, Any], fault: Fault | None) -> None:
-        """Leave items out of a list answer, as a ``partial_list`` fault or the standing option says."""
+    def _thin(self, payload: dict[str, Any], fault: Fault | None) -> bool:
+        """Leave items out of a list answer, as a ``partial_list`` fault or the standing option says.
+
+        :return: whether the answer was thinned (or warned).
+        """
         code: str | None
         if fault is not None and fault.kind == "partial_list":
             fraction, code = fault.omit_fraction, fault.warning_code or "UNREACHABLE"
         else:
             fraction, code = self._options.partial_list_fraction, self._options.partial_list_warning
-        if fraction > 0:
-            with self._list_rng_lock:
-                thin_list(payload, fraction, code, self._list_rng)
+        if fraction <= 0:
+            return False
+        with self._list_rng_lock:
+            thin_list(payload, fraction, code, self._list_rng)
+        return True
 
     def _warn_operation(self, project: str, payload: dict[str, Any], fault: Fault) -> None:
         """Give the operation an ``operation_warning`` fault hit a ``warnings[]`` entry (shown once it is DONE)."""
@@ -607,7 +613,8 @@ class ComputeEngineEmulator:
         status: int | None
         response_headers: dict[str, str] = {}
         if refusal is not None:
-            status, payload, response_headers = refusal.code, refusal.payload(), refusal.headers
+            kind, refused = refusal  # recorded like a fault, named after the option that refused it
+            status, payload, response_headers = refused.code, refused.payload(), refused.headers
         elif fault is not None and kind in ("status", "rate_limit", "concurrent_operations"):
             if kind == "rate_limit":
                 failure = errors.rate_limited(target_route.project)
@@ -624,8 +631,8 @@ class ComputeEngineEmulator:
                     raise problem
                 payload = self._api.call(Call(target_route, query, parsed, fault))
                 status = 200
-                if target_route.action in LIST_ACTIONS:
-                    self._thin(payload, fault)
+                if target_route.action in LIST_ACTIONS and self._thin(payload, fault) and kind is None:
+                    kind = "partial_list_fraction"  # recorded like a fault, named after the option
                 elif fault is not None and kind == "operation_warning":
                     self._warn_operation(target_route.project, payload, fault)
             except ApiError as exc:
