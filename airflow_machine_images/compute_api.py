@@ -41,6 +41,7 @@ from airflow_machine_images.exceptions import (
     parse_error_details,
 )
 from airflow_machine_images.key_material import iter_key_material
+from airflow_machine_images.list_warnings import ListWarning, list_warning
 from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
@@ -324,6 +325,8 @@ class PageWalk:
     :param max_pages: the most pages followed.
     :param pages: pages taken so far.
     :param seen: the page tokens met so far.
+    :param warnings: the ``warning`` of every page that carried one (a list with a warning may have
+        left items out: :mod:`airflow_machine_images.list_warnings`).
     """
 
     token: str | None = None
@@ -332,6 +335,7 @@ class PageWalk:
     max_pages: int = MAX_PAGES
     pages: int = 0
     seen: set[str] = field(default_factory=set, repr=False)
+    warnings: list[ListWarning] = field(default_factory=list)
 
     def take(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
@@ -340,6 +344,9 @@ class PageWalk:
         :raises ResponseLimitError: the page repeats a token, or the walk reached ``max_pages``.
         """
         self.pages += 1
+        warning = list_warning(page)
+        if warning is not None:
+            self.warnings.append(warning)
         token = page.get("nextPageToken") or None
         if token is not None:
             if token in self.seen:
@@ -361,27 +368,31 @@ class PageWalk:
 
 
 def iter_pages(
-    fetch: Callable[[str | None], Mapping[str, Any]], what: str = "a paged list"
+    fetch: Callable[[str | None], Mapping[str, Any]], what: str = "a paged list", walk: PageWalk | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield the items of every page, fetching each page only when the one before is used up.
 
     :param fetch: reads one page given its token (None for the first).
     :param what: the list, for errors.
+    :param walk: the walk to record into (its ``warnings`` can be read afterwards); a new one if None.
     """
-    walk = PageWalk(what=what)
+    walk = walk if walk is not None else PageWalk(what=what)
     while not walk.done:
         yield from walk.take(fetch(walk.token))
 
 
 async def collect_pages(
-    fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]], what: str = "a paged list"
+    fetch: Callable[[str | None], Awaitable[Mapping[str, Any]]],
+    what: str = "a paged list",
+    walk: PageWalk | None = None,
 ) -> list[dict[str, Any]]:
     """The items of every page, fetched one page after the other.
 
     :param fetch: reads one page given its token (None for the first).
     :param what: the list, for errors.
+    :param walk: the walk to record into (its ``warnings`` can be read afterwards); a new one if None.
     """
-    walk = PageWalk(what=what)
+    walk = walk if walk is not None else PageWalk(what=what)
     items: list[dict[str, Any]] = []
     while not walk.done:
         items += walk.take(await fetch(walk.token))

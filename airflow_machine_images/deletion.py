@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compute_api import operation_errors, parse_timestamp
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
+from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import delete_summary
 
 if TYPE_CHECKING:
@@ -78,9 +79,7 @@ def start_delete(
     # An operation older than the request, or DONE on arrival (real deletes take a while), is a replay.
     replayed = (started is not None and started.timestamp() < sent_at - 1.0) or operation.get("status") == "DONE"
     log.info("Delete accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
-    for warning in operation.get("warnings") or []:
-        if isinstance(warning, dict):
-            log.warning("Operation %s warns: %s: %s", operation["name"], warning.get("code"), warning.get("message"))
+    log_operation_warnings(log, operation)
     deletion = Deletion(project_id, name, request_id, operation=operation, replayed=replayed)
     if operation.get("status") == "DONE" and operation_errors(operation):
         refuse_replayed_failure(deletion, operation)

@@ -408,6 +408,14 @@ class ComputeEngineRetentionError(AirflowFailException):
     """Some deletions of a retention run failed (the others were done)."""
 
 
+class PartialListingError(ComputeEngineError):
+    """A list answer warned that items may be missing, and the caller will not act on a partial list.
+
+    Retention deletes nothing on such a listing; Airflow retries the task (as its ``retries`` say),
+    and the next try lists again.
+    """
+
+
 @contextmanager
 def failing_on_bad_input() -> Iterator[None]:
     """Turn a :class:`MachineImageValidationError` into a failure without Airflow retries: bad input stays bad."""

@@ -25,6 +25,7 @@ from airflow_machine_images.compute_api import (
     DEFAULT_ENDPOINT,
     ApiCall,
     ComputeApi,
+    PageWalk,
     deadline_exceeded,
     iter_pages,
     normalize_endpoint,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
     from google.auth.credentials import Credentials
     from google.auth.transport.requests import AuthorizedSession
+
+    from airflow_machine_images.list_warnings import ListWarning
 
 #: Connection extra naming another API root (the emulator, a private endpoint).
 ENDPOINT_EXTRA = "compute_api_endpoint"
@@ -345,6 +348,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         filter_: str | None = None,
         order_by: str | None = None,
         page_size: int = 500,
+        warnings: list[ListWarning] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield machine images page by page (every page, not just the first).
 
@@ -352,8 +356,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param filter_: a Compute list filter, e.g. ``labels.managed-by = airflow``.
         :param order_by: e.g. ``creationTimestamp desc``.
         :param page_size: images per page (at most 500).
+        :param warnings: when given, each page's ``warning`` is appended to it: a warned list may have
+            left images out (:mod:`airflow_machine_images.list_warnings`).
         """
         project = self.resolve_project_id(project_id)
+        walk = PageWalk(what="machineImages.list")
+        if warnings is not None:
+            walk.warnings = warnings
         yield from iter_pages(
             lambda page_token: self.execute_call(
                 self.api.list_machine_images(
@@ -361,6 +370,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 )
             ),
             what="machineImages.list",
+            walk=walk,
         )
 
     def list_machine_images(
@@ -369,14 +379,18 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         project_id: str | None = None,
         filter_: str | None = None,
         order_by: str | None = None,
+        warnings: list[ListWarning] | None = None,
     ) -> list[dict[str, Any]]:
         """Return all machine images matching ``filter_`` (all pages).
 
         :param project_id: the project; defaults to the connection's.
         :param filter_: a Compute list filter.
         :param order_by: e.g. ``creationTimestamp desc``.
+        :param warnings: when given, each page's ``warning`` is appended to it (see :meth:`iter_machine_images`).
         """
-        return list(self.iter_machine_images(project_id=project_id, filter_=filter_, order_by=order_by))
+        return list(
+            self.iter_machine_images(project_id=project_id, filter_=filter_, order_by=order_by, warnings=warnings)
+        )
 
     def delete_machine_image(self, *, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
         """Start deleting a machine image (permanent); return the delete Operation.
@@ -755,6 +769,26 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         """
         project = await self.resolve_project_id(project_id)
         return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
+
+    async def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
+        """One ``globalOperations.get``.
+
+        :param operation_name: the operation's name.
+        :param project_id: the project; defaults to the connection's.
+        :raises ResourceNotFoundError: no such operation (the only evidence that it does not exist).
+        """
+        project = await self.resolve_project_id(project_id)
+        return await self.execute_call(lambda api: api.get_operation(project, operation_name))
+
+    async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """One ``machineImages.get``.
+
+        :param name: the image name.
+        :param project_id: the project; defaults to the connection's.
+        :raises ResourceNotFoundError: no such image.
+        """
+        project = await self.resolve_project_id(project_id)
+        return await self.execute_call(lambda api: api.get_machine_image(project, name))
 
     async def list_operations_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None

@@ -34,6 +34,7 @@ from airflow_machine_images.exceptions import (
 )
 from airflow_machine_images.key_material import iter_key_material
 from airflow_machine_images.labels import OWNER_LABEL
+from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import machine_image_summary
 from airflow_machine_images.source_names import SourceNames, has_numbers
 from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
@@ -214,11 +215,7 @@ def is_replay(operation: Mapping[str, Any], sent_at: float) -> bool:
 
 def _log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
     """Log an operation's ``warnings[]`` (code, message): the API reports non-fatal problems there."""
-    for warning in operation.get("warnings") or []:
-        if isinstance(warning, dict):
-            log.warning(
-                "Operation %s warns: %s: %s", operation.get("name"), warning.get("code"), warning.get("message")
-            )
+    log_operation_warnings(log, operation)
 
 
 def finish_operation(

@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
     ComputeEngineRetentionError,
     MachineImageValidationError,
     OperationFailedError,
+    PartialListingError,
     ResubmissionNeeded,
     failing_on_bad_input,
 )
@@ -34,6 +35,7 @@ from airflow_machine_images.insert_flow import InsertRequest, InsertState
 from airflow_machine_images.key_material import key_material_in, parse_key_argument
 from airflow_machine_images.labels import default_labels, merge_default_labels
 from airflow_machine_images.links import MachineImageLink
+from airflow_machine_images.list_warnings import ListWarning, describe_all, partial_warnings
 from airflow_machine_images.machine_image_body import build_machine_image_body
 from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
 from airflow_machine_images.results import retention_summary
@@ -612,7 +614,9 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
             policy = self._policy()
             dry_run = coerce_rendered_bool(self.plan_only, "dry_run")
             project_id = self.resolve_project_id()
-        images = self.hook.list_machine_images(project_id=project_id, filter_=policy.server_filter())
+        warnings: list[ListWarning] = []
+        images = self.hook.list_machine_images(project_id=project_id, filter_=policy.server_filter(), warnings=warnings)
+        partial = partial_warnings(warnings)
         plan = plan_retention(images, policy, now=timezone.utcnow())
         self.log.info(
             "Retention in %s: %d images selected, %d to keep, %d to delete, %d not READY (left alone)",
@@ -628,9 +632,23 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
         if plan.not_ready:
             self.log.info("  not READY, left alone: %s", plan.not_ready)
+        if partial:
+            # A warned list may have left images out (discovery: MachineImageList.warning). Deleting only
+            # what it shows would still delete a subset of the right set, but the plan's counts and the
+            # guards would rest on a partial view: delete nothing, and let the next try list again.
+            self.log.warning(
+                "machineImages.list warned that images may be missing (%s): retention deletes nothing on a "
+                "partial listing",
+                describe_all(partial),
+            )
         if dry_run:
             self.log.info("Dry run: nothing deleted (would delete %s)", plan.delete)
             return retention_summary(project_id, plan, dry_run=True, deleted=None)
+        if partial:
+            raise PartialListingError(
+                f"Retention in project {project_id} deleted nothing: machineImages.list warned that images may "
+                f"be missing ({describe_all(partial)}); the next try lists again"
+            )
         deleted, skipped = self._delete_all(TaskInstanceIdentity.of(context["ti"]), project_id, plan, policy)
         return retention_summary(project_id, plan, dry_run=False, deleted=deleted, skipped=skipped)
 

@@ -14,6 +14,12 @@ handful of list calls per cycle and wakes each waiter when its resource reaches 
   coalesced (the long-polls are abandoned), and long-polling resumes when at most half as many remain.
 * Machine images (:class:`MachineImagePoller`): ``machineImages.list`` with chunked name filters.
 
+A list is not a snapshot and not evidence of absence: a list answer may carry a ``warning``
+(``UNREACHABLE``, ``PARTIAL_SUCCESS``, ``LIST_OVERHEAD_QUOTA_EXCEED``: discovery documents,
+``OperationList``/``MachineImageList``) and leave items out. So a waited-for resource that the lists
+do not show is read on its own (``globalOperations.get`` / ``machineImages.get``) before its absence
+ends any wait; only a 404 there says it does not exist. The warnings are logged once per cycle.
+
 A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
 from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for.
 """
@@ -28,8 +34,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import collect_pages
+from airflow_machine_images.compute_api import PageWalk, collect_pages
 from airflow_machine_images.exceptions import ComputeEngineApiError, ResourceNotFoundError, TransientApiError
+from airflow_machine_images.list_warnings import ListWarning, describe_all, partial_warnings
 from airflow_machine_images.retry import EarlyAnswerBackoff
 
 if TYPE_CHECKING:
@@ -92,6 +99,10 @@ class PollerStats:
     cycles: int = 0
     calls: int = 0
     long_polls: int = 0
+    #: Per-resource reads of waited-for resources the lists did not show.
+    gets: int = 0
+    #: Cycles whose lists carried a warning that items may be missing.
+    warned_cycles: int = 0
 
 
 class CoalescingPoller(ABC):
@@ -317,15 +328,67 @@ class CoalescingPoller(ABC):
                 if not waiter.future.done():
                     waiter.future.set_exception(error)
 
+    # ------------------------------------------------------------------ reading states
+
+    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
+        """The current state of ``names`` that this cycle could establish; None for those known absent.
+
+        The lists give the state of every name they show. A name they do not show is read on its own
+        when its absence would end a wait (the lists may have left it out: a ``warning``, or no reason
+        given); only a 404 there makes it None. A name whose absence would end no wait is left out of
+        the answer (its waiters keep waiting), which costs no extra call.
+
+        :param names: the resources waited for.
+        """
+        warnings: list[ListWarning] = []
+        states: dict[str, Resource | None] = dict(await self.list_states(names, warnings))
+        unlisted = sorted(name for name in names - states.keys() if self._absence_ends_a_wait(name))
+        partial = partial_warnings(warnings)
+        if partial:
+            self.stats.warned_cycles += 1
+            log.warning(
+                "Listing project %s for %d waited-for resource(s): the list answer warns that items may be "
+                "missing (%s); %d not listed are read one by one, never taken as absent",
+                self.project_id,
+                len(names),
+                describe_all(partial),
+                len(unlisted),
+            )
+        for name in unlisted:
+            states[name] = await self._get_one(name)
+        return states
+
+    def _absence_ends_a_wait(self, name: str) -> bool:
+        return any(not w.future.done() and w.is_final(None) for w in self._waiters.get(name, ()))
+
+    async def _get_one(self, name: str) -> Resource | None:
+        """Read one resource; None only on a 404 (the one evidence of absence)."""
+        await self._within_budget()
+        self.stats.calls += 1
+        self.stats.gets += 1
+        try:
+            return await self.get(name)
+        except ResourceNotFoundError:
+            return None
+
     # ------------------------------------------------------------------ what subclasses say
 
     supports_long_poll = False
 
     @abstractmethod
-    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
-        """Read the current state of ``names``; None for those that do not exist.
+    async def list_states(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
+        """The resources among ``names`` that the list calls show (absent ones are simply not in it).
 
         :param names: the resources waited for.
+        :param warnings: append each list page's ``warning`` here.
+        """
+
+    @abstractmethod
+    async def get(self, name: str) -> Resource:
+        """Read one resource on its own.
+
+        :param name: the resource name.
+        :raises ResourceNotFoundError: it does not exist.
         """
 
     async def long_poll(self, name: str) -> Resource | None:
@@ -335,11 +398,12 @@ class CoalescingPoller(ABC):
         """
         raise NotImplementedError
 
-    async def _list_all(self, list_page: ListPage, filter_: str) -> list[Resource]:
+    async def _list_all(self, list_page: ListPage, filter_: str, warnings: list[ListWarning]) -> list[Resource]:
         """Every item of a filtered list, page by page, each page within the budget and counted.
 
         :param list_page: the hook's one-page list method.
         :param filter_: the Compute list filter.
+        :param warnings: each page's ``warning`` is appended here.
         """
 
         async def fetch(page_token: str | None) -> dict[str, Any]:
@@ -347,7 +411,9 @@ class CoalescingPoller(ABC):
             self.stats.calls += 1
             return await list_page(project_id=self.project_id, filter_=filter_, page_token=page_token)
 
-        return await collect_pages(fetch, what=getattr(list_page, "__name__", "a paged list"))
+        walk = PageWalk(what=getattr(list_page, "__name__", "a paged list"))
+        walk.warnings = warnings
+        return await collect_pages(fetch, walk=walk)
 
 
 class OperationPoller(CoalescingPoller):
@@ -355,19 +421,27 @@ class OperationPoller(CoalescingPoller):
 
     supports_long_poll = True
 
-    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
-        """Which of ``names`` are DONE: list the project's unfinished operations, read back the rest."""
-        unfinished = await self._list_all(self.hook.list_operations_page, 'status != "DONE"')
-        states: dict[str, Resource | None] = {op["name"]: op for op in unfinished if op.get("name") in names}
-        maybe_done = names - states.keys()
-        for chunk in chunks(maybe_done):
-            found = {op["name"]: op for op in await self._list_all(self.hook.list_operations_page, name_filter(chunk))}
-            for name in chunk:
-                states[name] = found.get(name)
+    async def list_states(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
+        """List the project's unfinished operations, then read back the rest by name filters.
+
+        :param names: the operations waited for.
+        :param warnings: each list page's ``warning`` is appended here.
+        """
+        hook = self.hook
+        unfinished = await self._list_all(hook.list_operations_page, 'status != "DONE"', warnings)
+        states: dict[str, Resource] = {op["name"]: op for op in unfinished if op.get("name") in names}
+        for chunk in chunks(names - states.keys()):
+            for op in await self._list_all(hook.list_operations_page, name_filter(chunk), warnings):
+                if op["name"] in chunk:
+                    states[op["name"]] = op
         return states
 
+    async def get(self, name: str) -> Resource:
+        """One ``globalOperations.get``."""
+        return await self.hook.get_operation(operation_name=name, project_id=self.project_id)
+
     async def long_poll(self, name: str) -> Resource | None:
-        """One ``globalOperations.wait``."""
+        """One ``globalOperations.wait`` (a 404 is evidence of absence: None)."""
         await self._within_budget()
         self.stats.calls += 1
         try:
@@ -379,14 +453,22 @@ class OperationPoller(CoalescingPoller):
 class MachineImagePoller(CoalescingPoller):
     """Waits for machine images to reach a state (READY, INVALID, or absent)."""
 
-    async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
-        """The images among ``names``, read with chunked name filters."""
-        states: dict[str, Resource | None] = {}
+    async def list_states(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
+        """The images among ``names``, read with chunked name filters.
+
+        :param names: the images waited for.
+        :param warnings: each list page's ``warning`` is appended here.
+        """
+        states: dict[str, Resource] = {}
         for chunk in chunks(names):
-            found = {i["name"]: i for i in await self._list_all(self.hook.list_machine_images_page, name_filter(chunk))}
-            for name in chunk:
-                states[name] = found.get(name)
+            for image in await self._list_all(self.hook.list_machine_images_page, name_filter(chunk), warnings):
+                if image["name"] in chunk:
+                    states[image["name"]] = image
         return states
+
+    async def get(self, name: str) -> Resource:
+        """One ``machineImages.get``."""
+        return await self.hook.get_machine_image(name=name, project_id=self.project_id)
 
 
 _pollers: dict[tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str], CoalescingPoller] = {}

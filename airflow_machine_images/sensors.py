@@ -18,6 +18,7 @@ from airflow_machine_images.compute_api import raise_for_operation_error
 from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
 from airflow_machine_images.deadlines import Deadline
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
+from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import machine_image_summary, operation_summary
 from airflow_machine_images.triggers import (
     EVENT_TIMEOUT,
@@ -156,6 +157,7 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
                 f" ({progress}%)" if progress is not None else "",
             )
             return False
+        log_operation_warnings(self.log, operation)
         try:
             raise_for_operation_error(operation)
         except OperationFailedError as failure:

@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     operation_failed,
 )
+from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
 from airflow_machine_images.redaction import redact_event
 from airflow_machine_images.validation import (
@@ -304,6 +305,7 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
             message = f"Operation {name} was not found in project {self.project_id} (expired?)"
             yield self._event("error", message, EVENT_NOT_FOUND, operation_name=name, operation=None, errors=[])
             return
+        log_operation_warnings(self.log, operation)
         trimmed = _pick(operation, OPERATION_EVENT_FIELDS)
         try:
             raise_for_operation_error(operation)

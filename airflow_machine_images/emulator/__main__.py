@@ -42,6 +42,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait-deadline", type=float, default=120.0, help="longest operations.wait long-poll")
     parser.add_argument("--early-wait-probability", type=float, default=0.0, help="chance a wait returns early")
     parser.add_argument("--request-id-ttl", type=float, default=None, help="seconds requestIds are remembered")
+    parser.add_argument(
+        "--rate-quota", type=int, default=None, help="requests per project per minute before 403 rateLimitExceeded"
+    )
+    parser.add_argument(
+        "--rate-quota-window", type=float, default=60.0, help="seconds the rate quota refills after (default 60)"
+    )
+    parser.add_argument(
+        "--concurrent-operations-limit",
+        type=int,
+        default=None,
+        help="unfinished operations per project before 403 CONCURRENT_OPERATIONS_QUOTA_EXCEEDED",
+    )
+    parser.add_argument(
+        "--partial-list-fraction", type=float, default=0.0, help="share of list items left out (default 0)"
+    )
+    parser.add_argument(
+        "--partial-list-warning",
+        default="UNREACHABLE",
+        help="warning.code of thinned lists: UNREACHABLE, PARTIAL_SUCCESS, LIST_OVERHEAD_QUOTA_EXCEED, or none",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="random fault probability per request")
     parser.add_argument("--seed", type=int, default=None, help="seed for every random choice")
     parser.add_argument("--self-link-base", default="https://www.googleapis.com", help="where selfLinks point")
@@ -94,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_remote=args.allow_remote,
             on_request=None if args.quiet else _log_request,
             max_request_bytes=args.max_request_bytes,
+            rate_quota_per_minute=args.rate_quota,
+            rate_quota_window_seconds=args.rate_quota_window,
+            concurrent_operations_limit=args.concurrent_operations_limit,
+            partial_list_fraction=args.partial_list_fraction,
+            partial_list_warning=None if args.partial_list_warning == "none" else args.partial_list_warning,
         )
         for instance in args.instance:
             emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)

@@ -49,13 +49,21 @@ ROUTES: list[dict[str, str]] = [
     {
         "route": "POST /_emulator/faults",
         "does": "queue a fault; body: kind (status, drop, accept_then_drop, slow, early_wait, operation_error, "
-        "rate_limit, concurrent_operations), action, times, status, retry_after_seconds, delay_seconds, "
-        "error_code, error_message, http_error_status_code, duration_seconds; "
+        "rate_limit, concurrent_operations, partial_list, operation_warning), action, times, status, "
+        "retry_after_seconds, delay_seconds, error_code, error_message, http_error_status_code, duration_seconds, "
+        "omit_fraction, warning_code, warning_message; "
         'or {"random": {rate, kinds, actions, statuses, retry_after_seconds, slow_seconds, seed}}',
     },
     {"route": "GET /_emulator/faults", "does": "the queued faults"},
     {"route": "DELETE /_emulator/faults", "does": "drop every queued fault and stop random faults"},
     {"route": "POST /_emulator/forget-request-ids", "does": "forget every requestId (as the server does in time)"},
+    {"route": "GET /_emulator/options", "does": "the standing options (quotas, requestId memory, partial lists)"},
+    {
+        "route": "PUT /_emulator/options",
+        "does": "change standing options; body: any of rate_quota_per_minute, rate_quota_window_seconds, "
+        "concurrent_operations_limit, request_id_ttl_seconds, partial_list_fraction, partial_list_warning "
+        "(null turns a limit off)",
+    },
 ]
 
 
@@ -98,6 +106,8 @@ def handle(
         ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
         ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),
         ("POST", "/_emulator/forget-request-ids"): lambda: _done(emulator.forget_request_ids),
+        ("GET", "/_emulator/options"): lambda: emulator.options.to_json(),
+        ("PUT", "/_emulator/options"): lambda: emulator.set_options(**_object(body)).to_json(),
     }
     action = routes.get((method, path))
     if action is None:

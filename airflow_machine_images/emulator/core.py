@@ -15,7 +15,15 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_machine_images.emulator import control, errors
 from airflow_machine_images.emulator.api import Call, ComputeApi, parse_source_instance, route
 from airflow_machine_images.emulator.errors import ApiError
-from airflow_machine_images.emulator.faults import DEFAULT_RANDOM_KINDS, Fault, FaultBook, RandomFaults
+from airflow_machine_images.emulator.faults import (
+    DEFAULT_RANDOM_KINDS,
+    LIST_ACTIONS,
+    MUTATING_ACTIONS,
+    Fault,
+    FaultBook,
+    RandomFaults,
+)
+from airflow_machine_images.emulator.options import EmulatorOptions, RateQuota, thin_list
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
 from airflow_machine_images.emulator.resources import Instance, Links
 from airflow_machine_images.emulator.schema import NAME_RE, PROJECT_RE
@@ -121,6 +129,13 @@ class ComputeEngineEmulator:
         header (by default only ``localhost`` and loopback addresses are served: DNS-rebinding protection).
     :param on_request: called with each finished API request (e.g. for logging).
     :param max_request_bytes: the largest request body read (413 beyond).
+    :param rate_quota_per_minute: requests per project per window before 403 ``rateLimitExceeded``
+        (None = no quota); see :mod:`~airflow_machine_images.emulator.options` for this and the next three.
+    :param rate_quota_window_seconds: the window the rate quota refills after (60: a minute).
+    :param concurrent_operations_limit: unfinished operations per project before 403
+        ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` (None = no limit).
+    :param partial_list_fraction: the share of each list page's items left out (0 = none).
+    :param partial_list_warning: the ``warning.code`` those lists carry (None = none).
 
     The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
     ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
@@ -142,6 +157,11 @@ class ComputeEngineEmulator:
         allow_remote: bool = False,
         on_request: Callable[[RecordedRequest], None] | None = None,
         max_request_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        rate_quota_per_minute: int | None = None,
+        rate_quota_window_seconds: float = 60.0,
+        concurrent_operations_limit: int | None = None,
+        partial_list_fraction: float = 0.0,
+        partial_list_warning: str | None = "UNREACHABLE",
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"Refusing to bind {host!r}: not a loopback address (pass allow_remote=True)")
@@ -153,6 +173,17 @@ class ComputeEngineEmulator:
             raise ValueError("early_wait_probability must be between 0 and 1")
         if max_request_bytes < 1:
             raise ValueError("max_request_bytes must be at least 1")
+        self._options = EmulatorOptions(
+            rate_quota_per_minute=rate_quota_per_minute,
+            rate_quota_window_seconds=rate_quota_window_seconds,
+            concurrent_operations_limit=concurrent_operations_limit,
+            request_id_ttl_seconds=request_id_ttl_seconds,
+            partial_list_fraction=partial_list_fraction,
+            partial_list_warning=partial_list_warning,
+        )
+        self._rate_quota = RateQuota()
+        self._list_rng = random.Random(None if seed is None else seed + 2)
+        self._list_rng_lock = threading.Lock()
         self.host = host
         self.allow_remote = allow_remote
         self.max_request_bytes = max_request_bytes
@@ -505,6 +536,72 @@ class ComputeEngineEmulator:
         """Forget every remembered requestId (the server's memory expired)."""
         self._state.forget_request_ids()
 
+    # -- standing options --------------------------------------------------------------------------
+
+    @property
+    def options(self) -> EmulatorOptions:
+        """:return: the standing options (quotas, requestId memory, partial lists); a copy."""
+        return self._options.updated({})
+
+    def set_options(self, **changes: Any) -> EmulatorOptions:
+        """Change standing options (see :mod:`~airflow_machine_images.emulator.options`); others stay.
+
+        :param changes: ``rate_quota_per_minute``, ``rate_quota_window_seconds``,
+            ``concurrent_operations_limit``, ``request_id_ttl_seconds``, ``partial_list_fraction``,
+            ``partial_list_warning``.
+        :return: the options now in force.
+        :raises ValueError: an unknown option or a bad value (nothing is changed then).
+        """
+        options = self._options.updated(changes)
+        self._options = options
+        self._state.request_id_ttl_seconds = options.request_id_ttl_seconds
+        return self.options
+
+    def _quota_refusal(self, action: str, project: str) -> tuple[str, ApiError] | None:
+        """The option (``concurrent_operations_limit`` or ``rate_quota``) refusing this request and its 403,
+        or None (the request is then counted against the rate quota)."""
+        options = self._options
+        if not project:
+            return None
+        if options.concurrent_operations_limit is not None and action in MUTATING_ACTIONS:
+            with self._state.session() as now:
+                running = sum(1 for op in self._state.operations(project) if op.phase(now)[0] != "DONE")
+            if running >= options.concurrent_operations_limit:
+                return "concurrent_operations_limit", errors.concurrent_operations(project)
+        if not self._rate_quota.admit(project, options.rate_quota_per_minute, options.rate_quota_window_seconds):
+            return "rate_quota", errors.rate_limited(project, limit=options.rate_quota_per_minute)
+        return None
+
+    def _thin(self, payload: dict[str, Any], fault: Fault | None) -> bool:
+        """Leave items out of a list answer, as a ``partial_list`` fault or the standing option says.
+
+        :return: whether the answer was thinned (or warned).
+        """
+        code: str | None
+        if fault is not None and fault.kind == "partial_list":
+            fraction, code = fault.omit_fraction, fault.warning_code or "UNREACHABLE"
+        else:
+            fraction, code = self._options.partial_list_fraction, self._options.partial_list_warning
+        if fraction <= 0:
+            return False
+        with self._list_rng_lock:
+            thin_list(payload, fraction, code, self._list_rng)
+        return True
+
+    def _warn_operation(self, project: str, payload: dict[str, Any], fault: Fault) -> None:
+        """Give the operation an ``operation_warning`` fault hit a ``warnings[]`` entry (shown once it is DONE)."""
+        warning = {
+            "code": fault.warning_code or "NOT_CRITICAL_ERROR",
+            "message": fault.warning_message or "A non-critical error occurred; the operation went on.",
+            "data": [{"key": "fault", "value": "operation_warning"}],
+        }
+        with self._state.session():
+            operation = self._state.operation(project, str(payload.get("name", "")))
+            if operation is not None and not operation.warnings:
+                operation.warnings.append(warning)
+                if payload.get("status") == "DONE":
+                    payload["warnings"] = [dict(warning)]
+
     # -- HTTP entry point --------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: Message, body: bytes) -> Response:
@@ -537,11 +634,15 @@ class ComputeEngineEmulator:
             except ApiError as exc:
                 problem = exc
         target_route = route(method, path)
-        fault = self._faults.take(target_route.action) if target_route.error is None else None
+        refusal = self._quota_refusal(target_route.action, target_route.project) if target_route.error is None else None
+        fault = self._faults.take(target_route.action) if target_route.error is None and refusal is None else None
         kind = fault.kind if fault is not None else None
         status: int | None
         response_headers: dict[str, str] = {}
-        if fault is not None and kind in ("status", "rate_limit", "concurrent_operations"):
+        if refusal is not None:
+            kind, refused = refusal  # recorded like a fault, named after the option that refused it
+            status, payload, response_headers = refused.code, refused.payload(), refused.headers
+        elif fault is not None and kind in ("status", "rate_limit", "concurrent_operations"):
             if kind == "rate_limit":
                 failure = errors.rate_limited(target_route.project)
             elif kind == "concurrent_operations":
@@ -557,6 +658,10 @@ class ComputeEngineEmulator:
                     raise problem
                 payload = self._api.call(Call(target_route, query, parsed, fault))
                 status = 200
+                if target_route.action in LIST_ACTIONS and self._thin(payload, fault) and kind is None:
+                    kind = "partial_list_fraction"  # recorded like a fault, named after the option
+                elif fault is not None and kind == "operation_warning":
+                    self._warn_operation(target_route.project, payload, fault)
             except ApiError as exc:
                 status, payload, response_headers = exc.code, exc.payload(), exc.headers
             except Exception as exc:  # a bug in the emulator: answer like Google would, keep serving

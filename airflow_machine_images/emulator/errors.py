@@ -68,18 +68,25 @@ class ApiError(Exception):
         return {"error": error}
 
 
-def rate_limited(project: str, metric: str = "compute.googleapis.com/default_requests") -> ApiError:
+def rate_limited(
+    project: str, metric: str = "compute.googleapis.com/default_requests", limit: int | None = None
+) -> ApiError:
     """403 ``rateLimitExceeded`` of a per-project per-minute rate quota, with its ``error.details``.
 
     Source: Compute Engine docs, "API rate limits" (cloud.google.com/compute/api-quota): 403,
     ``errors[].reason`` ``rateLimitExceeded``, domain ``usageLimits``, refilled at the next minute. The
     ErrorInfo reason ``RATE_LIMIT_EXCEEDED`` and its metadata keys follow Google's common quota errors;
-    the metric name is unverified for Compute Engine.
+    the metric and limit names are unverified for Compute Engine.
 
     :param project: the project whose quota is used up.
     :param metric: the quota metric.
+    :param limit: the quota's value (requests per minute), when known: ``quota_limit_value``.
     :return: the error.
     """
+    metadata = {"service": "compute.googleapis.com", "quota_metric": metric, "consumer": f"projects/{project}"}
+    if limit is not None:
+        metadata["quota_limit"] = "DefaultRequestsPerMinutePerProject"
+        metadata["quota_limit_value"] = str(limit)
     message = (
         f"Quota exceeded for quota metric '{metric}' and limit '{metric} per minute' of service "
         f"'compute.googleapis.com' for consumer 'project:{project}'."
@@ -89,11 +96,7 @@ def rate_limited(project: str, metric: str = "compute.googleapis.com/default_req
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": "RATE_LIMIT_EXCEEDED",
             "domain": "googleapis.com",
-            "metadata": {
-                "service": "compute.googleapis.com",
-                "quota_metric": metric,
-                "consumer": f"projects/{project}",
-            },
+            "metadata": metadata,
         },
         {
             "@type": "type.googleapis.com/google.rpc.Help",

@@ -8,6 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images.emulator.options import LIST_WARNING_CODES
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -15,6 +17,7 @@ __all__ = [
     "ACTIONS",
     "DEFAULT_RANDOM_KINDS",
     "FAULT_KINDS",
+    "LIST_ACTIONS",
     "MUTATING_ACTIONS",
     "Fault",
     "FaultBook",
@@ -51,7 +54,14 @@ FAULT_KINDS: tuple[str, ...] = (
     "rate_limit",
     # 403 with ErrorInfo CONCURRENT_OPERATIONS_QUOTA_EXCEEDED (Compute Engine docs, "Operations quota").
     "concurrent_operations",
+    # A list answer leaving out omit_fraction of its items, with a warning (UNREACHABLE, PARTIAL_SUCCESS,
+    # LIST_OVERHEAD_QUOTA_EXCEED: discovery documents, OperationList/MachineImageList "warning").
+    "partial_list",
+    # The next new operation carries warnings[] {code, message, data} (discovery: Operation.warnings).
+    "operation_warning",
 )
+#: Actions whose answers are lists (the only ones a ``partial_list`` fault applies to).
+LIST_ACTIONS = frozenset({"machineImages.list", "globalOperations.list"})
 #: What random injection draws from unless told otherwise (the quota kinds are asked for by name).
 DEFAULT_RANDOM_KINDS: tuple[str, ...] = FAULT_KINDS[:6]
 
@@ -61,15 +71,18 @@ def applicable(kind: str, action: str) -> bool:
 
     :param kind: a fault kind.
     :param action: an action name.
-    :return: ``early_wait`` only for ``globalOperations.wait``; ``operation_error`` only for insert and
-        delete; every other kind for every known action.
+    :return: ``early_wait`` only for ``globalOperations.wait``; ``operation_error`` and
+        ``operation_warning`` only for insert and delete; ``concurrent_operations`` only for the actions
+        that change state; ``partial_list`` only for the list actions; every other kind for every known action.
     """
     if action not in ACTIONS:
         return False
     if kind == "early_wait":
         return action == "globalOperations.wait"
-    if kind == "operation_error":
+    if kind in ("operation_error", "operation_warning"):
         return action in OPERATION_ERROR_ACTIONS
+    if kind == "partial_list":
+        return action in LIST_ACTIONS
     if kind == "concurrent_operations":
         return action in MUTATING_ACTIONS
     return True
@@ -108,6 +121,10 @@ class Fault:
     :param duration_seconds: the fault hits every matching request for this long after its first hit
         (``times`` is then ignored): a rate-limit window that refills when it ends.
     :param http_error_message: ``httpErrorMessage`` of a failed operation (None: the status's phrase).
+    :param omit_fraction: the share of a ``partial_list`` answer's items left out (0 < x < 1; at least one item).
+    :param warning_code: a ``partial_list`` answer's ``warning.code`` (default ``UNREACHABLE``), or the
+        ``warnings[].code`` of an ``operation_warning`` (default ``NOT_CRITICAL_ERROR``).
+    :param warning_message: an ``operation_warning``'s message (None: a default).
     """
 
     kind: str
@@ -121,6 +138,9 @@ class Fault:
     http_error_status_code: int = 400
     duration_seconds: float | None = None
     http_error_message: str | None = None
+    omit_fraction: float = 0.3
+    warning_code: str | None = None
+    warning_message: str | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that could never fire."""
@@ -138,6 +158,10 @@ class Fault:
             raise ValueError("Fault delay_seconds must not be negative")
         if self.duration_seconds is not None and self.duration_seconds <= 0:
             raise ValueError("Fault duration_seconds must be positive")
+        if not 0.0 < self.omit_fraction < 1.0:
+            raise ValueError("Fault omit_fraction must be above 0 and below 1")
+        if self.kind == "partial_list" and self.warning_code not in (None, *LIST_WARNING_CODES):
+            raise ValueError(f"A partial_list fault's warning_code must be one of {', '.join(LIST_WARNING_CODES)}")
 
     def matches(self, action: str) -> bool:
         """:param action: the request's action. :return: whether this fault hits it."""

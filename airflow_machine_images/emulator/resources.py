@@ -199,6 +199,8 @@ class Operation:
     failure: OperationFailure | None = None
     version: str = "beta"
     settled: bool = field(default=False, compare=False)
+    #: ``warnings[]`` entries ({code, message, data}; discovery: Operation.warnings).
+    warnings: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
     @property
     def end(self) -> float:
@@ -254,6 +256,8 @@ class Operation:
                     out["httpErrorMessage"] = "ERROR"
                 if self.failure.http_message is not None:
                     out["httpErrorMessage"] = self.failure.http_message
+        if self.warnings and status == "DONE":  # shown once processing is over (when they arise: unverified)
+            out["warnings"] = [dict(warning) for warning in self.warnings]
         out["selfLink"] = links.url(version, f"projects/{self.project}/global/operations/{self.name}")
         if self.client_operation_id is not None:
             out["clientOperationId"] = self.client_operation_id

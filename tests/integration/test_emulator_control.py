@@ -182,3 +182,47 @@ def test_the_control_api_lists_its_routes_and_the_readme_documents_each(emu: Com
     for method, path in [("POST", "machineImages"), ("POST", "faults"), ("DELETE", "requests")]:
         assert f"{method} /_emulator/{path}" in listed
     assert requests.get(f"{emu.url}/_emulator/no-such-thing", timeout=10).status_code == 404
+
+
+def test_standing_options_are_set_over_the_control_api_and_checked(emu: ComputeEngineEmulator) -> None:
+    assert control(emu, "GET", "options")["rate_quota_per_minute"] is None
+    changed = control(
+        emu, "PUT", "options", json={"rate_quota_per_minute": 2, "concurrent_operations_limit": 5,
+                                     "request_id_ttl_seconds": 30, "partial_list_fraction": 0.3}
+    )  # fmt: skip
+    assert changed["rate_quota_per_minute"] == 2 and changed["partial_list_warning"] == "UNREACHABLE"
+    assert emu.options.concurrent_operations_limit == 5 and emu.options.request_id_ttl_seconds == 30
+
+    def refused(body: dict[str, Any]) -> str:
+        response = requests.put(f"{emu.url}/_emulator/options", json=body, timeout=10)
+        assert response.status_code == 400
+        return str(response.json()["error"]["message"])
+
+    assert "rate_quota_per_minute" in refused({"rate_quota_per_minute": 0})
+    assert "partial_list_fraction" in refused({"partial_list_fraction": 1})
+    assert "partial_list_warning" in refused({"partial_list_warning": "NO_RESULTS_ON_PAGE"})
+    assert "Unknown options: colour" in refused({"colour": "red"})
+    assert control(emu, "GET", "options")["rate_quota_per_minute"] == 2  # a refused change changes nothing
+    control(emu, "PUT", "options", json={"rate_quota_per_minute": None, "partial_list_fraction": 0})
+    assert emu.options.rate_quota_per_minute is None
+
+
+def test_cli_sets_the_standing_options(tmp_path: Path) -> None:
+    process, url = _start_cli(
+        "--quiet", "--rate-quota", "1", "--rate-quota-window", "600", "--concurrent-operations-limit", "2",
+        "--request-id-ttl", "3600", "--partial-list-fraction", "0.5", "--partial-list-warning", "none",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    try:
+        options = requests.get(f"{url}/_emulator/options", timeout=5).json()
+        assert options == {
+            "rate_quota_per_minute": 1, "rate_quota_window_seconds": 600.0, "concurrent_operations_limit": 2,
+            "request_id_ttl_seconds": 3600.0, "partial_list_fraction": 0.5, "partial_list_warning": None,
+        }  # fmt: skip
+        listing = f"{url}/compute/beta/projects/demo-project/global/machineImages"
+        assert requests.get(listing, timeout=5).status_code == 200
+        assert requests.get(listing, timeout=5).status_code == 403  # the quota of one request is spent
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    assert process.returncode == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
@@ -198,3 +200,126 @@ def test_official_client_gets_400_for_a_query_parameter_the_method_does_not_decl
         assert partial.execute()["items"]
     else:
         assert http_error(partial).status_code == 400
+
+
+# -- issue 12: quotas, requestId memory, partial lists, operation warnings (through Google's client) ----
+
+
+def error_info(error: Any) -> dict[str, Any]:
+    """The ErrorInfo in ``error.details`` of a googleapiclient HttpError."""
+    details = json.loads(error.content)["error"].get("details", [])
+    return next(d for d in details if d.get("@type", "").endswith("google.rpc.ErrorInfo"))
+
+
+def wait_done(client: Any, operation: dict[str, Any]) -> dict[str, Any]:
+    while operation["status"] != "DONE":
+        operation = client.globalOperations().wait(project=PROJECT, operation=operation["name"]).execute()
+    return operation
+
+
+def test_official_client_meets_the_per_minute_rate_quota_and_its_refill(emu: ComputeEngineEmulator) -> None:
+    window = 1.5  # the "minute", shortened; windows start at its multiples on the wall clock, as minutes do
+    emu.set_options(rate_quota_per_minute=3, rate_quota_window_seconds=window)
+    images = compute(emu, "beta").machineImages()
+    time.sleep(window - time.time() % window + 0.05)  # start at the beginning of a window
+    for _ in range(3):
+        images.list(project=PROJECT).execute()
+    refused = http_error(images.list(project=PROJECT))
+    assert refused.status_code == 403
+    assert json.loads(refused.content)["error"]["errors"][0]["reason"] == "rateLimitExceeded"  # what clients retry on
+    info = error_info(refused)
+    assert info["reason"] == "RATE_LIMIT_EXCEEDED" and info["domain"] == "googleapis.com"
+    assert info["metadata"]["quota_limit_value"] == "3" and "quota_metric" in info["metadata"]
+    assert http_error(images.get(project=PROJECT, machineImage="x")).status_code == 403  # every request counts
+    time.sleep(window - time.time() % window + 0.05)  # the next window: refilled
+    assert "kind" in images.list(project=PROJECT).execute()
+    emu.set_options(rate_quota_per_minute=None)
+    assert [r.fault for r in emu.requests if r.status == 403] == ["rate_quota"] * 2  # recorded as the option's
+
+
+def test_official_client_meets_the_concurrent_operations_limit_until_operations_finish(
+    emu: ComputeEngineEmulator,
+) -> None:
+    emu.set_options(concurrent_operations_limit=1)
+    client = compute(emu, "beta")
+    source = "zones/us-central1-a/instances/web-1"
+    first = client.machineImages().insert(project=PROJECT, body={"name": "img-1"}, sourceInstance=source).execute()
+    refused = http_error(client.machineImages().insert(project=PROJECT, body={"name": "img-2"}, sourceInstance=source))
+    assert refused.status_code == 403
+    assert error_info(refused)["reason"] == "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"
+    assert client.machineImages().get(project=PROJECT, machineImage="img-1").execute()  # reads are not limited
+    wait_done(client, first)  # the running operation finished: room again
+    second = client.machineImages().insert(project=PROJECT, body={"name": "img-2"}, sourceInstance=source).execute()
+    assert "error" not in wait_done(client, second)
+    assert [i["name"] for i in emu.machine_images()] == ["img-1", "img-2"]
+
+
+def test_official_client_sees_request_ids_forgotten_after_the_configured_time(emu: ComputeEngineEmulator) -> None:
+    emu.set_options(request_id_ttl_seconds=0.5)
+    client = compute(emu, "beta")
+    images, request_id = client.machineImages(), str(uuid.uuid4())
+    source = "zones/us-central1-a/instances/web-1"
+
+    def insert() -> dict[str, Any]:
+        return images.insert(
+            project=PROJECT, body={"name": "img-1"}, sourceInstance=source, requestId=request_id
+        ).execute()
+
+    first = insert()
+    assert insert()["name"] == first["name"]  # remembered: the same operation, nothing new
+    wait_done(client, first)
+    wait_done(client, images.delete(project=PROJECT, machineImage="img-1").execute())
+    time.sleep(0.6)
+    again = insert()  # forgotten: the same requestId now creates anew
+    assert again["name"] != first["name"] and again["clientOperationId"] == request_id
+    assert "error" not in wait_done(client, again) and len(emu.machine_images()) == 1
+
+
+def test_official_client_reads_lists_that_leave_items_out_with_a_warning(emu: ComputeEngineEmulator) -> None:
+    for index in range(10):
+        emu.add_machine_image(f"img-{index}", "us-central1-a/web-1")
+    client = compute(emu, "v1")
+    emu.set_options(partial_list_fraction=0.3, partial_list_warning="PARTIAL_SUCCESS")
+    listing = client.machineImages().list(project=PROJECT).execute()
+    assert len(listing["items"]) == 7
+    assert listing["warning"]["code"] == "PARTIAL_SUCCESS" and listing["warning"]["message"]
+    assert listing["warning"]["data"] == [{"key": "scope", "value": "global"}]
+    emu.set_options(partial_list_warning=None)  # left out without a word
+    silent = client.machineImages().list(project=PROJECT).execute()
+    assert len(silent["items"]) == 7 and "warning" not in silent
+    emu.set_options(partial_list_fraction=0)
+    from airflow_machine_images.emulator import Fault
+
+    emu.inject(Fault(kind="partial_list", action="machineImages.list", omit_fraction=0.5, warning_code="UNREACHABLE"))
+    faulted = client.machineImages().list(project=PROJECT).execute()
+    assert len(faulted["items"]) == 5 and faulted["warning"]["code"] == "UNREACHABLE"
+    assert len(client.machineImages().list(project=PROJECT).execute()["items"]) == 10  # the fault is used up
+
+
+def test_official_client_sees_operation_warnings(emu: ComputeEngineEmulator) -> None:
+    from airflow_machine_images.emulator import Fault
+
+    emu.inject(Fault(kind="operation_warning", action="machineImages.insert"))
+    client = compute(emu, "beta")
+    operation = (
+        client.machineImages()
+        .insert(project=PROJECT, body={"name": "img-1"}, sourceInstance="zones/us-central1-a/instances/web-1")
+        .execute()
+    )
+    done = wait_done(client, operation)
+    assert done["warnings"][0]["code"] == "NOT_CRITICAL_ERROR" and done["warnings"][0]["message"]
+    assert "error" not in done
+
+
+def test_resource_operation_rate_exceeded_is_the_default_operation_error(emu: ComputeEngineEmulator) -> None:
+    from airflow_machine_images.emulator import Fault
+
+    emu.inject(Fault(kind="operation_error", action="machineImages.insert"))
+    client = compute(emu, "beta")
+    operation = (
+        client.machineImages()
+        .insert(project=PROJECT, body={"name": "img-1"}, sourceInstance="zones/us-central1-a/instances/web-1")
+        .execute()
+    )
+    done = wait_done(client, operation)
+    assert done["error"]["errors"][0]["code"] == "RESOURCE_OPERATION_RATE_EXCEEDED"

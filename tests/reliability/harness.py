@@ -190,6 +190,10 @@ class EmulatorProcess:
     def clear_faults(self) -> None:
         self.control("DELETE", "faults")
 
+    def set_options(self, **options: Any) -> dict[str, Any]:
+        """Change the emulator's standing options (quotas, requestId memory, partial lists)."""
+        return dict(self.control("PUT", "options", options))
+
     def forget_request_ids(self) -> None:
         self.control("POST", "forget-request-ids")
 
@@ -439,7 +443,7 @@ CAUSES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     (
         "rate or concurrent-operations quota after every retry",
         re.compile(r"HTTP 403 rateLimitExceeded"),
-        frozenset({"rate_limit", "concurrent_operations"}),
+        frozenset({"rate_limit", "concurrent_operations", "rate_quota", "concurrent_operations_limit"}),
     ),
     (
         "connection dropped after every retry",
@@ -649,6 +653,7 @@ def settle_and_audit(
     :return: the report and the settled operations.
     """
     emulator.clear_faults()
+    emulator.set_options(**OPTIONS_OFF)
     operations = wait_until_settled(emulator)
     report = audit(
         label,
@@ -662,6 +667,13 @@ def settle_and_audit(
     write_report(report)
     return report, operations
 
+
+#: The emulator's standing options with every quota and partial listing off.
+OPTIONS_OFF: dict[str, Any] = {
+    "rate_quota_per_minute": None,
+    "concurrent_operations_limit": None,
+    "partial_list_fraction": 0.0,
+}
 
 #: Summaries of the campaigns run in this session (printed at the end by ``conftest.py``).
 SUMMARIES: list[str] = []

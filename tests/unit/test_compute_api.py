@@ -404,3 +404,62 @@ def test_a_page_token_that_is_not_text_is_malformed() -> None:
     call = API.list_machine_images("p")
     with pytest.raises(MalformedResponseError, match="nextPageToken"):
         parse_response(call, 200, b'{"items": [], "nextPageToken": {"a": 1}}', {})
+
+
+def test_list_warnings_are_read_defensively_and_only_no_results_on_page_is_harmless() -> None:
+    from airflow_machine_images.list_warnings import list_warning, partial_warnings
+
+    assert list_warning({"items": []}) is None
+    warned = list_warning(
+        {
+            "warning": {
+                "code": "UNREACHABLE",
+                "message": "Scope 'global' is unreachable",
+                "data": [{"key": "scope", "value": "global"}],
+            }
+        }
+    )
+    assert warned is not None and warned.partial
+    assert warned.describe() == "UNREACHABLE: Scope 'global' is unreachable (scope=global)"
+    assert list_warning({"warning": "garbage"}).code == "?"  # type: ignore[union-attr]
+    assert list_warning({"warning": {"code": 7, "data": "x"}}).partial  # type: ignore[union-attr]
+    harmless = list_warning({"warning": {"code": "NO_RESULTS_ON_PAGE"}})
+    assert harmless is not None and not harmless.partial
+    assert [w.code for w in partial_warnings([harmless, warned, warned])] == ["UNREACHABLE"]
+
+
+def test_page_walks_collect_every_pages_warning() -> None:
+    from airflow_machine_images.compute_api import PageWalk, iter_pages
+
+    pages = {None: {"items": [{"name": "a"}], "nextPageToken": "t", "warning": {"code": "PARTIAL_SUCCESS"}}, "t": {}}
+    walk = PageWalk()
+    assert [i["name"] for i in iter_pages(lambda token: pages[token], walk=walk)] == ["a"]
+    assert [w.code for w in walk.warnings] == ["PARTIAL_SUCCESS"]
+
+
+def test_operation_warnings_are_logged_redacted_and_garbage_skipped() -> None:
+    from airflow_machine_images.logs import log_operation_warnings
+
+    class Log:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def info(self, msg: str, *args: object) -> None:
+            self.lines.append(msg % args)
+
+        def warning(self, msg: str, *args: object) -> None:
+            self.lines.append(msg % args)
+
+    key = "A" * 43 + "="  # base64 of 32 bytes: shaped like a rawKey
+    log = Log()
+    operation = {
+        "name": "operation-1",
+        "warnings": [
+            {"code": "NOT_CRITICAL_ERROR", "message": f"echo {key}", "data": [{"key": "k", "value": "v"}]},
+            "junk",
+        ],
+    }
+    assert log_operation_warnings(log, operation) == 1
+    assert log.lines[0].startswith("Operation operation-1 warns: NOT_CRITICAL_ERROR: echo ")
+    assert key not in log.lines[0] and "(k=v)" in log.lines[0]
+    assert log_operation_warnings(log, {"name": "x", "warnings": "nope"}) == 0

@@ -131,3 +131,66 @@ def test_a_long_poll_answered_early_backs_off_instead_of_spinning() -> None:
     elapsed = asyncio.run(scenario())
     assert hook.waits == 3 and poller.stats.long_polls == 3
     assert elapsed >= 2 * 0.2  # two early answers, each followed by a pause of the poll interval (< 1 s)
+
+
+class PartialListHook(FakeHook):
+    """Every list answer leaves out the names in ``omit`` (with a ``warning`` unless ``warn`` is False);
+    ``globalOperations.get`` answers every operation it knows, and 404 for the names in ``gone``."""
+
+    def __init__(self, omit: set[str], gone: set[str] = frozenset(), warn: bool = True) -> None:  # type: ignore[assignment]
+        super().__init__(done_after=1)
+        self.omit, self.gone, self.warn = omit, gone, warn
+        self.gets: list[str] = []
+
+    async def list_operations_page(self, *, project_id: str, filter_: str, page_token: str | None) -> dict[str, Any]:
+        page = await super().list_operations_page(project_id=project_id, filter_=filter_, page_token=page_token)
+        page["items"] = [i for i in page["items"] if i["name"] not in self.omit | self.gone]
+        if self.warn:
+            page["warning"] = {"code": "UNREACHABLE", "message": "Scope 'global' is unreachable", "data": []}
+        return page
+
+    async def get_operation(self, *, operation_name: str, project_id: str) -> dict[str, Any]:
+        self.gets.append(operation_name)
+        if operation_name in self.gone:
+            from airflow_machine_images.exceptions import ResourceNotFoundError
+
+            raise ResourceNotFoundError(f"globalOperations.get {operation_name}: 404")
+        return self._read(operation_name)
+
+
+def coalesced_results(hook: FakeHook, names: list[str]) -> tuple[list[Any], OperationPoller]:
+    poller = make_poller(hook, max_requests_per_minute=6000)
+
+    async def scenario() -> list[Any]:
+        waits = [
+            poller.wait_for(name, lambda op: op is None or op["status"] == "DONE", poll_interval=0.01) for name in names
+        ]
+        return list(await asyncio.gather(*waits))
+
+    return asyncio.run(scenario()), poller
+
+
+@pytest.mark.parametrize("warn", [True, False], ids=["warned", "silently-omitted"])
+def test_an_operation_a_list_leaves_out_is_read_on_its_own_not_taken_as_gone(
+    warn: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [f"operation-{i:02d}" for i in range(polling.MAX_LONG_POLLS + 8)]
+    omitted = set(names[::3])
+    hook = PartialListHook(omit=omitted, warn=warn)
+    with caplog.at_level("WARNING", logger="airflow_machine_images.polling"):
+        results, poller = coalesced_results(hook, names)
+    assert [r and r["status"] for r in results] == ["DONE"] * len(names)  # nobody ends "not found"
+    assert set(hook.gets) == omitted  # only the left-out ones are read one by one
+    warned = [r for r in caplog.records if "warns that items may be missing" in r.getMessage()]
+    assert len(warned) == (poller.stats.warned_cycles if warn else 0)
+    if warn:
+        assert 1 <= len(warned) <= poller.stats.cycles  # once per cycle, not once per waiter
+        assert "UNREACHABLE" in warned[0].getMessage()
+
+
+def test_only_a_404_of_the_operation_itself_ends_a_wait_as_not_found() -> None:
+    names = [f"operation-{i:02d}" for i in range(polling.MAX_LONG_POLLS + 4)]
+    hook = PartialListHook(omit=set(names[:5]), gone={names[-1]})
+    results, _ = coalesced_results(hook, names)
+    assert results[-1] is None
+    assert [r["status"] for r in results[:-1]] == ["DONE"] * (len(names) - 1)

@@ -222,7 +222,9 @@ class FleetHook:
         self.default_project_id = "p"
         self._lock = threading.Lock()
 
-    def list_machine_images(self, *, project_id: str, filter_: str) -> list[dict[str, Any]]:
+    def list_machine_images(
+        self, *, project_id: str, filter_: str, warnings: list | None = None
+    ) -> list[dict[str, Any]]:
         return [dict(image) for image in self.listing]
 
     def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
@@ -261,3 +263,38 @@ def test_the_operator_deletes_nothing_the_fleet_keeps_even_from_a_stale_listing(
     assert len(hook.deleted) == len(set(hook.deleted))
     assert set(hook.deleted) <= set(truth.delete), "deleted an image the fleet's own plan keeps"
     assert result["deleted"] == sorted(hook.deleted)
+
+
+class WarnedFleetHook(FleetHook):
+    """A fleet whose listing answers with a ``warning``: images may be missing from it."""
+
+    def list_machine_images(
+        self, *, project_id: str, filter_: str, warnings: list | None = None
+    ) -> list[dict[str, Any]]:
+        from airflow_machine_images.list_warnings import ListWarning
+
+        assert warnings is not None, "retention must ask for the listing's warnings"
+        warnings.append(ListWarning("PARTIAL_SUCCESS", "some results may be missing"))
+        return super().list_machine_images(project_id=project_id, filter_=filter_)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_warned_listing_deletes_nothing(dry_run: bool) -> None:
+    from airflow_machine_images.exceptions import PartialListingError
+
+    fleet = [{**image(f"old-{n}", 10 - n), "id": str(n)} for n in range(4)]
+    hook = WarnedFleetHook(fleet, fleet)
+    operator = ComputeEngineMachineImageRetentionOperator(
+        task_id="prune", project_id="p", label_selector=SELECTOR, keep_last=1, dry_run=dry_run
+    )
+    operator.__dict__["hook"] = hook
+    operator.new_hook = lambda: hook  # type: ignore[method-assign]
+    context = {"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)}
+    with mock.patch("airflow_machine_images.operators.timezone.utcnow", return_value=NOW):
+        if dry_run:
+            result = operator.execute(context)  # type: ignore[arg-type]
+            assert result["would_delete"] == ["old-0", "old-1", "old-2"]
+        else:
+            with pytest.raises(PartialListingError, match=r"deleted nothing.*PARTIAL_SUCCESS"):
+                operator.execute(context)  # type: ignore[arg-type]
+    assert hook.deleted == []
