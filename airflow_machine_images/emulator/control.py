@@ -24,7 +24,7 @@ _IMAGE_KEYS = {
     "labels",
     "total_storage_bytes",
 }
-_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds"}
+_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds", "labels", "status"}
 
 
 #: The control API, as ``GET /_emulator/`` lists it (README.md documents each route with an example).
@@ -42,7 +42,12 @@ ROUTES: list[dict[str, str]] = [
     {"route": "GET /_emulator/operations?project=P", "does": "every global operation (of one project)"},
     {
         "route": "POST /_emulator/instances",
-        "does": "add an instance; body: instance, project, disk_size_gb, operation_seconds",
+        "does": "add an instance (any project); body: instance, project, disk_size_gb, operation_seconds, "
+        "labels, status",
+    },
+    {
+        "route": "POST /_emulator/unreachable-zones",
+        "does": 'zones whose instances.aggregatedList scope answers UNREACHABLE; body: {"zones": [...]} ([] clears)',
     },
     {
         "route": "POST /_emulator/faults",
@@ -91,6 +96,9 @@ def handle(
         ("POST", "/_emulator/machineImages"): lambda: emulator.add_machine_image(**_only(_object(body), _IMAGE_KEYS)),
         ("GET", "/_emulator/operations"): lambda: emulator.operations(query.get("project") or None),
         ("POST", "/_emulator/instances"): lambda: emulator.add_instance(**_only(_object(body), _INSTANCE_KEYS)),
+        ("POST", "/_emulator/unreachable-zones"): lambda: {
+            "zones": emulator.set_unreachable_zones(_only(_object(body), {"zones"}).get("zones", []))
+        },
         ("POST", "/_emulator/faults"): lambda: _faults(emulator, _object(body)),
         ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
         ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),

@@ -50,6 +50,8 @@ QUERY_PARAMS: dict[str, frozenset[str]] = {
     "globalOperations.wait": _SYSTEM_PARAMS,
     "globalOperations.list": _SYSTEM_PARAMS | _LIST_PARAMS,
     "instances.get": _SYSTEM_PARAMS | {"view"},
+    # v1 has no returnPartialSuccess here (discovery revision 20261106); beta has it.
+    "instances.aggregatedList": _SYSTEM_PARAMS | _LIST_PARAMS | {"includeAllScopes", "serviceProjectNumber"},
 }
 
 #: Used when googleapiclient's discovery documents are not installed (as of compute beta/v1, 2025).
