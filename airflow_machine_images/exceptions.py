@@ -408,6 +408,15 @@ class ComputeEngineRetentionError(AirflowFailException):
     """Some deletions of a retention run failed (the others were done)."""
 
 
+class IncompleteListError(ComputeEngineError):
+    """A list answer said it left results out (a zone ``UNREACHABLE``, ``PARTIAL_SUCCESS``): what it
+    lacks is not evidence of absence. Retried by Airflow: such zones usually answer again soon."""
+
+
+class BackupCoverageError(AirflowFailException):
+    """Instances without a recent enough READY machine image (the message names every one)."""
+
+
 @contextmanager
 def failing_on_bad_input() -> Iterator[None]:
     """Turn a :class:`MachineImageValidationError` into a failure without Airflow retries: bad input stays bad."""
