@@ -63,7 +63,7 @@ class InstanceSelector:
 
         :param label_selector: a dict, the text ``"key=value,key2=value2"``, or None.
         :param filter_: a list filter, or None.
-        :param zones: a list of zone names, or None for every zone.
+        :param zones: a list of zone names (or their text, comma-separated), or None for every zone.
         :raises MachineImageValidationError: an argument breaks a rule (the message names it).
         """
         if isinstance(label_selector, str):
@@ -76,8 +76,10 @@ class InstanceSelector:
                 raise MachineImageValidationError("filter", f"must be at most {MAX_FILTER_CHARS} characters")
             filter_ = filter_.strip()
         chosen: tuple[str, ...] | None = None
+        if isinstance(zones, str):  # a rendered template: "us-east1-b" or "us-east1-b,us-east1-c"
+            zones = [zone.strip() for zone in zones.split(",") if zone.strip()]
         if zones is not None:
-            if isinstance(zones, str) or not isinstance(zones, Sequence) or not zones:
+            if not isinstance(zones, Sequence) or not zones:
                 raise MachineImageValidationError(
                     "zones", "must be a non-empty list of zone names, or None for every zone", show_value(zones)
                 )

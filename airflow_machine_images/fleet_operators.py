@@ -131,7 +131,8 @@ class ComputeEngineListInstancesOperator(_FleetSelectionMixin, ComputeEngineMach
     :param label_selector: instances must carry all of these labels: a dict, or the text
         ``"key=value,key2=value2"``. Templated.
     :param filter: a Compute Engine list filter on the Instance resource (``status = RUNNING``). Templated.
-    :param zones: only instances of these zones (default: every zone). Templated.
+    :param zones: only instances of these zones (default: every zone); rendered text may list them
+        comma-separated. Templated.
     :param page_size: instances per page (1-500).
     :param project_id: the project listed; defaults to the connection's. Templated.
     :param api_version: ``beta`` or ``v1``.
@@ -202,7 +203,8 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     :param max_age: the oldest a newest image may be: a timedelta or seconds. Templated.
     :param label_selector: instances must carry all of these labels. Templated.
     :param filter: a Compute Engine list filter on the Instance resource. Templated.
-    :param zones: only instances of these zones (default: every zone). Templated.
+    :param zones: only instances of these zones (default: every zone); rendered text may list them
+        comma-separated. Templated.
     :param backup_project_id: the project holding the images (default: ``project_id``). Templated.
     :param image_label_selector: count only images carrying these labels (e.g. this DAG's). Templated.
     :param allow_empty: succeed when no instance is selected (default: fail, a selector that selects

@@ -108,7 +108,7 @@ def test_an_unreachable_zone_fails_the_listing_naming_it(fleet: ComputeEngineEmu
         ({"label_selector": {"Backup": "nightly"}}, "label_selector"),
         ({"label_selector": "backup"}, "label_selector"),
         ({"filter": "   "}, "filter"),
-        ({"zones": "us-east1-b"}, "zones"),
+        ({"zones": {"us-east1-b": 1}}, "zones"),
         ({"zones": ["us-east1-b", "Bad Zone"]}, "zones[1]"),
         ({"project_id": "Bad Project!"}, "project_id"),
     ],

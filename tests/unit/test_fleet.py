@@ -45,7 +45,7 @@ def test_server_filter_joins_labels_and_the_users_filter() -> None:
         ((None, 5, None), "filter"),
         ((None, "x" * 5000, None), "filter"),
         ((None, None, []), "zones"),
-        ((None, None, "us-east1-b"), "zones"),
+        ((None, None, " , "), "zones"),
         ((None, None, ["us-east1-b", "US"]), "zones[1]"),
     ],
 )
@@ -53,6 +53,10 @@ def test_selector_arguments_are_checked(args: tuple[Any, Any, Any], parameter: s
     with pytest.raises(MachineImageValidationError) as info:
         InstanceSelector.of(*args)
     assert info.value.parameter.startswith(parameter)
+
+
+def test_zones_may_be_rendered_text() -> None:
+    assert InstanceSelector.of(None, None, "us-east1-b, us-east1-c").zones == ("us-east1-b", "us-east1-c")
 
 
 def test_listing_selects_rechecks_labels_and_zones_and_reads_canonical_names() -> None:
