@@ -14,11 +14,9 @@ from urllib.parse import unquote
 
 from airflow_machine_images.emulator import errors
 from airflow_machine_images.emulator.errors import ApiError
-from airflow_machine_images.emulator.filters import FilterError, compile_filter, parse_order_by, sort_resources
+from airflow_machine_images.emulator.filters import sort_resources
 from airflow_machine_images.emulator.instances_api import aggregated_instances
-from airflow_machine_images.emulator.paging import max_results as _max_results
-from airflow_machine_images.emulator.paging import page_offset as _page_offset
-from airflow_machine_images.emulator.paging import page_token as _page_token
+from airflow_machine_images.emulator.paging import ListQuery
 from airflow_machine_images.emulator.resources import OperationFailure
 from airflow_machine_images.emulator.schema import (
     LABEL_KEY_RE,
@@ -366,23 +364,16 @@ class ComputeApi:
         :param collection: ``machineImages`` or ``operations``.
         :return: the list JSON.
         """
-        query = call.query
-        try:
-            predicate = compile_filter(query.get("filter", ""))
-            order = parse_order_by(query.get("orderBy", ""))
-        except FilterError as exc:
-            raise errors.invalid(str(exc)) from None
-        max_results = _max_results(query.get("maxResults", ""))
-        context = f"{query.get('filter', '')}\n{query.get('orderBy', '')}"
-        offset = _page_offset(query["pageToken"], context) if query.get("pageToken") else 0
-        selected = sort_resources([item for item in items if predicate(item)], order)
-        page = selected[offset : offset + max_results]
+        listing = ListQuery.read(call.query)
+        selected = sort_resources([item for item in items if listing.predicate(item)], listing.order)
+        page = selected[listing.offset : listing.offset + listing.size]
         path = f"projects/{call.project}/global/{collection}"
         out: dict[str, Any] = {"kind": kind, "id": path}
         if page:
             out["items"] = page
-        if offset + max_results < len(selected):
-            out["nextPageToken"] = _page_token(offset + max_results, context)
+        token = listing.next_token(len(selected))
+        if token is not None:
+            out["nextPageToken"] = token
         out["selfLink"] = self.links.url(call.version, path)
         return out
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.emulator import errors
-from airflow_machine_images.emulator.filters import FilterError, compile_filter, parse_order_by, sort_resources
-from airflow_machine_images.emulator.paging import max_results, page_offset, page_token
+from airflow_machine_images.emulator.filters import sort_resources
+from airflow_machine_images.emulator.paging import ListQuery
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -60,21 +59,15 @@ def aggregated_instances(
     :param unreachable: zones that answer UNREACHABLE.
     :return: the InstanceAggregatedList JSON.
     """
-    try:
-        predicate = compile_filter(query.get("filter", ""))
-        order = parse_order_by(query.get("orderBy", ""))
-    except FilterError as exc:
-        raise errors.invalid(str(exc)) from None
-    size = max_results(query.get("maxResults", ""))
-    context = f"aggregated\n{query.get('filter', '')}\n{query.get('orderBy', '')}"
-    offset = page_offset(query["pageToken"], context) if query.get("pageToken") else 0
+    listing = ListQuery.read(query, "aggregated")
     readable = [i for i in instances if i.zone not in unreachable]
     rendered = [(i.zone, i.render(links, version)) for i in sorted(readable, key=lambda i: (i.zone, i.name))]
-    selected = [(zone, item) for zone, item in rendered if predicate(item)]
-    if order is not None:
+    selected = [(zone, item) for zone, item in rendered if listing.predicate(item)]
+    if listing.order is not None:
         zone_of = {id(item): zone for zone, item in selected}
-        selected = [(zone_of[id(item)], item) for item in sort_resources([item for _, item in selected], order)]
-    page = selected[offset : offset + size]
+        ordered = sort_resources([item for _, item in selected], listing.order)
+        selected = [(zone_of[id(item)], item) for item in ordered]
+    page = selected[listing.offset : listing.offset + listing.size]
     scopes: dict[str, dict[str, Any]] = {}
     for zone in sorted({*KNOWN_ZONES, *zones}):
         scope = f"zones/{zone}"
@@ -93,8 +86,9 @@ def aggregated_instances(
         )
     path = f"projects/{project}/aggregated/instances"
     out: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "id": path, "items": scopes}
-    if offset + size < len(selected):
-        out["nextPageToken"] = page_token(offset + size, context)
+    token = listing.next_token(len(selected))
+    if token is not None:
+        out["nextPageToken"] = token
     out["selfLink"] = links.url(version, path)
     if unreachable:
         out["unreachables"] = [f"zones/{zone}" for zone in sorted(unreachable)]

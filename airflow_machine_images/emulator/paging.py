@@ -6,10 +6,16 @@ import base64
 import binascii
 import hashlib
 import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator.filters import FilterError, OrderBy, compile_filter, parse_order_by
 
-__all__ = ["MAX_RESULTS", "max_results", "page_offset", "page_token"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["MAX_RESULTS", "ListQuery", "max_results", "page_offset", "page_token"]
 
 #: The most results a page may hold (``maxResults``: "Acceptable values are 0 to 500", discovery documents).
 MAX_RESULTS = 500
@@ -48,3 +54,47 @@ def max_results(raw: str) -> int:
     if not 0 <= value <= MAX_RESULTS:
         raise errors.invalid_field("maxResults", raw, f"Must be between 0 and {MAX_RESULTS}.")
     return value or MAX_RESULTS
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What a list request asks for: its filter, order and page, read and checked once.
+
+    :param predicate: the compiled ``filter``.
+    :param order: the ``orderBy``, if any.
+    :param size: results per page.
+    :param offset: where this page starts.
+    :param context: what page tokens are bound to (a token of another listing is refused).
+    """
+
+    predicate: Callable[[Mapping[str, Any]], bool]
+    order: OrderBy | None
+    size: int
+    offset: int
+    context: str
+
+    @classmethod
+    def read(cls, query: Mapping[str, str], listing: str = "") -> ListQuery:
+        """Read ``filter``, ``orderBy``, ``maxResults`` and ``pageToken`` like the API does.
+
+        :param query: the query parameters.
+        :param listing: what else the page tokens are bound to (e.g. ``aggregated``).
+        :raises ApiError: 400 for an unparsable filter or orderBy, a bad maxResults or a foreign token.
+        """
+        try:
+            predicate = compile_filter(query.get("filter", ""))
+            order = parse_order_by(query.get("orderBy", ""))
+        except FilterError as exc:
+            raise errors.invalid(str(exc)) from None
+        context = f"{query.get('filter', '')}\n{query.get('orderBy', '')}"
+        context = f"{listing}\n{context}" if listing else context
+        offset = page_offset(query["pageToken"], context) if query.get("pageToken") else 0
+        return cls(predicate, order, max_results(query.get("maxResults", "")), offset, context)
+
+    def next_token(self, total: int) -> str | None:
+        """The ``nextPageToken`` after this page, or None when it is the last.
+
+        :param total: how many results the listing has in all.
+        """
+        end = self.offset + self.size
+        return page_token(end, self.context) if end < total else None
