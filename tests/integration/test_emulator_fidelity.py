@@ -167,3 +167,19 @@ def test_official_client_aggregated_list_of_instances_pages_and_filters(
     assert partial["items"]["zones/us-east1-b"]["warning"]["code"] == "UNREACHABLE"
     assert partial["unreachables"] == ["zones/us-east1-b"]
     assert http_error(instances.aggregatedList(project=PROJECT, filter="labels.backup = (")).status_code == 400
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_images_an_instance_of_another_project_into_a_backup_project(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    images = compute(emu, version).machineImages()
+    source = f"projects/{PROJECT}/zones/us-central1-a/instances/web-1"
+    operation = images.insert(project="backup-project", body={"name": "web-1-b"}, sourceInstance=source).execute()
+    assert operation["targetLink"].endswith("/projects/backup-project/global/machineImages/web-1-b")
+    image = images.get(project="backup-project", machineImage="web-1-b").execute()
+    assert image["sourceInstance"] == f"https://www.googleapis.com/compute/{version}/{source}"
+    assert "items" not in images.list(project=PROJECT).execute()  # nothing in the workload project
+    missing = f"projects/{PROJECT}/zones/us-central1-a/instances/nope"
+    error = http_error(images.insert(project="backup-project", body={"name": "x"}, sourceInstance=missing))
+    assert error.status_code == 404
