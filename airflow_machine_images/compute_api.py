@@ -74,6 +74,7 @@ _PERMISSIONS = {
     "globalOperations.wait": ("compute.globalOperations.get",),
     "globalOperations.list": ("compute.globalOperations.list",),
     "instances.get": ("compute.instances.get",),
+    "instances.aggregatedList": ("compute.instances.list",),
 }
 
 _REQUIRED_FIELDS = {
@@ -280,6 +281,22 @@ class ComputeApi:
         params = _list_params(filter_, max_results, page_token, None)
         return ApiCall(
             "globalOperations.list", "GET", self._project_url(project, "global", "operations"), params=params
+        )
+
+    def aggregated_list_instances(
+        self,
+        project: str,
+        *,
+        filter_: str | None = None,
+        max_results: int = 500,
+        page_token: str | None = None,
+    ) -> ApiCall:
+        """``instances.aggregatedList``, one page: ``items`` maps ``zones/Z`` to ``{"instances": [...]}``
+        or to ``{"warning": ...}``. ``returnPartialSuccess`` is not sent (v1 lacks it; a partial answer
+        must not pass for a whole one)."""
+        params = _list_params(filter_, max_results, page_token, None)
+        return ApiCall(
+            "instances.aggregatedList", "GET", self._project_url(project, "aggregated", "instances"), params=params
         )
 
 
@@ -587,9 +604,13 @@ def parse_response(
             http_status=status,
             action=call.action,
         )
-    if "items" in data and not isinstance(data["items"], list):
+    # An aggregated list's items map scopes ("zones/Z") to scoped lists (InstanceAggregatedList schema).
+    items_type = dict if call.action.endswith(".aggregatedList") else list
+    if "items" in data and not isinstance(data["items"], items_type):
         raise MalformedResponseError(
-            f"{call.describe()} answered with 'items' that is not a list", http_status=status, action=call.action
+            f"{call.describe()} answered with 'items' that is not a{'n object' if items_type is dict else ' list'}",
+            http_status=status,
+            action=call.action,
         )
     problem = _shape_problem(call.action, data)
     if problem:

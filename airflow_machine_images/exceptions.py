@@ -409,11 +409,17 @@ class ComputeEngineRetentionError(AirflowFailException):
 
 
 class PartialListingError(ComputeEngineError):
-    """A list answer warned that items may be missing, and the caller will not act on a partial list.
+    """A list answer warned that items may be missing (a zone ``UNREACHABLE``, ``PARTIAL_SUCCESS``,
+    ``LIST_OVERHEAD_QUOTA_EXCEED``), and the caller will not act on a partial list: what a list lacks
+    is not evidence of absence.
 
-    Retention deletes nothing on such a listing; Airflow retries the task (as its ``retries`` say),
-    and the next try lists again.
+    Retention deletes nothing on such a listing and instance selection returns nothing; Airflow
+    retries the task (as its ``retries`` say), and the next try lists again.
     """
+
+
+class BackupCoverageError(AirflowFailException):
+    """Instances without a recent enough READY machine image (the message names every one)."""
 
 
 @contextmanager

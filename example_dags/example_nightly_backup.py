@@ -1,14 +1,19 @@
-"""Nightly machine-image backup of a fleet, then retention.
+"""Nightly machine images of a labelled fleet, kept in a separate backup project; prune; check coverage.
 
-One mapped task per instance (dynamic task mapping), each deferrable: while Compute Engine works,
-the tasks wait in the triggerer, where one poller serves the whole fleet. Every image carries the
-default labels (``managed-by: airflow``, the DAG and task ids) plus ``backup: nightly``; retention
-selects on those labels, scoped to this DAG (``airflow-dag``), and keeps the newest seven READY
-images of each instance. Without the DAG in the selector, another DAG that labels its images
-``backup: nightly`` and backs up the same instances would have its images pruned by this one.
+1. ``select_fleet`` lists every instance of the workload project labelled ``backup=nightly``, in every
+   zone (one paged ``instances.aggregatedList``); a zone the API cannot read fails the task instead of
+   leaving its machines out.
+2. ``backup`` makes one machine image per instance in the **backup project** (dynamic task mapping,
+   deferrable: one triggerer poller serves the whole fleet). Keeping images in another project means
+   a compromised or deleted workload project does not take its backups with it. Images are named
+   ``INSTANCE-YYYYMMDD-HASH`` after the run date, so re-running a day's run reuses that day's images.
+3. ``prune_old_images`` keeps the newest seven READY images of each instance in the backup project,
+   selecting only this DAG's nightly images (labels ``managed-by``, ``airflow-dag``, ``backup``).
+4. ``check_coverage`` fails, naming them, if any selected instance lacks a READY image younger than
+   26 hours in the backup project; it runs even if a backup failed, so the gap is reported.
 
-Images are named ``INSTANCE-YYYYMMDD`` after the run date, so re-running a day's run (or a retry)
-reuses that day's image instead of making another.
+The two projects are DAG params (defaults from ``MACHINE_IMAGES_WORKLOAD_PROJECT`` and
+``MACHINE_IMAGES_BACKUP_PROJECT``). IAM: see the README, "Fleet backups into a backup project".
 """
 
 from __future__ import annotations
@@ -20,52 +25,74 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from airflow_machine_images.assets import machine_image_asset
+from airflow_machine_images.fleet import backup_kwargs
+from airflow_machine_images.fleet_operators import (
+    ComputeEngineListInstancesOperator,
+    ComputeEngineMachineImageCoverageCheckOperator,
+)
 from airflow_machine_images.operators import (
     ComputeEngineInsertMachineImageOperator,
     ComputeEngineMachineImageRetentionOperator,
 )
 
-PROJECT_ID = os.environ.get("MACHINE_IMAGES_PROJECT_ID", "demo-project")
-FLEET = ["us-central1-a/web-1", "us-central1-a/web-2", "us-east1-b/db-1"]
+WORKLOAD_PROJECT = os.environ.get("MACHINE_IMAGES_WORKLOAD_PROJECT", "demo-project")
+BACKUP_PROJECT = os.environ.get("MACHINE_IMAGES_BACKUP_PROJECT", "demo-backups")
 NIGHTLY = {"backup": "nightly"}
 
 with DAG(
     dag_id="example_nightly_backup",
-    description="Machine image of every fleet instance each night, then prune old images",
+    description="Machine image of every instance labelled backup=nightly, in a backup project; prune; check coverage",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params={"instances": Param(FLEET, type="array", description="ZONE/INSTANCE of each instance to back up")},
+    params={
+        "workload_project": Param(WORKLOAD_PROJECT, type="string", description="project whose instances are backed up"),
+        "backup_project": Param(BACKUP_PROJECT, type="string", description="project the machine images are kept in"),
+    },
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     tags=["example", "compute-engine", "machine-image", "backup"],
 ) as dag:
+    select_fleet = ComputeEngineListInstancesOperator(
+        task_id="select_fleet",
+        project_id="{{ params.workload_project }}",
+        label_selector=NIGHTLY,
+    )
 
     @task
-    def plan_backups() -> list[dict[str, Any]]:
-        """One insert per instance: its image name and source."""
-        context = get_current_context()
-        day = context["dag_run"].run_after.strftime("%Y%m%d")
-        return [
-            {"name": f"{source.rsplit('/', 1)[-1][:54]}-{day}", "source_instance": source}
-            for source in context["params"]["instances"]
-        ]
+    def plan_backups(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One insert per selected instance: ``{"name": "web-1-20260520-3f9a1c", "source_instance": ...}``."""
+        day = get_current_context()["dag_run"].run_after.strftime("%Y%m%d")
+        return backup_kwargs(instances, suffix=day)
 
     backups = ComputeEngineInsertMachineImageOperator.partial(
         task_id="backup",
-        project_id=PROJECT_ID,
+        project_id="{{ params.backup_project }}",
         labels=NIGHTLY,
         deferrable=True,
         poll_interval=30,
         timeout=3 * 60 * 60,
-        outlets=[machine_image_asset(PROJECT_ID)],
-    ).expand_kwargs(plan_backups())
+        outlets=[machine_image_asset(BACKUP_PROJECT)],
+    ).expand_kwargs(plan_backups(select_fleet.output))
+
+    this_dags_nightly_images = {"managed-by": "airflow", "airflow-dag": dag.dag_id, **NIGHTLY}
 
     prune = ComputeEngineMachineImageRetentionOperator(
         task_id="prune_old_images",
-        project_id=PROJECT_ID,
-        label_selector={"managed-by": "airflow", "airflow-dag": dag.dag_id, **NIGHTLY},
+        project_id="{{ params.backup_project }}",
+        label_selector=this_dags_nightly_images,
         keep_last=7,
     )
 
-    backups >> prune
+    check_coverage = ComputeEngineMachineImageCoverageCheckOperator(
+        task_id="check_coverage",
+        project_id="{{ params.workload_project }}",
+        backup_project_id="{{ params.backup_project }}",
+        label_selector=NIGHTLY,
+        image_label_selector=this_dags_nightly_images,
+        max_age=timedelta(hours=26),
+        trigger_rule="all_done",
+        retries=0,
+    )
+
+    backups >> prune >> check_coverage

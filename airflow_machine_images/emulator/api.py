@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import random
 import re
 import threading
@@ -15,7 +14,9 @@ from urllib.parse import unquote
 
 from airflow_machine_images.emulator import errors
 from airflow_machine_images.emulator.errors import ApiError
-from airflow_machine_images.emulator.filters import FilterError, compile_filter, parse_order_by, sort_resources
+from airflow_machine_images.emulator.filters import sort_resources
+from airflow_machine_images.emulator.instances_api import aggregated_instances
+from airflow_machine_images.emulator.paging import ListQuery
 from airflow_machine_images.emulator.resources import OperationFailure
 from airflow_machine_images.emulator.schema import (
     LABEL_KEY_RE,
@@ -43,7 +44,6 @@ _SOURCE = re.compile(
     r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
     r"(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/instances/(?P<instance>[^/]+)"
 )
-_MAX_RESULTS = 500
 _MAX_LABELS = 64
 
 
@@ -89,6 +89,7 @@ def route(method: str, path: str) -> Route:
         (["global", "operations", "*"], {"GET": "globalOperations.get"}),
         (["global", "operations", "*", "wait"], {"POST": "globalOperations.wait"}),
         (["zones", "*", "instances", "*"], {"GET": "instances.get"}),
+        (["aggregated", "instances"], {"GET": "instances.aggregatedList"}),
     ]
     names = {
         "machineImages": "machineImage",
@@ -207,26 +208,6 @@ def _check_params(params: Any) -> None:
             raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}'.")
 
 
-def _page_token(offset: int, context: str) -> str:
-    """:param offset: where the next page starts. :param context: filter and orderBy it belongs to.
-    :return: an opaque page token."""
-    raw = json.dumps({"o": offset, "c": hashlib.sha256(context.encode()).hexdigest()[:12]})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _page_offset(token: str, context: str) -> int:
-    """:param token: a page token. :param context: the current filter and orderBy.
-    :return: its offset. :raises ApiError: 400 when it is garbage or from another listing."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        offset = int(data["o"])
-        if data["c"] != hashlib.sha256(context.encode()).hexdigest()[:12] or offset < 0:
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise errors.invalid_field("pageToken", token, "Invalid page token.") from None
-    return offset
-
-
 @dataclass
 class Call:
     """One API request after routing.
@@ -281,6 +262,8 @@ class ComputeApi:
         self.early_wait_probability = early_wait_probability
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+        #: Zones whose ``instances.aggregatedList`` scope answers UNREACHABLE (set by the control API).
+        self.unreachable_zones: frozenset[str] = frozenset()
 
     # -- entry point -------------------------------------------------------------------------------
 
@@ -326,6 +309,7 @@ class ComputeApi:
             "globalOperations.wait": self._wait,
             "globalOperations.list": self._list_operations,
             "instances.get": self._get_instance,
+            "instances.aggregatedList": self._aggregated_instances,
         }[route_.action]
         return handler(call)
 
@@ -389,35 +373,16 @@ class ComputeApi:
         :param collection: ``machineImages`` or ``operations``.
         :return: the list JSON.
         """
-        query = call.query
-        if query.get("filter") and query.get("orderBy"):
-            # What the API answers (doitintl/kubeip issue 132; the discovery document's orderBy text).
-            raise errors.invalid_field(
-                "orderBy", query["orderBy"], "Specifying both a list filter and sort order is not currently supported."
-            )
-        try:
-            predicate = compile_filter(query.get("filter", ""))
-            order = parse_order_by(query.get("orderBy", ""))
-        except FilterError as exc:
-            raise errors.invalid(str(exc)) from None
-        raw_max = query.get("maxResults", "")
-        try:
-            max_results = int(raw_max) if raw_max else _MAX_RESULTS
-        except ValueError:
-            raise errors.invalid_field("maxResults", raw_max, "Must be an integer.") from None
-        if not 0 <= max_results <= _MAX_RESULTS:
-            raise errors.invalid_field("maxResults", raw_max, f"Must be between 0 and {_MAX_RESULTS}.")
-        max_results = max_results or _MAX_RESULTS
-        context = f"{query.get('filter', '')}\n{query.get('orderBy', '')}"
-        offset = _page_offset(query["pageToken"], context) if query.get("pageToken") else 0
-        selected = sort_resources([item for item in items if predicate(item)], order)
-        page = selected[offset : offset + max_results]
+        listing = ListQuery.read(call.query)
+        selected = sort_resources([item for item in items if listing.predicate(item)], listing.order)
+        page = selected[listing.offset : listing.offset + listing.size]
         path = f"projects/{call.project}/global/{collection}"
         out: dict[str, Any] = {"kind": kind, "id": path}
         if page:
             out["items"] = page
-        if offset + max_results < len(selected):
-            out["nextPageToken"] = _page_token(offset + max_results, context)
+        token = listing.next_token(len(selected))
+        if token is not None:
+            out["nextPageToken"] = token
         out["selfLink"] = self.links.url(call.version, path)
         return out
 
@@ -619,3 +584,16 @@ class ComputeApi:
             if instance is None:
                 raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
             return instance.render(self.links, call.version)
+
+    def _aggregated_instances(self, call: Call) -> dict[str, Any]:
+        """``instances.aggregatedList``: every project's zone scopes (see :mod:`.instances_api`)."""
+        with self.state.session():
+            return aggregated_instances(
+                self.state.instances(call.project),
+                zones={instance.zone for instance in self.state.all_instances()},
+                query=call.query,
+                project=call.project,
+                version=call.version,
+                links=self.links,
+                unreachable=self.unreachable_zones,
+            )

@@ -24,7 +24,7 @@ _IMAGE_KEYS = {
     "labels",
     "total_storage_bytes",
 }
-_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds"}
+_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds", "labels", "status"}
 _PROJECT_KEYS = {"project", "number"}
 
 
@@ -44,7 +44,12 @@ ROUTES: list[dict[str, str]] = [
     {"route": "POST /_emulator/projects", "does": "make a project known; body: project, number (its project number)"},
     {
         "route": "POST /_emulator/instances",
-        "does": "add an instance; body: instance, project, disk_size_gb, operation_seconds",
+        "does": "add an instance (any project); body: instance, project, disk_size_gb, operation_seconds, "
+        "labels, status",
+    },
+    {
+        "route": "POST /_emulator/unreachable-zones",
+        "does": 'zones whose instances.aggregatedList scope answers UNREACHABLE; body: {"zones": [...]} ([] clears)',
     },
     {
         "route": "POST /_emulator/faults",
@@ -102,6 +107,9 @@ def handle(
         ("GET", "/_emulator/operations"): lambda: emulator.operations(query.get("project") or None),
         ("POST", "/_emulator/instances"): lambda: emulator.add_instance(**_only(_object(body), _INSTANCE_KEYS)),
         ("POST", "/_emulator/projects"): lambda: emulator.add_project(**_only(_object(body), _PROJECT_KEYS)),
+        ("POST", "/_emulator/unreachable-zones"): lambda: {
+            "zones": emulator.set_unreachable_zones(_only(_object(body), {"zones"}).get("zones", []))
+        },
         ("POST", "/_emulator/faults"): lambda: _faults(emulator, _object(body)),
         ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
         ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),

@@ -26,7 +26,7 @@ from airflow_machine_images.emulator.faults import (
 from airflow_machine_images.emulator.options import EmulatorOptions, RateQuota, thin_list
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
 from airflow_machine_images.emulator.resources import Instance, Links
-from airflow_machine_images.emulator.schema import NAME_RE, PROJECT_RE
+from airflow_machine_images.emulator.schema import LABEL_KEY_RE, LABEL_VALUE_RE, NAME_RE, PROJECT_RE
 from airflow_machine_images.emulator.server import (
     DEFAULT_MAX_BODY_BYTES,
     EmulatorHTTPServer,
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["ComputeEngineEmulator", "is_loopback"]
 
 IMAGE_STATUSES = ("READY", "CREATING", "DELETING", "INVALID", "UPLOADING")
+#: The Instance ``status`` enum of the compute.v1/beta discovery documents.
+INSTANCE_STATUSES = (
+    "DEPROVISIONING", "PENDING", "PENDING_STOP", "PROVISIONING", "REPAIRING", "RUNNING", "STAGING", "STOPPED",
+    "STOPPING", "SUSPENDED", "SUSPENDING", "TERMINATED",
+)  # fmt: skip
 _ZONE_INSTANCE = re.compile(r"(?P<zone>[a-z][-a-z0-9]*)/(?P<instance>[a-z][-a-z0-9]*)")
 
 
@@ -340,27 +345,60 @@ class ComputeEngineEmulator:
         project: str | None = None,
         disk_size_gb: int = 10,
         operation_seconds: float | None = None,
+        labels: dict[str, str] | None = None,
+        status: str = "RUNNING",
     ) -> dict[str, Any]:
-        """Create a source instance.
+        """Create a source instance, in any project (the emulator serves every project).
 
         :param instance: ``ZONE/NAME``, ``projects/P/zones/Z/instances/I`` or a full URL.
         :param project: its project (default: the one in ``instance``, else ``default_project``).
         :param disk_size_gb: size of its boot disk (drives ``totalStorageBytes``).
         :param operation_seconds: how long inserting an image from it takes (None = the default).
+        :param labels: its labels (checked as the API checks label keys and values).
+        :param status: its status, one of :data:`INSTANCE_STATUSES` (default RUNNING).
         :return: the Instance JSON.
         """
         _require(instance, str, "instance")
         _require(project, (str, type(None)), "project")
         _require(disk_size_gb, int, "disk_size_gb")
         _require(operation_seconds, (int, float, type(None)), "operation_seconds")
+        _require(labels, (dict, type(None)), "labels")
+        _require(status, str, "status")
         project_id, zone, name = self._instance_key(instance, project)
         if not PROJECT_RE.fullmatch(project_id) or not NAME_RE.fullmatch(zone) or not NAME_RE.fullmatch(name):
             raise ValueError(f"Invalid instance {instance!r}")
         if disk_size_gb < 1:
             raise ValueError("disk_size_gb must be at least 1")
+        if status not in INSTANCE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(INSTANCE_STATUSES)}")
+        for key, value in (labels or {}).items():
+            if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+                raise ValueError(f"Invalid label key {key!r}")
+            if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
+                raise ValueError(f"Invalid label value {value!r} of {key!r}")
         with self._state.session():
-            created = self._state.add_instance(project_id, zone, name, disk_size_gb, operation_seconds)
+            created = self._state.add_instance(
+                project_id, zone, name, disk_size_gb, operation_seconds, labels=labels, status=status
+            )
             return created.render(self.links, "beta")
+
+    def set_unreachable_zones(self, zones: Iterable[str] = ()) -> list[str]:
+        """Make zones unreachable for ``instances.aggregatedList`` (empty: every zone answers again).
+
+        Such a zone's scope carries a ``warning`` with code ``UNREACHABLE`` instead of its instances,
+        and the answer lists it in ``unreachables`` (InstanceAggregatedList / InstancesScopedList
+        schemas of the discovery documents), as the real API does when a zone cannot be read.
+
+        :param zones: zone names, e.g. ``["us-east1-b"]``.
+        :return: the unreachable zones, sorted.
+        """
+        chosen = list(zones)
+        for zone in chosen:
+            _require(zone, str, "zones[]")
+            if not NAME_RE.fullmatch(zone):
+                raise ValueError(f"Invalid zone {zone!r}")
+        self._api.unreachable_zones = frozenset(chosen)
+        return sorted(chosen)
 
     def add_machine_image(
         self,

@@ -37,6 +37,7 @@ ACTIONS: tuple[str, ...] = (
     "globalOperations.wait",
     "globalOperations.list",
     "instances.get",
+    "instances.aggregatedList",
 )
 #: Actions that change state (the only ones random ``accept_then_drop`` picks).
 MUTATING_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete", "machineImages.setLabels"})

@@ -77,6 +77,8 @@ class Instance:
     :param disk_size_gb: size of its one boot disk.
     :param operation_seconds: how long an insert from it takes (None = the emulator's default).
     :param created: creation moment.
+    :param labels: its labels (``instances.aggregatedList`` filters can select on them).
+    :param status: its status, one of the Instance ``status`` enum of the discovery documents.
     """
 
     project: str
@@ -86,6 +88,8 @@ class Instance:
     disk_size_gb: int
     operation_seconds: float | None
     created: datetime
+    labels: dict[str, str] = field(default_factory=dict)
+    status: str = "RUNNING"
 
     @property
     def path(self) -> str:
@@ -141,13 +145,14 @@ class Instance:
             "creationTimestamp": rfc3339(self.created),
             "name": self.name,
             "machineType": links.url(version, f"{zone}/machineTypes/e2-medium"),
-            "status": "RUNNING",
+            "status": self.status,
             "zone": links.url(version, zone),
             "networkInterfaces": self._network(links, version),
             "disks": [self._disk(links, version, "compute#attachedDisk")],
             "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
             "selfLink": links.url(version, self.path),
-            "labelFingerprint": _EMPTY_FINGERPRINT,
+            **({"labels": dict(self.labels)} if self.labels else {}),
+            "labelFingerprint": label_fingerprint(self.labels),
             "deletionProtection": False,
         }
 

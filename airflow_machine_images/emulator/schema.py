@@ -51,6 +51,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
         "globalOperations.wait",
         "globalOperations.list",
         "instances.get",
+        "instances.aggregatedList",
     )
 }
 _LIST = frozenset({"filter", "maxResults", "orderBy", "pageToken"})
@@ -67,6 +68,7 @@ _FALLBACK_QUERY_PARAMS: dict[str, dict[str, frozenset[str]]] = {
         "globalOperations.wait": frozenset(),
         "globalOperations.list": _LIST | _partial,
         "instances.get": frozenset({"view"} if version == "beta" else ()),
+        "instances.aggregatedList": _LIST | _partial | {"includeAllScopes", "serviceProjectNumber"},
     }
     for version, _partial in (("beta", frozenset({"returnPartialSuccess"})), ("v1", frozenset()))
 }

@@ -161,7 +161,15 @@ class ComputeState:
     # -- instances ---------------------------------------------------------------------------------
 
     def add_instance(
-        self, project: str, zone: str, name: str, disk_size_gb: int, operation_seconds: float | None
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        disk_size_gb: int,
+        operation_seconds: float | None,
+        *,
+        labels: dict[str, str] | None = None,
+        status: str = "RUNNING",
     ) -> Instance:
         """Create (or replace) an instance. Call with the lock held.
 
@@ -170,6 +178,8 @@ class ComputeState:
         :param name: its name.
         :param disk_size_gb: its boot disk size.
         :param operation_seconds: insert duration for images made from it (None = default).
+        :param labels: its labels.
+        :param status: its status (RUNNING, STOPPED, TERMINATED, ...).
         :return: the instance.
         """
         instance = Instance(
@@ -180,6 +190,8 @@ class ComputeState:
             disk_size_gb=disk_size_gb,
             operation_seconds=operation_seconds,
             created=self.clock.wall(self.clock.now()),
+            labels=dict(labels or {}),
+            status=status,
         )
         self._instances[(project, zone, name)] = instance
         self.project_number(project)
@@ -188,6 +200,10 @@ class ComputeState:
     def instances(self, project: str) -> list[Instance]:
         """:return: the instances of a project, oldest first (lock held)."""
         return [i for i in self._instances.values() if i.project == project]
+
+    def all_instances(self) -> list[Instance]:
+        """:return: the instances of every project, oldest first (lock held)."""
+        return list(self._instances.values())
 
     def instance(self, project: str, zone: str, name: str) -> Instance | None:
         """The instance, by project id or number and by name or numeric id, or None (lock held).

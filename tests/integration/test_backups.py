@@ -137,78 +137,154 @@ def test_unsafe_retention_is_rejected_when_the_dag_is_parsed() -> None:
 
 # ---------------------------------------------------------------- the nightly backup example
 
+WORKLOAD, BACKUPS = "demo-project", "demo-backups"
+
+
+def nightly_name(instance: str, day: str = "20260520") -> str:
+    """The image name the example gives an instance (``ZONE/NAME`` in the workload project)."""
+    from airflow_machine_images.fleet import backup_image_name
+
+    zone, name = instance.split("/")
+    return backup_image_name(
+        {"name": name, "source_instance": f"projects/{WORKLOAD}/zones/{zone}/instances/{name}"}, day
+    )
+
 
 @pytest.fixture
 def fleet(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The example's project with 3 instances and 11 older images (8 nightly of web-1, 3 that must survive)."""
-    with ComputeEngineEmulator(default_project="demo-project", operation_seconds=0.5) as emu:
+    """The example's workload project: 3 instances labelled backup=nightly, 1 not; the backup project holds
+    11 older images (8 nightly of web-1, 3 that must survive)."""
+    with ComputeEngineEmulator(default_project=WORKLOAD, operation_seconds=0.5) as emu:
         for instance in FLEET:
-            emu.add_instance(instance)
+            emu.add_instance(instance, labels={"backup": "nightly"})
+        emu.add_instance("us-east1-b/scratch-1", labels={"backup": "none"})  # not selected
+        emu.add_instance(  # the same label in another project: not the workload project's fleet
+            "projects/someone-else/zones/us-east1-b/instances/db-9", labels={"backup": "nightly"}
+        )
+        web1 = f"projects/{WORKLOAD}/zones/us-central1-a/instances/web-1"
         day = timedelta(days=1)
         for n in range(1, 9):
             emu.add_machine_image(
                 f"web-1-old-{n}",
-                source_instance=FLEET[0],
+                source_instance=web1,
+                project=BACKUPS,
                 labels=NIGHTLY_LABELS,
                 creation_timestamp=LOGICAL_DATE - n * day,
             )
         emu.add_machine_image(  # outside the selector: never deleted
-            "web-2-by-hand", source_instance=FLEET[1], creation_timestamp=LOGICAL_DATE - 30 * day
+            "web-2-by-hand",
+            source_instance=f"projects/{WORKLOAD}/zones/us-central1-a/instances/web-2",
+            project=BACKUPS,
+            creation_timestamp=LOGICAL_DATE - 30 * day,
         )
         emu.add_machine_image(  # another DAG's nightly image of the same instance: not this DAG's to prune
             "web-1-other-dag",
-            source_instance=FLEET[0],
+            source_instance=web1,
+            project=BACKUPS,
             labels={**NIGHTLY_LABELS, "airflow-dag": "another_backup_dag"},
             creation_timestamp=LOGICAL_DATE - 40 * day,
         )
         emu.add_machine_image(  # not READY: never deleted
             "db-1-broken",
-            source_instance=FLEET[2],
+            source_instance=f"projects/{WORKLOAD}/zones/us-east1-b/instances/db-1",
+            project=BACKUPS,
             labels=NIGHTLY_LABELS,
             status="INVALID",
             creation_timestamp=LOGICAL_DATE - 30 * day,
         )
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url, project="demo-project"))
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url, project=WORKLOAD))
         yield emu
 
 
-def test_nightly_backup_creates_three_images_and_prunes_exactly_the_expected_ones(
+NIGHTLY_TASKS = {
+    "select_fleet": "success",
+    "plan_backups": "success",
+    "backup": "success",
+    "prune_old_images": "success",
+    "check_coverage": "success",
+}
+
+
+def test_nightly_backup_images_the_labelled_fleet_into_the_backup_project_and_prunes_there(
     fleet: ComputeEngineEmulator,
 ) -> None:
-    dag_run = run("example_nightly_backup")
+    # the run date is "today", so the new images are fresh for the coverage check
+    today = datetime.now(timezone.utc).replace(microsecond=0)
+    dag_run = load_dag("example_nightly_backup").test(logical_date=today, run_after=today)
     states = task_states(dag_run)
-    assert states == {"plan_backups": "success", "backup": "success", "prune_old_images": "success"}
-    new_images = {"web-1-20260520", "web-2-20260520", "db-1-20260520"}
-    # keep the newest 7 READY nightly images of web-1: the new one and old-1..6; old-7 and old-8 go
+    assert states == NIGHTLY_TASKS
+    day = today.strftime("%Y%m%d")
+    new_images = {nightly_name(instance, day) for instance in FLEET}
+    assert xcom_result(dag_run, "select_fleet") == [
+        {
+            "project_id": WORKLOAD,
+            "zone": instance.split("/")[0],
+            "name": instance.split("/")[1],
+            "source_instance": f"projects/{WORKLOAD}/zones/{instance.replace('/', '/instances/')}",
+            "labels": {"backup": "nightly"},
+            "status": "RUNNING",
+        }
+        for instance in sorted(FLEET)
+    ]
+    assert fleet.machine_images(WORKLOAD) == []  # nothing in the workload project
+    # keep the newest 7 READY nightly images of web-1: the new one and old-1..6 (older than today: the
+    # old ones are dated before 2026-05-20, so all of old-1..8 are older than the new image)
     expected_deleted = {"web-1-old-7", "web-1-old-8"}
     result = xcom_result(dag_run, "prune_old_images")
     assert set(result["deleted"]) == expected_deleted
     assert result["not_ready"] == ["db-1-broken"]
-    survivors = names(fleet, "demo-project")
+    survivors = names(fleet, BACKUPS)
     assert new_images <= survivors
-    assert "web-2-by-hand" in survivors and "db-1-broken" in survivors
-    assert "web-1-other-dag" in survivors  # older than every kept image, but another DAG's
+    assert {"web-2-by-hand", "db-1-broken", "web-1-other-dag"} <= survivors
     assert not expected_deleted & survivors
     assert len(survivors) == 11 + 3 - 2
 
-    for image in fleet.machine_images("demo-project"):
+    for image in fleet.machine_images(BACKUPS):
         if image["name"] in new_images:
             labels = image["labels"]
             assert labels["managed-by"] == "airflow" and labels["backup"] == "nightly"
             assert labels["airflow-dag"] == "example_nightly_backup"
-            assert labels["airflow-task"] == "backup"
-            assert len(labels["airflow-ti"]) == 32
+            assert f"/projects/{WORKLOAD}/zones/" in image["sourceInstance"]
+
+    coverage = xcom_result(dag_run, "check_coverage")
+    assert (coverage["checked"], coverage["ok"], coverage["backup_project_id"]) == (3, 3, BACKUPS)
+    assert {row["newest_image"] for row in coverage["rows"]} == new_images
 
     inserts, deletes = fleet.count("machineImages.insert"), fleet.count("machineImages.delete")
-    second = run("example_nightly_backup")  # the same DAG run again (a clear): nothing new
+    second = load_dag("example_nightly_backup").test(logical_date=today, run_after=today)  # a clear: nothing new
     assert task_states(second) == states
     assert xcom_result(second, "prune_old_images")["deleted"] == []
-    assert names(fleet, "demo-project") == survivors
+    assert names(fleet, BACKUPS) == survivors
     assert fleet.count("machineImages.delete") == deletes
-    assert len(fleet.machine_images("demo-project")) == len(survivors)
-    # the re-run's inserts carried the first run's requestIds, so the server replayed them
     replayed = [r.query["requestId"] for r in fleet.requests if r.action == "machineImages.insert"]
     assert len(replayed) == inserts + 3 and set(replayed[inserts:]) == set(replayed[:inserts])
+
+
+def test_nightly_backup_coverage_fails_naming_an_instance_whose_backup_failed(fleet: ComputeEngineEmulator) -> None:
+    # every insert fails for good (a permanent error: no retry)
+    fleet.inject(Fault(kind="operation_error", action="machineImages.insert", times=3, error_code="QUOTA_EXCEEDED"))
+    dag_run = run("example_nightly_backup")
+    states = task_states(dag_run)
+    assert states["check_coverage"] == "failed"  # ran although a backup failed (trigger_rule all_done)
+    coverage = xcom_result(dag_run, "check_coverage")
+    assert coverage is None  # failed: no return value ...
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # ... but the table is in the "coverage" XCom
+        row = session.execute(
+            XComModel.get_many(
+                key="coverage", run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids="check_coverage"
+            ).with_only_columns(XComModel.value)
+        ).first()
+    table = XComModel.deserialize_value(row)
+    assert (table["checked"], table["ok"]) == (3, 0)
+    # web-1 has only older images (stale); web-2 and db-1 have none READY in the backup project (missing)
+    assert table["stale"] == [f"projects/{WORKLOAD}/zones/us-central1-a/instances/web-1"]
+    assert table["missing"] == [
+        f"projects/{WORKLOAD}/zones/us-central1-a/instances/web-2",
+        f"projects/{WORKLOAD}/zones/us-east1-b/instances/db-1",
+    ]
 
 
 def test_nightly_backup_emits_asset_events_with_the_image(fleet: ComputeEngineEmulator) -> None:
@@ -219,11 +295,11 @@ def test_nightly_backup_emits_asset_events_with_the_image(fleet: ComputeEngineEm
     run("example_nightly_backup")
     with create_session() as session:
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == "example_nightly_backup")).all()
-        extras = [e.extra for e in events if e.source_run_id and e.extra.get("name", "").endswith("-20260520")]
+        extras = [e.extra for e in events if e.source_run_id and "-20260520-" in e.extra.get("name", "")]
     by_name = {e["name"]: e for e in extras}
-    assert set(by_name) == {"web-1-20260520", "web-2-20260520", "db-1-20260520"}
-    web1 = by_name["web-1-20260520"]
-    image = next(i for i in fleet.machine_images("demo-project") if i["name"] == "web-1-20260520")
+    assert set(by_name) == {nightly_name(instance) for instance in FLEET}
+    web1 = by_name[nightly_name(FLEET[0])]
+    image = next(i for i in fleet.machine_images(BACKUPS) if i["name"] == nightly_name(FLEET[0]))
     assert web1["self_link"] == image["selfLink"]
     assert web1["source_instance"] == image["sourceInstance"]
     assert web1["total_storage_bytes"] == int(image["totalStorageBytes"])

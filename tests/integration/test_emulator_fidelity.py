@@ -323,3 +323,59 @@ def test_resource_operation_rate_exceeded_is_the_default_operation_error(emu: Co
     )
     done = wait_done(client, operation)
     assert done["error"]["errors"][0]["code"] == "RESOURCE_OPERATION_RATE_EXCEEDED"
+
+
+def test_official_client_aggregated_list_of_instances_pages_and_filters(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    emu.add_instance("us-central1-a/web-2", labels={"backup": "nightly"})
+    emu.add_instance("us-east1-b/db-1", labels={"backup": "nightly"}, status="STOPPED")
+    emu.add_instance("projects/other-project/zones/us-east1-b/instances/db-9", labels={"backup": "nightly"})
+    instances = compute(emu, version).instances()
+
+    request = instances.aggregatedList(project=PROJECT, filter="labels.backup = nightly", maxResults=1)
+    pages, found = 0, []
+    while request is not None:
+        page = request.execute()
+        pages += 1
+        assert page["kind"] == "compute#instanceAggregatedList"
+        for scope, scoped in page["items"].items():
+            assert scope.startswith("zones/")
+            if "instances" in scoped:
+                found += [(scope, i["name"], i["status"], i["labels"]) for i in scoped["instances"]]
+            else:  # an empty scope carries a warning instead of a list
+                assert scoped["warning"]["code"] == "NO_RESULTS_ON_PAGE"
+                assert scoped["warning"]["data"] == [{"key": "scope", "value": scope}]
+        request = instances.aggregatedList_next(request, page)
+    assert pages == 2  # maxResults counts instances over all scopes
+    assert found == [
+        ("zones/us-central1-a", "web-2", "RUNNING", {"backup": "nightly"}),
+        ("zones/us-east1-b", "db-1", "STOPPED", {"backup": "nightly"}),
+    ]
+
+    everything = instances.aggregatedList(project=PROJECT).execute()
+    names = sorted(i["name"] for scoped in everything["items"].values() for i in scoped.get("instances", []))
+    assert names == ["db-1", "web-1", "web-2"]  # this project's only
+    assert "nextPageToken" not in everything
+
+    emu.set_unreachable_zones(["us-east1-b"])
+    partial = instances.aggregatedList(project=PROJECT).execute()
+    assert partial["items"]["zones/us-east1-b"]["warning"]["code"] == "UNREACHABLE"
+    assert partial["unreachables"] == ["zones/us-east1-b"]
+    assert http_error(instances.aggregatedList(project=PROJECT, filter="labels.backup = (")).status_code == 400
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_images_an_instance_of_another_project_into_a_backup_project(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    images = compute(emu, version).machineImages()
+    source = f"projects/{PROJECT}/zones/us-central1-a/instances/web-1"
+    operation = images.insert(project="backup-project", body={"name": "web-1-b"}, sourceInstance=source).execute()
+    assert operation["targetLink"].endswith("/projects/backup-project/global/machineImages/web-1-b")
+    image = images.get(project="backup-project", machineImage="web-1-b").execute()
+    assert image["sourceInstance"] == f"https://www.googleapis.com/compute/{version}/{source}"
+    assert "items" not in images.list(project=PROJECT).execute()  # nothing in the workload project
+    missing = f"projects/{PROJECT}/zones/us-central1-a/instances/nope"
+    error = http_error(images.insert(project="backup-project", body={"name": "x"}, sourceInstance=missing))
+    assert error.status_code == 404

@@ -99,6 +99,7 @@ def every_call(api: ComputeApi) -> list[ApiCall]:
         api.wait_operation("p", "op"),
         api.list_operations("p", filter_="f", max_results=5, page_token="t"),
         api.get_instance("123456789012", "z", "4567890123456789012"),
+        api.aggregated_list_instances("p", filter_="f", max_results=5, page_token="t"),
     ]
 
 
@@ -245,6 +246,14 @@ def test_garbage_success_bodies_are_malformed_response_errors(raw: bytes) -> Non
 def test_items_must_be_a_list() -> None:
     with pytest.raises(MalformedResponseError, match="items"):
         parse_response(API.list_machine_images("p"), 200, b'{"items": {"a": 1}}', {})
+
+
+def test_aggregated_items_must_be_an_object() -> None:
+    call = API.aggregated_list_instances("p")
+    assert parse_response(call, 200, b'{"items": {"zones/z": {"instances": []}}}', {})["items"]
+    with pytest.raises(MalformedResponseError, match="not an object"):
+        parse_response(call, 200, b'{"items": [1]}', {})
+    assert call.permissions == ("compute.instances.list",)
 
 
 def test_retry_after_forms() -> None:
