@@ -325,6 +325,7 @@ def test_resource_operation_rate_exceeded_is_the_default_operation_error(emu: Co
     assert done["error"]["errors"][0]["code"] == "RESOURCE_OPERATION_RATE_EXCEEDED"
 
 
+@pytest.mark.parametrize("version", ["beta", "v1"])
 def test_official_client_aggregated_list_of_instances_pages_and_filters(
     emu: ComputeEngineEmulator, version: str
 ) -> None:

@@ -107,7 +107,7 @@ def test_every_builder_method_is_walked() -> None:
     """A builder method added later must join :func:`every_call`, or this fails."""
     built = {call.action for call in every_call(API)}
     methods = {name for name in vars(ComputeApi) if not name.startswith("_") and callable(getattr(ComputeApi, name))}
-    assert len(methods) == 9 and len(built) == 9, (sorted(methods), sorted(built))
+    assert len(built) == len(methods), (sorted(methods), sorted(built))  # one action per builder method
 
 
 @pytest.mark.parametrize("version", ["beta", "v1"])
