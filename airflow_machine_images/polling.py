@@ -100,6 +100,7 @@ class CoalescingPoller(ABC):
     :param hook: the async hook (its shared client is leased while the poller runs).
     :param project_id: the project.
     :param max_requests_per_minute: the most calls per minute this poller makes.
+    :param zone: the zone of zonal resources (None: global ones); a poller serves one scope.
     """
 
     def __init__(
@@ -108,9 +109,11 @@ class CoalescingPoller(ABC):
         project_id: str,
         *,
         max_requests_per_minute: float = 60.0,
+        zone: str | None = None,
     ) -> None:
         self.hook = hook
         self.project_id = project_id
+        self.zone = zone
         self.max_requests_per_minute = max_requests_per_minute
         self.stats = PollerStats()
         self._waiters: dict[str, set[_Waiter]] = {}
@@ -351,27 +354,35 @@ class CoalescingPoller(ABC):
 
 
 class OperationPoller(CoalescingPoller):
-    """Waits for global operations to be DONE."""
+    """Waits for operations to be DONE: global ones, or those of one zone (``zone``).
+
+    Zonal operations have the same methods as global ones (``zoneOperations.list``/``wait``), so
+    the same coalescing applies per project and zone.
+    """
 
     supports_long_poll = True
 
+    async def _list_page(self, **kwargs: Any) -> dict[str, Any]:
+        """One page of the scope's operations list (``globalOperations.list`` or ``zoneOperations.list``)."""
+        return await self.hook.list_operations_page(zone=self.zone, **kwargs)
+
     async def fetch(self, names: set[str]) -> dict[str, Resource | None]:
         """Which of ``names`` are DONE: list the project's unfinished operations, read back the rest."""
-        unfinished = await self._list_all(self.hook.list_operations_page, 'status != "DONE"')
+        unfinished = await self._list_all(self._list_page, 'status != "DONE"')
         states: dict[str, Resource | None] = {op["name"]: op for op in unfinished if op.get("name") in names}
         maybe_done = names - states.keys()
         for chunk in chunks(maybe_done):
-            found = {op["name"]: op for op in await self._list_all(self.hook.list_operations_page, name_filter(chunk))}
+            found = {op["name"]: op for op in await self._list_all(self._list_page, name_filter(chunk))}
             for name in chunk:
                 states[name] = found.get(name)
         return states
 
     async def long_poll(self, name: str) -> Resource | None:
-        """One ``globalOperations.wait``."""
+        """One ``globalOperations.wait`` (``zoneOperations.wait`` for a zone)."""
         await self._within_budget()
         self.stats.calls += 1
         try:
-            return await self.hook.wait_operation(operation_name=name, project_id=self.project_id)
+            return await self.hook.wait_operation(operation_name=name, project_id=self.project_id, zone=self.zone)
         except ResourceNotFoundError:
             return None
 
@@ -389,7 +400,9 @@ class MachineImagePoller(CoalescingPoller):
         return states
 
 
-_pollers: dict[tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str], CoalescingPoller] = {}
+_pollers: dict[
+    tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str, str | None], CoalescingPoller
+] = {}
 
 
 def poller_for(
@@ -398,18 +411,20 @@ def poller_for(
     project_id: str,
     *,
     max_requests_per_minute: float = 60.0,
+    zone: str | None = None,
 ) -> CoalescingPoller:
-    """The poller of this kind for the hook's client key and project in the running loop.
+    """The poller of this kind for the hook's client key, project and zone in the running loop.
 
     :param kind: :class:`OperationPoller` or :class:`MachineImagePoller`.
     :param hook: an async hook (the first one in makes the poller).
     :param project_id: the project.
     :param max_requests_per_minute: the first caller's budget is the poller's.
+    :param zone: the zone of zonal operations (None: global).
     """
-    slot = (asyncio.get_running_loop(), kind, hook.client_key, project_id)
+    slot = (asyncio.get_running_loop(), kind, hook.client_key, project_id, zone)
     poller = _pollers.get(slot)
     if poller is None:
-        poller = kind(hook, project_id, max_requests_per_minute=max_requests_per_minute)
+        poller = kind(hook, project_id, max_requests_per_minute=max_requests_per_minute, zone=zone)
         _pollers[slot] = poller
 
         def forget() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator import errors, instances_api
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.filters import FilterError, compile_filter, parse_order_by, sort_resources
 from airflow_machine_images.emulator.resources import OperationFailure
@@ -88,7 +88,11 @@ def route(method: str, path: str) -> Route:
         (["global", "operations"], {"GET": "globalOperations.list"}),
         (["global", "operations", "*"], {"GET": "globalOperations.get"}),
         (["global", "operations", "*", "wait"], {"POST": "globalOperations.wait"}),
-        (["zones", "*", "instances", "*"], {"GET": "instances.get"}),
+        (["zones", "*", "instances"], {"POST": "instances.insert"}),
+        (["zones", "*", "instances", "*"], {"GET": "instances.get", "DELETE": "instances.delete"}),
+        (["zones", "*", "operations"], {"GET": "zoneOperations.list"}),
+        (["zones", "*", "operations", "*"], {"GET": "zoneOperations.get"}),
+        (["zones", "*", "operations", "*", "wait"], {"POST": "zoneOperations.wait"}),
     ]
     names = {
         "machineImages": "machineImage",
@@ -254,7 +258,7 @@ class Call:
 
 
 class ComputeApi:
-    """Answers routed requests from the state.
+    """Answers routed requests from the state (instance inserts and deletes: :mod:`.instances_api`).
 
     :param state: the state.
     :param links: selfLink builder.
@@ -317,8 +321,16 @@ class ComputeApi:
             "globalOperations.wait": self._wait,
             "globalOperations.list": self._list_operations,
             "instances.get": self._get_instance,
+            "instances.insert": lambda c: instances_api.insert_instance(self, c),
+            "instances.delete": lambda c: instances_api.delete_instance(self, c),
+            "zoneOperations.get": self._get_operation,
+            "zoneOperations.wait": self._wait,
+            "zoneOperations.list": self._list_operations,
         }[route_.action]
         return handler(call)
+
+    #: Label checks as the API does them (shared with :mod:`.instances_api`).
+    validate_labels = staticmethod(_validate_labels)
 
     @staticmethod
     def _bad_parameter(value: str, pattern: str) -> ApiError:
@@ -377,7 +389,7 @@ class ComputeApi:
         :param call: the request (filter, orderBy, maxResults, pageToken).
         :param items: every rendered resource of the collection.
         :param kind: the list kind.
-        :param collection: ``machineImages`` or ``operations``.
+        :param collection: ``machineImages`` or ``operations`` (global), or ``zones/Z/operations``.
         :return: the list JSON.
         """
         query = call.query
@@ -398,7 +410,8 @@ class ComputeApi:
         offset = _page_offset(query["pageToken"], context) if query.get("pageToken") else 0
         selected = sort_resources([item for item in items if predicate(item)], order)
         page = selected[offset : offset + max_results]
-        path = f"projects/{call.project}/global/{collection}"
+        scope = collection if "/" in collection else f"global/{collection}"  # zones/Z/operations
+        path = f"projects/{call.project}/{scope}"
         out: dict[str, Any] = {"kind": kind, "id": path}
         if page:
             out["items"] = page
@@ -562,11 +575,15 @@ class ComputeApi:
 
     # -- operations --------------------------------------------------------------------------------
 
+    # Zonal operations (zoneOperations.get/wait/list) behave as global ones, in their zone: the same
+    # handlers serve both, the scope taken from the path (discovery documents, zoneOperations).
+
     def _operation_or_404(self, call: Call) -> Operation:
-        name = call.route.args["operation"]
-        operation = self.state.operation(call.project, name)
+        name, zone = call.route.args["operation"], call.route.args.get("zone")
+        operation = self.state.operation(call.project, name, zone)
         if operation is None:
-            raise errors.not_found(f"projects/{call.project}/global/operations/{name}")
+            scope = "global" if zone is None else f"zones/{zone}"
+            raise errors.not_found(f"projects/{call.project}/{scope}/operations/{name}")
         return operation
 
     def _get_operation(self, call: Call) -> dict[str, Any]:
@@ -582,7 +599,7 @@ class ComputeApi:
             return self._rng.random() < self.early_wait_probability
 
     def _wait(self, call: Call) -> dict[str, Any]:
-        """``globalOperations.wait``: long-poll until DONE or the deadline (or return at once if early).
+        """``globalOperations.wait`` / ``zoneOperations.wait``: long-poll until DONE or the deadline (or early).
 
         :param call: the request.
         """
@@ -597,15 +614,18 @@ class ComputeApi:
 
     def _list_operations(self, call: Call) -> dict[str, Any]:
         with self.state.session() as now:
-            items = [self._render_operation(op, now, call.version) for op in self.state.operations(call.project)]
-        return self._page(call, items, "compute#operationList", "operations")
+            zone = call.route.args.get("zone")
+            operations = self.state.operations(call.project, zone)
+            items = [self._render_operation(op, now, call.version) for op in operations]
+        collection = "operations" if zone is None else f"zones/{zone}/operations"
+        return self._page(call, items, "compute#operationList", collection)
 
     # -- instances ---------------------------------------------------------------------------------
 
     def _get_instance(self, call: Call) -> dict[str, Any]:
         zone, name = call.route.args["zone"], call.route.args["instance"]
-        with self.state.session():
+        with self.state.session() as now:
             instance = self.state.instance(call.project, zone, name)
             if instance is None:
                 raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
-            return instance.render(self.links, call.version)
+            return instance.render(self.links, call.version, now)

@@ -34,11 +34,22 @@ ACTIONS: tuple[str, ...] = (
     "globalOperations.wait",
     "globalOperations.list",
     "instances.get",
+    "instances.insert",
+    "instances.delete",
+    "zoneOperations.get",
+    "zoneOperations.wait",
+    "zoneOperations.list",
 )
 #: Actions that change state (the only ones random ``accept_then_drop`` picks).
-MUTATING_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete", "machineImages.setLabels"})
+MUTATING_ACTIONS = frozenset(
+    {"machineImages.insert", "machineImages.delete", "machineImages.setLabels", "instances.insert", "instances.delete"}
+)
 #: Actions whose operation an ``operation_error`` fault can fail.
-OPERATION_ERROR_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete"})
+OPERATION_ERROR_ACTIONS = frozenset(
+    {"machineImages.insert", "machineImages.delete", "instances.insert", "instances.delete"}
+)
+#: Actions that long-poll an operation (where ``early_wait`` applies).
+WAIT_ACTIONS = frozenset({"globalOperations.wait", "zoneOperations.wait"})
 FAULT_KINDS: tuple[str, ...] = (
     "status",
     "drop",
@@ -67,7 +78,7 @@ def applicable(kind: str, action: str) -> bool:
     if action not in ACTIONS:
         return False
     if kind == "early_wait":
-        return action == "globalOperations.wait"
+        return action in WAIT_ACTIONS
     if kind == "operation_error":
         return action in OPERATION_ERROR_ACTIONS
     if kind == "concurrent_operations":

@@ -16,6 +16,7 @@ __all__ = [
     "NAME_RE",
     "PROJECT_RE",
     "QUERY_PARAMS",
+    "instance_fields",
     "machine_image_fields",
     "valid_request_id",
 ]
@@ -50,6 +51,13 @@ QUERY_PARAMS: dict[str, frozenset[str]] = {
     "globalOperations.wait": _SYSTEM_PARAMS,
     "globalOperations.list": _SYSTEM_PARAMS | _LIST_PARAMS,
     "instances.get": _SYSTEM_PARAMS | {"view"},
+    # instances.insert/delete and zoneOperations.*: compute.beta.json and compute.v1.json, resources.instances
+    # and resources.zoneOperations (helper A's discovery-derived table replaces this hand table).
+    "instances.insert": _SYSTEM_PARAMS | {"requestId", "sourceInstanceTemplate", "sourceMachineImage"},
+    "instances.delete": _SYSTEM_PARAMS | {"requestId", "noGracefulShutdown"},
+    "zoneOperations.get": _SYSTEM_PARAMS,
+    "zoneOperations.wait": _SYSTEM_PARAMS,
+    "zoneOperations.list": _SYSTEM_PARAMS | _LIST_PARAMS,
 }
 
 #: Used when googleapiclient's discovery documents are not installed (as of compute beta/v1, 2025).
@@ -78,6 +86,29 @@ _FALLBACK_FIELDS: dict[str, bool] = {
 }
 
 
+def _discovery_fields(schema: str, version: str) -> dict[str, bool] | None:
+    """A schema's top-level fields in googleapiclient's bundled discovery document, each mapped to "is it
+    output only"; None when the document is not installed (read without importing googleapiclient).
+
+    :param schema: e.g. ``MachineImage``, ``Instance``.
+    :param version: ``beta`` or ``v1``.
+    """
+    try:
+        spec = importlib.util.find_spec("googleapiclient")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        for location in locations:
+            path = Path(location) / "discovery_cache" / "documents" / f"compute.{version}.json"
+            if path.is_file():
+                properties = json.loads(path.read_text(encoding="utf-8"))["schemas"][schema]["properties"]
+                return {
+                    name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
+                    for name, prop in properties.items()
+                }
+    except (ImportError, ValueError, KeyError, OSError):
+        pass
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def machine_image_fields(version: str) -> dict[str, bool]:
     """The top-level MachineImage fields of an API version, each mapped to "is it output only".
@@ -88,20 +119,30 @@ def machine_image_fields(version: str) -> dict[str, bool]:
     :param version: ``beta`` or ``v1``.
     :return: field name -> output only.
     """
-    try:
-        spec = importlib.util.find_spec("googleapiclient")
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        for location in locations:
-            path = Path(location) / "discovery_cache" / "documents" / f"compute.{version}.json"
-            if path.is_file():
-                properties = json.loads(path.read_text(encoding="utf-8"))["schemas"]["MachineImage"]["properties"]
-                return {
-                    name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
-                    for name, prop in properties.items()
-                }
-    except (ImportError, ValueError, KeyError, OSError):
-        pass
-    return dict(_FALLBACK_FIELDS)
+    return _discovery_fields("MachineImage", version) or dict(_FALLBACK_FIELDS)
+
+
+#: The Instance fields an insert from a machine image uses, when no discovery document is installed.
+_FALLBACK_INSTANCE_FIELDS: dict[str, bool] = {
+    "name": False,
+    "description": False,
+    "labels": False,
+    "machineType": False,
+    "metadata": False,
+    "networkInterfaces": False,
+    "sourceMachineImage": False,
+    "status": True,
+}
+
+
+@functools.lru_cache(maxsize=4)
+def instance_fields(version: str) -> dict[str, bool]:
+    """The top-level Instance fields of an API version (discovery document, else a built-in list).
+
+    :param version: ``beta`` or ``v1``.
+    :return: field name -> output only.
+    """
+    return _discovery_fields("Instance", version) or dict(_FALLBACK_INSTANCE_FIELDS)
 
 
 def valid_request_id(value: str) -> bool:
