@@ -143,7 +143,7 @@ def submit(
         return adopt_existing(hook, request, generation, log)
     # An insert answered DONE on a retry is an earlier try's operation: real inserts take minutes.
     replayed = is_replay(operation, sent_at) or (is_retry and operation["status"] == "DONE")
-    _log_warnings(log, operation)
+    log_warnings(log, operation)
     if replayed:
         log.info(
             "The server answered requestId %s with its original operation %s (%s, started %s): an earlier "
@@ -180,7 +180,7 @@ def is_replay(operation: Mapping[str, Any], sent_at: float) -> bool:
     return started is not None and started.timestamp() < sent_at - REPLAY_CLOCK_TOLERANCE_SECONDS
 
 
-def _log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
+def log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
     """Log an operation's ``warnings[]`` (code, message): the API reports non-fatal problems there."""
     for warning in operation.get("warnings") or []:
         if isinstance(warning, dict):
@@ -209,7 +209,7 @@ def finish_operation(
         raise_for_operation_error(operation, secrets=iter_key_material(request.body))
     except OperationFailedError as failure:
         return on_operation_failed(hook, request, state, failure, log)
-    _log_warnings(log, operation)
+    log_warnings(log, operation)
     log.info("Operation %s is DONE", operation.get("name"))
     return read_back(hook, request, replace(state, operation=operation), log)
 
