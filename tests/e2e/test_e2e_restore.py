@@ -74,6 +74,7 @@ def test_e_restore_drill_survives_a_triggerer_restart(stack: Stack, summary: Sum
     assert failover, "the restore was never seen DEFERRED with an assigned trigger\n" + observation.state_history()
     retries = check_run(api, observation, case, stack.artifacts / "task-logs")
     summary.retries.extend(retries)
+    summary.task_instances_checked += len(observation.final_tis)
 
     restored = api.xcom(DRILL_DAG, observation.run_id, RESTORE_TASK, -1)
     deleted = api.xcom(DRILL_DAG, observation.run_id, "delete_scratch_instance", -1)
