@@ -229,11 +229,22 @@ def on_operation_failed(
     :param failure: the operation's failure.
     :param log: the task's logger.
     """
+    raise_unless_name_taken(failure, replayed=state.replayed)
+    return adopt_existing(hook, request, state.generation, log)
+
+
+def raise_unless_name_taken(failure: OperationFailedError, *, replayed: bool) -> None:
+    """Return if a failed insert operation means "the name is taken" (a 409 in disguise: adopt); else raise.
+
+    :param failure: the operation's failure.
+    :param replayed: the server replayed an earlier try's operation.
+    :raises ResubmissionNeeded: an earlier try's failure, replayed: it made nothing, so submitting under the
+        next generation cannot duplicate anything, and this try may still make its one fresh create.
+    :raises OperationFailedError: this try's own failure.
+    """
     if ALREADY_EXISTS_CODES.intersection(failure.codes):
-        return adopt_existing(hook, request, state.generation, log)
-    if state.replayed:
-        # The server replayed an earlier try's failed operation: it made no image, so submitting under the
-        # next generation cannot duplicate one, and this try may still make its one fresh create.
+        return
+    if replayed:
         raise ResubmissionNeeded(
             f"Operation {failure.operation_name} of this task instance failed in an earlier try ({failure})"
         ) from failure

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compute_api import operation_errors, parse_timestamp
+from airflow_machine_images.deletion import wait_for_delete
 from airflow_machine_images.exceptions import (
     NotARestoredInstanceError,
-    OperationFailedError,
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
@@ -177,16 +177,14 @@ def wait_until_gone(
     """
     if deletion.operation is None:
         return deletion
-    try:
-        operation = hook.wait_for_operation(
-            operation_name=deletion.operation["name"],
-            project_id=deletion.project_id,
-            zone=deletion.zone,
-            timeout=timeout,
-            max_early_backoff=poll_interval,
-        )
-    except OperationFailedError as failure:
-        if deletion.replayed:
-            raise ResubmissionNeeded(f"Delete of {deletion.name} failed in an earlier try ({failure})") from failure
-        raise
+    operation = wait_for_delete(
+        hook,
+        deletion.name,
+        deletion.operation,
+        project_id=deletion.project_id,
+        replayed=deletion.replayed,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        zone=deletion.zone,
+    )
     return confirm_gone(hook, deletion, operation, log)

@@ -34,7 +34,7 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
-from airflow_machine_images.insert_flow import ALREADY_EXISTS_CODES, is_replay, log_warnings
+from airflow_machine_images.insert_flow import is_replay, log_warnings, raise_unless_name_taken
 from airflow_machine_images.instance_body import is_restored
 from airflow_machine_images.labels import OWNER_LABEL
 from airflow_machine_images.links import instance_console_url
@@ -208,7 +208,7 @@ def on_operation_failed(
     failure: OperationFailedError,
     log: Log,
 ) -> RestoreState:
-    """ "The name is taken" inside the operation is a 409; a replayed failure is resubmitted; else raise.
+    """A failure meaning the name is taken adopts the instance; a replayed one is resubmitted; else raise.
 
     :param hook: the hook.
     :param request: the validated request.
@@ -216,13 +216,8 @@ def on_operation_failed(
     :param failure: the operation's failure.
     :param log: the task's logger.
     """
-    if ALREADY_EXISTS_CODES.intersection(failure.codes):
-        return adopt_existing(hook, request, state.generation, log)
-    if state.replayed:
-        raise ResubmissionNeeded(
-            f"Operation {failure.operation_name} of this task instance failed in an earlier try ({failure})"
-        ) from failure
-    raise failure
+    raise_unless_name_taken(failure, replayed=state.replayed)
+    return adopt_existing(hook, request, state.generation, log)
 
 
 def read_back(

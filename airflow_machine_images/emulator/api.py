@@ -351,6 +351,27 @@ class ComputeApi:
             raise errors.invalid_field("requestId", value, "Must be a valid UUID, and the zero UUID is not supported.")
         return value
 
+    @classmethod
+    def resource_body(cls, call: Call, known: dict[str, bool]) -> tuple[dict[str, Any], str]:
+        """An insert's ``resource``: only fields of its schema, and a valid ``name`` (machine images, instances).
+
+        :param call: the request.
+        :param known: the schema's top-level fields (from the discovery document).
+        :return: the body and its name.
+        """
+        body = cls._object_body(call, "resource")
+        for field_name in body:
+            if field_name not in known:
+                raise errors.invalid(
+                    f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
+                )
+        name = body.get("name")
+        if name is None or name == "":
+            raise errors.required("resource.name")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+        return body, name
+
     @staticmethod
     def _object_body(call: Call, where: str) -> dict[str, Any]:
         if call.body is None:
@@ -428,18 +449,7 @@ class ComputeApi:
         :param call: the request.
         """
         request_id = self._request_id(call)
-        body = self._object_body(call, "resource")
-        known = machine_image_fields(call.version)
-        for field_name in body:
-            if field_name not in known:
-                raise errors.invalid(
-                    f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
-                )
-        name = body.get("name")
-        if name is None or name == "":
-            raise errors.required("resource.name")
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+        body, name = self.resource_body(call, machine_image_fields(call.version))
         source_text = call.query.get("sourceInstance") or body.get("sourceInstance")
         if not source_text:
             raise errors.required("sourceInstance")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.emulator import errors
 from airflow_machine_images.emulator.errors import ApiError
-from airflow_machine_images.emulator.schema import NAME_PATTERN, NAME_RE, PROJECT_RE, instance_fields
+from airflow_machine_images.emulator.schema import PROJECT_RE, instance_fields
 
 if TYPE_CHECKING:
     from airflow_machine_images.emulator.api import Call, ComputeApi
@@ -141,18 +141,7 @@ def insert_instance(api: ComputeApi, call: Call) -> dict[str, Any]:
     :param call: the request.
     """
     request_id = api._request_id(call)
-    body = api._object_body(call, "resource")
-    known = instance_fields(call.version)
-    for field_name in body:
-        if field_name not in known:
-            raise errors.invalid(
-                f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
-            )
-    name = body.get("name")
-    if name is None or name == "":
-        raise errors.required("resource.name")
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+    body, name = api.resource_body(call, instance_fields(call.version))
     zone = call.route.args["zone"]
     image_project, image_name = parse_machine_image(_source_image(call, body), call.project)
     fields = _fields(api, call, body, zone)
