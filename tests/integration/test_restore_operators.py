@@ -154,6 +154,19 @@ def test_restore_deferrable(emulator_with_image: ComputeEngineEmulator) -> None:
     assert not waited & {"globalOperations.wait", "globalOperations.list"}
 
 
+def test_deferrable_restore_after_a_failed_operation_makes_one_new_instance(
+    emulator_with_image: ComputeEngineEmulator,
+) -> None:
+    # The trigger reports the failed zonal operation; try 2 replays it, then submits the next generation.
+    emulator_with_image.inject(Fault(kind="operation_error", action="instances.insert", times=1))
+    dag_run = run("ami_test_restore_deferrable_retries")
+    assert task_states(dag_run) == {"restore": "success"}
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 2
+    assert [op.get("error") is None for op in zone_operations("insert")] == [False, True]
+    assert xcom_result(dag_run, "restore")["status"] == "RUNNING"
+
+
 def test_restore_without_waiting_then_the_zonal_operation_sensor(emulator_with_image: ComputeEngineEmulator) -> None:
     dag_run = run("ami_test_restore_no_wait")
     assert task_states(dag_run) == {"restore": "success", "wait": "success"}

@@ -25,6 +25,7 @@ for dag_id, extra in {
     "ami_test_restore_v1": {"api_version": "v1", "machine_type": "e2-standard-2", "metadata": {"role": "drill"}},
     "ami_test_restore_deferrable": {"deferrable": True},
     "ami_test_restore_retries": RETRIES,
+    "ami_test_restore_deferrable_retries": {"deferrable": True, **RETRIES},
     "ami_test_restore_fail_if_exists": {"if_exists": "fail"},
     "ami_test_restore_bad_body": {"body": {"machineTyp": "zones/us-central1-a/machineTypes/e2-small"}},
 }.items():
