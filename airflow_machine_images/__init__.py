@@ -28,10 +28,18 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.hooks"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.operators"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_machine_images.operators", "airflow_machine_images.restore_operators"],
+            }
+        ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers"]}],
-        "extra-links": ["airflow_machine_images.links.MachineImageLink"],
+        "extra-links": [
+            "airflow_machine_images.links.MachineImageLink",
+            "airflow_machine_images.links.InstanceLink",
+        ],
         "asset-uris": [
             {
                 "schemes": ["gce-machine-image"],

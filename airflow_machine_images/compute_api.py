@@ -73,7 +73,14 @@ _PERMISSIONS = {
     "globalOperations.get": ("compute.globalOperations.get",),
     "globalOperations.wait": ("compute.globalOperations.get",),
     "globalOperations.list": ("compute.globalOperations.list",),
+    # instances.insert from a machine image: create on the instance's project, useReadOnly on the image
+    # (Compute Engine docs, "Create VMs from machine images", required roles).
+    "instances.insert": ("compute.instances.create", "compute.machineImages.useReadOnly"),
     "instances.get": ("compute.instances.get",),
+    "instances.delete": ("compute.instances.delete",),
+    "zoneOperations.get": ("compute.zoneOperations.get",),
+    "zoneOperations.wait": ("compute.zoneOperations.get",),
+    "zoneOperations.list": ("compute.zoneOperations.list",),
     "instances.aggregatedList": ("compute.instances.list",),
 }
 
@@ -84,7 +91,11 @@ _REQUIRED_FIELDS = {
     "globalOperations.get": ("name", "status"),
     "globalOperations.wait": ("name", "status"),
     "machineImages.get": ("name", "status"),
-    "instances.get": ("name", "selfLink"),
+    "instances.insert": ("name", "status"),
+    "instances.delete": ("name", "status"),
+    "instances.get": ("name", "status", "selfLink"),
+    "zoneOperations.get": ("name", "status"),
+    "zoneOperations.wait": ("name", "status"),
 }
 #: Actions that answer with an Operation (or a list of them), whose status is one of three.
 _OPERATION_ACTIONS = frozenset(
@@ -95,6 +106,11 @@ _OPERATION_ACTIONS = frozenset(
         "globalOperations.get",
         "globalOperations.wait",
         "globalOperations.list",
+        "instances.insert",
+        "instances.delete",
+        "zoneOperations.get",
+        "zoneOperations.wait",
+        "zoneOperations.list",
     }
 )
 OPERATION_STATUSES = frozenset({"PENDING", "RUNNING", "DONE"})
@@ -250,24 +266,26 @@ class ComputeApi:
             body={"labels": dict(labels), "labelFingerprint": label_fingerprint},
         )
 
-    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
-        """``instances.get``: ``instance`` may be a name or a numeric id (the discovery document's
-        ``instance`` parameter pattern is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``), and
-        ``project`` a project id or number (its ``project`` pattern allows ``[0-9]{1,19}``)."""
-        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
+    def _operations(self, project: str, zone: str | None, *segments: str) -> tuple[str, str]:
+        """The collection prefix (``globalOperations``/``zoneOperations``) and the URL of an operations path.
 
-    def get_operation(self, project: str, operation: str) -> ApiCall:
-        """``globalOperations.get``."""
-        return ApiCall("globalOperations.get", "GET", self._project_url(project, "global", "operations", operation))
+        Global operations live at ``projects/P/global/operations``, zonal ones at
+        ``projects/P/zones/Z/operations`` (discovery documents, ``globalOperations`` and ``zoneOperations``);
+        the methods and their answers are otherwise the same.
+        """
+        if zone is None:
+            return "globalOperations", self._project_url(project, "global", "operations", *segments)
+        return "zoneOperations", self._project_url(project, "zones", zone, "operations", *segments)
 
-    def wait_operation(self, project: str, operation: str) -> ApiCall:
-        """``globalOperations.wait``: the server holds it until DONE or about two minutes, best effort."""
-        return ApiCall(
-            "globalOperations.wait",
-            "POST",
-            self._project_url(project, "global", "operations", operation, "wait"),
-            long_poll=True,
-        )
+    def get_operation(self, project: str, operation: str, *, zone: str | None = None) -> ApiCall:
+        """``globalOperations.get``, or ``zoneOperations.get`` with a ``zone``."""
+        collection, url = self._operations(project, zone, operation)
+        return ApiCall(f"{collection}.get", "GET", url)
+
+    def wait_operation(self, project: str, operation: str, *, zone: str | None = None) -> ApiCall:
+        """``globalOperations.wait`` (or ``zoneOperations.wait``): held until DONE or about two minutes."""
+        collection, url = self._operations(project, zone, operation, "wait")
+        return ApiCall(f"{collection}.wait", "POST", url, long_poll=True)
 
     def list_operations(
         self,
@@ -276,11 +294,43 @@ class ComputeApi:
         filter_: str | None = None,
         max_results: int = 500,
         page_token: str | None = None,
+        zone: str | None = None,
     ) -> ApiCall:
-        """``globalOperations.list``, one page."""
+        """``globalOperations.list`` (or ``zoneOperations.list``), one page."""
         params = _list_params(filter_, max_results, page_token, None)
+        collection, url = self._operations(project, zone)
+        return ApiCall(f"{collection}.list", "GET", url, params=params)
+
+    def insert_instance(
+        self, project: str, zone: str, body: Mapping[str, Any], *, request_id: str, source_machine_image: str
+    ) -> ApiCall:
+        """``instances.insert`` from a machine image.
+
+        Both discovery documents (beta and v1) have ``sourceMachineImage`` as a query parameter of
+        ``instances.insert`` and as a field of the Instance resource; Google's REST example ("Create
+        VMs from machine images") sends the body field. We send both, with the same value.
+        """
         return ApiCall(
-            "globalOperations.list", "GET", self._project_url(project, "global", "operations"), params=params
+            "instances.insert",
+            "POST",
+            self._project_url(project, "zones", zone, "instances"),
+            params={"requestId": request_id, "sourceMachineImage": source_machine_image},
+            body=body,
+        )
+
+    def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
+        """``instances.get``: ``instance`` may be a name or a numeric id (the discovery document's
+        ``instance`` parameter pattern is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``), and
+        ``project`` a project id or number (its ``project`` pattern allows ``[0-9]{1,19}``)."""
+        return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
+
+    def delete_instance(self, project: str, zone: str, instance: str, *, request_id: str) -> ApiCall:
+        """``instances.delete`` (``instance`` is a name or a numeric id: the discovery pattern allows both)."""
+        return ApiCall(
+            "instances.delete",
+            "DELETE",
+            self._project_url(project, "zones", zone, "instances", instance),
+            params={"requestId": request_id},
         )
 
     def aggregated_list_instances(

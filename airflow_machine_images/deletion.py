@@ -141,15 +141,51 @@ def wait_until_gone(
     """
     if deletion.operation is None:
         return deletion
+    operation = wait_for_delete(
+        hook,
+        deletion.name,
+        deletion.operation,
+        project_id=deletion.project_id,
+        replayed=deletion.replayed,
+        timeout=timeout,
+        poll_interval=poll_interval,
+    )
+    return confirm_gone(hook, deletion, operation, log)
+
+
+def wait_for_delete(
+    hook: ComputeEngineMachineImageHook,
+    name: str,
+    operation: Mapping[str, Any],
+    *,
+    project_id: str,
+    replayed: bool,
+    timeout: float,
+    poll_interval: float,
+    zone: str | None = None,
+) -> dict[str, Any]:
+    """Wait on this worker for a delete operation (global, or zonal with ``zone``); return it DONE.
+
+    :param hook: the hook.
+    :param name: what is deleted (for the error).
+    :param operation: the delete operation as started.
+    :param project_id: the project.
+    :param replayed: the server replayed an earlier try's operation.
+    :param timeout: seconds to wait.
+    :param poll_interval: the longest pause after an early answer of the long-poll.
+    :param zone: the zone of a zonal operation.
+    :raises ResubmissionNeeded: an earlier try's delete failed (replayed): it deleted nothing.
+    :raises OperationFailedError: this try's delete failed.
+    """
     try:
-        operation = hook.wait_for_operation(
-            operation_name=deletion.operation["name"],
-            project_id=deletion.project_id,
+        return hook.wait_for_operation(
+            operation_name=operation["name"],
+            project_id=project_id,
+            zone=zone,
             timeout=timeout,
             max_early_backoff=poll_interval,
         )
     except OperationFailedError as failure:
-        if deletion.replayed:
-            raise ResubmissionNeeded(f"Delete of {deletion.name} failed in an earlier try ({failure})") from failure
+        if replayed:
+            raise ResubmissionNeeded(f"Delete of {name} failed in an earlier try ({failure})") from failure
         raise
-    return confirm_gone(hook, deletion, operation, log)

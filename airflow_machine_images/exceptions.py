@@ -356,6 +356,18 @@ class MachineImageNotUsableError(ComputeEngineError, PermanentError):
     """The machine image exists but cannot become READY (``INVALID``, being deleted, or gone)."""
 
 
+class InstanceConflictError(ComputeEngineError, PermanentError):
+    """An instance of the requested name exists and may not be reused (the restore operator's ``if_exists``)."""
+
+
+class InstanceNotRunningError(ComputeEngineError, PermanentError):
+    """A restored instance reached a state from which RUNNING will not come (stopped, terminated...)."""
+
+
+class NotARestoredInstanceError(ComputeEngineError, PermanentError):
+    """The delete-restored operator refused an instance without the restore labels (never retried)."""
+
+
 class MachineImageValidationError(ValueError):
     """A DAG argument (or API value) that breaks a rule; raised before any request is sent.
 

@@ -445,41 +445,88 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
     # ------------------------------------------------------------------ instances
 
-    def get_instance(self, *, zone: str, instance: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return an instance (``instances.get``): its ``name``, numeric ``id`` and ``selfLink``.
+    def insert_instance(
+        self,
+        *,
+        zone: str,
+        body: Mapping[str, Any],
+        source_machine_image: str,
+        request_id: str,
+        project_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start creating an instance from a machine image; return the zonal insert Operation.
 
-        Used to learn the canonical form (project id, instance name) of a source instance given by
+        :param zone: the new instance's zone.
+        :param body: the Instance resource (``name`` required).
+        :param source_machine_image: the image as a partial or full URL (``projects/P/global/machineImages/N``).
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        project = self.resolve_project_id(project_id)
+        call = self.api.insert_instance(
+            project, zone, body, request_id=request_id, source_machine_image=source_machine_image
+        )
+        return self.execute_call(call)
+
+    def get_instance(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return an instance (``instances.get``): its ``name``, numeric ``id``, ``selfLink``, ``status``.
+
+        Also used to learn the canonical form (project id, instance name) of a source instance given by
         project number or numeric id (:mod:`airflow_machine_images.source_names`).
 
-        :param zone: the instance's zone.
-        :param instance: its name or numeric id.
+        :param zone: its zone.
+        :param name: its name or numeric id.
         :param project_id: its project, id or number; defaults to the connection's.
         :raises ResourceNotFoundError: no such instance.
         :raises PermissionDeniedError: the caller lacks ``compute.instances.get``.
         """
-        return self.execute_call(self.api.get_instance(self.resolve_project_id(project_id), zone, instance))
+        return self.execute_call(self.api.get_instance(self.resolve_project_id(project_id), zone, name))
+
+    def delete_instance(
+        self, *, zone: str, name: str, request_id: str, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """Start deleting an instance (its auto-delete disks with it); return the zonal delete Operation.
+
+        :param zone: its zone.
+        :param name: its name or numeric id.
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        call = self.api.delete_instance(self.resolve_project_id(project_id), zone, name, request_id=request_id)
+        return self.execute_call(call)
 
     # ------------------------------------------------------------------ operations
 
-    def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a global operation.
+    def get_operation(
+        self, *, operation_name: str, project_id: str | None = None, zone: str | None = None
+    ) -> dict[str, Any]:
+        """Return a global operation (or a zonal one, with ``zone``).
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
+        :param zone: the zone of a zonal operation (None: a global operation).
         """
-        return self.execute_call(self.api.get_operation(self.resolve_project_id(project_id), operation_name))
+        call = self.api.get_operation(self.resolve_project_id(project_id), operation_name, zone=zone)
+        return self.execute_call(call)
 
     def wait_operation(
-        self, *, operation_name: str, project_id: str | None = None, deadline: float | None = None
+        self,
+        *,
+        operation_name: str,
+        project_id: str | None = None,
+        deadline: float | None = None,
+        zone: str | None = None,
     ) -> dict[str, Any]:
-        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
+        """One ``globalOperations.wait`` (``zoneOperations.wait`` with ``zone``) long-poll: answers at DONE,
+        after up to about two minutes, or early.
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
         :param deadline: ``time.monotonic()`` by which the caller needs an answer: the long-poll's read
             timeout is capped at the time left (:class:`DeadlineExceededError` when it runs out).
+        :param zone: the zone of a zonal operation (None: a global operation).
         """
-        call = self.api.wait_operation(self.resolve_project_id(project_id), operation_name)
+        call = self.api.wait_operation(self.resolve_project_id(project_id), operation_name, zone=zone)
         return self.execute_call(call, deadline=deadline)
 
     def wait_for_operation(
@@ -489,8 +536,9 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         project_id: str | None = None,
         timeout: float = 3600.0,
         max_early_backoff: float = 10.0,
+        zone: str | None = None,
     ) -> dict[str, Any]:
-        """Long-poll ``globalOperations.wait`` until the operation is DONE; return it.
+        """Long-poll ``globalOperations.wait`` (``zoneOperations.wait`` with ``zone``) until DONE; return it.
 
         The server holds each ``wait`` for up to about two minutes but may answer at once; answers
         that come back early and not DONE make us back off (1 s, doubling, up to
@@ -503,6 +551,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
             timeout is capped at the time left, so the error comes near ``timeout``, not after a whole
             long-poll.
         :param max_early_backoff: the longest pause after an early answer.
+        :param zone: the zone of a zonal operation (None: a global operation).
         :raises OperationFailedError: the operation ended with errors.
         """
         project = self.resolve_project_id(project_id)
@@ -513,7 +562,9 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         while True:
             asked = time.monotonic()
             try:
-                operation = self.wait_operation(operation_name=operation_name, project_id=project, deadline=deadline)
+                operation = self.wait_operation(
+                    operation_name=operation_name, project_id=project, deadline=deadline, zone=zone
+                )
             except TransientApiError as error:
                 # Cut at the caller's deadline (the long-poll's read timeout, or no time left for a retry):
                 # the caller's timeout. Earlier (a server that dripped its answer for a whole call): not.
@@ -761,24 +812,30 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise transport_error(call, exc) from exc
 
-    async def wait_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """One ``globalOperations.wait`` long-poll: answers at DONE, after up to about two minutes, or early.
+    async def wait_operation(
+        self, *, operation_name: str, project_id: str | None = None, zone: str | None = None
+    ) -> dict[str, Any]:
+        """One ``globalOperations.wait`` (``zoneOperations.wait`` with ``zone``) long-poll.
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
+        :param zone: the zone of a zonal operation (None: a global operation).
         """
         project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.wait_operation(project, operation_name))
+        return await self.execute_call(lambda api: api.wait_operation(project, operation_name, zone=zone))
 
-    async def get_operation(self, *, operation_name: str, project_id: str | None = None) -> dict[str, Any]:
-        """One ``globalOperations.get``.
+    async def get_operation(
+        self, *, operation_name: str, project_id: str | None = None, zone: str | None = None
+    ) -> dict[str, Any]:
+        """One ``globalOperations.get`` (``zoneOperations.get`` with ``zone``).
 
         :param operation_name: the operation's name.
         :param project_id: the project; defaults to the connection's.
+        :param zone: the zone of a zonal operation (None: a global operation).
         :raises ResourceNotFoundError: no such operation (the only evidence that it does not exist).
         """
         project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.get_operation(project, operation_name))
+        return await self.execute_call(lambda api: api.get_operation(project, operation_name, zone=zone))
 
     async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
         """One ``machineImages.get``.
@@ -791,16 +848,24 @@ class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
         return await self.execute_call(lambda api: api.get_machine_image(project, name))
 
     async def list_operations_page(
-        self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
+        self,
+        *,
+        project_id: str | None = None,
+        filter_: str | None = None,
+        page_token: str | None = None,
+        zone: str | None = None,
     ) -> dict[str, Any]:
-        """One page of ``globalOperations.list`` (``items``, ``nextPageToken``).
+        """One page of ``globalOperations.list`` (``zoneOperations.list`` with ``zone``).
 
         :param project_id: the project; defaults to the connection's.
         :param filter_: a Compute list filter.
         :param page_token: the page to read (None for the first).
+        :param zone: the zone of zonal operations (None: global operations).
         """
         project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.list_operations(project, filter_=filter_, page_token=page_token))
+        return await self.execute_call(
+            lambda api: api.list_operations(project, filter_=filter_, page_token=page_token, zone=zone)
+        )
 
     async def list_machine_images_page(
         self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None

@@ -149,7 +149,7 @@ def submit(
         return adopt_existing(hook, request, generation, log)
     # An insert answered DONE on a retry is an earlier try's operation: real inserts take minutes.
     replayed = is_replay(operation, sent_at) or (is_retry and operation["status"] == "DONE")
-    _log_warnings(log, operation)
+    log_warnings(log, operation)
     if replayed:
         log.info(
             "The server answered requestId %s with its original operation %s (%s, started %s): an earlier "
@@ -213,7 +213,7 @@ def is_replay(operation: Mapping[str, Any], sent_at: float) -> bool:
     return started is not None and started.timestamp() < sent_at - REPLAY_CLOCK_TOLERANCE_SECONDS
 
 
-def _log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
+def log_warnings(log: Log, operation: Mapping[str, Any]) -> None:
     """Log an operation's ``warnings[]`` (code, message): the API reports non-fatal problems there."""
     log_operation_warnings(log, operation)
 
@@ -238,7 +238,7 @@ def finish_operation(
         raise_for_operation_error(operation, secrets=iter_key_material(request.body))
     except OperationFailedError as failure:
         return on_operation_failed(hook, request, state, failure, log)
-    _log_warnings(log, operation)
+    log_warnings(log, operation)
     log.info("Operation %s is DONE", operation.get("name"))
     return read_back(hook, request, replace(state, operation=operation), log)
 
@@ -258,11 +258,22 @@ def on_operation_failed(
     :param failure: the operation's failure.
     :param log: the task's logger.
     """
+    raise_unless_name_taken(failure, replayed=state.replayed)
+    return adopt_existing(hook, request, state.generation, log)
+
+
+def raise_unless_name_taken(failure: OperationFailedError, *, replayed: bool) -> None:
+    """Return if a failed insert operation means "the name is taken" (a 409 in disguise: adopt); else raise.
+
+    :param failure: the operation's failure.
+    :param replayed: the server replayed an earlier try's operation.
+    :raises ResubmissionNeeded: an earlier try's failure, replayed: it made nothing, so submitting under the
+        next generation cannot duplicate anything, and this try may still make its one fresh create.
+    :raises OperationFailedError: this try's own failure.
+    """
     if ALREADY_EXISTS_CODES.intersection(failure.codes):
-        return adopt_existing(hook, request, state.generation, log)
-    if state.replayed:
-        # The server replayed an earlier try's failed operation: it made no image, so submitting under the
-        # next generation cannot duplicate one, and this try may still make its one fresh create.
+        return
+    if replayed:
         raise ResubmissionNeeded(
             f"Operation {failure.operation_name} of this task instance failed in an earlier try ({failure})"
         ) from failure

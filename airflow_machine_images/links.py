@@ -28,11 +28,24 @@ def machine_image_console_url(project_id: str, name: str) -> str:
     return f"{CONSOLE_URL}/compute/machineImages/details/{quote(name, safe='')}?project={quote(project_id, safe='')}"
 
 
-class MachineImageLink(BaseOperatorLink):
-    """Link to the machine image's page in the Cloud Console."""
+def instance_console_url(project_id: str, zone: str, name: str) -> str:
+    """The Cloud Console page of one VM instance.
 
-    name: ClassVar[str] = "Machine Image"
-    key: ClassVar[str] = "machine_image_console_url"
+    :param project_id: the instance's project.
+    :param zone: its zone.
+    :param name: its name.
+    """
+    return (
+        f"{CONSOLE_URL}/compute/instancesDetail/zones/{quote(zone, safe='')}/instances/{quote(name, safe='')}"
+        f"?project={quote(project_id, safe='')}"
+    )
+
+
+class _ConsoleLink(BaseOperatorLink):
+    """A Cloud Console link whose URL the worker stores (XCom and the running operator) before it waits."""
+
+    name: ClassVar[str] = "Console"
+    key: ClassVar[str] = "console_url"
 
     @property
     def xcom_key(self) -> str:
@@ -40,15 +53,7 @@ class MachineImageLink(BaseOperatorLink):
         return self.key
 
     @classmethod
-    def persist(cls, context: Context, operator: BaseOperator, *, project_id: str, name: str) -> str:
-        """Store the URL for this task instance (and on the running operator); return it.
-
-        :param context: the task's context.
-        :param operator: the running operator (Airflow asks :meth:`get_link` about it when the try ends).
-        :param project_id: the image's project.
-        :param name: the image name.
-        """
-        url = machine_image_console_url(project_id, name)
+    def _store(cls, context: Context, operator: BaseOperator, url: str) -> str:
         setattr(operator, _RECORDED, url)
         context["ti"].xcom_push(key=cls.key, value=url)
         return url
@@ -70,5 +75,42 @@ class MachineImageLink(BaseOperatorLink):
         return value if isinstance(value, str) else ""
 
 
-#: The attribute :meth:`MachineImageLink.persist` leaves the URL in, on the running operator.
+class MachineImageLink(_ConsoleLink):
+    """Link to the machine image's page in the Cloud Console."""
+
+    name: ClassVar[str] = "Machine Image"
+    key: ClassVar[str] = "machine_image_console_url"
+
+    @classmethod
+    def persist(cls, context: Context, operator: BaseOperator, *, project_id: str, name: str) -> str:
+        """Store the URL for this task instance (and on the running operator); return it.
+
+        :param context: the task's context.
+        :param operator: the running operator (Airflow asks :meth:`get_link` about it when the try ends).
+        :param project_id: the image's project.
+        :param name: the image name.
+        """
+        return cls._store(context, operator, machine_image_console_url(project_id, name))
+
+
+class InstanceLink(_ConsoleLink):
+    """Link to the VM instance's page in the Cloud Console (the restore operator's new instance)."""
+
+    name: ClassVar[str] = "VM Instance"
+    key: ClassVar[str] = "instance_console_url"
+
+    @classmethod
+    def persist(cls, context: Context, operator: BaseOperator, *, project_id: str, zone: str, name: str) -> str:
+        """Store the URL for this task instance (and on the running operator); return it.
+
+        :param context: the task's context.
+        :param operator: the running operator.
+        :param project_id: the instance's project.
+        :param zone: its zone.
+        :param name: its name.
+        """
+        return cls._store(context, operator, instance_console_url(project_id, zone, name))
+
+
+#: The attribute :meth:`_ConsoleLink._store` leaves the URL in, on the running operator.
 _RECORDED = "_machine_image_console_url"

@@ -111,6 +111,7 @@ class CoalescingPoller(ABC):
     :param hook: the async hook (its shared client is leased while the poller runs).
     :param project_id: the project.
     :param max_requests_per_minute: the most calls per minute this poller makes.
+    :param zone: the zone of zonal resources (None: global ones); a poller serves one scope.
     """
 
     def __init__(
@@ -119,9 +120,11 @@ class CoalescingPoller(ABC):
         project_id: str,
         *,
         max_requests_per_minute: float = 60.0,
+        zone: str | None = None,
     ) -> None:
         self.hook = hook
         self.project_id = project_id
+        self.zone = zone
         self.max_requests_per_minute = max_requests_per_minute
         self.stats = PollerStats()
         self._waiters: dict[str, set[_Waiter]] = {}
@@ -417,9 +420,17 @@ class CoalescingPoller(ABC):
 
 
 class OperationPoller(CoalescingPoller):
-    """Waits for global operations to be DONE."""
+    """Waits for operations to be DONE: global ones, or those of one zone (``zone``).
+
+    Zonal operations have the same methods as global ones (``zoneOperations.list``/``wait``), so
+    the same coalescing applies per project and zone.
+    """
 
     supports_long_poll = True
+
+    async def _list_page(self, **kwargs: Any) -> dict[str, Any]:
+        """One page of the scope's operations list (``globalOperations.list`` or ``zoneOperations.list``)."""
+        return await self.hook.list_operations_page(zone=self.zone, **kwargs)
 
     async def list_states(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
         """List the project's unfinished operations, then read back the rest by name filters.
@@ -427,25 +438,24 @@ class OperationPoller(CoalescingPoller):
         :param names: the operations waited for.
         :param warnings: each list page's ``warning`` is appended here.
         """
-        hook = self.hook
-        unfinished = await self._list_all(hook.list_operations_page, 'status != "DONE"', warnings)
+        unfinished = await self._list_all(self._list_page, 'status != "DONE"', warnings)
         states: dict[str, Resource] = {op["name"]: op for op in unfinished if op.get("name") in names}
         for chunk in chunks(names - states.keys()):
-            for op in await self._list_all(hook.list_operations_page, name_filter(chunk), warnings):
+            for op in await self._list_all(self._list_page, name_filter(chunk), warnings):
                 if op["name"] in chunk:
                     states[op["name"]] = op
         return states
 
     async def get(self, name: str) -> Resource:
-        """One ``globalOperations.get``."""
-        return await self.hook.get_operation(operation_name=name, project_id=self.project_id)
+        """One ``globalOperations.get`` (``zoneOperations.get`` for a zone)."""
+        return await self.hook.get_operation(operation_name=name, project_id=self.project_id, zone=self.zone)
 
     async def long_poll(self, name: str) -> Resource | None:
-        """One ``globalOperations.wait`` (a 404 is evidence of absence: None)."""
+        """One ``globalOperations.wait`` (``zoneOperations.wait`` for a zone; a 404 is evidence of absence: None)."""
         await self._within_budget()
         self.stats.calls += 1
         try:
-            return await self.hook.wait_operation(operation_name=name, project_id=self.project_id)
+            return await self.hook.wait_operation(operation_name=name, project_id=self.project_id, zone=self.zone)
         except ResourceNotFoundError:
             return None
 
@@ -471,7 +481,9 @@ class MachineImagePoller(CoalescingPoller):
         return await self.hook.get_machine_image(name=name, project_id=self.project_id)
 
 
-_pollers: dict[tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str], CoalescingPoller] = {}
+_pollers: dict[
+    tuple[asyncio.AbstractEventLoop, type[CoalescingPoller], ClientKey, str, str | None], CoalescingPoller
+] = {}
 
 
 def poller_for(
@@ -480,18 +492,24 @@ def poller_for(
     project_id: str,
     *,
     max_requests_per_minute: float = 60.0,
+    zone: str | None = None,
 ) -> CoalescingPoller:
-    """The poller of this kind for the hook's client key and project in the running loop.
+    """The poller of this kind for the hook's client key, project and zone in the running loop.
 
     :param kind: :class:`OperationPoller` or :class:`MachineImagePoller`.
     :param hook: an async hook (the first one in makes the poller).
     :param project_id: the project.
     :param max_requests_per_minute: the first caller's budget is the poller's.
+    :param zone: the zone of zonal operations (None: global).
     """
-    slot = (asyncio.get_running_loop(), kind, hook.client_key, project_id)
+    for ended in [key for key in _pollers if key[0].is_closed()]:
+        # A poller whose first wait failed before it began (e.g. a refused endpoint) never goes idle;
+        # once its loop has ended (asyncio.run in a worker), nothing can use it again.
+        del _pollers[ended]
+    slot = (asyncio.get_running_loop(), kind, hook.client_key, project_id, zone)
     poller = _pollers.get(slot)
     if poller is None:
-        poller = kind(hook, project_id, max_requests_per_minute=max_requests_per_minute)
+        poller = kind(hook, project_id, max_requests_per_minute=max_requests_per_minute, zone=zone)
         _pollers[slot] = poller
 
         def forget() -> None:
@@ -503,5 +521,5 @@ def poller_for(
 
 
 def active_pollers() -> list[CoalescingPoller]:
-    """The pollers currently registered (for tests and benchmarks)."""
-    return list(_pollers.values())
+    """The pollers currently registered in running or open loops (for tests and benchmarks)."""
+    return [poller for (loop, *_), poller in _pollers.items() if not loop.is_closed()]

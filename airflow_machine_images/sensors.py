@@ -31,6 +31,7 @@ from airflow_machine_images.validation import (
     parse_machine_image_ref,
     validate_bool,
     validate_operation_name,
+    validate_zone,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
 
 
 class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
-    """Wait for a global operation (e.g. a machine-image insert) to finish.
+    """Wait for a global operation (e.g. a machine-image insert), or a zonal one (``zone``), to finish.
 
     Succeeds when the operation is DONE without error and returns a summary (``operation_name``,
     ``status``, ``target_link``, ...); fails at once, with the operation's error codes and
@@ -125,6 +126,8 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
 
     :param operation_name: the operation's name, e.g. from the insert operator's XCom:
         ``"{{ ti.xcom_pull(task_ids='create_image')['operation_name'] }}"``. Templated.
+    :param zone: the zone of a zonal operation (e.g. the restore operator's instance insert, whose XCom
+        has ``zone``); None for a global operation. Templated.
     :param project_id: the project; defaults to the connection's. Templated.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
@@ -134,20 +137,27 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     """
 
-    template_fields: Sequence[str] = connection_template_fields("operation_name")
+    template_fields: Sequence[str] = connection_template_fields("operation_name", "zone")
 
-    def __init__(self, *, operation_name: str, **kwargs: Any) -> None:
+    def __init__(self, *, operation_name: str, zone: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.operation_name = operation_name
+        self.zone = zone
 
     def _operation_name(self) -> str:
         with failing_on_bad_input():
             return validate_operation_name(self.operation_name)
 
+    def _zone(self) -> str | None:
+        with failing_on_bad_input():
+            return validate_zone(self.zone) if self.zone else None
+
     def check(self, context: Context) -> bool | PokeReturnValue:
         """Read the operation once: done, failed (raise), or not yet."""
         project_id = self.resolve_project_id()
-        operation = self.hook.get_operation(operation_name=self._operation_name(), project_id=project_id)
+        operation = self.hook.get_operation(
+            operation_name=self._operation_name(), project_id=project_id, zone=self._zone()
+        )
         if operation.get("status") != "DONE":
             progress = operation.get("progress")
             self.log.info(
@@ -166,7 +176,9 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
         return PokeReturnValue(is_done=True, xcom_value=operation_summary(project_id, operation))
 
     def trigger(self) -> BaseTrigger:
-        return MachineImageOperationTrigger(operation_name=self._operation_name(), **self._trigger_settings())
+        return MachineImageOperationTrigger(
+            operation_name=self._operation_name(), zone=self._zone(), **self._trigger_settings()
+        )
 
     def summarize_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         return operation_summary(str(event.get("project_id")), event.get("operation") or {})

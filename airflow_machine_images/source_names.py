@@ -39,7 +39,7 @@ __all__ = ["InstanceReader", "Resolved", "SourceNames", "canonical_from_instance
 class InstanceReader(Protocol):
     """What resolves an instance (the sync hook's :meth:`get_instance`)."""
 
-    def get_instance(self, *, zone: str, instance: str, project_id: str | None = None) -> dict[str, Any]:
+    def get_instance(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
         """Return the Instance resource.
 
         :param zone: its zone.
@@ -107,9 +107,7 @@ class SourceNames:
         self.lookups += 1
         found: Resolved | None = None
         try:
-            found = canonical_from_instance(
-                hook.get_instance(zone=ref.zone, instance=ref.instance, project_id=ref.project)
-            )
+            found = canonical_from_instance(hook.get_instance(zone=ref.zone, name=ref.instance, project_id=ref.project))
         except ResourceNotFoundError:
             self.why_unknown[ref] = f"instances.get found no instance {ref.partial_url} (deleted since?)"
         except PermissionDeniedError:

@@ -39,6 +39,7 @@ from airflow_machine_images.validation import (
     validate_operation_name,
     validate_positive_number,
     validate_project_id,
+    validate_zone,
 )
 from airflow_machine_images.validation.primitives import show_value
 
@@ -260,7 +261,7 @@ def _validate_impersonation_chain(value: object) -> None:
 
 
 class MachineImageOperationTrigger(_ComputeEngineTrigger):
-    """Wait for a global operation to be DONE; yield one event, ``success`` or ``error``.
+    """Wait for a global operation (or a zonal one, with ``zone``) to be DONE; yield one event.
 
     The event carries ``operation_name``, ``project_id``, ``operation`` (a trimmed Operation),
     ``errors`` (``code``/``message`` pairs; empty on success), a readable ``message`` and ``extra``
@@ -268,6 +269,7 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
 
     :param operation_name: the operation's name.
     :param project_id: the project.
+    :param zone: the zone of a zonal operation (``zoneOperations``); None for a global one.
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
     :param api_version: ``beta`` or ``v1``.
@@ -276,23 +278,29 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     :param event_extra: JSON-serialisable data returned unchanged in the event.
     """
 
-    def __init__(self, *, operation_name: str, **kwargs: Any) -> None:
+    def __init__(self, *, operation_name: str, zone: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.operation_name = operation_name
+        self.zone = zone
 
     def _own_kwargs(self) -> dict[str, Any]:
-        return {"operation_name": self.operation_name}
+        return {"operation_name": self.operation_name, "zone": self.zone}
+
+    def _check_own_kwargs(self) -> None:
+        validate_operation_name(self.operation_name)
+        if self.zone is not None:
+            validate_zone(self.zone)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
         name = self.operation_name
-        problem = self._problem(lambda: validate_operation_name(name))
+        problem = self._problem(self._check_own_kwargs)
         if problem:
             yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
         self.log.info("Waiting for operation %s in project %s", name, self.project_id)
         try:
-            poller = poller_for(OperationPoller, await self._async_hook(), self.project_id)
+            poller = poller_for(OperationPoller, await self._async_hook(), self.project_id, zone=self.zone)
             operation = await self._wait(poller.wait_for(name, _done_or_missing, self.poll_interval))
         except asyncio.TimeoutError:
             message = f"Operation {name} in project {self.project_id} was not DONE by the task's deadline"

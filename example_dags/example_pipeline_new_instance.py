@@ -1,24 +1,23 @@
 """A pipeline whose later steps need a fresh image: image a golden VM, start a canary from it.
 
-The canary instance is created with the Google provider's ``ComputeEngineInsertInstanceOperator``
-from the new image's selfLink (``sourceMachineImage``). That operator talks to the real Compute
-Engine API only (it has no endpoint setting), so this DAG needs a Google Cloud project; the
-bundled emulator covers the machine-image steps.
+The canary is restored from the new image with
+:class:`~airflow_machine_images.restore_operators.ComputeEngineRestoreMachineImageOperator`
+(``instances.insert`` with ``sourceMachineImage``): a task-derived requestId makes a retried task
+start no second canary, and both steps defer while Compute Engine works. It runs as is against the
+bundled emulator, or against Google Cloud with the ``google_cloud_default`` connection.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.google.cloud.operators.compute import ComputeEngineInsertInstanceOperator
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
+from airflow_machine_images.restore_operators import ComputeEngineRestoreMachineImageOperator
 
-PROJECT_ID = os.environ.get("MACHINE_IMAGES_PROJECT_ID", "demo-project")
-ZONE = "us-central1-a"
+STAMP = "{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}"
 
 with DAG(
     dag_id="example_pipeline_new_instance",
@@ -26,30 +25,35 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    params={
+        "golden_instance": Param("us-central1-a/golden-1", type="string", description="ZONE/INSTANCE to image"),
+        "canary_zone": Param("us-central1-a", type="string", description="zone of the canary instance"),
+    },
     tags=["example", "compute-engine", "machine-image", "pipeline"],
 ) as dag:
     image = ComputeEngineInsertMachineImageOperator(
         task_id="image_golden_instance",
-        project_id=PROJECT_ID,
-        name="golden-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}",
-        source_instance=f"{ZONE}/golden-1",
+        name=f"golden-{STAMP}",
+        source_instance="{{ params.golden_instance }}",
         deferrable=True,
     )
 
-    canary = ComputeEngineInsertInstanceOperator(
+    canary = ComputeEngineRestoreMachineImageOperator(
         task_id="start_canary_from_image",
-        project_id=PROJECT_ID,
-        zone=ZONE,
-        resource_id="canary-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}",
-        body={
-            "name": "canary-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}",
-            "source_machine_image": "{{ ti.xcom_pull(task_ids='image_golden_instance')['self_link'] }}",
-        },
+        name=f"canary-{STAMP}",
+        zone="{{ params.canary_zone }}",
+        source_machine_image="{{ ti.xcom_pull(task_ids='image_golden_instance')['self_link'] }}",
+        labels={"role": "canary"},
+        deferrable=True,
     )
 
     @task
-    def smoke_test(image_summary: dict[str, Any]) -> None:
+    def smoke_test(image_summary: dict[str, Any], canary_summary: dict[str, Any]) -> None:
         """The downstream step: here, report which image the canary runs."""
-        print(f"Canary started from {image_summary['self_link']} ({image_summary['total_storage_bytes']} bytes)")
+        print(
+            f"Canary {canary_summary['name']} is {canary_summary['status']}, started from "
+            f"{image_summary['self_link']} ({image_summary['total_storage_bytes']} bytes)"
+        )
 
-    image >> canary >> smoke_test(image.output)
+    image >> canary
+    smoke_test(image.output, canary.output)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator import errors, instances_api
+from airflow_machine_images.emulator.aggregated_instances import aggregated_instances
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.filters import sort_resources
-from airflow_machine_images.emulator.instances_api import aggregated_instances
 from airflow_machine_images.emulator.paging import ListQuery
 from airflow_machine_images.emulator.resources import OperationFailure
 from airflow_machine_images.emulator.schema import (
@@ -88,7 +88,11 @@ def route(method: str, path: str) -> Route:
         (["global", "operations"], {"GET": "globalOperations.list"}),
         (["global", "operations", "*"], {"GET": "globalOperations.get"}),
         (["global", "operations", "*", "wait"], {"POST": "globalOperations.wait"}),
-        (["zones", "*", "instances", "*"], {"GET": "instances.get"}),
+        (["zones", "*", "instances"], {"POST": "instances.insert"}),
+        (["zones", "*", "instances", "*"], {"GET": "instances.get", "DELETE": "instances.delete"}),
+        (["zones", "*", "operations"], {"GET": "zoneOperations.list"}),
+        (["zones", "*", "operations", "*"], {"GET": "zoneOperations.get"}),
+        (["zones", "*", "operations", "*", "wait"], {"POST": "zoneOperations.wait"}),
         (["aggregated", "instances"], {"GET": "instances.aggregatedList"}),
     ]
     names = {
@@ -235,7 +239,7 @@ class Call:
 
 
 class ComputeApi:
-    """Answers routed requests from the state.
+    """Answers routed requests from the state (instance inserts and deletes: :mod:`.instances_api`).
 
     :param state: the state.
     :param links: selfLink builder.
@@ -310,8 +314,16 @@ class ComputeApi:
             "globalOperations.list": self._list_operations,
             "instances.get": self._get_instance,
             "instances.aggregatedList": self._aggregated_instances,
+            "instances.insert": lambda c: instances_api.insert_instance(self, c),
+            "instances.delete": lambda c: instances_api.delete_instance(self, c),
+            "zoneOperations.get": self._get_operation,
+            "zoneOperations.wait": self._wait,
+            "zoneOperations.list": self._list_operations,
         }[route_.action]
         return handler(call)
+
+    #: Label checks as the API does them (shared with :mod:`.instances_api`).
+    validate_labels = staticmethod(_validate_labels)
 
     @staticmethod
     def _bad_parameter(value: str, pattern: str) -> ApiError:
@@ -331,6 +343,27 @@ class ComputeApi:
         if not valid_request_id(value):
             raise errors.invalid_field("requestId", value, "Must be a valid UUID, and the zero UUID is not supported.")
         return value
+
+    @classmethod
+    def resource_body(cls, call: Call, known: dict[str, bool]) -> tuple[dict[str, Any], str]:
+        """An insert's ``resource``: only fields of its schema, and a valid ``name`` (machine images, instances).
+
+        :param call: the request.
+        :param known: the schema's top-level fields (from the discovery document).
+        :return: the body and its name.
+        """
+        body = cls._object_body(call, "resource")
+        for field_name in body:
+            if field_name not in known:
+                raise errors.invalid(
+                    f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
+                )
+        name = body.get("name")
+        if name is None or name == "":
+            raise errors.required("resource.name")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+        return body, name
 
     @staticmethod
     def _object_body(call: Call, where: str) -> dict[str, Any]:
@@ -370,13 +403,14 @@ class ComputeApi:
         :param call: the request (filter, orderBy, maxResults, pageToken).
         :param items: every rendered resource of the collection.
         :param kind: the list kind.
-        :param collection: ``machineImages`` or ``operations``.
+        :param collection: ``machineImages`` or ``operations`` (global), or ``zones/Z/operations``.
         :return: the list JSON.
         """
         listing = ListQuery.read(call.query)
         selected = sort_resources([item for item in items if listing.predicate(item)], listing.order)
         page = selected[listing.offset : listing.offset + listing.size]
-        path = f"projects/{call.project}/global/{collection}"
+        scope = collection if "/" in collection else f"global/{collection}"  # zones/Z/operations
+        path = f"projects/{call.project}/{scope}"
         out: dict[str, Any] = {"kind": kind, "id": path}
         if page:
             out["items"] = page
@@ -394,18 +428,7 @@ class ComputeApi:
         :param call: the request.
         """
         request_id = self._request_id(call)
-        body = self._object_body(call, "resource")
-        known = machine_image_fields(call.version)
-        for field_name in body:
-            if field_name not in known:
-                raise errors.invalid(
-                    f"Invalid JSON payload received. Unknown name \"{field_name}\" at 'resource': Cannot find field."
-                )
-        name = body.get("name")
-        if name is None or name == "":
-            raise errors.required("resource.name")
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise errors.invalid_field("resource.name", name, f"Must be a match of regex '{NAME_PATTERN}'")
+        body, name = self.resource_body(call, machine_image_fields(call.version))
         source_text = call.query.get("sourceInstance") or body.get("sourceInstance")
         if not source_text:
             raise errors.required("sourceInstance")
@@ -537,11 +560,15 @@ class ComputeApi:
 
     # -- operations --------------------------------------------------------------------------------
 
+    # Zonal operations (zoneOperations.get/wait/list) behave as global ones, in their zone: the same
+    # handlers serve both, the scope taken from the path (discovery documents, zoneOperations).
+
     def _operation_or_404(self, call: Call) -> Operation:
-        name = call.route.args["operation"]
-        operation = self.state.operation(call.project, name)
+        name, zone = call.route.args["operation"], call.route.args.get("zone")
+        operation = self.state.operation(call.project, name, zone)
         if operation is None:
-            raise errors.not_found(f"projects/{call.project}/global/operations/{name}")
+            scope = "global" if zone is None else f"zones/{zone}"
+            raise errors.not_found(f"projects/{call.project}/{scope}/operations/{name}")
         return operation
 
     def _get_operation(self, call: Call) -> dict[str, Any]:
@@ -557,7 +584,7 @@ class ComputeApi:
             return self._rng.random() < self.early_wait_probability
 
     def _wait(self, call: Call) -> dict[str, Any]:
-        """``globalOperations.wait``: long-poll until DONE or the deadline (or return at once if early).
+        """``globalOperations.wait`` / ``zoneOperations.wait``: long-poll until DONE or the deadline (or early).
 
         :param call: the request.
         """
@@ -572,22 +599,25 @@ class ComputeApi:
 
     def _list_operations(self, call: Call) -> dict[str, Any]:
         with self.state.session() as now:
-            items = [self._render_operation(op, now, call.version) for op in self.state.operations(call.project)]
-        return self._page(call, items, "compute#operationList", "operations")
+            zone = call.route.args.get("zone")
+            operations = self.state.operations(call.project, zone)
+            items = [self._render_operation(op, now, call.version) for op in operations]
+        collection = "operations" if zone is None else f"zones/{zone}/operations"
+        return self._page(call, items, "compute#operationList", collection)
 
     # -- instances ---------------------------------------------------------------------------------
 
     def _get_instance(self, call: Call) -> dict[str, Any]:
         zone, name = call.route.args["zone"], call.route.args["instance"]
-        with self.state.session():
+        with self.state.session() as now:
             instance = self.state.instance(call.project, zone, name)
             if instance is None:
                 raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
-            return instance.render(self.links, call.version)
+            return instance.render(self.links, call.version, now)
 
     def _aggregated_instances(self, call: Call) -> dict[str, Any]:
-        """``instances.aggregatedList``: every project's zone scopes (see :mod:`.instances_api`)."""
-        with self.state.session():
+        """``instances.aggregatedList``: every project's zone scopes (see :mod:`.aggregated_instances`)."""
+        with self.state.session() as now:
             return aggregated_instances(
                 self.state.instances(call.project),
                 zones={instance.zone for instance in self.state.all_instances()},
@@ -596,4 +626,5 @@ class ComputeApi:
                 version=call.version,
                 links=self.links,
                 unreachable=self.unreachable_zones,
+                now=now,
             )

@@ -38,11 +38,22 @@ ACTIONS: tuple[str, ...] = (
     "globalOperations.list",
     "instances.get",
     "instances.aggregatedList",
+    "instances.insert",
+    "instances.delete",
+    "zoneOperations.get",
+    "zoneOperations.wait",
+    "zoneOperations.list",
 )
 #: Actions that change state (the only ones random ``accept_then_drop`` picks).
-MUTATING_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete", "machineImages.setLabels"})
+MUTATING_ACTIONS = frozenset(
+    {"machineImages.insert", "machineImages.delete", "machineImages.setLabels", "instances.insert", "instances.delete"}
+)
 #: Actions whose operation an ``operation_error`` fault can fail.
-OPERATION_ERROR_ACTIONS = frozenset({"machineImages.insert", "machineImages.delete"})
+OPERATION_ERROR_ACTIONS = frozenset(
+    {"machineImages.insert", "machineImages.delete", "instances.insert", "instances.delete"}
+)
+#: Actions that long-poll an operation (where ``early_wait`` applies).
+WAIT_ACTIONS = frozenset({"globalOperations.wait", "zoneOperations.wait"})
 FAULT_KINDS: tuple[str, ...] = (
     "status",
     "drop",
@@ -62,7 +73,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "operation_warning",
 )
 #: Actions whose answers are lists (the only ones a ``partial_list`` fault applies to).
-LIST_ACTIONS = frozenset({"machineImages.list", "globalOperations.list"})
+LIST_ACTIONS = frozenset({"machineImages.list", "globalOperations.list", "zoneOperations.list"})
 #: What random injection draws from unless told otherwise (the quota kinds are asked for by name).
 DEFAULT_RANDOM_KINDS: tuple[str, ...] = FAULT_KINDS[:6]
 
@@ -79,7 +90,7 @@ def applicable(kind: str, action: str) -> bool:
     if action not in ACTIONS:
         return False
     if kind == "early_wait":
-        return action == "globalOperations.wait"
+        return action in WAIT_ACTIONS
     if kind in ("operation_error", "operation_warning"):
         return action in OPERATION_ERROR_ACTIONS
     if kind == "partial_list":

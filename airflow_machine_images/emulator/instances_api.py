@@ -1,95 +1,196 @@
-"""``instances.aggregatedList``: a project's instances of every zone, one map entry per zone scope.
+"""``instances.insert`` from a machine image and ``instances.delete``: zonal operations on instances.
 
-What the real API answers (discovery documents ``compute.v1.json``/``compute.beta.json``, schemas
-``InstanceAggregatedList`` and ``InstancesScopedList``): ``items`` maps a scope (``zones/ZONE``) to
-``{"instances": [...]}``, or, for a scope without results on the page, to ``{"warning": {"code":
-"NO_RESULTS_ON_PAGE", "message": ..., "data": [{"key": "scope", "value": "zones/ZONE"}]}}`` ("Informational
-warning which replaces the list of instances when the list is empty"). ``maxResults`` counts instances
-over all scopes and every page names every scope. A zone that cannot be read answers its scope with a
-warning of code ``UNREACHABLE`` and is listed in ``unreachables`` (the emulator's control API chooses
-such zones).
+What the real API does, and where it is written:
+
+- ``instances.insert`` takes ``sourceMachineImage`` as a query parameter and as a field of the
+  Instance body (``compute.beta.json`` and ``compute.v1.json``, ``resources.instances.methods.insert``
+  and ``schemas.Instance``); Google's REST example in "Create VMs from machine images" sends the body
+  field. Either is accepted here; both with different values is refused (no source settles which
+  would win: the safe reading is an error).
+- The insert answers a zonal Operation (``zoneOperations``); the instance is PROVISIONING, then
+  STAGING, then RUNNING ("VM instance life cycle"). A taken name is 409 ``alreadyExists``, a missing
+  image 404; an image that is not READY is refused with 400 ``resourceNotReady`` (the documentation
+  does not say; the safe reading is that nothing is made from an image still being created).
+- ``instances.delete`` takes a name or a numeric id (the path parameter's pattern allows both) and
+  answers a zonal Operation; the instance is STOPPING until it is gone.
+- Both deduplicate by ``requestId`` exactly as ``machineImages.insert`` does.
+
+Only the machine-image path of ``instances.insert`` is emulated: an insert without
+``sourceMachineImage`` is refused for having no boot disk, as the real API refuses an Instance with
+neither disks nor a source.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.emulator.filters import sort_resources
-from airflow_machine_images.emulator.paging import ListQuery
+from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.schema import PROJECT_RE, instance_fields
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from airflow_machine_images.emulator.api import Call, ComputeApi
 
-    from airflow_machine_images.emulator.resources import Instance, Links
+__all__ = ["delete_instance", "insert_instance", "parse_machine_image"]
 
-__all__ = ["KNOWN_ZONES", "aggregated_instances"]
-
-#: Zones every project sees, whether or not it has instances there (a few real ones; the zones of
-#: every instance the emulator holds are added).
-KNOWN_ZONES = frozenset(
-    {
-        "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "us-east1-b", "us-east1-c",
-        "us-east1-d", "europe-west1-b", "europe-west1-c", "europe-west1-d", "asia-east1-a", "asia-east1-b",
-    }
-)  # fmt: skip
+_IMAGE = re.compile(
+    r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
+    r"(?:projects/(?P<project>[^/]+)/)?global/machineImages/(?P<name>[^/]+)"
+)
+_MACHINE_TYPE = re.compile(
+    r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
+    r"(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/machineTypes/(?P<type>[a-z0-9][-a-z0-9]{0,62})"
+)
 
 
-def _warning(code: str, message: str, scope: str) -> dict[str, Any]:
-    return {"code": code, "message": message, "data": [{"key": "scope", "value": scope}]}
+def parse_machine_image(text: str, project: str) -> tuple[str, str]:
+    """Read ``sourceMachineImage``: a full URL, ``projects/P/global/machineImages/N`` or ``global/machineImages/N``.
 
-
-def aggregated_instances(
-    instances: Iterable[Instance],
-    *,
-    zones: Iterable[str],
-    query: Mapping[str, str],
-    project: str,
-    version: str,
-    links: Links,
-    unreachable: frozenset[str],
-) -> dict[str, Any]:
-    """One page of ``instances.aggregatedList``.
-
-    :param instances: the project's instances.
-    :param zones: zones in use anywhere (their scopes appear besides :data:`KNOWN_ZONES`).
-    :param query: the query parameters (filter, orderBy, maxResults, pageToken).
-    :param project: the request's project.
-    :param version: the API version.
-    :param links: link builder.
-    :param unreachable: zones that answer UNREACHABLE.
-    :return: the InstanceAggregatedList JSON.
+    :param text: the value sent.
+    :param project: the request's project (for the short form).
+    :return: project and image name.
+    :raises ApiError: 400 when it is not such a URL.
     """
-    listing = ListQuery.read(query, "aggregated")
-    readable = [i for i in instances if i.zone not in unreachable]
-    rendered = [(i.zone, i.render(links, version)) for i in sorted(readable, key=lambda i: (i.zone, i.name))]
-    selected = [(zone, item) for zone, item in rendered if listing.predicate(item)]
-    if listing.order is not None:
-        zone_of = {id(item): zone for zone, item in selected}
-        ordered = sort_resources([item for _, item in selected], listing.order)
-        selected = [(zone_of[id(item)], item) for item in ordered]
-    page = selected[listing.offset : listing.offset + listing.size]
-    scopes: dict[str, dict[str, Any]] = {}
-    for zone in sorted({*KNOWN_ZONES, *zones}):
-        scope = f"zones/{zone}"
-        if zone in unreachable:
-            scopes[scope] = {"warning": _warning("UNREACHABLE", f"The resource '{scope}' is unreachable.", scope)}
-            continue
-        found = [item for item_zone, item in page if item_zone == zone]
-        scopes[scope] = (
-            {"instances": found}
-            if found
-            else {
-                "warning": _warning(
-                    "NO_RESULTS_ON_PAGE", f"There are no results for scope '{scope}' on this page.", scope
-                )
-            }
+    match = _IMAGE.fullmatch(text.strip())
+    if match is None or not PROJECT_RE.fullmatch(match.group("project") or project):
+        raise errors.invalid_field(
+            "sourceMachineImage",
+            text,
+            "The URL is malformed. Expected 'projects/P/global/machineImages/N', 'global/machineImages/N' "
+            "or a full URL.",
         )
-    path = f"projects/{project}/aggregated/instances"
-    out: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "id": path, "items": scopes}
-    token = listing.next_token(len(selected))
-    if token is not None:
-        out["nextPageToken"] = token
-    out["selfLink"] = links.url(version, path)
-    if unreachable:
-        out["unreachables"] = [f"zones/{zone}" for zone in sorted(unreachable)]
-    return out
+    return match.group("project") or project, match.group("name")
+
+
+def _source_image(call: Call, body: dict[str, Any]) -> str:
+    query, field = call.query.get("sourceMachineImage") or None, body.get("sourceMachineImage")
+    if field is not None and not isinstance(field, str):
+        raise errors.invalid_field("resource.sourceMachineImage", field, "Must be a URL.")
+    if query and field and parse_machine_image(query, call.project) != parse_machine_image(field, call.project):
+        raise errors.invalid_field(
+            "sourceMachineImage", query, "The query parameter and resource.sourceMachineImage name different images."
+        )
+    source = query or field
+    if not source:
+        raise errors.invalid_field("resource.disks", "", "No disks are specified.")
+    return source
+
+
+def _machine_type(value: object, zone: str) -> str:
+    if not isinstance(value, str):
+        raise errors.invalid_field("resource.machineType", value, "Must be a URL.")
+    match = _MACHINE_TYPE.fullmatch(value)
+    if match is None:
+        raise errors.invalid_field(
+            "resource.machineType", value, "Invalid value. Expected 'zones/ZONE/machineTypes/TYPE' or a full URL."
+        )
+    if match.group("zone") != zone:
+        raise errors.invalid_field(
+            "resource.machineType", value, f"The machine type must be in the instance's zone {zone}."
+        )
+    return match.group("type")
+
+
+def _metadata(value: object) -> list[dict[str, str]]:
+    if not isinstance(value, dict):
+        raise errors.invalid_field("resource.metadata", "", "Must be a Metadata object.")
+    unknown = set(value) - {"items", "fingerprint", "kind"}
+    if unknown:
+        raise errors.invalid(
+            f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at 'resource.metadata'."
+        )
+    items = value.get("items") or []
+    if not isinstance(items, list):
+        raise errors.invalid_field("resource.metadata.items", "", "Must be a list.")
+    checked: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        where = f"resource.metadata.items[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not item["key"]:
+            raise errors.required(f"{where}.key")
+        if not isinstance(item.get("value", ""), str):
+            raise errors.invalid_field(f"{where}.value", "", "Must be a string.")
+        checked.append({"key": item["key"], "value": item.get("value", "")})
+    return checked
+
+
+def _fields(api: ComputeApi, call: Call, body: dict[str, Any], zone: str) -> dict[str, Any]:
+    """The Instance attributes the emulator keeps, checked like the API checks them."""
+    fields: dict[str, Any] = {"labels": api.validate_labels(body.get("labels"), "resource.labels")}
+    if body.get("machineType") is not None:
+        fields["machine_type"] = _machine_type(body["machineType"], zone)
+    if body.get("metadata") is not None:
+        fields["metadata"] = _metadata(body["metadata"])
+    description = body.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise errors.invalid_field("resource.description", description, "Must be a string.")
+        fields["description"] = description
+    interfaces = body.get("networkInterfaces")
+    if interfaces is not None and (
+        not isinstance(interfaces, list) or not all(isinstance(i, dict) for i in interfaces)
+    ):
+        raise errors.invalid_field("resource.networkInterfaces", "", "Must be a list of NetworkInterface objects.")
+    return fields
+
+
+def insert_instance(api: ComputeApi, call: Call) -> dict[str, Any]:
+    """``instances.insert`` from a machine image: validate, replay a remembered requestId, else create.
+
+    :param api: the API (state, links, shared helpers).
+    :param call: the request.
+    """
+    request_id = api._request_id(call)
+    body, name = api.resource_body(call, instance_fields(call.version))
+    zone = call.route.args["zone"]
+    image_project, image_name = parse_machine_image(_source_image(call, body), call.project)
+    fields = _fields(api, call, body, zone)
+    with api.state.session() as now:
+        original = api.state.remembered(call.project, request_id, now)
+        if original is not None:
+            api._unused(call)
+            return api._render_operation(original, now, call.version)
+        if api.state.instance(call.project, zone, name) is not None:
+            raise errors.already_exists(f"projects/{call.project}/zones/{zone}/instances/{name}")
+        image = api.state.image(image_project, image_name)
+        if image is None:
+            raise errors.not_found(f"projects/{image_project}/global/machineImages/{image_name}")
+        if image.status != "READY":
+            raise ApiError(400, "resourceNotReady", f"The resource '{image.path}' is not ready")
+        operation = api.state.restore_instance(
+            project=call.project,
+            zone=zone,
+            name=name,
+            image=image,
+            now=now,
+            request_id=request_id,
+            failure=api._failure(call),
+            user=api._user(call.project),
+            version=call.version,
+            fields=fields,
+        )
+        return api._render_operation(operation, now, call.version)
+
+
+def delete_instance(api: ComputeApi, call: Call) -> dict[str, Any]:
+    """``instances.delete`` (by name or numeric id): replay a remembered requestId, else start deleting.
+
+    :param api: the API (state, links, shared helpers).
+    :param call: the request.
+    """
+    request_id = api._request_id(call)
+    zone, name = call.route.args["zone"], call.route.args["instance"]
+    with api.state.session() as now:
+        original = api.state.remembered(call.project, request_id, now)
+        if original is not None:
+            api._unused(call)
+            return api._render_operation(original, now, call.version)
+        instance = api.state.instance(call.project, zone, name)
+        if instance is None:
+            raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
+        if instance.operation is not None and instance.operation.operation_type == "delete":
+            raise ApiError(400, "resourceNotReady", f"The resource '{instance.path}' is not ready")
+        operation = api.state.delete_instance(
+            instance, now=now, request_id=request_id, failure=api._failure(call), user=api._user(call.project)
+        )
+        return api._render_operation(operation, now, call.version)

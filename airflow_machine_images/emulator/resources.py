@@ -78,7 +78,14 @@ class Instance:
     :param operation_seconds: how long an insert from it takes (None = the emulator's default).
     :param created: creation moment.
     :param labels: its labels (``instances.aggregatedList`` filters can select on them).
-    :param status: its status, one of the Instance ``status`` enum of the discovery documents.
+    :param status: its status when no operation is moving it, one of the Instance ``status`` enum of the discovery
+        documents (e.g. STOPPED, set by the control API).
+    :param machine_type: its machine type's name.
+    :param metadata: its metadata ``items`` (key/value pairs), if any.
+    :param description: as given.
+    :param source_machine_image: the machine image it was restored from (partial URL), if any.
+    :param operation: the insert or delete operation it is going through (its status follows the
+        operation's clock: see :meth:`status_at`).
     """
 
     project: str
@@ -90,6 +97,27 @@ class Instance:
     created: datetime
     labels: dict[str, str] = field(default_factory=dict)
     status: str = "RUNNING"
+    machine_type: str = "e2-medium"
+    metadata: list[dict[str, str]] | None = None
+    description: str | None = None
+    source_machine_image: str | None = None
+    operation: Operation | None = field(default=None, repr=False)
+
+    def status_at(self, now: float | None) -> str:
+        """The instance status as of ``now``.
+
+        An instance being inserted goes PROVISIONING (first half of the operation) -> STAGING ->
+        RUNNING (when the operation is DONE); one being deleted is STOPPING until it disappears
+        (Compute Engine docs, "VM instance life cycle").
+
+        :param now: ``time.monotonic()`` (None: as settled).
+        """
+        operation = self.operation
+        if operation is None or now is None or operation.phase(now)[0] == "DONE":
+            return self.status
+        if operation.operation_type == "delete":
+            return "STOPPING"
+        return "PROVISIONING" if now - operation.start < 0.5 * operation.duration else "STAGING"
 
     @property
     def path(self) -> str:
@@ -136,25 +164,38 @@ class Instance:
             "deletionProtection": False,
         }
 
-    def render(self, links: Links, version: str) -> dict[str, Any]:
-        """:param links: link builder. :param version: API version. :return: the Instance JSON (a subset)."""
+    def render(self, links: Links, version: str, now: float | None = None) -> dict[str, Any]:
+        """:param links: link builder. :param version: API version. :param now: ``time.monotonic()`` for the
+        status (None: as settled). :return: the Instance JSON (a subset)."""
         zone = f"projects/{self.project}/zones/{self.zone}"
-        return {
+        out: dict[str, Any] = {
             "kind": "compute#instance",
             "id": self.id,
             "creationTimestamp": rfc3339(self.created),
             "name": self.name,
-            "machineType": links.url(version, f"{zone}/machineTypes/e2-medium"),
-            "status": self.status,
-            "zone": links.url(version, zone),
-            "networkInterfaces": self._network(links, version),
-            "disks": [self._disk(links, version, "compute#attachedDisk")],
-            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
-            "selfLink": links.url(version, self.path),
-            **({"labels": dict(self.labels)} if self.labels else {}),
-            "labelFingerprint": label_fingerprint(self.labels),
-            "deletionProtection": False,
         }
+        if self.description is not None:
+            out["description"] = self.description
+        out.update(
+            {
+                "machineType": links.url(version, f"{zone}/machineTypes/{self.machine_type}"),
+                "status": self.status_at(now),
+                "zone": links.url(version, zone),
+                "networkInterfaces": self._network(links, version),
+                "disks": [self._disk(links, version, "compute#attachedDisk")],
+                "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
+                "selfLink": links.url(version, self.path),
+                "labelFingerprint": label_fingerprint(self.labels),
+                "deletionProtection": False,
+            }
+        )
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.metadata is not None:
+            out["metadata"] = {"kind": "compute#metadata", "items": [dict(item) for item in self.metadata]}
+        if self.source_machine_image is not None:
+            out["sourceMachineImage"] = links.url(version, self.source_machine_image)
+        return out
 
 
 @dataclass(frozen=True)
@@ -189,6 +230,7 @@ class Operation:
     :param duration: seconds from creation to DONE.
     :param failure: set when it ends with an error.
     :param version: API version its selfLinks use when read outside HTTP (snapshots).
+    :param zone: the zone of a zonal operation (``zoneOperations``); None for a global one.
     """
 
     project: str
@@ -206,6 +248,13 @@ class Operation:
     settled: bool = field(default=False, compare=False)
     #: ``warnings[]`` entries ({code, message, data}; discovery: Operation.warnings).
     warnings: list[dict[str, Any]] = field(default_factory=list, compare=False)
+    zone: str | None = None
+
+    @property
+    def path(self) -> str:
+        """:return: ``projects/P/global/operations/N``, or ``projects/P/zones/Z/operations/N``."""
+        scope = "global" if self.zone is None else f"zones/{self.zone}"
+        return f"projects/{self.project}/{scope}/operations/{self.name}"
 
     @property
     def end(self) -> float:
@@ -263,7 +312,9 @@ class Operation:
                     out["httpErrorMessage"] = self.failure.http_message
         if self.warnings and status == "DONE":  # shown once processing is over (when they arise: unverified)
             out["warnings"] = [dict(warning) for warning in self.warnings]
-        out["selfLink"] = links.url(version, f"projects/{self.project}/global/operations/{self.name}")
+        if self.zone is not None:
+            out["zone"] = links.url(version, f"projects/{self.project}/zones/{self.zone}")
+        out["selfLink"] = links.url(version, self.path)
         if self.client_operation_id is not None:
             out["clientOperationId"] = self.client_operation_id
         return out

@@ -16,6 +16,7 @@ __all__ = [
     "NAME_PATTERN",
     "NAME_RE",
     "PROJECT_RE",
+    "instance_fields",
     "machine_image_fields",
     "query_params",
     "valid_request_id",
@@ -52,6 +53,11 @@ ACTIONS: dict[str, tuple[str, str]] = {
         "globalOperations.list",
         "instances.get",
         "instances.aggregatedList",
+        "instances.insert",
+        "instances.delete",
+        "zoneOperations.get",
+        "zoneOperations.wait",
+        "zoneOperations.list",
     )
 }
 _LIST = frozenset({"filter", "maxResults", "orderBy", "pageToken"})
@@ -69,6 +75,11 @@ _FALLBACK_QUERY_PARAMS: dict[str, dict[str, frozenset[str]]] = {
         "globalOperations.list": _LIST | _partial,
         "instances.get": frozenset({"view"} if version == "beta" else ()),
         "instances.aggregatedList": _LIST | _partial | {"includeAllScopes", "serviceProjectNumber"},
+        "instances.insert": frozenset({"requestId", "sourceInstanceTemplate", "sourceMachineImage"}),
+        "instances.delete": frozenset({"requestId", "noGracefulShutdown"}),
+        "zoneOperations.get": frozenset(),
+        "zoneOperations.wait": frozenset(),
+        "zoneOperations.list": _LIST | _partial,
     }
     for version, _partial in (("beta", frozenset({"returnPartialSuccess"})), ("v1", frozenset()))
 }
@@ -91,6 +102,24 @@ def _discovery_document(version: str) -> dict[str, Any] | None:
     except (ImportError, ValueError, OSError):
         pass
     return None
+
+
+def _discovery_fields(schema: str, version: str) -> dict[str, bool] | None:
+    """A schema's top-level fields in the discovery document, each mapped to "is it output only";
+    None when the document is not installed.
+
+    :param schema: e.g. ``MachineImage``, ``Instance``.
+    :param version: ``beta`` or ``v1``.
+    """
+    document = _discovery_document(version)
+    try:
+        properties = document["schemas"][schema]["properties"]  # type: ignore[index]
+        return {
+            name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
+            for name, prop in properties.items()
+        }
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 @functools.lru_cache(maxsize=32)
@@ -150,15 +179,30 @@ def machine_image_fields(version: str) -> dict[str, bool]:
     :param version: ``beta`` or ``v1``.
     :return: field name -> output only.
     """
-    document = _discovery_document(version)
-    try:
-        properties = document["schemas"]["MachineImage"]["properties"]  # type: ignore[index]
-        return {
-            name: bool(prop.get("readOnly")) or "[Output Only]" in prop.get("description", "")
-            for name, prop in properties.items()
-        }
-    except (KeyError, TypeError, AttributeError):
-        return dict(_FALLBACK_FIELDS)
+    return _discovery_fields("MachineImage", version) or dict(_FALLBACK_FIELDS)
+
+
+#: The Instance fields an insert from a machine image uses, when no discovery document is installed.
+_FALLBACK_INSTANCE_FIELDS: dict[str, bool] = {
+    "name": False,
+    "description": False,
+    "labels": False,
+    "machineType": False,
+    "metadata": False,
+    "networkInterfaces": False,
+    "sourceMachineImage": False,
+    "status": True,
+}
+
+
+@functools.lru_cache(maxsize=4)
+def instance_fields(version: str) -> dict[str, bool]:
+    """The top-level Instance fields of an API version (discovery document, else a built-in list).
+
+    :param version: ``beta`` or ``v1``.
+    :return: field name -> output only.
+    """
+    return _discovery_fields("Instance", version) or dict(_FALLBACK_INSTANCE_FIELDS)
 
 
 def valid_request_id(value: str) -> bool:

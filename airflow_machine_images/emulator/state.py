@@ -60,7 +60,7 @@ class ComputeState:
         self._images: dict[str, dict[str, MachineImage]] = {}
         self._operations: dict[str, dict[str, Operation]] = {}
         self._request_ids: dict[tuple[str, str], tuple[Operation, float]] = {}
-        self._pending: list[tuple[float, int, Operation, MachineImage]] = []
+        self._pending: list[tuple[float, int, Operation, MachineImage | Instance]] = []
         self._sequence = itertools.count()
         self._stopping = False
 
@@ -83,8 +83,12 @@ class ComputeState:
         :param now: ``time.monotonic()``.
         """
         while self._pending and self._pending[0][0] <= now:
-            _, _, operation, image = heapq.heappop(self._pending)
+            _, _, operation, target = heapq.heappop(self._pending)
             operation.settled = True
+            if isinstance(target, Instance):
+                self._settle_instance(operation, target)
+                continue
+            image = target
             images = self._images.get(image.project, {})
             current = images.get(image.name) is image
             if operation.operation_type == "insert":
@@ -98,6 +102,17 @@ class ComputeState:
                     image.status = "READY"
                 elif current:
                     del images[image.name]
+
+    def _settle_instance(self, operation: Operation, instance: Instance) -> None:
+        """Apply a DONE instance operation: a failed insert leaves no instance, a delete removes it."""
+        key = (instance.project, instance.zone, instance.name)
+        current = self._instances.get(key) is instance
+        if instance.operation is operation:
+            instance.operation = None
+        # An insert that failed leaves nothing; a delete that succeeded removes it.
+        gone = (operation.operation_type == "insert") == (operation.failure is not None)
+        if current and gone and operation.operation_type in ("insert", "delete"):
+            del self._instances[key]
 
     # -- ids ---------------------------------------------------------------------------------------
 
@@ -222,6 +237,79 @@ class ComputeState:
             )
         return found
 
+    def restore_instance(
+        self,
+        *,
+        project: str,
+        zone: str,
+        name: str,
+        image: MachineImage,
+        now: float,
+        request_id: str | None,
+        failure: OperationFailure | None,
+        user: str,
+        version: str,
+        fields: dict[str, Any],
+    ) -> Operation:
+        """Create an instance from a machine image (name free); its insert operation moves it to RUNNING.
+
+        :param project: the new instance's project.
+        :param zone: its zone.
+        :param name: its name.
+        :param image: the source machine image (READY).
+        :param now: ``time.monotonic()``.
+        :param request_id: the insert's requestId.
+        :param failure: make the operation fail (the instance then disappears).
+        :param user: who asked.
+        :param version: the request's API version.
+        :param fields: labels, machine_type, metadata, description.
+        :return: the zonal insert operation.
+        """
+        instance = Instance(
+            project=project,
+            zone=zone,
+            name=name,
+            id=self.new_id(),
+            disk_size_gb=image.source.disk_size_gb,
+            operation_seconds=None,
+            created=self.clock.wall(now),
+            source_machine_image=image.path,
+            **fields,
+        )
+        self._instances[(project, zone, name)] = instance
+        return self._start_operation(
+            instance,
+            "insert",
+            now=now,
+            duration=self.operation_seconds,
+            request_id=request_id,
+            failure=failure,
+            user=user,
+            version=version,
+        )
+
+    def delete_instance(
+        self, instance: Instance, *, now: float, request_id: str | None, failure: OperationFailure | None, user: str
+    ) -> Operation:
+        """Start deleting an instance; it is STOPPING until the operation is DONE, then gone (lock held).
+
+        :param instance: the instance.
+        :param now: ``time.monotonic()``.
+        :param request_id: the requestId.
+        :param failure: make the operation fail (the instance then stays RUNNING).
+        :param user: who asked.
+        :return: the zonal delete operation.
+        """
+        return self._start_operation(
+            instance,
+            "delete",
+            now=now,
+            duration=self.operation_seconds,
+            request_id=request_id,
+            failure=failure,
+            user=user,
+        )
+
     # -- request ids -------------------------------------------------------------------------------
 
     def remembered(self, project: str, request_id: str | None, now: float) -> Operation | None:
@@ -252,7 +340,7 @@ class ComputeState:
 
     def _start_operation(
         self,
-        image: MachineImage,
+        target: MachineImage | Instance,
         operation_type: str,
         *,
         now: float,
@@ -260,39 +348,45 @@ class ComputeState:
         request_id: str | None,
         failure: OperationFailure | None,
         user: str,
+        version: str | None = None,
     ) -> Operation:
+        """Start an operation on an image (global) or an instance (zonal); lock held."""
+        zone = target.zone if isinstance(target, Instance) else None
         operation = Operation(
-            project=image.project,
+            project=target.project,
             name=self._operation_name(now),
             id=self.new_id(),
             operation_type=operation_type,
-            target_path=image.path,
-            target_id=image.id,
+            target_path=target.path,
+            target_id=target.id,
             user=user,
             client_operation_id=request_id,
             start=now,
             duration=max(0.0, duration),
             failure=failure,
-            version=image.version,
+            version=version or (target.version if isinstance(target, MachineImage) else "beta"),
+            zone=zone,
         )
-        self._operations.setdefault(image.project, {})[operation.name] = operation
+        self._operations.setdefault(target.project, {})[operation.name] = operation
         if request_id is not None:
-            self._request_ids[(image.project, request_id)] = (operation, now)
-        heapq.heappush(self._pending, (operation.end, next(self._sequence), operation, image))
+            self._request_ids[(target.project, request_id)] = (operation, now)
+        if isinstance(target, Instance):
+            target.operation = operation
+        heapq.heappush(self._pending, (operation.end, next(self._sequence), operation, target))
         self.settle(now)
         return operation
 
-    def operation(self, project: str, name: str) -> Operation | None:
-        """:return: the operation, by name or numeric id, or None (lock held)."""
+    def operation(self, project: str, name: str, zone: str | None = None) -> Operation | None:
+        """:return: the operation of one scope (global, or ``zone``), by name or numeric id, or None (lock held)."""
         operations = self._operations.get(project, {})
         found = operations.get(name)
         if found is None and name.isdigit():
             found = next((op for op in operations.values() if op.id == name), None)
-        return found
+        return found if found is not None and found.zone == zone else None
 
-    def operations(self, project: str) -> list[Operation]:
-        """:return: every operation of a project (lock held)."""
-        return list(self._operations.get(project, {}).values())
+    def operations(self, project: str, zone: str | None = None) -> list[Operation]:
+        """:return: every operation of a project in one scope: global (None) or ``zone`` (lock held)."""
+        return [op for op in self._operations.get(project, {}).values() if op.zone == zone]
 
     def wait(self, operation: Operation, deadline: float) -> None:
         """Block until the operation is DONE, the deadline passes, or the emulator stops (lock held).

@@ -151,6 +151,16 @@ class EmulatorControl:
             return list(result.get("items") or result.get("machineImages") or [])
         return list(result)
 
+    def add_machine_image(self, name: str, source_instance: str, creation_timestamp: str) -> Any:
+        """Seed a READY machine image ``name`` of ``source_instance`` (``ZONE/NAME``) made at ``creation_timestamp``."""
+        body = {
+            "name": name,
+            "source_instance": source_instance,
+            "project": self.project,
+            "creation_timestamp": creation_timestamp,
+        }
+        return self._call("POST", "/_emulator/machineImages", (200, 201), json=body)
+
     def add_instance(self, instance: str, operation_seconds: float | None = None) -> Any:
         """Create a source instance ``ZONE/NAME`` (imaging it takes ``operation_seconds``, else the default)."""
         body: dict[str, Any] = {"instance": instance, "project": self.project}

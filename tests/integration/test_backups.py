@@ -332,6 +332,7 @@ def test_every_example_dag_loads_without_import_errors() -> None:
         "example_nightly_backup",
         "example_pipeline_new_instance",
         "example_react_to_new_images",
+        "example_restore_drill",
     }
     assert (DAGS_FOLDER / "example_nightly_backup.py").exists()
 

@@ -39,7 +39,7 @@ def numbered(emu: ComputeEngineEmulator, form: str) -> str:
 
 def emu_instance(emu: ComputeEngineEmulator) -> dict[str, Any]:
     hook = ComputeEngineMachineImageHook()
-    instance = hook.get_instance(zone=ZONE, instance="web-1", project_id=PROJECT)
+    instance = hook.get_instance(zone=ZONE, name="web-1", project_id=PROJECT)
     emu.clear_requests()
     return instance
 

@@ -380,3 +380,54 @@ def test_official_client_images_an_instance_of_another_project_into_a_backup_pro
     missing = f"projects/{PROJECT}/zones/us-central1-a/instances/nope"
     error = http_error(images.insert(project="backup-project", body={"name": "x"}, sourceInstance=missing))
     assert error.status_code == 404
+
+
+def test_official_client_restores_a_machine_image_and_deletes_the_instance(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    # instances.insert with sourceMachineImage (query parameter and body field, both in the discovery
+    # documents), zoneOperations.wait/get/list, instances.get and instances.delete by name and by id.
+    client = compute(emu, version)
+    emu.add_machine_image("img-1", source_instance="us-central1-a/web-1")
+    instances, zone_operations, zone = client.instances(), client.zoneOperations(), "us-central1-a"
+    image = f"projects/{PROJECT}/global/machineImages/img-1"
+    request_id = str(uuid.uuid4())
+    body = {"name": "restored-1", "sourceMachineImage": image, "labels": {"restored-by": "airflow-machine-images"}}
+    operation = instances.insert(
+        project=PROJECT, zone=zone, body=body, sourceMachineImage=image, requestId=request_id
+    ).execute()
+    assert operation["status"] in ("PENDING", "RUNNING") and operation["clientOperationId"] == request_id
+    assert operation["selfLink"].endswith(f"/zones/{zone}/operations/{operation['name']}")
+    assert operation["zone"].endswith(f"/projects/{PROJECT}/zones/{zone}")
+    early = instances.get(project=PROJECT, zone=zone, instance="restored-1").execute()
+    still_running = zone_operations.get(project=PROJECT, zone=zone, operation=operation["name"]).execute()
+    if still_running["status"] != "DONE":  # RUNNING only once the insert operation is DONE
+        assert early["status"] in ("PROVISIONING", "STAGING")
+    while operation["status"] != "DONE":
+        operation = zone_operations.wait(project=PROJECT, zone=zone, operation=operation["name"]).execute()
+    assert "error" not in operation
+    assert zone_operations.get(project=PROJECT, zone=zone, operation=operation["name"]).execute()["status"] == "DONE"
+    listed = zone_operations.list(project=PROJECT, zone=zone, filter=f'name = "{operation["name"]}"').execute()
+    assert [op["name"] for op in listed["items"]] == [operation["name"]]
+    assert "items" not in client.globalOperations().list(project=PROJECT).execute()  # zonal ops are not global
+
+    instance = instances.get(project=PROJECT, zone=zone, instance="restored-1").execute()
+    assert instance["status"] == "RUNNING" and instance["labels"] == {"restored-by": "airflow-machine-images"}
+    assert instance["sourceMachineImage"] == f"https://www.googleapis.com/compute/{version}/{image}"
+
+    same = instances.insert(project=PROJECT, zone=zone, body=body, requestId=request_id).execute()
+    assert same["name"] == operation["name"]  # requestId dedup, as machineImages.insert
+    taken = instances.insert(project=PROJECT, zone=zone, body=body, requestId=str(uuid.uuid4()))
+    assert http_error(taken).status_code == 409
+    missing = {"name": "restored-2", "sourceMachineImage": f"projects/{PROJECT}/global/machineImages/nothing"}
+    assert http_error(instances.insert(project=PROJECT, zone=zone, body=missing)).status_code == 404
+
+    deletion = instances.delete(
+        project=PROJECT, zone=zone, instance=instance["id"], requestId=str(uuid.uuid4())
+    ).execute()
+    assert deletion["operationType"] == "delete"
+    assert instances.get(project=PROJECT, zone=zone, instance="restored-1").execute()["status"] == "STOPPING"
+    while deletion["status"] != "DONE":
+        deletion = zone_operations.wait(project=PROJECT, zone=zone, operation=deletion["name"]).execute()
+    assert http_error(instances.get(project=PROJECT, zone=zone, instance="restored-1")).status_code == 404
+    assert http_error(instances.delete(project=PROJECT, zone=zone, instance="restored-1")).status_code == 404

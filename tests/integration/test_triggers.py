@@ -113,6 +113,7 @@ def test_serialize_round_trip_holds_only_identifiers_and_settings(gcp_connection
     json.dumps(kwargs)  # must be JSON-serialisable for the metadata DB
     assert set(kwargs) == {
         "operation_name",
+        "zone",
         "project_id",
         "gcp_conn_id",
         "impersonation_chain",

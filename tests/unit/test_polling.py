@@ -35,12 +35,14 @@ class FakeHook:
         self.reads[name] = self.reads.get(name, 0) + 1
         return {"name": name, "status": "DONE" if self.reads[name] >= self.done_after else "RUNNING"}
 
-    async def wait_operation(self, *, operation_name: str, project_id: str) -> dict[str, Any]:
+    async def wait_operation(self, *, operation_name: str, project_id: str, zone: str | None = None) -> dict[str, Any]:
         self.waits += 1
         await asyncio.sleep(0.01)
         return self._read(operation_name)
 
-    async def list_operations_page(self, *, project_id: str, filter_: str, page_token: str | None) -> dict[str, Any]:
+    async def list_operations_page(
+        self, *, project_id: str, filter_: str, page_token: str | None, zone: str | None = None
+    ) -> dict[str, Any]:
         self.lists += 1
         names = sorted(self.reads) if filter_ == 'status != "DONE"' else polling_names(filter_)
         items = [self._read(name) for name in names]

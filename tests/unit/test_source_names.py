@@ -31,8 +31,8 @@ class FakeInstances:
         self.table = table
         self.calls: list[tuple[str, str, str]] = []
 
-    def get_instance(self, *, zone: str, instance: str, project_id: str | None = None) -> dict[str, Any]:
-        key = (str(project_id), zone, instance)
+    def get_instance(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
+        key = (str(project_id), zone, name)
         self.calls.append(key)
         found = self.table.get(key, ResourceNotFoundError("404"))
         if isinstance(found, Exception):

@@ -1,0 +1,110 @@
+"""Weekly restore drill: restore the newest backup of an instance into a scratch VM, check it runs, delete it.
+
+A backup nobody has restored is a hope, not a backup. Each week this DAG finds the newest READY
+machine image of one instance (``machineImages.list``), restores it into a scratch instance with
+:class:`~airflow_machine_images.restore_operators.ComputeEngineRestoreMachineImageOperator`
+(deferrable: the worker slot is free while Compute Engine boots it), checks that the instance is
+RUNNING, and deletes it with
+:class:`~airflow_machine_images.restore_operators.ComputeEngineDeleteRestoredInstanceOperator`,
+which deletes only instances carrying the restore labels. The delete runs whatever happened before
+it (``trigger_rule="all_done"``), so a failed drill leaves no scratch VM behind, and the final
+``drill_passed`` task makes the run fail when the drill did.
+
+Runs as is against the bundled emulator, or against Google Cloud with the ``google_cloud_default``
+connection: set the ``source_instance`` param (and ``image_project`` if backups live in a separate
+backup project).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_machine_images.restore_operators import (
+    ComputeEngineDeleteRestoredInstanceOperator,
+    ComputeEngineRestoreMachineImageOperator,
+)
+
+SCRATCH_NAME = "drill-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}"
+
+with DAG(
+    dag_id="example_restore_drill",
+    description="Restore the newest machine image of an instance into a scratch VM, check it, delete it",
+    schedule="@weekly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "source_instance": Param("us-central1-a/web-1", type="string", description="ZONE/INSTANCE backed up"),
+        "image_project": Param(
+            None, type=["null", "string"], description="the backup project (default: the connection's)"
+        ),
+        "zone": Param("us-central1-a", type="string", description="zone of the scratch instance"),
+    },
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    tags=["example", "compute-engine", "machine-image", "restore"],
+) as dag:
+
+    @task
+    def find_newest_image(source_instance: str, image_project: str) -> str:
+        """The newest READY machine image of ``source_instance`` (in ``image_project``, or the connection's
+        project if empty), as ``projects/P/global/machineImages/N``."""
+        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+        from airflow_machine_images.validation import parse_source_instance
+
+        hook = ComputeEngineMachineImageHook()
+        project = hook.resolve_project_id(image_project or None)
+        wanted = parse_source_instance(source_instance, default_project=hook.default_project_id)
+        images = [
+            image
+            for image in hook.list_machine_images(project_id=project, filter_='status = "READY"')
+            if parse_source_instance(image.get("sourceInstance", ""), default_project=None).same_instance(wanted)
+        ]
+        if not images:
+            raise ValueError(f"No READY machine image of {wanted.partial_url} in project {project}: nothing to restore")
+        newest = max(images, key=lambda image: image["creationTimestamp"])
+        print(f"Newest image of {wanted.partial_url}: {newest['name']} ({newest['creationTimestamp']})")
+        return f"projects/{project}/global/machineImages/{newest['name']}"
+
+    image = find_newest_image("{{ params.source_instance }}", "{{ params.image_project or '' }}")
+
+    restore = ComputeEngineRestoreMachineImageOperator(
+        task_id="restore",
+        name=SCRATCH_NAME,
+        zone="{{ params.zone }}",
+        source_machine_image=image,
+        labels={"purpose": "restore-drill"},
+        deferrable=True,
+        timeout=1800,
+    )
+
+    @task
+    def check_running(restored: dict[str, Any]) -> None:
+        """Read the scratch instance again: the drill passes only if it is RUNNING."""
+        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+
+        current = ComputeEngineMachineImageHook().get_instance(
+            zone=restored["zone"], name=restored["name"], project_id=restored["project_id"]
+        )
+        if current["status"] != "RUNNING":
+            raise RuntimeError(f"Restored instance {restored['name']} is {current['status']}, not RUNNING")
+        print(f"Drill: {restored['source_machine_image']} restored into {restored['name']}, RUNNING")
+
+    delete = ComputeEngineDeleteRestoredInstanceOperator(
+        task_id="delete_scratch_instance",
+        name=SCRATCH_NAME,
+        zone="{{ params.zone }}",
+        deferrable=True,
+        trigger_rule="all_done",  # clean up even when the restore or the check failed
+    )
+
+    @task
+    def drill_passed() -> None:
+        """Fails (upstream failed) unless the restore and the check succeeded: the run's verdict."""
+        print("Restore drill passed")
+
+    checked = check_running(restore.output)
+    checked >> delete
+    [checked, delete] >> drill_passed()
