@@ -20,8 +20,12 @@ install: $(VENV)/.synced
 demo: install
 	$(RUN) python scripts/demo.py
 
+# The suite waits on the emulator's operations far more than it computes (about 4 CPU-minutes in
+# 12 wall-minutes run serially), so three pytest-xdist workers overlap the waits; --dist loadfile
+# keeps each module's fixtures (emulators, the benchmark smoke run) in one worker.
+PYTEST_WORKERS ?= 3
 test: install lint typecheck
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: install
 	$(RUN) ruff check .

@@ -11,12 +11,11 @@ import pytest
 
 from airflow_machine_images.emulator import ComputeEngineEmulator
 from tests.conftest import DAGS_FOLDER
-from tests.reliability.harness import SUMMARIES, ClientSettings, client_settings
+from tests.reliability.harness import ClientSettings, client_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from _pytest.terminal import TerminalReporter
     from airflow.sdk import DAG
 
 PROJECT = "rel-project"
@@ -70,11 +69,3 @@ def load_dag(dag_id: str) -> DAG:
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"no DAG {dag_id}"
     return dag
-
-
-def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    """Print the campaigns' figures after the test results (also without ``-s``)."""
-    if SUMMARIES:
-        terminalreporter.section("reliability campaigns")
-        for summary in SUMMARIES:
-            terminalreporter.write_line(summary)
