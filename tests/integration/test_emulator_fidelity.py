@@ -382,6 +382,7 @@ def test_official_client_images_an_instance_of_another_project_into_a_backup_pro
     assert error.status_code == 404
 
 
+@pytest.mark.parametrize("version", ["beta", "v1"])
 def test_official_client_restores_a_machine_image_and_deletes_the_instance(
     emu: ComputeEngineEmulator, version: str
 ) -> None:

@@ -144,14 +144,18 @@ class PartialListHook(FakeHook):
         self.omit, self.gone, self.warn = omit, gone, warn
         self.gets: list[str] = []
 
-    async def list_operations_page(self, *, project_id: str, filter_: str, page_token: str | None) -> dict[str, Any]:
-        page = await super().list_operations_page(project_id=project_id, filter_=filter_, page_token=page_token)
+    async def list_operations_page(
+        self, *, project_id: str, filter_: str, page_token: str | None, zone: str | None = None
+    ) -> dict[str, Any]:
+        page = await super().list_operations_page(
+            project_id=project_id, filter_=filter_, page_token=page_token, zone=zone
+        )
         page["items"] = [i for i in page["items"] if i["name"] not in self.omit | self.gone]
         if self.warn:
             page["warning"] = {"code": "UNREACHABLE", "message": "Scope 'global' is unreachable", "data": []}
         return page
 
-    async def get_operation(self, *, operation_name: str, project_id: str) -> dict[str, Any]:
+    async def get_operation(self, *, operation_name: str, project_id: str, zone: str | None = None) -> dict[str, Any]:
         self.gets.append(operation_name)
         if operation_name in self.gone:
             from airflow_machine_images.exceptions import ResourceNotFoundError
