@@ -287,6 +287,19 @@ def test_nightly_backup_coverage_fails_naming_an_instance_whose_backup_failed(fl
     ]
 
 
+def test_nightly_backup_after_dropped_answers_makes_one_image_per_instance(fleet: ComputeEngineEmulator) -> None:
+    """Every insert is accepted, then its answer is lost: the re-sent request carries the same requestId,
+    so the backup project ends with exactly one new image per selected instance."""
+    fleet.inject(Fault(kind="accept_then_drop", action="machineImages.insert", times=3))
+    dag_run = run("example_nightly_backup")
+    assert task_states(dag_run)["backup"] == "success"
+    inserts = [r for r in fleet.requests if r.action == "machineImages.insert"]
+    assert len(inserts) == 6 and len({r.query["requestId"] for r in inserts}) == 3  # each sent twice
+    new = [i for i in fleet.machine_images(BACKUPS) if "-20260520-" in i["name"]]
+    assert sorted(i["name"] for i in new) == sorted(nightly_name(instance) for instance in FLEET)
+    assert len({i["sourceInstance"] for i in new}) == 3 and all(i["status"] == "READY" for i in new)
+
+
 def test_nightly_backup_emits_asset_events_with_the_image(fleet: ComputeEngineEmulator) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
