@@ -250,3 +250,29 @@ def test_delete_restored_lost_response_deletes_once(emulator_with_image: Compute
     assert len({r.query["requestId"] for r in deletes}) == 1
     assert len(zone_operations("delete")) == 1
     assert instance() is None
+
+
+@pytest.mark.parametrize("conf", [{"name": "Prod_1"}, {"zone": "us central"}, {"name": "x" * 64}])
+def test_delete_restored_bad_input_fails_before_any_request(
+    emulator_with_image: ComputeEngineEmulator, conf: dict[str, str]
+) -> None:
+    dag_run = run("ami_test_delete_restored_retries", **conf)
+    assert task_states(dag_run) == {"delete": "failed"}
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 1  # bad input stays bad: no retry
+    assert emulator_with_image.requests == []
+
+
+def test_delete_restored_without_waiting_then_the_zonal_operation_sensor(
+    emulator_with_image: ComputeEngineEmulator,
+) -> None:
+    restored = xcom_result(run("ami_test_restore"), "restore")
+    dag_run = run("ami_test_delete_restored_no_wait")
+    assert task_states(dag_run) == {"delete": "success", "wait": "success"}
+    started = xcom_result(dag_run, "delete")
+    assert started["deleted"] is True and started["id"] == restored["id"]
+    assert started["operation_name"].startswith("operation-")
+    assert started["status"] in {"PENDING", "RUNNING"}  # the task returned without waiting
+    assert xcom_result(dag_run, "wait")["status"] == "DONE"
+    assert instance() is None
+    assert len(zone_operations("delete")) == 1

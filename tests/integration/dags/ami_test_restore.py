@@ -71,3 +71,18 @@ for dag_id, extra in {
             timeout=600,
             **extra,
         )
+
+with dag("ami_test_delete_restored_no_wait"):
+    deleting = ComputeEngineDeleteRestoredInstanceOperator(
+        task_id="delete",
+        name="{{ params.name }}",
+        zone="{{ params.zone }}",
+        wait_for_completion=False,
+    )
+    deleting >> ComputeEngineMachineImageOperationSensor(
+        task_id="wait",
+        operation_name="{{ ti.xcom_pull(task_ids='delete')['operation_name'] }}",
+        zone="{{ params.zone }}",
+        poke_interval=0.5,
+        timeout=60,
+    )
