@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.emulator.options import LIST_WARNING_CODES
+from airflow_machine_images.emulator.schema import ACTIONS as SCHEMA_ACTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,24 +27,8 @@ __all__ = [
     "random_kinds",
 ]
 
-#: Every API action the emulator answers.
-ACTIONS: tuple[str, ...] = (
-    "machineImages.insert",
-    "machineImages.get",
-    "machineImages.list",
-    "machineImages.delete",
-    "machineImages.setLabels",
-    "globalOperations.get",
-    "globalOperations.wait",
-    "globalOperations.list",
-    "instances.get",
-    "instances.aggregatedList",
-    "instances.insert",
-    "instances.delete",
-    "zoneOperations.get",
-    "zoneOperations.wait",
-    "zoneOperations.list",
-)
+#: Every API action the emulator answers (as :data:`.schema.ACTIONS` lists them).
+ACTIONS: tuple[str, ...] = tuple(SCHEMA_ACTIONS)
 #: Actions that change state (the only ones random ``accept_then_drop`` picks).
 MUTATING_ACTIONS = frozenset(
     {"machineImages.insert", "machineImages.delete", "machineImages.setLabels", "instances.insert", "instances.delete"}

@@ -39,7 +39,8 @@ _SYSTEM_PARAMS = frozenset(
         "oauth_token", "upload_protocol", "uploadType", "$.xgafv",
     }
 )  # fmt: skip
-#: The ``resources.RESOURCE.methods.METHOD`` of each emulated action.
+#: Every action the emulator answers, each with its ``resources.RESOURCE.methods.METHOD`` in the
+#: discovery documents (the order is the order faults and the control API list them in).
 ACTIONS: dict[str, tuple[str, str]] = {
     action: (action.split(".")[0], action.split(".")[1])
     for action in (
