@@ -31,7 +31,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_machine_images.operators", "airflow_machine_images.restore_operators"],
+                "python-modules": [
+                    "airflow_machine_images.operators",
+                    "airflow_machine_images.restore_operators",
+                    "airflow_machine_images.fleet_operators",
+                ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],

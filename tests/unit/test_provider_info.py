@@ -1,0 +1,17 @@
+"""What Airflow's providers manager learns about this package lists every operator module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import airflow_machine_images
+from airflow_machine_images import get_provider_info
+
+PACKAGE = Path(airflow_machine_images.__file__).parent
+
+
+def test_every_operator_module_is_declared() -> None:
+    declared = {module for entry in get_provider_info()["operators"] for module in entry["python-modules"]}
+    on_disk = {f"airflow_machine_images.{path.stem}" for path in PACKAGE.glob("*operators.py")}
+    assert on_disk == declared
+    assert "airflow_machine_images.fleet_operators" in declared  # the operators of issue 15 included
