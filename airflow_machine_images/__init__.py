@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_machine_images.config import provider_config
+
 __version__ = "0.1.0"
 
 _INTEGRATION = "Google Compute Engine Machine Images"
@@ -13,7 +15,8 @@ def get_provider_info() -> dict[str, Any]:
     """Describe this package to Airflow's providers manager (``apache_airflow_provider`` entry point).
 
     Connections use the Google provider's ``google_cloud_platform`` type (with our optional
-    ``compute_api_endpoint`` extra), so no connection type of our own is registered.
+    ``compute_api_endpoint`` extra), so no connection type of our own is registered. ``config``
+    declares the ``[machine_images]`` section (the request budget), so ``airflow config list`` shows it.
     """
     return {
         "package-name": "airflow-machine-images",
@@ -51,4 +54,5 @@ def get_provider_info() -> dict[str, Any]:
                 "factory": "airflow_machine_images.assets.create_asset",
             }
         ],
+        "config": provider_config(),
     }

@@ -55,6 +55,7 @@ from airflow_machine_images.validation import (
     validate_labels,
     validate_machine_image_name,
     validate_optional_bool,
+    validate_optional_positive_int,
     validate_positive_int,
     validate_positive_number,
     validate_request_id,
@@ -153,6 +154,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param poll_interval: seconds between status reads where polling is needed.
     :param timeout: seconds to wait for the image before failing.
+    :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
@@ -200,6 +204,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 7200.0,
+        requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -221,6 +226,9 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
+        self.requests_per_minute_per_project = validate_optional_positive_int(
+            requests_per_minute_per_project, "requests_per_minute_per_project"
+        )
 
     # ------------------------------------------------------------------ secrets
 
@@ -380,6 +388,7 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
             "project_id": request.project_id,
             "poll_interval": self.poll_interval,
             "deadline": self._deadline.at,
+            "requests_per_minute_per_project": self.requests_per_minute_per_project,
             **self.connection_kwargs(),
         }
         trigger: MachineImageOperationTrigger | MachineImageStatusTrigger
@@ -425,6 +434,9 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param poll_interval: seconds between checks where polling is needed.
     :param timeout: seconds to wait before failing.
+    :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
@@ -444,6 +456,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
+        requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -454,6 +467,9 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
+        self.requests_per_minute_per_project = validate_optional_positive_int(
+            requests_per_minute_per_project, "requests_per_minute_per_project"
+        )
 
     def _request_ids(self, context: Context) -> RequestIds:
         """The requestIds of this task instance's delete (arguments validated)."""
@@ -526,6 +542,7 @@ class ComputeEngineDeleteMachineImageOperator(ComputeEngineMachineImageBaseOpera
                         "request_id": started.request_id,
                         "replayed": started.replayed,
                     },
+                    requests_per_minute_per_project=self.requests_per_minute_per_project,
                     **self.connection_kwargs(),
                 ),
                 method_name="execute_complete",

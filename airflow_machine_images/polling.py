@@ -21,7 +21,11 @@ do not show is read on its own (``globalOperations.get`` / ``machineImages.get``
 ends any wait; only a 404 there says it does not exist. The warnings are logged once per cycle.
 
 A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
-from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for.
+from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for. The
+triggers make a poller with their triggerer's share of the configured per-project total as its
+default budget (:mod:`airflow_machine_images.budget`), and a waiter whose task set a total of its own
+brings its share of that; a poller keeps to the smallest budget among its waiters still waiting (the
+default for those that brought none), the reading that never exceeds the budget of any of them.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ class _Waiter:
     is_final: IsFinal
     poll_interval: float
     future: asyncio.Future[Resource | None]
+    #: This waiter's budget (None: the poller's default).
+    max_requests_per_minute: float | None = None
 
 
 @dataclass
@@ -110,7 +116,8 @@ class CoalescingPoller(ABC):
 
     :param hook: the async hook (its shared client is leased while the poller runs).
     :param project_id: the project.
-    :param max_requests_per_minute: the most calls per minute this poller makes.
+    :param max_requests_per_minute: the most calls per minute this poller makes for waiters that bring
+        no budget of their own (see :attr:`max_requests_per_minute`).
     :param zone: the zone of zonal resources (None: global ones); a poller serves one scope.
     """
 
@@ -125,7 +132,7 @@ class CoalescingPoller(ABC):
         self.hook = hook
         self.project_id = project_id
         self.zone = zone
-        self.max_requests_per_minute = max_requests_per_minute
+        self.default_requests_per_minute = max_requests_per_minute
         self.stats = PollerStats()
         self._waiters: dict[str, set[_Waiter]] = {}
         self._changed = asyncio.Event()
@@ -137,6 +144,23 @@ class CoalescingPoller(ABC):
         self.on_idle: Callable[[], None] | None = None
 
     @property
+    def max_requests_per_minute(self) -> float:
+        """The budget now: the smallest among the unanswered waiters' budgets (the default for a waiter
+        that brought none); the default when nobody waits.
+
+        Waiters sharing a poller may have been given different budgets; keeping to the smallest never
+        exceeds the budget of any of them (the safe reading for the project's quota).
+        """
+        default = self.default_requests_per_minute
+        budgets = {
+            default if w.max_requests_per_minute is None else w.max_requests_per_minute
+            for ws in self._waiters.values()
+            for w in ws
+            if not w.future.done()
+        }
+        return min(budgets, default=default)
+
+    @property
     def waiting(self) -> int:
         """How many waits are still unanswered."""
         return sum(1 for ws in self._waiters.values() for w in ws if not w.future.done())
@@ -144,7 +168,9 @@ class CoalescingPoller(ABC):
     def _pending_names(self) -> set[str]:
         return {name for name, ws in self._waiters.items() if any(not w.future.done() for w in ws)}
 
-    async def wait_for(self, name: str, is_final: IsFinal, poll_interval: float) -> Resource | None:
+    async def wait_for(
+        self, name: str, is_final: IsFinal, poll_interval: float, max_requests_per_minute: float | None = None
+    ) -> Resource | None:
         """Wait until ``is_final`` holds for resource ``name``; return the resource (None if absent).
 
         Cancelling the caller unregisters the wait; the poller stops when nobody waits.
@@ -152,9 +178,11 @@ class CoalescingPoller(ABC):
         :param name: the resource name.
         :param is_final: whether a state of the resource ends the wait.
         :param poll_interval: the longest pause this waiter accepts between checks.
+        :param max_requests_per_minute: the most calls per minute this waiter allows the poller (None: the
+            poller's default); while it waits, the poller keeps to the smallest of its waiters' budgets.
         :raises ComputeEngineApiError: the API kept failing (or refused: permissions).
         """
-        waiter = _Waiter(is_final, poll_interval, asyncio.get_running_loop().create_future())
+        waiter = _Waiter(is_final, poll_interval, asyncio.get_running_loop().create_future(), max_requests_per_minute)
         self._waiters.setdefault(name, set()).add(waiter)
         self._changed.set()
         if self._task is None or self._task.done():
@@ -499,7 +527,8 @@ def poller_for(
     :param kind: :class:`OperationPoller` or :class:`MachineImagePoller`.
     :param hook: an async hook (the first one in makes the poller).
     :param project_id: the project.
-    :param max_requests_per_minute: the first caller's budget is the poller's.
+    :param max_requests_per_minute: the poller's default budget, for waiters that bring none (the first
+        caller's makes it: the triggers pass their triggerer's share of the configured total).
     :param zone: the zone of zonal operations (None: global).
     """
     for ended in [key for key in _pollers if key[0].is_closed()]:

@@ -35,6 +35,7 @@ from airflow_machine_images.validation import (
     validate_choice,
     validate_labels,
     validate_machine_image_name,
+    validate_optional_positive_int,
     validate_positive_number,
     validate_request_id,
     validate_zone,
@@ -94,6 +95,9 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
     :param deferrable: wait for the operation in the triggerer instead of holding a worker slot.
     :param poll_interval: seconds between checks where polling is needed.
     :param timeout: seconds to wait for the instance before failing.
+    :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator). Templated.
@@ -135,6 +139,7 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
+        requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -153,6 +158,9 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
         self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
+        self.requests_per_minute_per_project = validate_optional_positive_int(
+            requests_per_minute_per_project, "requests_per_minute_per_project"
+        )
 
     def prepare_request(self, context: Context) -> RestoreRequest:
         """Validate every argument and build the Instance body; no request is sent.
@@ -295,6 +303,7 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
                 poll_interval=self.poll_interval,
                 deadline=self._deadline.at,
                 event_extra=restore_flow.trigger_extra(state),
+                requests_per_minute_per_project=self.requests_per_minute_per_project,
                 **self.connection_kwargs(),
             ),
             method_name="execute_complete",
@@ -320,6 +329,9 @@ class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseO
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param poll_interval: seconds between checks where polling is needed.
     :param timeout: seconds to wait before failing.
+    :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
@@ -339,6 +351,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseO
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
+        requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -349,6 +362,9 @@ class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseO
         self.deferrable = validate_bool(deferrable, "deferrable")
         self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
         self.timeout = validate_positive_number(timeout, "timeout")
+        self.requests_per_minute_per_project = validate_optional_positive_int(
+            requests_per_minute_per_project, "requests_per_minute_per_project"
+        )
 
     def _request_ids(self, context: Context) -> tuple[RequestIds, str, str]:
         """The requestIds of this task instance's delete, the zone and the name (arguments validated)."""
@@ -426,6 +442,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseO
                             "instance_id": started.instance_id,
                             "replayed": started.replayed,
                         },
+                        requests_per_minute_per_project=self.requests_per_minute_per_project,
                         **self.connection_kwargs(),
                     ),
                     method_name="execute_complete",

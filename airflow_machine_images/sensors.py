@@ -31,6 +31,7 @@ from airflow_machine_images.validation import (
     parse_machine_image_ref,
     validate_bool,
     validate_operation_name,
+    validate_optional_positive_int,
     validate_zone,
 )
 
@@ -59,6 +60,7 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
         api_endpoint: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 10.0,
+        requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
@@ -70,6 +72,9 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
             api_endpoint=api_endpoint,
         )
         self.deferrable = validate_bool(deferrable, "deferrable")
+        self.requests_per_minute_per_project = validate_optional_positive_int(
+            requests_per_minute_per_project, "requests_per_minute_per_project"
+        )
 
     def resolve_project_id(self) -> str:
         """The project to look in: the argument, else the connection's (validated)."""
@@ -113,6 +118,7 @@ class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
             "project_id": self.resolve_project_id(),
             "poll_interval": self.poke_interval,
             "deadline": Deadline.after(self.timeout).at,
+            "requests_per_minute_per_project": self.requests_per_minute_per_project,
             **self.connection_kwargs(),
         }
 
@@ -135,6 +141,9 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     :param deferrable: wait in the triggerer (defaults to ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks (and the trigger's poll interval).
+    :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     """
 
     template_fields: Sequence[str] = connection_template_fields("operation_name", "zone")
@@ -199,6 +208,9 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     :param deferrable: wait in the triggerer (defaults to ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks (and the trigger's poll interval).
+    :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
+        cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
+        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     """
 
     template_fields: Sequence[str] = connection_template_fields("machine_image")

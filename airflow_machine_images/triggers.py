@@ -1,10 +1,12 @@
 """Triggers: waits that run in the triggerer, so a waiting task holds no worker slot.
 
 A trigger's serialized kwargs hold identifiers and settings only (project, names, connection id,
-impersonation chain, API version, endpoint, poll interval): never a token or key material. Waits
-go through the process-wide coalescing pollers of :mod:`airflow_machine_images.polling`, so a
-thousand triggers in one project cost a few list calls per interval, and a trigger that is
-re-created on another triggerer after a crash simply registers again and carries on.
+impersonation chain, API version, endpoint, poll interval, the task's own request budget): never a
+token or key material. Waits go through the process-wide coalescing pollers of
+:mod:`airflow_machine_images.polling`, so a thousand triggers in one project cost a few list calls
+per interval, and a trigger that is re-created on another triggerer after a crash simply registers
+again and carries on. Each wait brings its triggerer's share of the per-project request budget
+(:mod:`airflow_machine_images.budget`, read from ``[machine_images]`` when the trigger runs).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_machine_images.budget import shares
 from airflow_machine_images.compat import AirflowFailException
 from airflow_machine_images.compute_api import API_VERSIONS, raise_for_operation_error
+from airflow_machine_images.config import DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT
 from airflow_machine_images.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
@@ -28,7 +32,7 @@ from airflow_machine_images.exceptions import (
     operation_failed,
 )
 from airflow_machine_images.logs import log_operation_warnings
-from airflow_machine_images.polling import MachineImagePoller, OperationPoller, poller_for
+from airflow_machine_images.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
 from airflow_machine_images.redaction import redact_event
 from airflow_machine_images.validation import (
     MachineImageValidationError,
@@ -37,6 +41,7 @@ from airflow_machine_images.validation import (
     validate_bool,
     validate_choice,
     validate_operation_name,
+    validate_positive_int,
     validate_positive_number,
     validate_project_id,
     validate_zone,
@@ -158,6 +163,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         poll_interval: float = 10.0,
         deadline: float | None = None,
         event_extra: dict[str, Any] | None = None,
+        requests_per_minute_per_project: int | None = None,
     ) -> None:
         super().__init__()
         self.project_id = project_id
@@ -171,6 +177,11 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.event_extra = event_extra if event_extra is not None else {}
+        self.requests_per_minute_per_project = requests_per_minute_per_project
+        #: This triggerer's share of the configured total: its pollers' default (:meth:`_read_budget`).
+        self.configured_requests_per_minute: float = float(DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT)
+        #: This triggerer's share of the task's own total; None if the task set none (:meth:`_read_budget`).
+        self.max_requests_per_minute: float | None = None
 
     def _own_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -186,6 +197,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "event_extra": self.event_extra,
+                "requests_per_minute_per_project": self.requests_per_minute_per_project,
             },
         )
 
@@ -206,10 +218,46 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
                 validate_positive_number(self.deadline, "deadline")
             if not isinstance(self.event_extra, dict):
                 raise MachineImageValidationError("event_extra", "must be a dict", show_value(self.event_extra))
+            if self.requests_per_minute_per_project is not None:
+                validate_positive_int(self.requests_per_minute_per_project, "requests_per_minute_per_project")
             check()
         except MachineImageValidationError as error:
             return str(error)
         return None
+
+    async def _read_budget(self) -> str | None:
+        """Read ``[machine_images]``: set the budgets of this wait; why they cannot be set, or None.
+
+        :attr:`configured_requests_per_minute` is this triggerer's share of the configured total (the
+        default of the poller, which counts every wait without a total of its own);
+        :attr:`max_requests_per_minute` is its share of the task's ``requests_per_minute_per_project``.
+        Read off the event loop: the first read of a provider option may make Airflow discover every
+        installed provider, which would block every other trigger meanwhile.
+        """
+        try:
+            configured, task = await asyncio.to_thread(shares, self.requests_per_minute_per_project)
+        except MachineImageValidationError as error:
+            return str(error)
+        self.configured_requests_per_minute, self.max_requests_per_minute = configured, task
+        return None
+
+    def _poller(
+        self,
+        kind: type[CoalescingPoller],
+        hook: ComputeEngineMachineImageAsyncHook,
+        project_id: str,
+        zone: str | None = None,
+    ) -> CoalescingPoller:
+        """The shared poller of ``kind`` for the project; one made now defaults to the configured share.
+
+        :param kind: the poller class.
+        :param hook: the async hook.
+        :param project_id: the project.
+        :param zone: the zone of zonal operations.
+        """
+        return poller_for(
+            kind, hook, project_id, max_requests_per_minute=self.configured_requests_per_minute, zone=zone
+        )
 
     async def _async_hook(self) -> ComputeEngineMachineImageAsyncHook:
         """The async hook, with the hook module (Google's libraries, aiohttp) imported off the event loop.
@@ -276,6 +324,8 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     :param api_endpoint: another API root (e.g. the emulator).
     :param poll_interval: the longest pause between checks when polls are coalesced.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
+    :param requests_per_minute_per_project: this wait's total budget for the project across all
+        triggerers, instead of ``[machine_images] requests_per_minute_per_project`` (None: that).
     """
 
     def __init__(self, *, operation_name: str, zone: str | None = None, **kwargs: Any) -> None:
@@ -294,14 +344,16 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
         name = self.operation_name
-        problem = self._problem(self._check_own_kwargs)
+        problem = self._problem(self._check_own_kwargs) or await self._read_budget()
         if problem:
             yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
         self.log.info("Waiting for operation %s in project %s", name, self.project_id)
         try:
-            poller = poller_for(OperationPoller, await self._async_hook(), self.project_id, zone=self.zone)
-            operation = await self._wait(poller.wait_for(name, _done_or_missing, self.poll_interval))
+            poller = self._poller(OperationPoller, await self._async_hook(), self.project_id, self.zone)
+            operation = await self._wait(
+                poller.wait_for(name, _done_or_missing, self.poll_interval, self.max_requests_per_minute)
+            )
         except asyncio.TimeoutError:
             message = f"Operation {name} in project {self.project_id} was not DONE by the task's deadline"
             yield self._event("error", message, EVENT_TIMEOUT, operation_name=name, operation=None, errors=[])
@@ -349,6 +401,8 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
     :param api_endpoint: another API root (e.g. the emulator).
     :param poll_interval: the longest pause between checks.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
+    :param requests_per_minute_per_project: this wait's total budget for the project across all
+        triggerers, instead of ``[machine_images] requests_per_minute_per_project`` (None: that).
     """
 
     def __init__(self, *, machine_image: str, fail_on_missing: bool = False, **kwargs: Any) -> None:
@@ -374,15 +428,17 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
             validate_bool(self.fail_on_missing, "fail_on_missing")
             reference = parse_machine_image_ref(given, self.project_id)
 
-        problem = self._problem(check)
+        problem = self._problem(check) or await self._read_budget()
         if problem or reference is None:
             yield self._event("error", str(problem), EVENT_INVALID_ARGUMENT, machine_image=given, image=None)
             return
         project_id, name = reference
         self.log.info("Waiting for machine image %s in project %s to be READY", name, project_id)
         try:
-            poller = poller_for(MachineImagePoller, await self._async_hook(), project_id)
-            image = await self._wait(poller.wait_for(name, self._is_final, self.poll_interval))
+            poller = self._poller(MachineImagePoller, await self._async_hook(), project_id)
+            image = await self._wait(
+                poller.wait_for(name, self._is_final, self.poll_interval, self.max_requests_per_minute)
+            )
         except asyncio.TimeoutError:
             message = f"Machine image {name} in project {project_id} was not READY by the task's deadline"
             yield self._event("error", message, EVENT_TIMEOUT, machine_image=name, image=None)

@@ -52,6 +52,7 @@ from airflow_machine_images.validation.primitives import (
     validate_bool,
     validate_choice,
     validate_optional_bool,
+    validate_optional_positive_int,
     validate_positive_int,
     validate_positive_number,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "validate_machine_image_name",
     "validate_operation_name",
     "validate_optional_bool",
+    "validate_optional_positive_int",
     "validate_positive_int",
     "validate_positive_number",
     "validate_project_id",

@@ -221,3 +221,12 @@ def validate_positive_int(value: object, parameter: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise MachineImageValidationError(parameter, "must be an integer >= 1", show_value(value))
     return value
+
+
+def validate_optional_positive_int(value: object, parameter: str) -> int | None:
+    """Check None or a whole number >= 1 (see :func:`validate_positive_int`).
+
+    :param value: the argument.
+    :param parameter: the argument name used in the error message.
+    """
+    return None if value is None else validate_positive_int(value, parameter)

@@ -90,6 +90,13 @@ def test_running_operation_is_waited_for_in_the_triggerer(gcp_connection: Comput
     assert result["reused"] is False
 
 
+def test_the_tasks_request_budget_travels_in_the_trigger_kwargs(gcp_connection: ComputeEngineEmulator) -> None:
+    op, context = operator(requests_per_minute_per_project=90), {"ti": FakeTaskInstance()}
+    defer = deferred(lambda: op.execute(context))
+    assert defer.trigger.serialize()[1]["requests_per_minute_per_project"] == 90
+    assert finish(op, context, defer)["status"] == "READY"
+
+
 def test_reusing_an_image_still_creating_defers(gcp_connection: ComputeEngineEmulator) -> None:
     gcp_connection.add_machine_image("img-a", source_instance=SOURCE, status="CREATING")
     op, context = operator(), {"ti": FakeTaskInstance()}

@@ -40,6 +40,8 @@ TAMPERED: list[tuple[str, Any]] = [
     ("impersonation_chain", [1, 2]),
     ("deadline", "soon"),
     ("event_extra", "not a dict"),
+    ("requests_per_minute_per_project", 0),
+    ("requests_per_minute_per_project", "60"),
 ]
 
 

@@ -102,6 +102,42 @@ def test_two_hundred_triggers_share_a_few_list_calls() -> None:
         assert reads <= budget, f"{reads} reads for 200 waits (budget {budget:.0f})"
 
 
+def test_running_triggers_share_a_poller_at_the_configured_share_or_a_tasks_smaller_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """[machine_images] 120 per project over 2 triggerers: 60 here; a task asking 40 in all (20 here) lowers it."""
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__REQUESTS_PER_MINUTE_PER_PROJECT", "120")
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__TRIGGERERS", "2")
+    with ComputeEngineEmulator(default_project=PROJECT, operation_seconds=600) as emu:  # nothing finishes
+        emu.add_instance("us-central1-a/web-1")
+        from tests.integration.conftest import connection_json
+
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url))
+        first, second = start_inserts(2)
+
+        async def budget_when_waiting(count: int) -> float:
+            while True:  # no deadline of our own: pytest's timeout guards a hang
+                pollers = polling.active_pollers()
+                if pollers and pollers[0].waiting == count:
+                    return pollers[0].max_requests_per_minute
+                await asyncio.sleep(0.01)
+
+        async def scenario() -> list[float]:
+            configured = asyncio.create_task(first_event(operation_trigger(first)))
+            seen = [await budget_when_waiting(1)]
+            frugal = asyncio.create_task(first_event(operation_trigger(second, requests_per_minute_per_project=40)))
+            seen.append(await budget_when_waiting(2))
+            frugal.cancel()
+            await asyncio.gather(frugal, return_exceptions=True)
+            seen.append(await budget_when_waiting(1))
+            configured.cancel()
+            await asyncio.gather(configured, return_exceptions=True)
+            return seen
+
+        assert asyncio.run(scenario()) == [60, 20, 60]
+    assert polling.active_pollers() == []
+
+
 def test_serialize_round_trip_holds_only_identifiers_and_settings(gcp_connection: ComputeEngineEmulator) -> None:
     trigger = operation_trigger(
         "operation-1", impersonation_chain=["a@p.iam.gserviceaccount.com"], api_endpoint=gcp_connection.url
@@ -122,6 +158,7 @@ def test_serialize_round_trip_holds_only_identifiers_and_settings(gcp_connection
         "poll_interval",
         "deadline",
         "event_extra",
+        "requests_per_minute_per_project",
     }
     image_classpath, image_kwargs = MachineImageStatusTrigger(machine_image="img", project_id=PROJECT).serialize()
     assert image_classpath == "airflow_machine_images.triggers.MachineImageStatusTrigger"

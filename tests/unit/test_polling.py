@@ -200,3 +200,46 @@ def test_only_a_404_of_the_operation_itself_ends_a_wait_as_not_found() -> None:
     results, _ = coalesced_results(hook, names)
     assert results[-1] is None
     assert [r["status"] for r in results[:-1]] == ["DONE"] * (len(names) - 1)
+
+
+def test_a_shared_poller_keeps_to_the_smallest_budget_of_its_waiters() -> None:
+    hook = FakeHook(done_after=10**9)  # nothing finishes: the waits are cancelled
+    poller = make_poller(hook, max_requests_per_minute=60)
+
+    async def scenario() -> list[float]:
+        seen = [poller.max_requests_per_minute]
+        generous = asyncio.create_task(poller.wait_for("op-1", lambda op: False, 0.01, max_requests_per_minute=120))
+        await asyncio.sleep(0)
+        seen.append(poller.max_requests_per_minute)
+        frugal = asyncio.create_task(poller.wait_for("op-2", lambda op: False, 0.01, max_requests_per_minute=20))
+        default = asyncio.create_task(poller.wait_for("op-3", lambda op: False, 0.01))
+        await asyncio.sleep(0)
+        seen.append(poller.max_requests_per_minute)
+        frugal.cancel()
+        await asyncio.gather(frugal, return_exceptions=True)
+        seen.append(poller.max_requests_per_minute)  # the frugal waiter left: the default waiter's 60
+        for task in (generous, default):
+            task.cancel()
+        await asyncio.gather(generous, default, return_exceptions=True)
+        seen.append(poller.max_requests_per_minute)
+        return seen
+
+    assert asyncio.run(scenario()) == [60, 120, 20, 60, 60]
+
+
+def test_the_burst_cap_follows_the_smallest_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polling, "BUDGET_WINDOW_SECONDS", 0.3)
+    poller = make_poller(FakeHook(), max_requests_per_minute=60)
+
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        # a waiter with a budget of 2, registered without starting the poll loop: the budget is driven by hand
+        poller._waiters["op-1"] = {polling._Waiter(lambda op: False, 60.0, loop.create_future(), 2)}
+        granted = []
+        for _ in range(4):
+            await poller._within_budget()
+            granted.append(loop.time())
+        return granted
+
+    granted = asyncio.run(scenario())
+    assert granted[2] - granted[0] >= 0.3 * 0.99  # a 3rd call waits until the first leaves the window

@@ -1216,6 +1216,7 @@ HOMES = {
         "validate_bool",
         "validate_choice",
         "validate_optional_bool",
+        "validate_optional_positive_int",
         "validate_positive_int",
         "validate_positive_number",
     ],

@@ -1,0 +1,67 @@
+"""The provider's configuration section, as declared to Airflow (``get_provider_info()["config"]``).
+
+Data only, so the package's ``__init__`` can declare it without importing anything: Airflow's
+providers manager merges it into ``airflow config list`` and gives the defaults to ``conf``; the
+values are read (and checked) by :mod:`airflow_machine_images.budget` when a trigger runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The section: ``[machine_images]`` in airflow.cfg, ``AIRFLOW__MACHINE_IMAGES__<OPTION>`` in the environment.
+SECTION = "machine_images"
+#: The total requests per minute one project may see from all triggerers' waits together.
+REQUESTS_PER_MINUTE_PER_PROJECT = "requests_per_minute_per_project"
+#: How many triggerers share that total (each takes its share).
+TRIGGERERS = "triggerers"
+
+DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT = 60
+DEFAULT_TRIGGERERS = 1
+#: The release that added the section.
+VERSION_ADDED = "0.1.0"
+
+
+def env_var(option: str) -> str:
+    """The environment variable that sets ``option`` of :data:`SECTION`, as for any Airflow option.
+
+    :param option: the option name.
+    """
+    return f"AIRFLOW__{SECTION.upper()}__{option.upper()}"
+
+
+def provider_config() -> dict[str, Any]:
+    """The ``config`` entry of ``get_provider_info()`` (Airflow's ``provider_info.schema.json`` form)."""
+    return {
+        SECTION: {
+            "description": "Settings of airflow-machine-images' waits in the triggerer.",
+            "options": {
+                REQUESTS_PER_MINUTE_PER_PROJECT: {
+                    "description": (
+                        "The most Compute Engine API requests per minute that the waits of this package "
+                        "(deferred operators and sensors) may send to one project, in total across all "
+                        "triggerers. Each triggerer takes an equal share: this value divided by "
+                        f"``{TRIGGERERS}``, rounded down, and never less than 1. A task may set its own "
+                        f"total with the ``{REQUESTS_PER_MINUTE_PER_PROJECT}`` argument; waits on one "
+                        "project share one poller per triggerer, which keeps to the smallest budget "
+                        "among its waits.\n"
+                    ),
+                    "version_added": VERSION_ADDED,
+                    "type": "integer",
+                    "example": "120",
+                    "default": str(DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT),
+                },
+                TRIGGERERS: {
+                    "description": (
+                        "How many triggerers run waits of this package at once (set it to the number of "
+                        f"``airflow triggerer`` processes), so that together they keep to "
+                        f"``{REQUESTS_PER_MINUTE_PER_PROJECT}``.\n"
+                    ),
+                    "version_added": VERSION_ADDED,
+                    "type": "integer",
+                    "example": "2",
+                    "default": str(DEFAULT_TRIGGERERS),
+                },
+            },
+        }
+    }
