@@ -43,7 +43,7 @@ class InstanceReader(Protocol):
         """Return the Instance resource.
 
         :param zone: its zone.
-        :param instance: its name or numeric id.
+        :param name: its name or numeric id.
         :param project_id: its project id or number.
         """
         ...
