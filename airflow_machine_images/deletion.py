@@ -24,8 +24,24 @@ if TYPE_CHECKING:
     from airflow_machine_images.logs import TaskLogger as Log
 
 
+class StartedDelete:
+    """What a delete's outcome says, for an image or an instance: only its ``operation`` matters."""
+
+    operation: Mapping[str, Any] | None
+
+    @property
+    def deleted(self) -> bool:
+        """This task deleted the resource (False: it was already gone)."""
+        return self.operation is not None
+
+    @property
+    def pending(self) -> bool:
+        """Compute Engine is still running the delete operation."""
+        return self.operation is not None and self.operation.get("status") != "DONE"
+
+
 @dataclass(frozen=True)
-class Deletion:
+class Deletion(StartedDelete):
     """One delete of one image.
 
     :param project_id: the project.
@@ -40,16 +56,6 @@ class Deletion:
     request_id: str
     operation: Mapping[str, Any] | None
     replayed: bool = False
-
-    @property
-    def deleted(self) -> bool:
-        """This task deleted the image (False: it was already gone)."""
-        return self.operation is not None
-
-    @property
-    def pending(self) -> bool:
-        """Compute Engine is still running the delete operation."""
-        return self.operation is not None and self.operation.get("status") != "DONE"
 
     def summary(self) -> dict[str, Any]:
         """The delete operator's XCom."""

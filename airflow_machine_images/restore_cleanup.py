@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.compute_api import operation_errors, parse_timestamp
-from airflow_machine_images.deletion import wait_for_delete
+from airflow_machine_images.deletion import StartedDelete, wait_for_delete
 from airflow_machine_images.exceptions import (
     NotARestoredInstanceError,
     ResourceNotFoundError,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class InstanceDeletion:
+class InstanceDeletion(StartedDelete):
     """One delete of one restored instance.
 
     :param project_id: the project.
@@ -52,16 +52,6 @@ class InstanceDeletion:
     instance_id: str | None = None
     operation: Mapping[str, Any] | None = None
     replayed: bool = False
-
-    @property
-    def deleted(self) -> bool:
-        """This task deleted the instance (False: it was already gone)."""
-        return self.operation is not None
-
-    @property
-    def pending(self) -> bool:
-        """Compute Engine is still running the delete operation."""
-        return self.operation is not None and self.operation.get("status") != "DONE"
 
     def summary(self) -> dict[str, Any]:
         """The delete-restored operator's XCom."""
