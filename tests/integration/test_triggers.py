@@ -266,3 +266,44 @@ def test_coalesced_waits_report_failed_and_missing_operations_as_errors(
     gets = [r for r in gcp_connection.requests if r.action == "globalOperations.get"]
     assert [(r.path.rsplit("/", 1)[-1], r.status) for r in gets] == [(missing, 404)]
     assert polling.active_pollers() == []
+
+
+def test_coalesced_waits_learn_completions_and_outcomes_from_lists_of_operations_finished_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty waits over real HTTP: after one reading of the unfinished operations, every completion and
+    its error come from "finished since" lists (the emulator evaluates their endTime filter); no
+    operation is read back by name per completion."""
+    monkeypatch.setattr(polling, "RECONCILE_EVERY_CYCLES", 10_000)  # this test watches the steady cycle only
+    durations = [2.0 + 0.5 * i for i in range(12)]
+    with ComputeEngineEmulator(default_project=PROJECT) as emu:
+        for index, seconds in enumerate(durations):
+            emu.add_instance(f"us-central1-a/src-{index}", operation_seconds=seconds)
+        from tests.integration.conftest import connection_json
+
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url))
+        emu.inject(Fault(kind="operation_error", action="machineImages.insert", error_code="QUOTA_EXCEEDED"))
+        hook = ComputeEngineMachineImageHook()
+        names = [
+            hook.insert_machine_image(
+                body={"name": f"img-{n}"},
+                source_instance=f"projects/{PROJECT}/zones/us-central1-a/instances/src-{n % len(durations)}",
+                request_id=str(uuid.uuid4()),
+            )["name"]
+            for n in range(60)
+        ]
+        emu.clear_requests()
+
+        async def wait_all() -> list[dict]:
+            return await asyncio.gather(*(first_event(operation_trigger(n, poll_interval=0.3)) for n in names))
+
+        events = asyncio.run(wait_all())
+        filters = [r.query.get("filter", "") for r in emu.requests if r.action == "globalOperations.list"]
+    assert [e["status"] for e in events] == ["error"] + ["success"] * 59
+    assert events[0]["errors"][0]["code"] == "QUOTA_EXCEEDED"
+    finished_since = [f for f in filters if f.startswith('(status = "DONE") (endTime > "')]
+    name_reads = [f for f in filters if f.startswith("(name = ")]
+    assert filters.count('status != "DONE"') == 1  # the first cycle: 60 names take 2 name filters, this 1 page
+    assert len(finished_since) >= 2
+    assert len(name_reads) <= 1  # only operations that were already finished when the waits began
+    assert polling.active_pollers() == []
