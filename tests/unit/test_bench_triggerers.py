@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.bench_scale import PROJECT, Workload
 from benchmarks.bench_triggerers import analyse_shared, combine, split
+from benchmarks.report import shared_goals
 from benchmarks.request_trace import request_record
 
 OFFSET = 1_000_000.0  # epoch = monotonic + OFFSET in these made-up runs
@@ -129,3 +130,28 @@ def test_client_records_are_classified_as_the_emulator_classifies_requests() -> 
         "path": f"/compute/beta/projects/{PROJECT}/global/machineImages",
         "started": 2.0,
     }
+
+
+@pytest.mark.parametrize(
+    ("whole", "each", "met"),
+    [
+        pytest.param(60, [30, 30], [True, True], id="at-the-limits"),
+        pytest.param(61, [30, 31], [False, False], id="one-over-each"),
+        pytest.param(55, [31, 24], [True, False], id="one-triggerer-over-its-share"),
+    ],
+)
+def test_report_goals_hold_the_whole_to_the_total_and_each_triggerer_to_its_share(
+    whole: int, each: list[int], met: list[bool]
+) -> None:
+    run = {
+        "count": 1000,
+        "triggerers": 2,
+        "budget": BUDGET,
+        "reads_busiest_minute": whole,
+        "reads_per_minute_mean": 40.0,
+        "processes": [{"reads_busiest_minute": n} for n in each],
+    }
+    goals = shared_goals(run)
+    assert [goal.met for goal in goals] == met
+    assert [goal.target for goal in goals] == ["<= 60 (the configured total)", "<= 30 (total // 2)"]
+    assert goals[1].measured == f"busiest 60 s: {each[0]}, {each[1]}"
