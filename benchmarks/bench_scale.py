@@ -22,13 +22,18 @@ import gc
 import sys
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.emulator_process import EmulatorProcess, epoch, project_of
 from benchmarks.environment import monotonic_to_epoch_offset, prepare_airflow, use_emulator
 from benchmarks.output import emit_json
 from benchmarks.stats import summary
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROJECT = "bench-scale"
 ZONE = "us-central1-a"
@@ -176,20 +181,68 @@ def busiest_minute(starts: list[float]) -> int:
     return best
 
 
-def run(
-    count: int, *, dmin: float = 60.0, dmax: float = 180.0, poll_interval: float = 10.0, concurrency: int = 32
-) -> dict[str, Any]:
-    """Insert ``count`` images, wait for all of them with triggers in one loop, and measure.
+@dataclass(frozen=True)
+class Workload:
+    """What a scale run waits for.
 
-    :param count: concurrent waits.
+    :param count: concurrent waits (images inserted, one operation each).
     :param dmin: shortest operation, seconds.
     :param dmax: longest operation, seconds.
     :param poll_interval: the triggers' poll interval.
     :param concurrency: inserts in flight at once.
-    :return: JSON-ready results.
+    """
+
+    count: int
+    dmin: float = 60.0
+    dmax: float = 180.0
+    poll_interval: float = 10.0
+    concurrency: int = 32
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add ``--count``, ``--dmin``, ``--dmax``, ``--poll-interval`` and ``--out`` to a command line.
+
+        :param parser: the command line's parser.
+        """
+        parser.add_argument("--count", type=int, default=1000, help="concurrent waits in all (default 1000)")
+        parser.add_argument("--dmin", type=float, default=60.0, help="shortest operation, seconds (default 60)")
+        parser.add_argument("--dmax", type=float, default=180.0, help="longest operation, seconds (default 180)")
+        parser.add_argument("--poll-interval", type=float, default=10.0, help="trigger poll interval (default 10)")
+        parser.add_argument("--out", help="write JSON here instead of stdout")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> Workload:
+        """The workload a command line given :meth:`add_arguments` asked for.
+
+        :param args: the parsed arguments.
+        """
+        return cls(args.count, dmin=args.dmin, dmax=args.dmax, poll_interval=args.poll_interval)
+
+
+@dataclass
+class Inserted:
+    """The emulator with the workload's operations started in it, ready to be waited for.
+
+    :param emulator: the emulator process (still running).
+    :param operations: the operation names, in insert order.
+    :param insert_seconds: how long the inserts took.
+    :param offset: adds to a CLOCK_MONOTONIC reading to get epoch seconds.
+    """
+
+    emulator: EmulatorProcess
+    operations: list[str]
+    insert_seconds: float
+    offset: float
+
+
+@contextmanager
+def inserted(workload: Workload) -> Iterator[Inserted]:
+    """Start an emulator, seed its source instances and insert the workload's images concurrently.
+
+    :param workload: how many images, their operations' durations, inserts in flight.
     """
     prepare_airflow()
-    begun = time.monotonic()
+    count, dmin, dmax = workload.count, workload.dmin, workload.dmax
     kinds = max(1, min(count, 61))
     durations = [dmin + (dmax - dmin) * i / max(1, kinds - 1) for i in range(kinds)]
     with EmulatorProcess(wait_deadline=120.0, project=PROJECT) as emulator:
@@ -198,25 +251,40 @@ def run(
             emulator.add_instance(f"{ZONE}/src-{index}", PROJECT, operation_seconds=seconds)
         offset = monotonic_to_epoch_offset()
         t0 = time.monotonic()
-        operations = asyncio.run(insert_all(count, durations, concurrency))
-        insert_seconds = time.monotonic() - t0
-        measured = asyncio.run(wait_all(operations, poll_interval))
-        records = emulator.requests()
-    return analyse(count, dmin, dmax, poll_interval, insert_seconds, measured, records, offset, begun)
+        operations = asyncio.run(insert_all(count, durations, workload.concurrency))
+        yield Inserted(emulator, operations, time.monotonic() - t0, offset)
+
+
+def run(workload: Workload) -> dict[str, Any]:
+    """Insert the workload's images, wait for all of them with triggers in one loop, and measure.
+
+    :param workload: what to wait for.
+    :return: JSON-ready results.
+    """
+    begun = time.monotonic()
+    with inserted(workload) as setup:
+        measured = asyncio.run(wait_all(setup.operations, workload.poll_interval))
+        records = setup.emulator.requests()
+    return analyse(workload, setup.insert_seconds, measured, records, setup.offset, begun)
 
 
 def analyse(
-    count: int,
-    dmin: float,
-    dmax: float,
-    poll_interval: float,
+    workload: Workload,
     insert_seconds: float,
     measured: dict[str, Any],
     records: list[dict[str, Any]],
     offset: float,
     begun: float,
 ) -> dict[str, Any]:
-    """Turn the raw measurements into the reported figures."""
+    """Turn the raw measurements into the reported figures.
+
+    :param workload: what was waited for.
+    :param insert_seconds: how long the inserts took.
+    :param measured: :func:`wait_all`'s results.
+    :param records: request records (the emulator's, or a process's own): ``action``, ``path``, ``started``.
+    :param offset: adds to a CLOCK_MONOTONIC reading (``started``) to get epoch seconds.
+    :param begun: ``time.monotonic()`` when the benchmark began.
+    """
     start, end = measured["started"], measured["finished"]
     reads = [
         r["started"] + offset
@@ -227,10 +295,10 @@ def analyse(
     latency = [received - epoch(end_time) for _, end_time, received in measured["events"]]
     statuses = sorted({status for status, _, _ in measured["events"]})
     return {
-        "count": count,
-        "dmin": dmin,
-        "dmax": dmax,
-        "poll_interval": poll_interval,
+        "count": workload.count,
+        "dmin": workload.dmin,
+        "dmax": workload.dmax,
+        "poll_interval": workload.poll_interval,
         "insert_seconds": insert_seconds,
         "wait_seconds": end - start,
         "statuses": statuses,
@@ -257,13 +325,9 @@ def analyse(
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the results as JSON (or write them with ``--out``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000, help="concurrent waits (default 1000)")
-    parser.add_argument("--dmin", type=float, default=60.0, help="shortest operation, seconds (default 60)")
-    parser.add_argument("--dmax", type=float, default=180.0, help="longest operation, seconds (default 180)")
-    parser.add_argument("--poll-interval", type=float, default=10.0, help="trigger poll interval (default 10)")
-    parser.add_argument("--out", help="write JSON here instead of stdout")
+    Workload.add_arguments(parser)
     args = parser.parse_args(argv)
-    results = run(args.count, dmin=args.dmin, dmax=args.dmax, poll_interval=args.poll_interval)
+    results = run(Workload.from_arguments(args))
     emit_json(results, args.out)
     return 0
 

@@ -33,6 +33,10 @@ PRESETS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "calls": ("benchmarks.bench_calls", ["--scale", "20", "--samples", "7", "--few", "3", "--group", "20"]),
         "scale_1000": ("benchmarks.bench_scale", ["--count", "1000", "--dmin", "30", "--dmax", "90"]),
         "scale_5000": ("benchmarks.bench_scale", ["--count", "5000", "--dmin", "60", "--dmax", "150"]),
+        "scale_1000_two_triggerers": (
+            "benchmarks.bench_triggerers",
+            ["--count", "1000", "--dmin", "30", "--dmax", "90", "--triggerers", "2"],
+        ),
         "e2e": ("benchmarks.bench_e2e", ["--instances", "50", "--operation-seconds", "0.5"]),
         "profile": ("benchmarks.bench_profile", ["--scale-count", "2000", "--worker-images", "100"]),
     },
@@ -49,6 +53,10 @@ PRESETS: dict[str, dict[str, tuple[str, list[str]]]] = {
         "scale_5000": (
             "benchmarks.bench_scale",
             ["--count", "20", "--dmin", "1", "--dmax", "2", "--poll-interval", "0.5"],
+        ),
+        "scale_1000_two_triggerers": (
+            "benchmarks.bench_triggerers",
+            ["--count", "10", "--dmin", "1", "--dmax", "2", "--poll-interval", "0.5", "--triggerers", "2"],
         ),
         "e2e": ("benchmarks.bench_e2e", ["--instances", "2", "--operation-seconds", "0.2"]),
         "profile": ("benchmarks.bench_profile", ["--scale-count", "20", "--worker-images", "3"]),

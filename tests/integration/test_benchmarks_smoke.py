@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-STEPS = {"import", "calls", "scale_1000", "scale_5000", "e2e", "profile"}
+STEPS = {"import", "calls", "scale_1000", "scale_5000", "scale_1000_two_triggerers", "e2e", "profile"}
 
 
 def _finite(value: object) -> bool:
@@ -78,6 +78,24 @@ def test_scale_results(tiny_run: tuple[dict, str]) -> None:
         assert scale["rss_peak_mib"] >= scale["rss_baseline_mib"] > 0
 
 
+def test_two_triggerer_results(tiny_run: tuple[dict, str]) -> None:
+    shared = tiny_run[0]["steps"]["scale_1000_two_triggerers"]
+    assert shared["triggerers"] == 2 and shared["split"] == "alternate"
+    assert shared["budget"] == {"total": 60, "triggerers": 2, "share": 30}  # read inside each triggerer process
+    assert shared["statuses"] == ["success"]
+    assert shared["detection_latency"]["n"] == shared["count"]
+    processes = shared["processes"]
+    assert [p["count"] for p in processes] == [shared["count"] // 2] * 2
+    assert len({p["pid"] for p in processes}) == 2
+    for process in processes:
+        assert process["statuses"] == ["success"] and process["detection_latency"]["n"] == process["count"]
+        assert process["operation_reads"] > 0 and process["reads_busiest_minute"] > 0
+        assert process["loop_lag"]["n"] > 0 and process["rss_peak_mib"] > 0
+    # The processes' own records of what they sent add up to what the emulator received.
+    for action, received in shared["reads_by_action"].items():
+        assert sum(p["reads_by_action"][action] for p in processes) == received
+
+
 def test_e2e_results(tiny_run: tuple[dict, str]) -> None:
     e2e = tiny_run[0]["steps"]["e2e"]
     assert set(e2e["modes"]) == {"blocking", "deferrable"}
@@ -106,9 +124,11 @@ def test_document_is_rendered(tiny_run: tuple[dict, str]) -> None:
         "## 3. Triggerer scale",
         "## 4. End to end",
         "## 5. Profiles",
+        "## 6. 10 waits across 2 triggerers sharing one project's budget",
         "## How to rerun",
     ):
         assert heading in doc
     assert "Preset `tiny`" in doc
+    assert "Each triggerer's operation reads per minute, 10 waits across 2 triggerers" in doc
     assert re.search(r"\bnan\b", doc, re.IGNORECASE) is None
     assert Path(REPO_ROOT / "benchmarks" / "dags" / "bench_mapped_backup.py").exists()
