@@ -432,3 +432,29 @@ def test_official_client_restores_a_machine_image_and_deletes_the_instance(
         deletion = zone_operations.wait(project=PROJECT, zone=zone, operation=deletion["name"]).execute()
     assert http_error(instances.get(project=PROJECT, zone=zone, instance="restored-1")).status_code == 404
     assert http_error(instances.delete(project=PROJECT, zone=zone, instance="restored-1")).status_code == 404
+
+
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_official_client_lists_the_operations_finished_after_a_server_time(
+    emu: ComputeEngineEmulator, version: str
+) -> None:
+    """The poller's "finished since" filter (finished_operations.py): ``endTime`` compared as an instant."""
+    from airflow_machine_images.finished_operations import ServerWatermark, done_since_filter
+
+    client = compute(emu, version)
+    images, operations = client.machineImages(), client.globalOperations()
+    source = f"projects/{PROJECT}/zones/us-central1-a/instances/web-1"
+    first = images.insert(project=PROJECT, body={"name": "img-a"}, sourceInstance=source).execute()
+    first = operations.wait(project=PROJECT, operation=first["name"]).execute()
+    time.sleep(0.05)
+    second = images.insert(project=PROJECT, body={"name": "img-b"}, sourceInstance=source).execute()
+    mark = ServerWatermark(overlap_seconds=0.0)
+    mark.observe(first)  # the newest server time seen: the first one's endTime
+
+    def listed() -> list[str]:
+        answer = operations.list(project=PROJECT, filter=done_since_filter(mark.text() or "")).execute()
+        return [op["name"] for op in answer.get("items", [])]
+
+    assert listed() == []  # the first ended at the mark (not after it); the second is not DONE
+    second = operations.wait(project=PROJECT, operation=second["name"]).execute()
+    assert second["status"] == "DONE" and listed() == [second["name"]]
