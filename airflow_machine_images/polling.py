@@ -631,7 +631,7 @@ class OperationPoller(CoalescingPoller):
                 self.project_id,
                 why,
             )
-        self.finished_lists = True
+        self.finished_lists = False
 
     async def get(self, name: str) -> Resource:
         """One ``globalOperations.get`` (``zoneOperations.get`` for a zone)."""

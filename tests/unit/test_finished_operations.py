@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +27,9 @@ from airflow_machine_images.polling import OperationPoller
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-#: Server seconds per real second: operations of 20-90 server seconds end within a second, and the
-#: watermark's 10 s overlap is 0.1 s of real time.
-SPEED = 100.0
+#: Server seconds that pass with each call: operations of 20-90 server seconds end over a few
+#: dozen calls, whatever the machine's load (the watermark's 10 s overlap is two calls).
+STEP = 5.0
 #: Real seconds between cycles.
 POLL = 0.02
 
@@ -50,7 +49,7 @@ class FakeScope:
         self.failing = failing
         self.durations = durations
         self.wall0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)  # Pacific DST ends at 09:00 UTC
-        self.mono0 = time.monotonic()
+        self.calls = 0
         self.filters: list[str] = []
         self.warned = False
 
@@ -59,7 +58,7 @@ class FakeScope:
         yield None
 
     def now(self) -> float:
-        return (time.monotonic() - self.mono0) * SPEED
+        return self.calls * STEP
 
     def render(self, name: str) -> dict[str, Any]:
         inserted = self.wall0
@@ -75,6 +74,7 @@ class FakeScope:
         self, *, project_id: str, filter_: str, page_token: str | None, zone: str | None = None
     ) -> dict[str, Any]:
         self.filters.append(filter_)
+        self.calls += 1
         await asyncio.sleep(0)
         ops = [self.render(name) for name in sorted(self.durations)]
         page: dict[str, Any] = {}
@@ -91,6 +91,7 @@ class FakeScope:
         return page | {"items": [op for op in ops if compile_filter(filter_)(op)]}
 
     async def wait_operation(self, *, operation_name: str, project_id: str, zone: str | None = None) -> dict[str, Any]:
+        self.calls += 1
         await asyncio.sleep(POLL)  # a short server-side wait (the long-polls of the last few waiters)
         return self.render(operation_name)
 
