@@ -271,8 +271,8 @@ def attribute_latency(samples: list[Sample], records: list[dict[str, Any]], offs
     """Fill each sample's measured, waiting and real-API latency from the emulator's request log.
 
     The detecting request is the first request of the wait that finished after the operation became
-    DONE: ``get``/``wait`` calls naming the operation, or (coalesced) any list call of the project (an
-    abandoned long-poll is not an answer there, though the server finishes it when the operation ends).
+    DONE: ``get``/``wait`` calls naming the operation, or (coalesced) also any list call of the project
+    (a coalesced group's last few waiters go back to long-polls, so their answer may be a ``wait``).
 
     :param samples: the samples (updated in place).
     :param records: the emulator's request log.
@@ -285,7 +285,7 @@ def attribute_latency(samples: list[Sample], records: list[dict[str, Any]], offs
             r
             for r in records
             if project_of(r) == sample.project
-            and (r["action"] in LIST_ACTIONS if coalesced else r["path"].split("/")[7:8] == [sample.operation])
+            and ((coalesced and r["action"] in LIST_ACTIONS) or r["path"].split("/")[7:8] == [sample.operation])
             and r["finished"] + offset >= sample.done_epoch
         ]
         sample.measured_latency = sample.learned_epoch - sample.done_epoch
