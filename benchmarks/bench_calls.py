@@ -271,8 +271,9 @@ def attribute_latency(samples: list[Sample], records: list[dict[str, Any]], offs
     """Fill each sample's measured, waiting and real-API latency from the emulator's request log.
 
     The detecting request is the first request of the wait that finished after the operation became
-    DONE: ``get``/``wait`` calls naming the operation, or (coalesced) also any list call of the project
-    (a coalesced group's last few waiters go back to long-polls, so their answer may be a ``wait``).
+    DONE: ``get``/``wait`` calls naming the operation, or (coalesced) any list call of the project (an
+    abandoned long-poll is not an answer there, though the server finishes it when the operation ends),
+    else its own ``wait`` (a coalesced group's last few waiters go back to long-polls).
 
     :param samples: the samples (updated in place).
     :param records: the emulator's request log.
@@ -280,14 +281,10 @@ def attribute_latency(samples: list[Sample], records: list[dict[str, Any]], offs
     :param scale: the time scale.
     """
     for sample in samples:
-        coalesced = sample.strategy == "trigger_coalesced"
-        candidates = [
-            r
-            for r in records
-            if project_of(r) == sample.project
-            and ((coalesced and r["action"] in LIST_ACTIONS) or r["path"].split("/")[7:8] == [sample.operation])
-            and r["finished"] + offset >= sample.done_epoch
-        ]
+        after = [r for r in records if project_of(r) == sample.project and r["finished"] + offset >= sample.done_epoch]
+        own = [r for r in after if r["path"].split("/")[7:8] == [sample.operation]]
+        lists = [r for r in after if r["action"] in LIST_ACTIONS]
+        candidates = (lists or own) if sample.strategy == "trigger_coalesced" else own
         sample.measured_latency = sample.learned_epoch - sample.done_epoch
         if not candidates:
             continue
