@@ -15,8 +15,8 @@ TRIGGERERS = 2
 WORKERS = 2
 #: Each triggerer runs at most this many triggers: case (a)'s 6 waits must spread over both.
 TRIGGERER_CAPACITY = 4
-#: ``[machine_images] requests_per_minute_per_project``: the total across both triggerers (15 each).
-REQUESTS_PER_MINUTE = 30
+#: ``[machine_images] requests_per_minute_per_project``: the total across both triggerers (6 each).
+REQUESTS_PER_MINUTE = 12
 OPERATION_SECONDS = 20.0
 AIRFLOW_ENV = {
     # A SIGKILLed worker's task is failed (and retried) 20 s after its last heartbeat (default 300 s);
