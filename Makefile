@@ -72,6 +72,6 @@ reliability: install
 
 # Real multi-process Airflow (PostgreSQL, api-server, scheduler, dag-processor, triggerer) plus the
 # emulator and headless Chromium, then the same on the CeleryExecutor (Redis, two workers, two
-# triggerers); about 8 minutes. Needs `scripts/e2e_setup.sh` once (root or sudo).
+# triggerers); about 7.5 minutes. Needs `scripts/e2e_setup.sh` once (root or sudo).
 e2e: install
 	$(RUN) pytest -q -m e2e tests/e2e
