@@ -71,6 +71,7 @@ reliability: install
 	RELIABILITY_CREATIONS=2000 HYPOTHESIS_PROFILE=long $(RUN) pytest -q tests/reliability
 
 # Real multi-process Airflow (PostgreSQL, api-server, scheduler, dag-processor, triggerer) plus the
-# emulator and headless Chromium; about 3 minutes. Needs `scripts/e2e_setup.sh` once (root or sudo).
+# emulator and headless Chromium, then the same on the CeleryExecutor (Redis, two workers, two
+# triggerers); about 7.5 minutes. Needs `scripts/e2e_setup.sh` once (root or sudo).
 e2e: install
 	$(RUN) pytest -q -m e2e tests/e2e

@@ -3,6 +3,8 @@
 #   - PostgreSQL server binaries (the suite runs a private cluster; the distro's own cluster is not created)
 #   - Debian's chromium (headless, for the UI screenshot)
 #   - node + npm, and tests/e2e's npm dependencies (playwright-core, from package-lock.json)
+#   - redis-server (the Celery configuration's broker; the suite starts its own on a free port, the
+#     distro's service is neither enabled nor started)
 # Called by .ci/run before `make e2e`. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,31 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 else
     log "node/npm: installing"
     apt_install nodejs npm
+fi
+
+# Redis (Debian's package) for the Celery configuration (tests/e2e/test_e2e_celery.py). policy-rc.d
+# answering 101 keeps the package's postinst from starting the distro service; the suite runs its
+# own redis-server on a free loopback port with its own dir and stops it.
+if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server: present ($(redis-server --version | head -1))"
+else
+    log "redis-server: installing (the distro service is not started)"
+    POLICY=/usr/sbin/policy-rc.d
+    ADDED_POLICY=0
+    if [ ! -e "$POLICY" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY" >/dev/null
+        as_root chmod 755 "$POLICY"
+        ADDED_POLICY=1
+    fi
+    status=0
+    apt_install redis-server || status=$?
+    if [ "$ADDED_POLICY" -eq 1 ]; then as_root rm -f "$POLICY"; fi
+    if [ "$status" -ne 0 ]; then exit "$status"; fi
+    # If an init system did start it anyway (e.g. systemd without policy-rc.d support), leave it
+    # disabled: the suite never uses port 6379.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
 fi
 
 # npm dependencies, exactly as locked; skipped when every locked package is installed at its version.

@@ -1,5 +1,10 @@
 """The e2e harness: one real multi-process Airflow 3 (+ PostgreSQL + the emulator) per test session.
 
+Two configurations, never running at once (each is ~1.1 GB and busy on 2 cores): the local one
+(LocalExecutor, one triggerer; session-scoped ``stack``) for every module but ``test_e2e_celery.py``,
+and the distributed one (CeleryExecutor, two workers, two triggerers; ``celery_stack``, scoped to
+that module). The Celery module always runs last, and its fixture closes the local stack first.
+
 Everything it starts runs in its own process group and is stopped at the end by group id, also when
 a test fails, on Ctrl-C, on SIGTERM, and (as a last resort) at interpreter exit. The logs, task logs,
 screenshots and ``e2e-summary.json`` stay under ``.artifacts/e2e/<timestamp>/`` (or
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.e2e.distributed import CELERY_MODULE, celery_config
 from tests.e2e.metrics import Summary
 from tests.e2e.observe import wait_for_idle_dag
 from tests.e2e.scenarios import BACKUP_DAG
@@ -32,6 +38,8 @@ E2E_DAG_IDS = (BACKUP_DAG.dag_id, "e2e_real_failures")
 
 _SUMMARY: Summary | None = None
 _STACK: Stack | None = None
+_CELERY_STACK: Stack | None = None
+_CELERY_SUMMARY: Summary | None = None
 
 
 def _artifacts_dir() -> Path:
@@ -76,8 +84,14 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _close_stack_at_exit() -> None:
-    if _STACK is not None:
-        _STACK.close()
+    for harness in (_STACK, _CELERY_STACK):
+        if harness is not None:
+            harness.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Celery module's cases after every other e2e case (stable otherwise)."""
+    items.sort(key=lambda item: item.path.name == CELERY_MODULE)
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +133,39 @@ def backup_dag_idle(stack: Stack, summary: Summary) -> str:
     return BACKUP_DAG.dag_id
 
 
+@pytest.fixture(scope="module")
+def celery_stack(summary: Summary, artifacts: Path) -> Iterator[Stack]:
+    """The distributed configuration: CeleryExecutor (private Redis), two workers, two triggerers.
+
+    The local stack, if this session started it, is closed first (its cases all ran: this module is
+    sorted last), so the two never share the machine. Logs go to ``<artifacts>/celery/``, the
+    measurements to ``<artifacts>/celery/e2e-summary.json``.
+    """
+    global _CELERY_STACK, _CELERY_SUMMARY
+    if _STACK is not None:
+        _STACK.close()
+    root = artifacts / "celery"
+    root.mkdir(parents=True, exist_ok=True)
+    celery_summary = Summary(artifacts_dir=str(root))
+    _CELERY_SUMMARY = celery_summary
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    atexit.register(_close_stack_at_exit)
+    harness = Stack(celery_config(), root, celery_summary)
+    _CELERY_STACK = harness
+    try:
+        try:
+            harness.start()
+        except BaseException:
+            sys.stderr.write(f"\ne2e Celery stack failed to start; process logs:\n{harness.failure_report(60)}\n")
+            raise
+        yield harness
+    finally:
+        harness.close()
+        _CELERY_STACK = None
+        signal.signal(signal.SIGTERM, previous_term)
+        celery_summary.write(root / "e2e-summary.json")
+
+
 # ---------------------------------------------------------------------- reporting hooks
 
 
@@ -127,8 +174,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     """On a failed e2e test, attach the tail of every process log (and PostgreSQL's) to the report."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _STACK is not None:
-        report.sections.append(("e2e process logs (tails)", _STACK.failure_report(40)))
+    harness = _CELERY_STACK if item.path.name == CELERY_MODULE else _STACK
+    if report.failed and harness is not None:
+        report.sections.append(("e2e process logs (tails)", harness.failure_report(40)))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -136,6 +184,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and _SUMMARY is not None:
         name = report.nodeid.split("::")[-1]
         _SUMMARY.record_case(name, report.duration, report.outcome)
+        if _CELERY_SUMMARY is not None and CELERY_MODULE in report.nodeid:
+            _CELERY_SUMMARY.record_case(name, report.duration, report.outcome)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -145,3 +195,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("e2e summary")
     terminalreporter.write_line(_SUMMARY.render())
     terminalreporter.write_line(f"summary JSON: {Path(_SUMMARY.artifacts_dir) / 'e2e-summary.json'}")
+    if _CELERY_SUMMARY is not None:
+        terminalreporter.section("e2e summary: Celery configuration")
+        terminalreporter.write_line(_CELERY_SUMMARY.render())
+        terminalreporter.write_line(f"summary JSON: {Path(_CELERY_SUMMARY.artifacts_dir) / 'e2e-summary.json'}")

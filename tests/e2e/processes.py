@@ -78,6 +78,30 @@ def stop_group(
     return "killed"
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), read from ``/proc``.
+
+    :param pid: the ancestor.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 @dataclass
 class ManagedProcess:
     """A process the harness started, in its own process group (== its pid), logging to one file."""
@@ -172,6 +196,34 @@ class ProcessRegistry:
         while group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         process.stop_outcome = "sigkilled"
+
+    def kill_tree(self, process: ManagedProcess) -> list[int]:
+        """SIGKILL a process's group and every process below it, in whatever group (a machine lost).
+
+        Airflow's task supervisor puts each task runner in a process group of its own, so killing
+        the worker's group alone would leave the task runner alive, which a lost machine does not.
+
+        :return: the process group ids killed (the process's own first).
+        """
+        members = [process.pid, *descendants(process.pid)]
+        groups: list[int] = []
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                pgid = os.getpgid(pid)
+                if pgid not in groups:
+                    groups.append(pgid)
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.popen.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(group_alive(pgid) for pgid in groups) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.stop_outcome = "sigkilled"
+        return groups
 
     def stop(self, process: ManagedProcess, grace: float = GRACE_SECONDS) -> str:
         """Stop one process group gracefully (SIGTERM, then SIGKILL after ``grace``)."""

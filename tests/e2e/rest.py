@@ -167,3 +167,11 @@ class EmulatorControl:
         if operation_seconds is not None:
             body["operation_seconds"] = operation_seconds
         return self._call("POST", "/_emulator/instances", (200, 201), json=body)
+
+    def inject_fault(self, **fault: Any) -> Any:
+        """Queue a scripted fault (``POST /_emulator/faults``), e.g. ``kind="slow", action=..., delay_seconds=...``."""
+        return self._call("POST", "/_emulator/faults", (200, 201), json=fault)
+
+    def clear_faults(self) -> Any:
+        """Drop every queued fault (``DELETE /_emulator/faults``)."""
+        return self._call("DELETE", "/_emulator/faults")

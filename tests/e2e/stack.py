@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.e2e.broker import start_redis
+from tests.e2e.identity import HOSTNAME_VARIABLE
 from tests.e2e.metrics import MemorySampler, Summary
 from tests.e2e.net import free_port, wait_for
 from tests.e2e.postgres import PostgresCluster
@@ -41,8 +43,10 @@ INSTANCES = EXAMPLE_FLEET + tuple(
 )
 #: How long the emulator takes to make an image: long enough that tasks are visibly DEFERRED.
 OPERATION_SECONDS = 25.0
-#: Airflow components started as separate processes, in start order.
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Airflow components started as separate processes, in start order (then the triggerers, then any
+#: Celery workers).
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+CELERY_EXECUTOR = "CeleryExecutor"
 #: Seconds to wait for health (2 cores, cold start: ~20-40 s measured).
 HEALTH_TIMEOUT = 240.0
 
@@ -56,6 +60,33 @@ class StackConfig:
     operation_seconds: float = OPERATION_SECONDS
     parallelism: int = 4
     extra_airflow_env: dict[str, str] = field(default_factory=dict)
+    #: ``LocalExecutor`` (tasks run under the scheduler) or ``CeleryExecutor`` (a private Redis as
+    #: the broker, the metadata DB as the result backend, ``celery_workers`` workers).
+    executor: str = "LocalExecutor"
+    #: Triggerer processes; ``[machine_images] triggerers`` is set to this number.
+    triggerers: int = 1
+    #: Celery workers (CeleryExecutor only), each with its own AIRFLOW_HOME, working directory, task
+    #: log folder and host name (``worker-N``, what its task instances record as ``hostname``).
+    celery_workers: int = 0
+    #: Task slots per Celery worker (``airflow celery worker --concurrency``).
+    celery_concurrency: int = 2
+
+    @property
+    def celery(self) -> bool:
+        """Whether the stack runs the CeleryExecutor."""
+        return self.executor == CELERY_EXECUTOR
+
+    @property
+    def triggerer_names(self) -> tuple[str, ...]:
+        """The triggerers' component names: ``triggerer`` alone, else ``triggerer-1`` ... ``triggerer-N``."""
+        if self.triggerers == 1:
+            return ("triggerer",)
+        return tuple(f"triggerer-{n}" for n in range(1, self.triggerers + 1))
+
+    @property
+    def worker_names(self) -> tuple[str, ...]:
+        """The Celery workers' names (also their host names): ``worker-1`` ... ``worker-N``."""
+        return tuple(f"worker-{n}" for n in range(1, self.celery_workers + 1)) if self.celery else ()
 
 
 def python() -> str:
@@ -107,6 +138,11 @@ class Stack:
         self._closed = False
         self._triggerer_generation = 1
         self.log_ports = (free_port(), free_port())
+        self.redis_port = 0
+        #: Each triggerer's own trigger log server port (two on one host cannot share one).
+        self.triggerer_log_ports = {
+            name: self.log_ports[1] if n == 0 else free_port() for n, name in enumerate(config.triggerer_names)
+        }
 
     # ------------------------------------------------------------------ start
 
@@ -118,6 +154,11 @@ class Stack:
         self._prepare_dirs()
         self.postgres = PostgresCluster.create(self.artifacts / "postgres.log")
         marks["postgres"] = time.monotonic() - started
+        if self.config.celery:
+            _, self.redis_port = start_redis(
+                self.registry, self.work / "redis", self.artifacts / "redis.log", base_env()
+            )
+            marks["redis"] = time.monotonic() - started - sum(marks.values())
         self._start_emulator()
         self.api_port = free_port()
         self.api = AirflowApi(f"http://127.0.0.1:{self.api_port}")
@@ -125,7 +166,15 @@ class Stack:
         marks["emulator + db migrate"] = time.monotonic() - started - sum(marks.values())
         for component in COMPONENTS:
             self._start_component(component)
+        for name in self.config.triggerer_names:
+            self._start_triggerer(name)
+        for name in self.config.worker_names:
+            self._start_worker(name)
         self._wait_healthy()
+        if self.config.triggerers > 1:
+            self._wait_triggerers_alive()
+        for name in self.config.worker_names:
+            self._wait_worker_ready(name)
         marks["airflow healthy"] = time.monotonic() - started - sum(marks.values())
         self._wait_dags_parsed(self.config.dag_ids)
         for dag_id in self.config.dag_ids:
@@ -175,7 +224,7 @@ class Stack:
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.config.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.config.parallelism),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
@@ -193,7 +242,14 @@ class Stack:
             "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(connection),
             # The package under test is imported from the checkout (it is also installed in the venv).
             "PYTHONPATH": str(REPO_ROOT),
+            # Every triggerer takes total // triggerers of each project's request budget.
+            "AIRFLOW__MACHINE_IMAGES__TRIGGERERS": str(self.config.triggerers),
         }
+        if self.config.celery:
+            env |= {
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.sqlalchemy_url.replace("+psycopg2", ""),
+            }
         return env | self.config.extra_airflow_env
 
     def _migrate(self) -> None:
@@ -212,21 +268,82 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError(f"`airflow db migrate` exited with {result.returncode}:\n{tail(log, 60)}")
 
-    def _start_component(self, component: str, log_name: str | None = None) -> ManagedProcess:
-        """Start ``airflow <component>`` in its own process group."""
-        argv = [airflow_executable(), component]
+    def _start_component(
+        self,
+        component: str,
+        log_name: str | None = None,
+        *,
+        key: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> ManagedProcess:
+        """Start ``airflow <component> [args]`` in its own process group.
+
+        :param component: the CLI command (``scheduler``, ``triggerer``, ``celery`` ...).
+        :param log_name: its log file's name (default: ``key``).
+        :param key: its name in :attr:`airflow` (default: ``component``).
+        :param args: more CLI arguments.
+        :param env: its environment (default: :meth:`airflow_env`).
+        :param cwd: its working directory (default: the stack's).
+        """
+        argv = [airflow_executable(), component, *args]
         if component == "api-server":
             argv += ["--port", str(self.api_port), "--host", "127.0.0.1"]
-        name = log_name or component
+        key = key or component
+        name = log_name or key
         process = self.registry.start(
-            name, argv, env=self.airflow_env(), log_path=self.artifacts / f"{name}.log", cwd=self.work
+            name,
+            argv,
+            env=env if env is not None else self.airflow_env(),
+            log_path=self.artifacts / f"{name}.log",
+            cwd=cwd or self.work,
         )
-        self.airflow[component] = process
+        self.airflow[key] = process
         return process
+
+    def _start_triggerer(self, name: str, log_name: str | None = None) -> ManagedProcess:
+        """Start triggerer ``name`` (``triggerer`` or ``triggerer-N``), with its own trigger log server port."""
+        env = self.airflow_env() | {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.triggerer_log_ports[name])}
+        if self.config.triggerers > 1:  # its TriggererJob's hostname tells it apart from the others
+            env |= {"AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e.identity.hostname", HOSTNAME_VARIABLE: name}
+        return self._start_component("triggerer", log_name, key=name, env=env)
+
+    def worker_dir(self, name: str) -> Path:
+        """A Celery worker's working directory (its AIRFLOW_HOME is ``home`` inside)."""
+        return self.work / name
+
+    def worker_task_logs(self, name: str) -> Path:
+        """Where a Celery worker writes its task logs (kept with the artifacts)."""
+        return self.artifacts / name / "task-logs"
+
+    def _start_worker(self, name: str) -> ManagedProcess:
+        """Start ``airflow celery worker`` ``name``: own AIRFLOW_HOME (a copy of the migrated airflow.cfg,
+        with the shared JWT secret), working directory, task log folder, and host name ``name``.
+        """
+        home = self.worker_dir(name) / "home"
+        home.mkdir(parents=True)
+        shutil.copy(self.airflow_home / "airflow.cfg", home / "airflow.cfg")
+        self.worker_task_logs(name).mkdir(parents=True, exist_ok=True)
+        env = self.airflow_env() | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.worker_task_logs(name)),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e.identity.hostname",
+            HOSTNAME_VARIABLE: name,
+        }
+        args = (
+            "worker",
+            "--concurrency", str(self.config.celery_concurrency),
+            "--celery-hostname", f"{name}@%h",
+            "--skip-serve-logs",
+            "--without-gossip",
+            "--without-mingle",
+        )  # fmt: skip
+        return self._start_component("celery", key=name, args=args, env=env, cwd=self.worker_dir(name))
 
     def _check_alive(self) -> None:
         """Raise with the log tail of any Airflow component that has exited."""
-        dead = [p for p in self.airflow.values() if not p.running()]
+        dead = [p for p in self.airflow.values() if not p.running() and p.stop_outcome is None]
         if dead:
             raise RuntimeError("Airflow component(s) exited:\n" + "\n".join(p.describe(60) for p in dead))
 
@@ -248,6 +365,36 @@ class Stack:
             interval=1.0,
             on_timeout=self.registry.failure_report,
         )
+
+    def alive_triggerer_jobs(self) -> list[dict[str, Any]]:
+        """The TriggererJobs in state ``running`` (a SIGKILLed one stays ``running`` until it is found dead)."""
+        assert self.api is not None
+        return [job for job in self.api.triggerer_jobs() if job.get("state") == "running"]
+
+    def _wait_triggerers_alive(self) -> None:
+        """Wait until every triggerer has registered its job."""
+
+        def probe() -> bool:
+            self._check_alive()
+            return len(self.alive_triggerer_jobs()) >= self.config.triggerers
+
+        wait_for(
+            f"{self.config.triggerers} triggerer jobs",
+            probe,
+            timeout=HEALTH_TIMEOUT,
+            interval=1.0,
+            on_timeout=self.registry.failure_report,
+        )
+
+    def _wait_worker_ready(self, name: str) -> None:
+        """Wait until Celery worker ``name`` logs that it is ready (connected to the broker, consuming)."""
+        process = self.airflow[name]
+
+        def probe() -> bool:
+            self._check_alive()
+            return f"{name}@" in (text := tail(process.log_path, 200)) and " ready." in text
+
+        wait_for(f"Celery {name} ready", probe, timeout=HEALTH_TIMEOUT, interval=1.0, on_timeout=process.describe)
 
     def _wait_dags_parsed(self, dag_ids: Iterable[str]) -> None:
         """Wait until every needed DAG is serialized (visible in the REST API).
@@ -294,11 +441,18 @@ class Stack:
         """The current triggerer process."""
         return self.airflow["triggerer"]
 
-    def kill_triggerer(self) -> int:
-        """SIGKILL the triggerer's whole process group (a crash: no clean shutdown). :return: its pid."""
-        process = self.triggerer
+    def kill_triggerer(self, name: str = "triggerer") -> int:
+        """SIGKILL a triggerer's whole process group (a crash: no clean shutdown). :return: its pid."""
+        process = self.airflow[name]
         self.registry.kill_hard(process)
         return process.pid
+
+    def kill_worker(self, name: str) -> list[int]:
+        """SIGKILL Celery worker ``name`` with every process below it (a lost machine).
+
+        :return: the process groups killed (the worker's, then each task runner's own).
+        """
+        return self.registry.kill_tree(self.airflow[name])
 
     def start_new_triggerer(self) -> ManagedProcess:
         """Start a replacement triggerer (log ``triggerer-N.log``)."""
