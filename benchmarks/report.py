@@ -338,7 +338,9 @@ def calls_section(data: dict[str, Any]) -> list[str]:
         "Long-polls never wait, so their latency is exactly what was measured (last column).",
         "",
         f"{settings['samples']} images per strategy and duration, run concurrently per strategy, strategies one "
-        "after another, against one emulator process. The two trigger groups ("
+        "after another, against one emulator process, after one untimed warm-up image made the worker's way "
+        "in a project of its own (so the first strategy's threads do not pay the process's start-up between "
+        "their insert and their wait). The two trigger groups ("
         f"{settings.get('few', '?')} and {group} triggers of one project in one event loop) spread their inserts "
         "at random over one poll interval, each trigger starting right after its insert as each task defers; "
         "up to 12 waiters per project long-poll one each (`polling.MAX_LONG_POLLS`), more are coalesced "
