@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.emulator_process import EmulatorProcess, epoch, project_of
 from benchmarks.environment import monotonic_to_epoch_offset, prepare_airflow, use_emulator
 from benchmarks.output import emit_json
-from benchmarks.stats import summary
+from benchmarks.stats import busiest_minute, summary
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -165,20 +165,6 @@ async def wait_all(operations: list[str], poll_interval: float) -> dict[str, Any
         "hwm_reset": hwm_reset,
         "poller_stats": [vars(p.stats) for p in pollers.values()],
     }
-
-
-def busiest_minute(starts: list[float]) -> int:
-    """The most requests that started within any 60-second window.
-
-    :param starts: request start times (seconds).
-    """
-    ordered = sorted(starts)
-    best, low = 0, 0
-    for high, value in enumerate(ordered):
-        while value - ordered[low] >= 60.0:
-            low += 1
-        best = max(best, high - low + 1)
-    return best
 
 
 @dataclass(frozen=True)

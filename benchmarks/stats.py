@@ -71,3 +71,17 @@ def fmt_ratio(value: float) -> str:
     if value >= 10:
         return f"{value:.0f}x"
     return f"{value:.2g}x" if value < 1 else f"{value:.1f}x"
+
+
+def busiest_minute(starts: list[float]) -> int:
+    """The most requests that started within any 60-second window.
+
+    :param starts: request start times (seconds).
+    """
+    ordered = sorted(starts)
+    best, low = 0, 0
+    for high, value in enumerate(ordered):
+        while value - ordered[low] >= 60.0:
+            low += 1
+        best = max(best, high - low + 1)
+    return best

@@ -14,6 +14,7 @@ screenshots and ``e2e-summary.json`` stay under ``.artifacts/e2e/<timestamp>/`` 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -89,6 +90,30 @@ def _close_stack_at_exit() -> None:
             harness.close()
 
 
+@contextlib.contextmanager
+def _started(harness: Stack, what: str, summary: Summary, summary_path: Path) -> Iterator[Stack]:
+    """Start ``harness`` and yield it; close it and write ``summary`` after (also on SIGTERM or exit).
+
+    :param harness: the stack.
+    :param what: its name in the message printed, with every process's log tail, if it fails to start.
+    :param summary: the measurements to write when it closes.
+    :param summary_path: where they go.
+    """
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    atexit.register(_close_stack_at_exit)
+    try:
+        try:
+            harness.start()
+        except BaseException:
+            sys.stderr.write(f"\n{what} failed to start; process logs:\n{harness.failure_report(60)}\n")
+            raise
+        yield harness
+    finally:
+        harness.close()
+        signal.signal(signal.SIGTERM, previous_term)
+        summary.write(summary_path)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the Celery module's cases after every other e2e case (stable otherwise)."""
     items.sort(key=lambda item: item.path.name == CELERY_MODULE)
@@ -98,22 +123,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack(summary: Summary, artifacts: Path) -> Iterator[Stack]:
     """PostgreSQL + emulator + api-server, scheduler, dag-processor, triggerer: started, healthy, DAGs parsed."""
     global _STACK
-    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    atexit.register(_close_stack_at_exit)
     harness = Stack(StackConfig(dag_ids=E2E_DAG_IDS), artifacts, summary)
     _STACK = harness
     try:
-        try:
-            harness.start()
-        except BaseException:
-            sys.stderr.write(f"\ne2e stack failed to start; process logs:\n{harness.failure_report(60)}\n")
-            raise
-        yield harness
+        with _started(harness, "e2e stack", summary, artifacts / "e2e-summary.json"):
+            yield harness
     finally:
-        harness.close()
         _STACK = None
-        signal.signal(signal.SIGTERM, previous_term)
-        summary.write(artifacts / "e2e-summary.json")
 
 
 @pytest.fixture(scope="session")
@@ -148,22 +164,13 @@ def celery_stack(summary: Summary, artifacts: Path) -> Iterator[Stack]:
     root.mkdir(parents=True, exist_ok=True)
     celery_summary = Summary(artifacts_dir=str(root))
     _CELERY_SUMMARY = celery_summary
-    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    atexit.register(_close_stack_at_exit)
     harness = Stack(celery_config(), root, celery_summary)
     _CELERY_STACK = harness
     try:
-        try:
-            harness.start()
-        except BaseException:
-            sys.stderr.write(f"\ne2e Celery stack failed to start; process logs:\n{harness.failure_report(60)}\n")
-            raise
-        yield harness
+        with _started(harness, "e2e Celery stack", celery_summary, root / "e2e-summary.json"):
+            yield harness
     finally:
-        harness.close()
         _CELERY_STACK = None
-        signal.signal(signal.SIGTERM, previous_term)
-        celery_summary.write(root / "e2e-summary.json")
 
 
 # ---------------------------------------------------------------------- reporting hooks

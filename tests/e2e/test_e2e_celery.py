@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from benchmarks.stats import busiest_minute
 from tests.e2e.distributed import REQUESTS_PER_MINUTE, TRIGGERER_CAPACITY
 from tests.e2e.observe import (
     RunObservation,
@@ -67,20 +68,6 @@ POLL_ACTION_PREFIX = "globalOperations."
 #: Each waiter then asks again every ``poll_interval`` (2 s): 30 a minute per wait, far above the
 #: 6 a minute each triggerer may spend, so the per-project budget is what limits the reads.
 EARLY_WAITS = 100_000
-
-
-def busiest_minute(starts: list[float]) -> int:
-    """The most requests that started within any 60-second window.
-
-    :param starts: request start times (seconds).
-    """
-    ordered = sorted(starts)
-    best, low = 0, 0
-    for high, value in enumerate(ordered):
-        while value - ordered[low] >= 60.0:
-            low += 1
-        best = max(best, high - low + 1)
-    return best
 
 
 def reads_started(stack: Stack, since: float) -> list[float]:
