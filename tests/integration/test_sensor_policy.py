@@ -56,7 +56,9 @@ def test_a_missing_image_fails_per_the_policy(
 def test_a_failure_event_after_deferral_fails_per_the_policy(
     gcp_connection: ComputeEngineEmulator, policy: dict[str, bool], outcome: type[BaseException]
 ) -> None:
-    gcp_connection.add_machine_image("img-x", status="CREATING")
+    # UPLOADING stays as seeded; a CREATING seed turns READY after the emulator's 0.5 s, which a loaded
+    # machine could reach before the first poke (the sensor then succeeds without deferring).
+    gcp_connection.add_machine_image("img-x", status="UPLOADING")
     sensor = image_sensor(deferrable=True, **policy)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
