@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -62,7 +62,7 @@ from airflow_machine_images.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import jinja2
     from airflow.sdk import Context
@@ -76,6 +76,8 @@ __all__ = [
 ]
 
 IF_EXISTS_CHOICES = ("reuse", "fail")
+#: What a create flow's step returns (its state after the operation ended).
+StateT = TypeVar("StateT")
 
 
 class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOperator):
@@ -111,7 +113,72 @@ class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOp
         )
 
 
-class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOperator):
+class CreateAndWaitBaseOperator(ComputeEngineMachineImageBaseOperator):
+    """The steps the creating operators (machine image insert, restore) share: resubmission and the worker's wait.
+
+    A subclass sets ``poll_interval`` and, for each execution, ``_deadline``.
+    """
+
+    poll_interval: float
+    _deadline: Deadline
+
+    def _submit_until_usable(
+        self,
+        context: Context,
+        attempt: Callable[[int, bool], dict[str, Any]],
+        *,
+        first_generation: int,
+        what: str,
+        reason: ResubmissionNeeded | None = None,
+    ) -> dict[str, Any]:
+        """Run ``attempt(generation, is_retry)``, again under a new generation while the server leaves nothing to use.
+
+        :param context: the task's context (its try number tells a retry).
+        :param attempt: one submission and wait; returns the summary.
+        :param first_generation: the generation to submit under first.
+        :param what: the resource, for the log (``Machine image NAME``).
+        :param reason: why a resumed task starts a new generation, if it does.
+        """
+        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
+        return with_resubmissions(
+            lambda generation: attempt(generation, is_retry),
+            first_generation=first_generation,
+            what=what,
+            log=self.log,
+            reason=reason,
+        )
+
+    def _wait_out_operation(
+        self,
+        operation: Mapping[str, Any] | None,
+        *,
+        project_id: str,
+        zone: str | None = None,
+        finished: Callable[[dict[str, Any]], StateT],
+        failed: Callable[[OperationFailedError], StateT],
+    ) -> StateT:
+        """Long-poll ``operation`` here within the task's deadline; hand its end to ``finished`` or ``failed``.
+
+        :param operation: the operation waited for.
+        :param project_id: its project.
+        :param zone: its zone (None: global).
+        :param finished: takes the DONE operation.
+        :param failed: takes its failure.
+        """
+        try:
+            done = self.hook.wait_for_operation(
+                operation_name=str((operation or {}).get("name")),
+                project_id=project_id,
+                zone=zone,
+                timeout=self._deadline.remaining(),
+                max_early_backoff=self.poll_interval,
+            )
+        except OperationFailedError as failure:
+            return failed(failure)
+        return finished(done)
+
+
+class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
     """Create a machine image of a Compute Engine instance, exactly once per task instance.
 
     The insert carries a ``requestId`` derived from the task instance (DAG, task, run, map index and
@@ -334,18 +401,13 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
         self, context: Context, request: InsertRequest, first_generation: int, reason: ResubmissionNeeded | None = None
     ) -> dict[str, Any]:
         """Submit (again, under a new generation, while the server leaves nothing to use) until ready."""
-        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
 
-        def attempt(generation: int) -> dict[str, Any]:
+        def attempt(generation: int, is_retry: bool) -> dict[str, Any]:
             state = insert_flow.submit(self.hook, request, generation, is_retry=is_retry, log=self.log)
             return self._until_ready(request, state)
 
-        return with_resubmissions(
-            attempt,
-            first_generation=first_generation,
-            what=f"Machine image {request.name}",
-            log=self.log,
-            reason=reason,
+        return self._submit_until_usable(
+            context, attempt, first_generation=first_generation, what=f"Machine image {request.name}", reason=reason
         )
 
     def _until_ready(self, request: InsertRequest, state: InsertState) -> dict[str, Any]:
@@ -358,17 +420,13 @@ class ComputeEngineInsertMachineImageOperator(ComputeEngineMachineImageBaseOpera
                 return state.summary(request)
             if self.deferrable:
                 self._defer(request, state)
-            try:
-                operation = self.hook.wait_for_operation(
-                    operation_name=str((state.operation or {}).get("name")),
-                    project_id=request.project_id,
-                    timeout=self._deadline.remaining(),
-                    max_early_backoff=self.poll_interval,
-                )
-            except OperationFailedError as failure:
-                state = insert_flow.on_operation_failed(self.hook, request, state, failure, self.log)
-            else:
-                state = insert_flow.finish_operation(self.hook, request, state, operation, self.log)
+            waited = state
+            state = self._wait_out_operation(
+                state.operation,
+                project_id=request.project_id,
+                finished=lambda op: insert_flow.finish_operation(self.hook, request, waited, op, self.log),
+                failed=lambda failure: insert_flow.on_operation_failed(self.hook, request, waited, failure, self.log),
+            )
         if state.image_pending and self.wait_for_completion:
             if self.deferrable:
                 self._defer(request, state)

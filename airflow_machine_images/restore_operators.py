@@ -25,7 +25,11 @@ from airflow_machine_images.exceptions import (
 from airflow_machine_images.instance_body import RESTORE_LABEL_KEYS, build_instance_body, restore_labels
 from airflow_machine_images.labels import default_labels, merge_default_labels
 from airflow_machine_images.links import InstanceLink
-from airflow_machine_images.operators import IF_EXISTS_CHOICES, ComputeEngineMachineImageBaseOperator
+from airflow_machine_images.operators import (
+    IF_EXISTS_CHOICES,
+    ComputeEngineMachineImageBaseOperator,
+    CreateAndWaitBaseOperator,
+)
 from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
 from airflow_machine_images.restore_flow import RestoreRequest, RestoreState
 from airflow_machine_images.triggers import MachineImageOperationTrigger, error_from_event
@@ -54,7 +58,7 @@ def _instance_key(zone: str, name: str) -> str:
     return f"zones/{zone}/instances/{name}"
 
 
-class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOperator):
+class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     """Create a new instance from a machine image (``instances.insert`` with ``sourceMachineImage``), exactly once.
 
     The insert carries a ``requestId`` derived from the task instance (never the try number), so a
@@ -248,14 +252,12 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
     def _restore(
         self, context: Context, request: RestoreRequest, first_generation: int, reason: ResubmissionNeeded | None = None
     ) -> dict[str, Any]:
-        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
-
-        def attempt(generation: int) -> dict[str, Any]:
+        def attempt(generation: int, is_retry: bool) -> dict[str, Any]:
             state = restore_flow.submit(self.hook, request, generation, is_retry=is_retry, log=self.log)
             return self._until_running(request, state)
 
-        return with_resubmissions(
-            attempt, first_generation=first_generation, what=f"Instance {request.name}", log=self.log, reason=reason
+        return self._submit_until_usable(
+            context, attempt, first_generation=first_generation, what=f"Instance {request.name}", reason=reason
         )
 
     def _until_running(self, request: RestoreRequest, state: RestoreState) -> dict[str, Any]:
@@ -268,18 +270,14 @@ class ComputeEngineRestoreMachineImageOperator(ComputeEngineMachineImageBaseOper
                 return state.summary(request)
             if self.deferrable:
                 self._defer(request, state)
-            try:
-                operation = self.hook.wait_for_operation(
-                    operation_name=str((state.operation or {}).get("name")),
-                    project_id=request.project_id,
-                    zone=request.zone,
-                    timeout=self._deadline.remaining(),
-                    max_early_backoff=self.poll_interval,
-                )
-            except OperationFailedError as failure:
-                state = restore_flow.on_operation_failed(self.hook, request, state, failure, self.log)
-            else:
-                state = restore_flow.finish_operation(self.hook, request, state, operation, self.log)
+            waited = state
+            state = self._wait_out_operation(
+                state.operation,
+                project_id=request.project_id,
+                zone=request.zone,
+                finished=lambda op: restore_flow.finish_operation(self.hook, request, waited, op, self.log),
+                failed=lambda failure: restore_flow.on_operation_failed(self.hook, request, waited, failure, self.log),
+            )
         if state.instance_pending and self.wait_for_completion:
             # PROVISIONING/STAGING right after the operation: seconds, so read on the worker.
             state = restore_flow.wait_until_running(
