@@ -30,19 +30,19 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["gcp"],
             }
         ],
-        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.hooks"]}],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.hooks.sync"]}],
         "operators": [
             {
                 "integration-name": _INTEGRATION,
                 "python-modules": [
-                    "airflow_machine_images.operators",
-                    "airflow_machine_images.restore_operators",
-                    "airflow_machine_images.fleet_operators",
+                    "airflow_machine_images.operators.machine_images",
+                    "airflow_machine_images.operators.restore",
+                    "airflow_machine_images.operators.fleet",
                 ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers.waits"]}],
         "extra-links": [
             "airflow_machine_images.links.MachineImageLink",
             "airflow_machine_images.links.InstanceLink",

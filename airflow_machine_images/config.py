@@ -2,7 +2,7 @@
 
 Data only, so the package's ``__init__`` can declare it without importing anything: Airflow's
 providers manager merges it into ``airflow config list`` and gives the defaults to ``conf``; the
-values are read (and checked) by :mod:`airflow_machine_images.budget` when a trigger runs.
+values are read (and checked) by :mod:`airflow_machine_images.triggers.budget` when a trigger runs.
 """
 
 from __future__ import annotations

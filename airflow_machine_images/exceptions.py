@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images.api.redaction import redact_key_material, scrub_text
 from airflow_machine_images.compat import AirflowException, AirflowFailException
-from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -190,7 +190,7 @@ class RateLimitedError(TransientApiError):
     """HTTP 429, or 403 ``rateLimitExceeded``/``userRateLimitExceeded``: a per-minute rate quota is used up.
 
     The quota refills at the start of the next minute (Compute Engine docs, "API rate limits"), so it
-    is retried until a whole minute can have passed (:class:`~airflow_machine_images.retry.RetryPolicy`).
+    is retried until a whole minute can have passed (:class:`~airflow_machine_images.api.retry.RetryPolicy`).
     """
 
 
@@ -248,7 +248,7 @@ class OperationFailedError(ComputeEngineError):
     :param secrets: key material known to the caller, hidden from the messages in any encoding.
 
     The server writes the messages, and may quote the request: anything shaped like key material,
-    and the given secrets, are replaced by ``***`` (:mod:`airflow_machine_images.redaction`).
+    and the given secrets, are replaced by ``***`` (:mod:`airflow_machine_images.api.redaction`).
     """
 
     def __init__(

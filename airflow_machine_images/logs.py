@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from airflow_machine_images.redaction import redact_key_material
+from airflow_machine_images.api.redaction import redact_key_material
 
 #: The longest warning text logged (the server's words).
 _MAX_WARNING_TEXT = 2000

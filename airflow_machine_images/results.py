@@ -9,7 +9,7 @@ from airflow_machine_images.links import machine_image_console_url
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_machine_images.retention import RetentionPlan
+    from airflow_machine_images.planning.retention import RetentionPlan
 
 
 def _int_or_none(value: Any) -> int | None:

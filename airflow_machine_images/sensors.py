@@ -13,19 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_machine_images.api.calls import raise_for_operation_error
 from airflow_machine_images.compat import AirflowFailException, AirflowSensorTimeout, conf
-from airflow_machine_images.compute_api import raise_for_operation_error
-from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
-from airflow_machine_images.deadlines import Deadline
+from airflow_machine_images.events import EVENT_TIMEOUT, error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
+from airflow_machine_images.flows.deadlines import Deadline
+from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin, connection_template_fields
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import machine_image_summary, operation_summary
-from airflow_machine_images.triggers import (
-    EVENT_TIMEOUT,
-    MachineImageOperationTrigger,
-    MachineImageStatusTrigger,
-    error_from_event,
-)
+from airflow_machine_images.triggers.waits import MachineImageOperationTrigger, MachineImageStatusTrigger
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,

@@ -112,7 +112,7 @@ async def rss_sampler(samples: list[int], pollers: dict[int, Any], stop: asyncio
     :param pollers: id -> poller.
     :param stop: set to end.
     """
-    from airflow_machine_images import polling
+    from airflow_machine_images.triggers import polling
 
     while not stop.is_set():
         samples.append(rss_kib())

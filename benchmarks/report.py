@@ -654,7 +654,7 @@ def findings_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Findings and changes", ""]
     lines += [
         "- **The request budget was an average, not a cap (fixed).** The coalescing poller "
-        "(`airflow_machine_images/polling.py`) made each cycle's calls in one burst (every list page, then "
+        "(`airflow_machine_images/triggers/polling.py`) made each cycle's calls in one burst (every list page, then "
         "every 50-name read-back) and only afterwards paused `calls x 60 / budget` seconds. The mean stayed "
         "near 60 per minute, but bursts piled into the same minute: a first 5,000-wait run (operations of "
         "60-180 s) had 84 reads in its busiest 60 s, for a detection p50 of 13 s and p99 of 27 s. "
@@ -687,7 +687,7 @@ def findings_section(results: dict[str, Any]) -> list[str]:
             "run before the change: 187 reads, 60 in the busiest minute, detection p50 43.8 s, p99 71.1 s for a "
             "10-s poll interval). Now each cycle lists the operations that finished since the last one, "
             '`(status = "DONE") (endTime > W)` with W the newest server time seen minus 10 s: about one call per '
-            "500 completions, each with its outcome (`airflow_machine_images/finished_operations.py`; sources and "
+            "500 completions, each with its outcome (`airflow_machine_images/triggers/finished_operations.py`; sources and "
             "fallbacks in docs/reliability.md). Every sixth cycle reconciles (reads every waited-for operation "
             f"again). This run: {big['operation_reads']} reads, {big['reads_busiest_minute']} in the busiest "
             f"minute, detection p50 {fmt_seconds(lat['p50'])}, p99 {fmt_seconds(lat['p99'])} for a "

@@ -66,7 +66,7 @@ async def register_scaled_poller(project_id: str, max_requests_per_minute: float
     :param max_requests_per_minute: the budget, in requests per (scaled) minute.
     """
     from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
-    from airflow_machine_images.polling import OperationPoller, poller_for
+    from airflow_machine_images.triggers.polling import OperationPoller, poller_for
 
     poller_for(
         OperationPoller,

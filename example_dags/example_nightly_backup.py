@@ -26,12 +26,10 @@ from airflow.sdk import DAG, Param, get_current_context, task
 
 from airflow_machine_images.assets import machine_image_asset
 from airflow_machine_images.fleet import backup_kwargs
-from airflow_machine_images.fleet_operators import (
-    ComputeEngineListInstancesOperator,
-    ComputeEngineMachineImageCoverageCheckOperator,
-)
 from airflow_machine_images.operators import (
     ComputeEngineInsertMachineImageOperator,
+    ComputeEngineListInstancesOperator,
+    ComputeEngineMachineImageCoverageCheckOperator,
     ComputeEngineMachineImageRetentionOperator,
 )
 

@@ -1,7 +1,7 @@
 """A pipeline whose later steps need a fresh image: image a golden VM, start a canary from it.
 
 The canary is restored from the new image with
-:class:`~airflow_machine_images.restore_operators.ComputeEngineRestoreMachineImageOperator`
+:class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator`
 (``instances.insert`` with ``sourceMachineImage``): a task-derived requestId makes a retried task
 start no second canary, and both steps defer while Compute Engine works. It runs as is against the
 bundled emulator, or against Google Cloud with the ``google_cloud_default`` connection.
@@ -14,8 +14,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
-from airflow_machine_images.restore_operators import ComputeEngineRestoreMachineImageOperator
+from airflow_machine_images.operators import (
+    ComputeEngineInsertMachineImageOperator,
+    ComputeEngineRestoreMachineImageOperator,
+)
 
 STAMP = "{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}"
 

@@ -2,10 +2,10 @@
 
 A backup nobody has restored is a hope, not a backup. Each week this DAG finds the newest READY
 machine image of one instance (``machineImages.list``), restores it into a scratch instance with
-:class:`~airflow_machine_images.restore_operators.ComputeEngineRestoreMachineImageOperator`
+:class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator`
 (deferrable: the worker slot is free while Compute Engine boots it), checks that the instance is
 RUNNING, and deletes it with
-:class:`~airflow_machine_images.restore_operators.ComputeEngineDeleteRestoredInstanceOperator`,
+:class:`~airflow_machine_images.operators.ComputeEngineDeleteRestoredInstanceOperator`,
 which deletes only instances carrying the restore labels. The delete runs whatever happened before
 it (``trigger_rule="all_done"``), so a failed drill leaves no scratch VM behind, and the final
 ``drill_passed`` task makes the run fail when the drill did.
@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_machine_images.restore_operators import (
+from airflow_machine_images.operators import (
     ComputeEngineDeleteRestoredInstanceOperator,
     ComputeEngineRestoreMachineImageOperator,
 )

@@ -10,8 +10,8 @@ This module only re-exports; import from here. The checks live by subject:
 * :mod:`~airflow_machine_images.validation.body_schema`: request bodies against the discovery schema;
 
 Two neighbours are not re-exported (they import this package's modules): customer-supplied keys
-are checked in :mod:`airflow_machine_images.key_material`, and the ``machineImages.insert`` body
-is built in :mod:`airflow_machine_images.machine_image_body`, next to the insert flow.
+are checked in :mod:`airflow_machine_images.bodies.keys`, and the ``machineImages.insert`` body
+is built in :mod:`airflow_machine_images.bodies.machine_image`, next to the insert flow.
 
 Nothing here does I/O or imports Google or HTTP libraries (the one Airflow import is
 ``airflow.sdk.exceptions``, through :mod:`airflow_machine_images.exceptions`): DAG files import the

@@ -142,7 +142,7 @@ WORKLOAD, BACKUPS = "demo-project", "demo-backups"
 
 def nightly_name(instance: str, day: str = "20260520") -> str:
     """The image name the example gives an instance (``ZONE/NAME`` in the workload project)."""
-    from airflow_machine_images.fleet import backup_image_name
+    from airflow_machine_images.planning.fleet import backup_image_name
 
     zone, name = instance.split("/")
     return backup_image_name(

@@ -439,7 +439,7 @@ def test_official_client_lists_the_operations_finished_after_a_server_time(
     emu: ComputeEngineEmulator, version: str
 ) -> None:
     """The poller's "finished since" filter (finished_operations.py): ``endTime`` compared as an instant."""
-    from airflow_machine_images.finished_operations import ServerWatermark, done_since_filter
+    from airflow_machine_images.triggers.finished_operations import ServerWatermark, done_since_filter
 
     client = compute(emu, version)
     images, operations = client.machineImages(), client.globalOperations()

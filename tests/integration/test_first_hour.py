@@ -17,8 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_machine_images.emulator import Fault
 from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.flows.machine_image import REPLAY_CLOCK_TOLERANCE_SECONDS
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.insert_flow import REPLAY_CLOCK_TOLERANCE_SECONDS
 from airflow_machine_images.operators import (
     ComputeEngineDeleteMachineImageOperator,
     ComputeEngineInsertMachineImageOperator,

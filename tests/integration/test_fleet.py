@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_machine_images.exceptions import PartialListingError
-from airflow_machine_images.fleet_operators import (
+from airflow_machine_images.operators import (
     ComputeEngineListInstancesOperator,
     ComputeEngineMachineImageCoverageCheckOperator,
 )

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from airflow_machine_images.api.retry import RetryPolicy
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
@@ -18,7 +19,6 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.retry import RetryPolicy
 from tests.integration.conftest import PROJECT, connection_json
 
 pytestmark = pytest.mark.integration

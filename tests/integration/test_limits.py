@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_machine_images.api.retry import RetryPolicy
 from airflow_machine_images.emulator import ComputeEngineEmulator
 from airflow_machine_images.exceptions import DeadlineExceededError, OperationTimeoutError, ResponseLimitError
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
-from airflow_machine_images.retry import RetryPolicy
 from tests.integration.conftest import PROJECT, SOURCE, connection_json, load_dag, task_states
 
 if TYPE_CHECKING:

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from airflow_machine_images import polling
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger, polling
 from tests.integration.conftest import PROJECT, load_dag, task_states, xcom_result
 
 pytestmark = pytest.mark.integration
@@ -64,7 +63,7 @@ def test_twenty_coalesced_waiters_facing_partial_lists_each_get_their_right_resu
         ]
         return list(await asyncio.gather(*(first_event(t) for t in triggers)))
 
-    with caplog.at_level(logging.WARNING, logger="airflow_machine_images.polling"):
+    with caplog.at_level(logging.WARNING, logger="airflow_machine_images.triggers.polling"):
         events = dict(zip([*names, missing], asyncio.run(wait_all()), strict=True))
 
     for name in names:
@@ -119,7 +118,7 @@ def test_mapped_deferrable_backups_and_a_sensor_complete_through_dag_test_despit
     assert sorted(tries.values()) == [1, 1, 1, 1, 2, 2]  # the two failed operations each cost one retry
     assert xcom_result(dag_run, "wait")["status"] == "DONE"
     assert gcp_connection.count("globalOperations.list") > 0 and gcp_connection.count("globalOperations.wait") == 0
-    assert any(WARNED in r.getMessage() for r in caplog.records if r.name == "airflow_machine_images.polling")
+    assert any(WARNED in r.getMessage() for r in caplog.records if r.name == "airflow_machine_images.triggers.polling")
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_machine_images.api.retry import RetryPolicy
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     EndpointUnreachableError,
@@ -25,7 +26,6 @@ from airflow_machine_images.exceptions import (
     TransientApiError,
 )
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
-from airflow_machine_images.retry import RetryPolicy
 from tests.integration.conftest import PROJECT, connection_json
 
 if TYPE_CHECKING:

@@ -15,12 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_machine_images.events import EVENT_INVALID_ARGUMENT
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.triggers import (
-    EVENT_INVALID_ARGUMENT,
-    MachineImageOperationTrigger,
-    MachineImageStatusTrigger,
-)
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
 from tests.integration.conftest import PROJECT
 
 if TYPE_CHECKING:

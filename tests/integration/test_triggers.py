@@ -10,10 +10,9 @@ import uuid
 
 import pytest
 
-from airflow_machine_images import polling, shared_clients
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
-from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger
+from airflow_machine_images.hooks import ComputeEngineMachineImageHook, shared_clients
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger, polling
 from tests.integration.conftest import PROJECT
 
 pytestmark = pytest.mark.integration

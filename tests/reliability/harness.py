@@ -35,9 +35,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow_machine_images.api.retry import Budget, RetryPolicy
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
-from airflow_machine_images.retry import Budget, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_machine_images.emulator import Fault
+from airflow_machine_images.flows.request_ids import TaskInstanceIdentity, derive_request_id
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
-from airflow_machine_images.request_ids import TaskInstanceIdentity, derive_request_id
 from tests.reliability.conftest import PROJECT, SOURCE
 from tests.reliability.harness import REPO_ROOT, FakeTaskInstance, context_of
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_machine_images import polling
 from airflow_machine_images.emulator import FAULT_KINDS
+from airflow_machine_images.triggers import polling
 from tests.reliability.conftest import PROJECT, connection_json, load_dag
 from tests.reliability.dags.reliability_dags import MAPPED_NAMES
 from tests.reliability.harness import (

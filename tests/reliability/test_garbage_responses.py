@@ -22,12 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from airflow_machine_images import polling
+from airflow_machine_images.api.retry import RetryPolicy
 from airflow_machine_images.exceptions import ComputeEngineError
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
-from airflow_machine_images.retry import RetryPolicy
-from airflow_machine_images.triggers import MachineImageOperationTrigger
+from airflow_machine_images.triggers import MachineImageOperationTrigger, polling
 from tests.reliability.conftest import connection_json
 from tests.reliability.harness import ClientSettings, TaskSpec, Triggerer, client_settings, run_task_instance
 

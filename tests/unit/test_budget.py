@@ -13,22 +13,17 @@ from typing import Any
 
 import pytest
 
-from airflow_machine_images import budget, config, get_provider_info
+from airflow_machine_images import config, get_provider_info
+from airflow_machine_images.events import EVENT_INVALID_ARGUMENT
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.operators import (
     ComputeEngineDeleteMachineImageOperator,
-    ComputeEngineInsertMachineImageOperator,
-)
-from airflow_machine_images.restore_operators import (
     ComputeEngineDeleteRestoredInstanceOperator,
+    ComputeEngineInsertMachineImageOperator,
     ComputeEngineRestoreMachineImageOperator,
 )
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor, ComputeEngineMachineImageSensor
-from airflow_machine_images.triggers import (
-    EVENT_INVALID_ARGUMENT,
-    MachineImageOperationTrigger,
-    MachineImageStatusTrigger,
-)
+from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger, budget
 
 TOTAL = config.env_var(config.REQUESTS_PER_MINUTE_PER_PROJECT)
 TRIGGERERS = config.env_var(config.TRIGGERERS)

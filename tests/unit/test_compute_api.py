@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from airflow_machine_images.compute_api import (
+from airflow_machine_images.api.calls import (
     MAX_PAGES,
     ApiCall,
     ComputeApi,
@@ -22,7 +22,8 @@ from airflow_machine_images.compute_api import (
     parse_retry_after,
     raise_for_operation_error,
 )
-from airflow_machine_images.discovery import load_discovery_document
+from airflow_machine_images.api.retry import RetryPolicy
+from airflow_machine_images.api.schema import load_discovery_document
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
@@ -39,7 +40,6 @@ from airflow_machine_images.exceptions import (
     ResponseLimitError,
     TransientApiError,
 )
-from airflow_machine_images.retry import RetryPolicy
 from airflow_machine_images.validation import MachineImageValidationError
 
 if TYPE_CHECKING:
@@ -424,7 +424,7 @@ def test_a_page_token_that_is_not_text_is_malformed() -> None:
 
 
 def test_list_warnings_are_read_defensively_and_only_no_results_on_page_is_harmless() -> None:
-    from airflow_machine_images.list_warnings import list_warning, partial_warnings
+    from airflow_machine_images.api.list_warnings import list_warning, partial_warnings
 
     assert list_warning({"items": []}) is None
     warned = list_warning(
@@ -446,7 +446,7 @@ def test_list_warnings_are_read_defensively_and_only_no_results_on_page_is_harml
 
 
 def test_page_walks_collect_every_pages_warning() -> None:
-    from airflow_machine_images.compute_api import PageWalk, iter_pages
+    from airflow_machine_images.api.calls import PageWalk, iter_pages
 
     pages = {None: {"items": [{"name": "a"}], "nextPageToken": "t", "warning": {"code": "PARTIAL_SUCCESS"}}, "t": {}}
     walk = PageWalk()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_machine_images.deadlines import Deadline
 from airflow_machine_images.exceptions import OperationFailedError
+from airflow_machine_images.flows.deadlines import Deadline
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 
 

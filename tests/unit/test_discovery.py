@@ -1,4 +1,4 @@
-"""Unit tests for airflow_machine_images.discovery: reading compute.{beta,v1}.json without googleapiclient."""
+"""Unit tests for airflow_machine_images.api.schema: reading compute.{beta,v1}.json without googleapiclient."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_machine_images import discovery
-from airflow_machine_images.discovery import (
+from airflow_machine_images.api import schema as discovery
+from airflow_machine_images.api.schema import (
     DiscoveryDocumentError,
     discovery_document_path,
     load_discovery_document,
@@ -140,7 +140,7 @@ def test_second_search_location_is_used(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 PROBE = """
 import json, sys
-from airflow_machine_images.discovery import machine_image_schemas
+from airflow_machine_images.api.schema import machine_image_schemas
 from airflow_machine_images.validation import validate_body
 schemas = machine_image_schemas("beta")
 validate_body({"description": "x"}, schemas)

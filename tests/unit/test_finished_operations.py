@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_machine_images import polling
 from airflow_machine_images.emulator.filters import compile_filter
 from airflow_machine_images.emulator.timefmt import rfc3339
 from airflow_machine_images.exceptions import InvalidRequestError
-from airflow_machine_images.finished_operations import (
+from airflow_machine_images.triggers import polling
+from airflow_machine_images.triggers.finished_operations import (
     UNFINISHED_FILTER,
     ServerWatermark,
     done_since_filter,
     ended_after,
     ended_before,
 )
-from airflow_machine_images.polling import OperationPoller
+from airflow_machine_images.triggers.polling import OperationPoller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -157,7 +157,7 @@ def test_a_server_that_does_not_honour_the_filter_turns_it_off_and_every_wait_st
     mode: str, misses: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     scope = FakeScope(fleet(30), mode=mode, failing=frozenset({"operation-0010"}))
-    with caplog.at_level("WARNING", logger="airflow_machine_images.polling"):
+    with caplog.at_level("WARNING", logger="airflow_machine_images.triggers.polling"):
         results, poller = run_waits(scope)
     assert_every_result_final(scope, results)
     assert not poller.finished_lists

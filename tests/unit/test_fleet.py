@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from airflow_machine_images.coverage import coverage_rows, format_age, format_table, newest_ready_images
 from airflow_machine_images.exceptions import MalformedResponseError
-from airflow_machine_images.fleet import FleetListing, InstanceSelector, backup_image_name, backup_kwargs
+from airflow_machine_images.planning.coverage import coverage_rows, format_age, format_table, newest_ready_images
+from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector, backup_image_name, backup_kwargs
 from airflow_machine_images.validation import MachineImageValidationError
 
 NOW = datetime(2026, 5, 20, 12, tzinfo=timezone.utc)

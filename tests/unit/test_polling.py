@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_machine_images import polling
-from airflow_machine_images.polling import OperationPoller
+from airflow_machine_images.triggers import polling
+from airflow_machine_images.triggers.polling import OperationPoller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -183,7 +183,7 @@ def test_an_operation_a_list_leaves_out_is_read_on_its_own_not_taken_as_gone(
     names = [f"operation-{i:02d}" for i in range(polling.MAX_LONG_POLLS + 8)]
     omitted = set(names[::3])
     hook = PartialListHook(omit=omitted, warn=warn)
-    with caplog.at_level("WARNING", logger="airflow_machine_images.polling"):
+    with caplog.at_level("WARNING", logger="airflow_machine_images.triggers.polling"):
         results, poller = coalesced_results(hook, names)
     assert [r and r["status"] for r in results] == ["DONE"] * len(names)  # nobody ends "not found"
     assert set(hook.gets) == omitted  # only the left-out ones are read one by one

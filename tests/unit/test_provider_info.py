@@ -12,6 +12,10 @@ PACKAGE = Path(airflow_machine_images.__file__).parent
 
 def test_every_operator_module_is_declared() -> None:
     declared = {module for entry in get_provider_info()["operators"] for module in entry["python-modules"]}
-    on_disk = {f"airflow_machine_images.{path.stem}" for path in PACKAGE.glob("*operators.py")}
+    on_disk = {
+        f"airflow_machine_images.operators.{path.stem}"
+        for path in (PACKAGE / "operators").glob("*.py")
+        if "Operator(" in path.read_text() and not path.stem.startswith("_")
+    }
     assert on_disk == declared
-    assert "airflow_machine_images.fleet_operators" in declared  # the operators of issue 15 included
+    assert "airflow_machine_images.operators.restore" in declared  # the operators of issue 15 included

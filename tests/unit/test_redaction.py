@@ -11,16 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_machine_images.compute_api import ComputeApi, parse_response
-from airflow_machine_images.exceptions import ComputeEngineApiError, OperationFailedError
-from airflow_machine_images.insert_flow import InsertRequest
-from airflow_machine_images.redaction import (
+from airflow_machine_images.api.calls import ComputeApi, parse_response
+from airflow_machine_images.api.redaction import (
     MASK,
     redact_event,
     redact_key_material,
     scrub_text,
 )
-from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity
+from airflow_machine_images.exceptions import ComputeEngineApiError, OperationFailedError
+from airflow_machine_images.flows.machine_image import InsertRequest
+from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
 from airflow_machine_images.validation import parse_source_instance
 from tests.strategies import (
     CANARY_RAW_KEY,
@@ -198,7 +198,7 @@ def test_a_key_argument_rendered_to_text_is_parsed_and_masked(rendered: str) -> 
             [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rsaEncryptedKey": CANARY_RSA_KEY}}]
         ),
     )
-    with mock.patch("airflow_machine_images.operators.mask_secret") as masked:
+    with mock.patch("airflow_machine_images.operators.machine_images.mask_secret") as masked:
         operator.mask_key_material()
     registered = {call.args[0] for call in masked.call_args_list}
     assert {CANARY_SLASH_KEY, CANARY_RSA_KEY} <= registered

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from airflow_machine_images.request_ids import TaskInstanceIdentity, derive_request_id
+from airflow_machine_images.flows.request_ids import TaskInstanceIdentity, derive_request_id
 
 IDENTITY = TaskInstanceIdentity(dag_id="backup", task_id="create", run_id="manual__2026-01-01", map_index=-1)
 

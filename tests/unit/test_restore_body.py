@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from airflow_machine_images.discovery import machine_image_schemas
+from airflow_machine_images.api.schema import machine_image_schemas
+from airflow_machine_images.bodies.instance import build_instance_body, is_restored, restore_labels
 from airflow_machine_images.exceptions import MachineImageValidationError
-from airflow_machine_images.instance_body import build_instance_body, is_restored, restore_labels
 
 SOURCE = "projects/p/global/machineImages/img-a"
 

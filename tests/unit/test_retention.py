@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from airflow_machine_images.exceptions import ResourceNotFoundError
 from airflow_machine_images.operators import ComputeEngineMachineImageRetentionOperator
-from airflow_machine_images.retention import RetentionPolicy, created_at, plan_retention
+from airflow_machine_images.planning.retention import RetentionPolicy, created_at, plan_retention
 from airflow_machine_images.validation import MachineImageValidationError
 from tests import strategies
 
@@ -257,7 +257,7 @@ def test_the_operator_deletes_nothing_the_fleet_keeps_even_from_a_stale_listing(
     )
     operator.__dict__["hook"] = hook
     operator.new_hook = lambda: hook  # type: ignore[method-assign]
-    with mock.patch("airflow_machine_images.operators.timezone.utcnow", return_value=NOW):
+    with mock.patch("airflow_machine_images.operators.machine_images.timezone.utcnow", return_value=NOW):
         result = operator.execute({"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)})  # type: ignore[arg-type]
     truth = plan_retention(fleet, policy, NOW)
     assert len(hook.deleted) == len(set(hook.deleted))
@@ -271,7 +271,7 @@ class WarnedFleetHook(FleetHook):
     def list_machine_images(
         self, *, project_id: str, filter_: str, warnings: list | None = None
     ) -> list[dict[str, Any]]:
-        from airflow_machine_images.list_warnings import ListWarning
+        from airflow_machine_images.api.list_warnings import ListWarning
 
         assert warnings is not None, "retention must ask for the listing's warnings"
         warnings.append(ListWarning("PARTIAL_SUCCESS", "some results may be missing"))
@@ -290,7 +290,7 @@ def test_a_warned_listing_deletes_nothing(dry_run: bool) -> None:
     operator.__dict__["hook"] = hook
     operator.new_hook = lambda: hook  # type: ignore[method-assign]
     context = {"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)}
-    with mock.patch("airflow_machine_images.operators.timezone.utcnow", return_value=NOW):
+    with mock.patch("airflow_machine_images.operators.machine_images.timezone.utcnow", return_value=NOW):
         if dry_run:
             result = operator.execute(context)  # type: ignore[arg-type]
             assert result["would_delete"] == ["old-0", "old-1", "old-2"]

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from airflow_machine_images import retry
+from airflow_machine_images.api import retry
+from airflow_machine_images.api.retry import EARLY_RETURN_SECONDS, Attempts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.exceptions import (
     ConcurrentOperationsQuotaError,
     PermissionDeniedError,
@@ -16,7 +17,6 @@ from airflow_machine_images.exceptions import (
     ResourceNotReadyError,
     TransientApiError,
 )
-from airflow_machine_images.retry import EARLY_RETURN_SECONDS, Attempts, EarlyAnswerBackoff, RetryPolicy
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0)
 

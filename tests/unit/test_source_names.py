@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
+from airflow_machine_images.bodies.labels import OWNER_LABEL
 from airflow_machine_images.exceptions import (
     MachineImageConflictError,
     PermissionDeniedError,
     ResourceNotFoundError,
 )
-from airflow_machine_images.insert_flow import InsertRequest, check_source, source_to_send
-from airflow_machine_images.labels import OWNER_LABEL
-from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity
-from airflow_machine_images.source_names import SourceNames, canonical_from_instance, has_numbers
+from airflow_machine_images.flows.machine_image import InsertRequest, check_source, source_to_send
+from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
+from airflow_machine_images.flows.source_names import SourceNames, canonical_from_instance, has_numbers
 from airflow_machine_images.validation import InstanceRef, parse_source_instance
 
 NUMBER = "123456789012"

@@ -21,9 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_machine_images import key_material, machine_image_body
 from airflow_machine_images import validation as v
-from airflow_machine_images.discovery import load_discovery_document, machine_image_schemas
+from airflow_machine_images.api.schema import load_discovery_document, machine_image_schemas
+from airflow_machine_images.bodies import keys as key_material
+from airflow_machine_images.bodies import machine_image as machine_image_body
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError
 from tests import strategies as s
 
@@ -1283,12 +1284,12 @@ print("ok")
 def test_each_module_can_be_imported_first() -> None:
     modules = [
         *HOMES,
-        "airflow_machine_images.key_material",
-        "airflow_machine_images.machine_image_body",
+        "airflow_machine_images.bodies.keys",
+        "airflow_machine_images.bodies.machine_image",
         "airflow_machine_images.validation",
-        "airflow_machine_images.compute_api",
-        "airflow_machine_images.discovery",
-        "airflow_machine_images.retention",
+        "airflow_machine_images.api.calls",
+        "airflow_machine_images.api.schema",
+        "airflow_machine_images.planning.retention",
     ]
     out = subprocess.run(
         [sys.executable, "-c", CYCLE_PROBE.format(modules=modules)], capture_output=True, text=True, check=False
@@ -1319,9 +1320,9 @@ print(json.dumps(added))
     "module",
     [
         "airflow_machine_images.validation",
-        "airflow_machine_images.discovery",
-        "airflow_machine_images.key_material",
-        "airflow_machine_images.machine_image_body",
+        "airflow_machine_images.api.schema",
+        "airflow_machine_images.bodies.keys",
+        "airflow_machine_images.bodies.machine_image",
     ],
 )
 def test_import_loads_no_google_http_or_further_airflow_module(module: str) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from airflow_machine_images.restore_operators import (
+from airflow_machine_images.operators import (
     ComputeEngineDeleteRestoredInstanceOperator,
     ComputeEngineRestoreMachineImageOperator,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_machine_images.request_ids import TaskInstanceIdentity, task_instance_key
+from airflow_machine_images.flows.request_ids import TaskInstanceIdentity, task_instance_key
 from airflow_machine_images.validation import MAX_LABELS, sanitize_label_value
 
 if TYPE_CHECKING:

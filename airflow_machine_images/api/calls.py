@@ -18,6 +18,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from airflow_machine_images.api.list_warnings import ListWarning, list_warning
+from airflow_machine_images.api.redaction import redact_key_material, scrub_text
+from airflow_machine_images.bodies.keys import iter_key_material
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
@@ -40,9 +43,6 @@ from airflow_machine_images.exceptions import (
     operation_failed,
     parse_error_details,
 )
-from airflow_machine_images.key_material import iter_key_material
-from airflow_machine_images.list_warnings import ListWarning, list_warning
-from airflow_machine_images.redaction import redact_key_material, scrub_text
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -393,7 +393,7 @@ class PageWalk:
     :param pages: pages taken so far.
     :param seen: the page tokens met so far.
     :param warnings: the ``warning`` of every page that carried one (a list with a warning may have
-        left items out: :mod:`airflow_machine_images.list_warnings`).
+        left items out: :mod:`airflow_machine_images.api.list_warnings`).
     """
 
     token: str | None = None
@@ -579,7 +579,7 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
 def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
     """``text`` with every secret, every key in ``body``, every bearer token and anything shaped like
     key material replaced by ``***``, in any form a JSON or URL layer gives them
-    (:mod:`airflow_machine_images.redaction`).
+    (:mod:`airflow_machine_images.api.redaction`).
 
     :param text: a decoded message, or a raw body decoded as Latin-1.
     :param secrets: values to hide (e.g. the access token); None and short values are skipped.

@@ -2,8 +2,8 @@
 
 DAG files import this module at parse time, so nothing here loads Google, ``requests`` or
 ``aiohttp`` code: the hook is built (and those libraries loaded) when a task runs. The steps of a
-create live in :mod:`airflow_machine_images.insert_flow`, those of a delete in
-:mod:`airflow_machine_images.deletion`; the operators hold the submission loop and decide whether
+create live in :mod:`airflow_machine_images.flows.machine_image`, those of a delete in
+:mod:`airflow_machine_images.flows.delete`; the operators hold the submission loop and decide whether
 to wait on the worker or defer to the triggerer.
 """
 
@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_machine_images import deletion, insert_flow
+from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
+from airflow_machine_images.api.schema import machine_image_schemas
 from airflow_machine_images.assets import record_outlet_events
+from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
+from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
+from airflow_machine_images.bodies.machine_image import build_machine_image_body
 from airflow_machine_images.compat import AirflowFailException, conf, mask_secret, timezone
-from airflow_machine_images.connection import ComputeEngineConnectionMixin, connection_template_fields
-from airflow_machine_images.deadlines import Deadline
-from airflow_machine_images.discovery import machine_image_schemas
+from airflow_machine_images.events import error_from_event
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
     ComputeEngineRetentionError,
@@ -31,21 +33,26 @@ from airflow_machine_images.exceptions import (
     ResubmissionNeeded,
     failing_on_bad_input,
 )
-from airflow_machine_images.insert_flow import InsertRequest, InsertState
-from airflow_machine_images.key_material import key_material_in, parse_key_argument
-from airflow_machine_images.labels import default_labels, merge_default_labels
-from airflow_machine_images.links import MachineImageLink
-from airflow_machine_images.list_warnings import ListWarning, describe_all, partial_warnings
-from airflow_machine_images.machine_image_body import build_machine_image_body
-from airflow_machine_images.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key, with_resubmissions
-from airflow_machine_images.results import retention_summary
-from airflow_machine_images.retention import RetentionPlan, RetentionPolicy, changed_since_listed, plan_retention
-from airflow_machine_images.templates import is_templated
-from airflow_machine_images.triggers import (
-    MachineImageOperationTrigger,
-    MachineImageStatusTrigger,
-    error_from_event,
+from airflow_machine_images.flows import delete as deletion
+from airflow_machine_images.flows import machine_image as insert_flow
+from airflow_machine_images.flows.deadlines import Deadline
+from airflow_machine_images.flows.machine_image import InsertRequest, InsertState
+from airflow_machine_images.flows.request_ids import (
+    RequestIds,
+    TaskInstanceIdentity,
+    task_instance_key,
+    with_resubmissions,
 )
+from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.links import MachineImageLink
+from airflow_machine_images.planning.retention import (
+    RetentionPlan,
+    RetentionPolicy,
+    changed_since_listed,
+    plan_retention,
+)
+from airflow_machine_images.results import retention_summary
+from airflow_machine_images.triggers.waits import MachineImageOperationTrigger, MachineImageStatusTrigger
 from airflow_machine_images.validation import (
     coerce_rendered_bool,
     parse_source_instance,
@@ -60,6 +67,7 @@ from airflow_machine_images.validation import (
     validate_positive_number,
     validate_request_id,
 )
+from airflow_machine_images.validation.templates import is_templated
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -2,7 +2,7 @@
 
 A restore drill deletes its scratch instance at the end; a mistyped name must never delete a
 production instance. So the instance is read first and refused (a permanent error, never retried)
-unless it carries the restore labels (:func:`~airflow_machine_images.instance_body.is_restored`), and
+unless it carries the restore labels (:func:`~airflow_machine_images.bodies.instance.is_restored`), and
 the delete then names the instance by the numeric id just read (``instances.delete`` takes a name or
 an id: the path parameter's pattern in both discovery documents allows both): an instance created
 under the same name in between is a different id, and is not touched.
@@ -16,19 +16,19 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import operation_errors, parse_timestamp
-from airflow_machine_images.deletion import StartedDelete, wait_for_delete
+from airflow_machine_images.api.calls import operation_errors, parse_timestamp
+from airflow_machine_images.bodies.instance import RESTORED_BY_LABEL, RESTORED_BY_VALUE, is_restored
 from airflow_machine_images.exceptions import (
     NotARestoredInstanceError,
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
-from airflow_machine_images.instance_body import RESTORED_BY_LABEL, RESTORED_BY_VALUE, is_restored
+from airflow_machine_images.flows.delete import StartedDelete, wait_for_delete
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import operation_errors, parse_timestamp
+from airflow_machine_images.api.calls import operation_errors, parse_timestamp
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import delete_summary
@@ -20,7 +20,7 @@ from airflow_machine_images.results import delete_summary
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
 
 

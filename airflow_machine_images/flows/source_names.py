@@ -14,7 +14,7 @@ is a number or id. A reference without one is already canonical: comparing it co
 A reference with one is resolved by one ``instances.get`` (its ``selfLink`` gives the project id, its
 ``name`` the name), cached in :class:`SourceNames` for the rest of the try. When the instance cannot
 be read (404: deleted since, or 403: no ``compute.instances.get``), the answer is "unknown" and the
-caller takes the safe reading (see :func:`airflow_machine_images.insert_flow.check_source`).
+caller takes the safe reading (see :func:`airflow_machine_images.flows.machine_image.check_source`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def canonical_from_instance(instance: Mapping[str, Any]) -> Resolved:
 @dataclass
 class SourceNames:
     """Canonical forms of instance references, looked up at most once each (per try: the operator
-    builds one with each :class:`~airflow_machine_images.insert_flow.InsertRequest`).
+    builds one with each :class:`~airflow_machine_images.flows.machine_image.InsertRequest`).
 
     :param resolved: reference -> its canonical form, or None when it could not be read.
     :param why_unknown: reference -> why it could not be read (404, 403, an odd answer).

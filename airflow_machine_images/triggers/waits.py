@@ -3,10 +3,10 @@
 A trigger's serialized kwargs hold identifiers and settings only (project, names, connection id,
 impersonation chain, API version, endpoint, poll interval, the task's own request budget): never a
 token or key material. Waits go through the process-wide coalescing pollers of
-:mod:`airflow_machine_images.polling`, so a thousand triggers in one project cost a few list calls
+:mod:`airflow_machine_images.triggers.polling`, so a thousand triggers in one project cost a few list calls
 per interval, and a trigger that is re-created on another triggerer after a crash simply registers
 again and carries on. Each wait brings its triggerer's share of the per-project request budget
-(:mod:`airflow_machine_images.budget`, read from ``[machine_images]`` when the trigger runs).
+(:mod:`airflow_machine_images.triggers.budget`, read from ``[machine_images]`` when the trigger runs).
 """
 
 from __future__ import annotations
@@ -18,22 +18,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_machine_images.budget import shares
-from airflow_machine_images.compat import AirflowFailException
-from airflow_machine_images.compute_api import API_VERSIONS, raise_for_operation_error
+from airflow_machine_images.api.calls import API_VERSIONS, raise_for_operation_error
+from airflow_machine_images.api.redaction import redact_event
 from airflow_machine_images.config import DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT
-from airflow_machine_images.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
+from airflow_machine_images.events import (
+    EVENT_API_ERROR,
+    EVENT_INVALID_ARGUMENT,
+    EVENT_NOT_FOUND,
+    EVENT_OPERATION_FAILED,
+    EVENT_TIMEOUT,
+    EVENT_UNUSABLE,
+    IMAGE_EVENT_FIELDS,
+    OPERATION_EVENT_FIELDS,
+)
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
-    MachineImageNotUsableError,
     OperationFailedError,
-    OperationTimeoutError,
-    ResourceNotFoundError,
-    operation_failed,
 )
+from airflow_machine_images.hooks.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
 from airflow_machine_images.logs import log_operation_warnings
-from airflow_machine_images.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
-from airflow_machine_images.redaction import redact_event
+from airflow_machine_images.triggers.budget import shares
+from airflow_machine_images.triggers.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
@@ -51,91 +56,9 @@ from airflow_machine_images.validation.primitives import show_value
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
 
 T = TypeVar("T")
-
-#: Operation fields an event carries (a trimmed Operation; no request bodies).
-OPERATION_EVENT_FIELDS = (
-    "name",
-    "status",
-    "progress",
-    "operationType",
-    "targetLink",
-    "targetId",
-    "clientOperationId",
-    "insertTime",
-    "endTime",
-    "httpErrorStatusCode",
-    "httpErrorMessage",
-)
-#: Machine image fields an event carries.
-IMAGE_EVENT_FIELDS = (
-    "name",
-    "status",
-    "selfLink",
-    "id",
-    "sourceInstance",
-    "totalStorageBytes",
-    "creationTimestamp",
-    "storageLocations",
-    "labels",
-)
-
-#: ``reason`` of an error event: the operation finished with errors (``errors`` lists them).
-EVENT_OPERATION_FAILED = "operation_failed"
-#: ``reason`` of an error event: the operation or image does not exist.
-EVENT_NOT_FOUND = "not_found"
-#: ``reason`` of an error event: the image is INVALID and will not become READY.
-EVENT_UNUSABLE = "unusable"
-#: ``reason`` of an error event: the trigger's (stored) arguments cannot be used.
-EVENT_INVALID_ARGUMENT = "invalid_argument"
-#: ``reason`` of an error event: the API kept failing (after the hook's retries) or refused.
-EVENT_API_ERROR = "api_error"
-#: ``reason`` of an error event: the task's deadline (its ``timeout``) passed while waiting.
-EVENT_TIMEOUT = "timeout"
-
-
-def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedError | None:
-    """The failure an error event of :class:`MachineImageOperationTrigger` reports, if the operation failed.
-
-    :param event: the event payload.
-    """
-    if event.get("reason") != EVENT_OPERATION_FAILED or not event.get("errors"):
-        return None
-    operation = event.get("operation") or {}
-    status_code = operation.get("httpErrorStatusCode")
-    return operation_failed(
-        str(event.get("operation_name")),
-        event["errors"],
-        http_error_status_code=status_code if isinstance(status_code, int) else None,
-        http_error_message=operation.get("httpErrorMessage"),
-        target_link=operation.get("targetLink"),
-    )
-
-
-def error_from_event(event: Mapping[str, Any]) -> Exception:
-    """The exception a task raises for an error event: the one rule for every operator of this package.
-
-    Bad stored arguments fail without Airflow retries (they stay bad); everything else is a typed
-    :class:`~airflow_machine_images.exceptions.ComputeEngineError`, which Airflow retries as the task says.
-
-    :param event: the event payload (``status`` is not ``success``).
-    """
-    message = str(event.get("message"))
-    reason = event.get("reason")
-    if reason == EVENT_INVALID_ARGUMENT:
-        return AirflowFailException(message)
-    failure = operation_failure_from_event(event)
-    if failure is not None:
-        return failure
-    if reason == EVENT_NOT_FOUND:
-        return ResourceNotFoundError(message)
-    if reason == EVENT_UNUSABLE:
-        return MachineImageNotUsableError(message)
-    if reason == EVENT_TIMEOUT:
-        return OperationTimeoutError(message)
-    return ComputeEngineError(message)
 
 
 def _pick(resource: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
@@ -188,8 +111,10 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The class path and the kwargs that re-create this trigger (identifiers and settings only)."""
+        module = type(self).__module__
+        public = "airflow_machine_images.triggers" if module.startswith("airflow_machine_images.triggers") else module
         return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
+            f"{public}.{type(self).__qualname__}",
             {
                 **self._own_kwargs(),
                 "project_id": self.project_id,
@@ -291,7 +216,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
 
 
 def _import_transports() -> None:
-    importlib.import_module("airflow_machine_images.hooks")
+    importlib.import_module("airflow_machine_images.hooks.sync")
     importlib.import_module("aiohttp")
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import API_VERSIONS
+from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.validation import validate_choice, validate_project_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
 
 DEFAULT_CONN_ID = "google_cloud_default"
 #: The connection settings users template (the API version is checked when the DAG is parsed).
@@ -82,13 +82,13 @@ class ComputeEngineConnectionMixin:
 
     def new_hook(self) -> ComputeEngineMachineImageHook:
         """A new synchronous hook; one per thread when calls run in parallel."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageHook  # loads google-auth, requests
+        from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook  # loads google-auth, requests
 
         return ComputeEngineMachineImageHook(**self.connection_kwargs())
 
     def new_async_hook(self) -> ComputeEngineMachineImageAsyncHook:
         """A new async hook (hooks with the same settings share one HTTP session per event loop)."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook  # loads aiohttp
+        from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook  # loads aiohttp
 
         return ComputeEngineMachineImageAsyncHook(**self.connection_kwargs())
 

@@ -1,9 +1,9 @@
 """Hooks for the Compute Engine machine-image API: a synchronous one for workers, an async one for triggers.
 
-Both hooks speak through :mod:`airflow_machine_images.compute_api` (URL building, paging, response
-and error parsing) and :mod:`airflow_machine_images.retry` (when and how long to back off), so the
+Both hooks speak through :mod:`airflow_machine_images.api.calls` (URL building, paging, response
+and error parsing) and :mod:`airflow_machine_images.api.retry` (when and how long to back off), so the
 two transports cannot drift apart. Each API method of a hook is a thin call of the
-:class:`~airflow_machine_images.compute_api.ComputeApi` builder: names are checked by the operators,
+:class:`~airflow_machine_images.api.calls.ComputeApi` builder: names are checked by the operators,
 sensors and triggers that take them, and the builder encodes every path segment.
 """
 
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 
-from airflow_machine_images import __version__, shared_clients
-from airflow_machine_images.compute_api import (
+from airflow_machine_images import __version__
+from airflow_machine_images.api.calls import (
     API_VERSIONS,
     DEFAULT_ENDPOINT,
     ApiCall,
@@ -34,6 +34,8 @@ from airflow_machine_images.compute_api import (
     response_too_large,
     transport_error,
 )
+from airflow_machine_images.api.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
+from airflow_machine_images.bodies.keys import iter_key_material
 from airflow_machine_images.exceptions import (
     InsecureEndpointError,
     MachineImageNotUsableError,
@@ -41,9 +43,8 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
-from airflow_machine_images.key_material import iter_key_material
-from airflow_machine_images.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
-from airflow_machine_images.shared_clients import ClientKey, SharedClient
+from airflow_machine_images.hooks import shared_clients
+from airflow_machine_images.hooks.shared_clients import ClientKey, SharedClient
 from airflow_machine_images.validation import (
     is_loopback_host,
     validate_api_endpoint,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.auth.transport.requests import AuthorizedSession
 
-    from airflow_machine_images.list_warnings import ListWarning
+    from airflow_machine_images.api.list_warnings import ListWarning
 
 #: Connection extra naming another API root (the emulator, a private endpoint).
 ENDPOINT_EXTRA = "compute_api_endpoint"
@@ -231,7 +232,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         """An authorised HTTP session (connection pooling, token refresh), made once per hook."""
         from google.auth.transport.requests import AuthorizedSession
 
-        from airflow_machine_images.requests_transport import mount_deadline_adapters
+        from airflow_machine_images.hooks.requests_transport import mount_deadline_adapters
 
         credentials = self.get_credentials()
         check_transport_security(self.api.endpoint, anonymous=credentials_are_anonymous(credentials))
@@ -275,7 +276,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
     def _send(self, call: ApiCall, deadline: float | None = None) -> dict[str, Any]:
         import requests
 
-        from airflow_machine_images.requests_transport import CallDeadline, read_limited
+        from airflow_machine_images.hooks.requests_transport import CallDeadline, read_limited
 
         limits = AttemptTimeouts.of(
             self.connect_timeout,
@@ -357,7 +358,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         :param order_by: e.g. ``creationTimestamp desc``.
         :param page_size: images per page (at most 500).
         :param warnings: when given, each page's ``warning`` is appended to it: a warned list may have
-            left images out (:mod:`airflow_machine_images.list_warnings`).
+            left images out (:mod:`airflow_machine_images.api.list_warnings`).
         """
         project = self.resolve_project_id(project_id)
         walk = PageWalk(what="machineImages.list")
@@ -472,7 +473,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
         """Return an instance (``instances.get``): its ``name``, numeric ``id``, ``selfLink``, ``status``.
 
         Also used to learn the canonical form (project id, instance name) of a source instance given by
-        project number or numeric id (:mod:`airflow_machine_images.source_names`).
+        project number or numeric id (:mod:`airflow_machine_images.flows.source_names`).
 
         :param zone: its zone.
         :param name: its name or numeric id.
@@ -542,7 +543,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
         The server holds each ``wait`` for up to about two minutes but may answer at once; answers
         that come back early and not DONE make us back off (1 s, doubling, up to
-        ``max_early_backoff``; :class:`~airflow_machine_images.retry.EarlyAnswerBackoff`) instead of
+        ``max_early_backoff``; :class:`~airflow_machine_images.api.retry.EarlyAnswerBackoff`) instead of
         spinning. Status and progress changes are logged.
 
         :param operation_name: the operation's name.
@@ -648,12 +649,12 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
     """The async face of :class:`ComputeEngineMachineImageHook`, for triggers (aiohttp).
 
-    Only as large as the triggers' pollers (:mod:`airflow_machine_images.polling`) need: one
+    Only as large as the triggers' pollers (:mod:`airflow_machine_images.triggers.polling`) need: one
     ``globalOperations.wait``, one page of ``globalOperations.list`` or of ``machineImages.list``;
     :meth:`execute_call` sends any other call the builder makes. Credentials come from the sync hook
     (built off the event loop) and are refreshed in a thread. Hooks with the same connection,
     impersonation chain, endpoint and API version share one HTTP session and one set of credentials
-    per event loop (:mod:`airflow_machine_images.shared_clients`). Requests, responses, errors and
+    per event loop (:mod:`airflow_machine_images.hooks.shared_clients`). Requests, responses, errors and
     retries are those of the sync hook.
 
     :param gcp_conn_id: the Airflow connection to Google Cloud.

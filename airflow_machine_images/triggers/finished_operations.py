@@ -31,7 +31,7 @@ What no source settles, so nothing here relies on it for correctness:
 * How soon a finished operation shows in a list. The watermark trails the newest server time seen by
   :data:`OVERLAP_SECONDS`, so a completion that becomes visible a little late is still listed.
 
-The poller guards the rest (:class:`~airflow_machine_images.polling.OperationPoller`): every returned
+The poller guards the rest (:class:`~airflow_machine_images.triggers.polling.OperationPoller`): every returned
 operation is checked against the filter (a server that ignored it would be caught), a 400 for the
 filter turns the form off, and a reconciliation every few cycles (the old unfinished-list reading)
 finds any waited-for operation the filtered lists missed; one miss turns the form off for the
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_machine_images.compute_api import parse_timestamp
+from airflow_machine_images.api.calls import parse_timestamp
 
 __all__ = [
     "OVERLAP_SECONDS",

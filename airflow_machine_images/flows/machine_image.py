@@ -24,7 +24,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import parse_timestamp, raise_for_operation_error
+from airflow_machine_images.api.calls import parse_timestamp, raise_for_operation_error
+from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.bodies.labels import OWNER_LABEL
+from airflow_machine_images.events import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.exceptions import (
     MachineImageConflictError,
     OperationFailedError,
@@ -32,20 +35,17 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
-from airflow_machine_images.key_material import iter_key_material
-from airflow_machine_images.labels import OWNER_LABEL
+from airflow_machine_images.flows.source_names import SourceNames, has_numbers
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import machine_image_summary
-from airflow_machine_images.source_names import SourceNames, has_numbers
-from airflow_machine_images.triggers import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError, parse_source_instance
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.flows.request_ids import RequestIds
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
-    from airflow_machine_images.request_ids import RequestIds
 
 
 #: Operation error codes that mean "the name is taken" (the 409 can also arrive inside the operation).
@@ -64,7 +64,7 @@ class InsertRequest:
     :param owner_key: the task-instance key, as in the image's ``airflow-ti`` label.
     :param if_exists: ``"reuse"`` or ``"fail"``.
     :param names: canonical forms of source instances given by number, looked up at most once per
-        try (:mod:`airflow_machine_images.source_names`).
+        try (:mod:`airflow_machine_images.flows.source_names`).
     """
 
     project_id: str
@@ -424,7 +424,7 @@ def check_source(
 
     Sources are compared in canonical form (project id, zone, instance name): a source given by
     project number or numeric id is resolved by one ``instances.get`` (cached for the try), so it
-    never meets a false conflict (:mod:`airflow_machine_images.source_names`); sources without
+    never meets a false conflict (:mod:`airflow_machine_images.flows.source_names`); sources without
     numbers are compared as they are, with no API call.
 
     When the comparison needs an instance that cannot be read (403: no ``compute.instances.get``;

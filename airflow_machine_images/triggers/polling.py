@@ -7,7 +7,7 @@ version) registers with one :class:`CoalescingPoller`, which reads the state of 
 handful of list calls per cycle and wakes each waiter when its resource reaches a final state.
 
 * Operations (:class:`OperationPoller`): one paged ``globalOperations.list`` of the operations that
-  finished since the last cycle (:mod:`airflow_machine_images.finished_operations`) gives both the
+  finished since the last cycle (:mod:`airflow_machine_images.triggers.finished_operations`) gives both the
   completions and their outcome; operations not yet seen unfinished are read first, and every few
   cycles all of them (the unfinished list, or name filters, whichever takes fewer calls), which
   finds anything the filtered lists missed. While at most :data:`MAX_LONG_POLLS` waiters wait,
@@ -25,7 +25,7 @@ ends any wait; only a 404 there says it does not exist. The warnings are logged 
 A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
 from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for. The
 triggers make a poller with their triggerer's share of the configured per-project total as its
-default budget (:mod:`airflow_machine_images.budget`), and a waiter whose task set a total of its own
+default budget (:mod:`airflow_machine_images.triggers.budget`), and a waiter whose task set a total of its own
 brings its share of that; a poller keeps to the smallest budget among its waiters still waiting (the
 default for those that brought none), the reading that never exceeds the budget of any of them.
 """
@@ -41,26 +41,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import PageWalk, collect_pages
+from airflow_machine_images.api.calls import PageWalk, collect_pages
+from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
+from airflow_machine_images.api.retry import EarlyAnswerBackoff
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     InvalidRequestError,
     ResourceNotFoundError,
     TransientApiError,
 )
-from airflow_machine_images.finished_operations import (
+from airflow_machine_images.triggers.finished_operations import (
     UNFINISHED_FILTER,
     ServerWatermark,
     done_since_filter,
     ended_after,
     ended_before,
 )
-from airflow_machine_images.list_warnings import ListWarning, describe_all, partial_warnings
-from airflow_machine_images.retry import EarlyAnswerBackoff
 
 if TYPE_CHECKING:
-    from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook
-    from airflow_machine_images.shared_clients import ClientKey
+    from airflow_machine_images.hooks.shared_clients import ClientKey
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ class OperationPoller(CoalescingPoller):
     """Waits for operations to be DONE: global ones, or those of one zone (``zone``).
 
     While coalescing, a cycle reads what it can from one paged list of the operations that finished
-    since the last cycle (:mod:`airflow_machine_images.finished_operations`): completions and their
+    since the last cycle (:mod:`airflow_machine_images.triggers.finished_operations`): completions and their
     outcome in the same calls, about one call per 500 completions. Only operations it has not yet
     seen unfinished are read first (by name filters, or through the list of unfinished operations
     when that takes fewer calls), and every :data:`RECONCILE_EVERY_CYCLES` cycles, or after a list

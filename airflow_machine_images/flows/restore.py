@@ -1,7 +1,7 @@
 """Restoring a machine image into a new instance exactly once, step by step: submit, verify, reuse.
 
-One restore, as :class:`~airflow_machine_images.restore_operators.ComputeEngineRestoreMachineImageOperator`
-drives it (the same shape as :mod:`airflow_machine_images.insert_flow`, for a zonal resource):
+One restore, as :class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator`
+drives it (the same shape as :mod:`airflow_machine_images.flows.machine_image`, for a zonal resource):
 
 1. :func:`submit` sends ``instances.insert`` with ``sourceMachineImage`` and the generation's
    task-derived ``requestId``. A 409 goes to :func:`adopt_existing`; a running operation is returned
@@ -24,7 +24,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compute_api import raise_for_operation_error
+from airflow_machine_images.api.calls import raise_for_operation_error
+from airflow_machine_images.bodies.instance import is_restored
+from airflow_machine_images.bodies.labels import OWNER_LABEL
+from airflow_machine_images.events import error_from_event, operation_failure_from_event
 from airflow_machine_images.exceptions import (
     InstanceConflictError,
     InstanceNotRunningError,
@@ -34,19 +37,16 @@ from airflow_machine_images.exceptions import (
     ResourceNotFoundError,
     ResubmissionNeeded,
 )
-from airflow_machine_images.insert_flow import is_replay, log_warnings, raise_unless_name_taken
-from airflow_machine_images.instance_body import is_restored
-from airflow_machine_images.labels import OWNER_LABEL
+from airflow_machine_images.flows.machine_image import is_replay, log_warnings, raise_unless_name_taken
 from airflow_machine_images.links import instance_console_url
-from airflow_machine_images.triggers import error_from_event, operation_failure_from_event
 from airflow_machine_images.validation import MachineImageValidationError, parse_machine_image_ref
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_machine_images.hooks import ComputeEngineMachineImageHook
+    from airflow_machine_images.flows.request_ids import RequestIds
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
-    from airflow_machine_images.request_ids import RequestIds
 
 #: Instance states on the way to RUNNING (Compute Engine docs, "VM instance life cycle").
 STARTING_STATES = frozenset({"PENDING", "PROVISIONING", "STAGING"})

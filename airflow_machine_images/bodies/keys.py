@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from airflow_machine_images.api.redaction import key_material_tokens, secret_pattern
 from airflow_machine_images.exceptions import MachineImageValidationError
-from airflow_machine_images.redaction import key_material_tokens, secret_pattern
 from airflow_machine_images.validation.names import PROJECT_PATTERN
 from airflow_machine_images.validation.primitives import (
     IDENTIFIER_RE,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import aiohttp
     from google.auth.credentials import Credentials
 
-    from airflow_machine_images.compute_api import ComputeApi
+    from airflow_machine_images.api.calls import ComputeApi
 
 ClientKey = tuple[str, tuple[str, ...], str, str]
 """(connection id, impersonation chain, API endpoint, API version)."""

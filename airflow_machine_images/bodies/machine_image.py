@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images.bodies.keys import validate_encryption_key, validate_source_disk_encryption_keys
 from airflow_machine_images.exceptions import MachineImageValidationError
-from airflow_machine_images.key_material import validate_encryption_key, validate_source_disk_encryption_keys
 from airflow_machine_images.validation.body_schema import validate_body
 from airflow_machine_images.validation.names import (
     validate_labels,

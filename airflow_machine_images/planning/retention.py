@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from airflow_machine_images.compute_api import parse_timestamp
+from airflow_machine_images.api.calls import parse_timestamp
 from airflow_machine_images.exceptions import MachineImageValidationError, ResourceNotFoundError
 from airflow_machine_images.validation import parse_source_instance, validate_labels
 from airflow_machine_images.validation.primitives import show_value
@@ -154,7 +154,7 @@ def source_key(image: Mapping[str, Any]) -> str:
     """The image's source instance as ``projects/P/zones/Z/instances/I`` (raw text if unreadable).
 
     Taken as listed, with no ``instances.get``: Compute Engine names sources by project id and
-    instance name (:mod:`airflow_machine_images.source_names`), and a source it named two ways would
+    instance name (:mod:`airflow_machine_images.flows.source_names`), and a source it named two ways would
     only split into two groups that each keep their newest images: more kept, never fewer.
 
     :param image: a MachineImage resource.

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_machine_images.compute_api import API_VERSIONS
+from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.validation import validate_choice
 
 if TYPE_CHECKING:

@@ -1,0 +1,38 @@
+"""Operators for Compute Engine machine images: create, delete, prune, restore, select and check a fleet.
+
+Every operator class is importable from here (``from airflow_machine_images.operators import ...``);
+each lives in the module of its job: :mod:`.machine_images` (create, delete), :mod:`.retention`,
+:mod:`.restore` (restore into a new instance, delete such an instance) and :mod:`.fleet` (select
+instances, check backup coverage). DAG files import this package at parse time, so nothing here
+loads Google, ``requests`` or ``aiohttp`` code.
+"""
+
+from __future__ import annotations
+
+from airflow_machine_images.exceptions import ComputeEngineRetentionError
+from airflow_machine_images.operators.fleet import (
+    ComputeEngineListInstancesOperator,
+    ComputeEngineMachineImageCoverageCheckOperator,
+)
+from airflow_machine_images.operators.machine_images import (
+    ComputeEngineDeleteMachineImageOperator,
+    ComputeEngineInsertMachineImageOperator,
+    ComputeEngineMachineImageBaseOperator,
+    ComputeEngineMachineImageRetentionOperator,
+)
+from airflow_machine_images.operators.restore import (
+    ComputeEngineDeleteRestoredInstanceOperator,
+    ComputeEngineRestoreMachineImageOperator,
+)
+
+__all__ = [
+    "ComputeEngineDeleteMachineImageOperator",
+    "ComputeEngineDeleteRestoredInstanceOperator",
+    "ComputeEngineInsertMachineImageOperator",
+    "ComputeEngineListInstancesOperator",
+    "ComputeEngineMachineImageBaseOperator",
+    "ComputeEngineMachineImageCoverageCheckOperator",
+    "ComputeEngineMachineImageRetentionOperator",
+    "ComputeEngineRestoreMachineImageOperator",
+    "ComputeEngineRetentionError",
+]
