@@ -687,7 +687,8 @@ def findings_section(results: dict[str, Any]) -> list[str]:
             "run before the change: 187 reads, 60 in the busiest minute, detection p50 43.8 s, p99 71.1 s for a "
             "10-s poll interval). Now each cycle lists the operations that finished since the last one, "
             '`(status = "DONE") (endTime > W)` with W the newest server time seen minus 10 s: about one call per '
-            "500 completions, each with its outcome (`airflow_machine_images/triggers/finished_operations.py`; sources and "
+            "500 completions, each with its outcome (`airflow_machine_images/triggers/finished_operations.py`; "
+            "sources and "
             "fallbacks in docs/reliability.md). Every sixth cycle reconciles (reads every waited-for operation "
             f"again). This run: {big['operation_reads']} reads, {big['reads_busiest_minute']} in the busiest "
             f"minute, detection p50 {fmt_seconds(lat['p50'])}, p99 {fmt_seconds(lat['p99'])} for a "
