@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "airflow_machine_images.operators.machine_images",
+                    "airflow_machine_images.operators.retention",
                     "airflow_machine_images.operators.restore",
                     "airflow_machine_images.operators.fleet",
                 ],

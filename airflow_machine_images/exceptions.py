@@ -393,27 +393,31 @@ class MachineImageValidationError(ValueError):
 class ResubmissionNeeded(ComputeEngineError):
     """The server's answer leaves nothing to use, and submitting again cannot duplicate anything.
 
-    Raised when a finished operation points at a machine image that is gone (the server replayed a
-    request it remembers), when an existing image vanished before it could be reused, when a retry got
-    back the failed operation of an earlier try, or when a finished delete left an image that was made
-    again. The operators catch it and submit once more under the next generation's ``requestId``.
+    Raised when a finished operation points at a resource that is gone (the server replayed a request
+    it remembers), when an existing resource vanished before it could be reused, or when a retry got
+    back the failed operation of an earlier try. The flows catch it and submit once more under the next
+    generation's ``requestId``, within the bounds of
+    :func:`~airflow_machine_images.flows.resubmission.with_resubmissions`.
 
     :param message: why.
     :param fresh: the operation that left nothing to use was made by this try (not replayed from an
         earlier one): the try ends here, and the next try submits the next generation (at most one
-        fresh create per try, so a failing create cannot spin inside one try).
+        fresh submission per try, so a failing create cannot spin inside one try).
+    :param replayed: the operation that left nothing to use is an earlier try's, replayed by the server:
+        moving on to the next generation is how each try walks past the earlier tries' submissions.
     """
 
-    def __init__(self, message: str, *, fresh: bool = False) -> None:
+    def __init__(self, message: str, *, fresh: bool = False, replayed: bool = False) -> None:
         super().__init__(message)
         self.fresh = fresh
+        self.replayed = replayed
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_resubmission_needed, (str(self), self.fresh))
+        return (_resubmission_needed, (str(self), self.fresh, self.replayed))
 
 
-def _resubmission_needed(message: str, fresh: bool) -> ResubmissionNeeded:
-    return ResubmissionNeeded(message, fresh=fresh)
+def _resubmission_needed(message: str, fresh: bool, replayed: bool = False) -> ResubmissionNeeded:
+    return ResubmissionNeeded(message, fresh=fresh, replayed=replayed)
 
 
 class ComputeEngineRetentionError(AirflowFailException):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.links import machine_image_console_url
+from airflow_machine_images.links import instance_console_url, machine_image_console_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,6 +65,47 @@ def machine_image_summary(
     return summary
 
 
+def restored_instance_summary(
+    *,
+    project_id: str,
+    zone: str,
+    name: str,
+    source_machine_image: str,
+    request_id: str | None,
+    operation: Mapping[str, Any] | None,
+    instance: Mapping[str, Any] | None,
+    reused: bool = False,
+    replayed: bool = False,
+) -> dict[str, Any]:
+    """The restore operator's XCom: identifiers and facts, never the body.
+
+    :param project_id: the instance's project.
+    :param zone: its zone.
+    :param name: its name.
+    :param source_machine_image: the image restored, as a partial URL.
+    :param request_id: the requestId the insert carried (None when an existing instance was reused).
+    :param operation: the zonal insert operation, if one was made.
+    :param instance: the Instance resource, once read back.
+    :param reused: an existing instance was reused instead of created.
+    :param replayed: the server answered the requestId with an earlier submission's operation.
+    """
+    operation, instance = operation or {}, instance or {}
+    return {
+        "project_id": project_id,
+        "zone": zone,
+        "name": name,
+        "self_link": instance.get("selfLink") or operation.get("targetLink"),
+        "operation_name": operation.get("name"),
+        "request_id": request_id,
+        "status": instance.get("status") or "PROVISIONING",
+        "source_machine_image": source_machine_image,
+        "id": instance.get("id"),
+        "reused": reused,
+        "replayed": replayed,
+        "console_url": instance_console_url(project_id, zone, name),
+    }
+
+
 def delete_summary(
     project_id: str, name: str, *, deleted: bool, operation: Mapping[str, Any] | None, request_id: str | None
 ) -> dict[str, Any]:
@@ -81,6 +122,36 @@ def delete_summary(
         "name": name,
         "deleted": deleted,
         "operation_name": (operation or {}).get("name"),
+        "request_id": request_id,
+    }
+
+
+def restored_instance_delete_summary(
+    *,
+    project_id: str,
+    zone: str,
+    name: str,
+    instance_id: str | None,
+    operation: Mapping[str, Any] | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The delete-restored operator's XCom.
+
+    :param project_id: the project.
+    :param zone: the zone.
+    :param name: the instance name.
+    :param instance_id: the numeric id of the instance deleted (None if it was already gone).
+    :param operation: the zonal delete operation, if one was made.
+    :param request_id: the requestId sent.
+    """
+    return {
+        "project_id": project_id,
+        "zone": zone,
+        "name": name,
+        "id": instance_id,
+        "deleted": operation is not None,
+        "operation_name": (operation or {}).get("name"),
+        "status": operation.get("status") if operation is not None else "NOT_FOUND",
         "request_id": request_id,
     }
 

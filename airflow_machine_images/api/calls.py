@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from airflow_machine_images.api.answers import ServerAnswer, parse_http_date
 from airflow_machine_images.api.list_warnings import ListWarning, list_warning
 from airflow_machine_images.api.redaction import redact_key_material, scrub_text
 from airflow_machine_images.bodies.keys import iter_key_material
@@ -667,7 +668,7 @@ def parse_response(
         raise MalformedResponseError(
             f"{call.describe()} answered with {problem}", http_status=status, action=call.action
         )
-    return data
+    return ServerAnswer(data, parse_http_date(_header(headers, "Date")))
 
 
 def _scrubbed_error(error: ComputeEngineApiError, clean: Callable[[str], str]) -> ComputeEngineApiError:

@@ -1,33 +1,112 @@
-"""Deleting a machine image and confirming it is gone: shared by the delete and retention operators.
+"""Deleting one resource and confirming it is gone: the one delete flow of the package.
 
-A delete carries a task-derived ``requestId``, so a retry sends the same request and the server
-deduplicates it. After the operation is DONE the image is read once more: if an image of that name
-exists again (someone made it after our delete), :class:`~airflow_machine_images.exceptions.ResubmissionNeeded`
-asks the caller to delete it under the next generation's requestId.
+A machine image (the delete operator, each image retention prunes) and an instance a restore made
+(the delete-restored operator) are deleted the same way; what differs is told by a small adapter, a
+:class:`DeleteTarget` (:mod:`~airflow_machine_images.flows.machine_image`,
+:mod:`~airflow_machine_images.flows.instance`): how to read and delete the resource, and what proves
+it may be deleted.
+
+1. :func:`start_delete` reads the resource when the target deletes by identity, refuses it unless
+   the target's check passes, and sends the delete (by the numeric id just read, or by name) with the
+   generation's task-derived ``requestId``. A resource already gone is success.
+2. The operator waits for the operation (on the worker, or deferred), then :func:`confirm_gone` reads
+   the name again: not found, or found with another id (made since, not ours: left alone), is gone.
+
+The identity rule lives in :func:`confirm_gone` and :func:`start_delete` only; replays and
+resubmissions follow :mod:`airflow_machine_images.flows.resubmission`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_machine_images.api.calls import operation_errors, parse_timestamp
+from airflow_machine_images.api.answers import server_time_of
+from airflow_machine_images.api.calls import operation_errors
+from airflow_machine_images.events import error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
+from airflow_machine_images.flows.resubmission import is_replay, resubmit_if_replayed
 from airflow_machine_images.logs import log_operation_warnings
-from airflow_machine_images.results import delete_summary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_machine_images.flows.request_ids import RequestIds
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
 
 
-class StartedDelete:
-    """What a delete's outcome says, for an image or an instance: only its ``operation`` matters."""
+class DeleteTarget(Protocol):
+    """What the delete flow needs to know of one kind of resource (see the module docstring)."""
 
-    operation: Mapping[str, Any] | None
+    @property
+    def kind(self) -> str:
+        """The resource for messages, capitalised (``"Machine image"``)."""
+
+    @property
+    def zone(self) -> str | None:
+        """The zone of a zonal resource (None: global); its operations are zonal too."""
+
+    @property
+    def by_identity(self) -> bool:
+        """Read the resource first, check it, and delete it by the numeric id read."""
+
+    def get(self, hook: ComputeEngineMachineImageHook, request: DeleteRequest) -> Mapping[str, Any]:
+        """Read the resource by name (``ResourceNotFoundError`` when it does not exist)."""
+
+    def check(self, request: DeleteRequest, resource: Mapping[str, Any]) -> None:
+        """Raise unless this request may delete ``resource`` (nothing is deleted then)."""
+
+    def delete(
+        self, hook: ComputeEngineMachineImageHook, request: DeleteRequest, identity: str, request_id: str
+    ) -> Mapping[str, Any]:
+        """Send the delete of ``identity`` (an id or the name); return its operation."""
+
+    def where(self, request: DeleteRequest) -> str:
+        """Where the resource lives, for messages (``"in project p"``)."""
+
+    def summary(self, request: DeleteRequest, deletion: Deletion) -> dict[str, Any]:
+        """The task's XCom for ``deletion``."""
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    """A validated delete.
+
+    :param target: the kind of resource and its own arguments (zone, ...).
+    :param project_id: the project.
+    :param name: the resource's name.
+    :param request_ids: the requestId of each generation.
+    """
+
+    target: DeleteTarget
+    project_id: str
+    name: str
+    request_ids: RequestIds
+
+    @property
+    def what(self) -> str:
+        """The resource for messages (``"Machine image web-1"``)."""
+        return f"{self.target.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """Where one delete stands.
+
+    :param generation: which submission of this task instance it is (0 first).
+    :param request_id: the requestId sent (None when the resource was gone before anything was sent).
+    :param resource_id: the numeric id of the resource checked and deleted (None: deleted by name, or gone).
+    :param operation: the delete operation as last seen; None if the resource did not exist.
+    :param replayed: the server answered with an earlier try's operation (a remembered requestId).
+    """
+
+    generation: int
+    request_id: str | None
+    resource_id: str | None = None
+    operation: Mapping[str, Any] | None = None
+    replayed: bool = False
 
     @property
     def deleted(self) -> bool:
@@ -39,159 +118,174 @@ class StartedDelete:
         """Compute Engine is still running the delete operation."""
         return self.operation is not None and self.operation.get("status") != "DONE"
 
+    def summary(self, request: DeleteRequest) -> dict[str, Any]:
+        """The task's XCom for this delete.
 
-@dataclass(frozen=True)
-class Deletion(StartedDelete):
-    """One delete of one image.
-
-    :param project_id: the project.
-    :param name: the image name.
-    :param request_id: the requestId sent.
-    :param operation: the delete operation as last seen; None if the image did not exist.
-    :param replayed: the server answered with an earlier try's operation (a remembered requestId).
-    """
-
-    project_id: str
-    name: str
-    request_id: str
-    operation: Mapping[str, Any] | None
-    replayed: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        """The delete operator's XCom."""
-        return delete_summary(
-            self.project_id, self.name, deleted=self.deleted, operation=self.operation, request_id=self.request_id
-        )
+        :param request: the request this delete belongs to.
+        """
+        return request.target.summary(request, self)
 
 
 def start_delete(
-    hook: ComputeEngineMachineImageHook, project_id: str, name: str, request_id: str, log: Log
+    hook: ComputeEngineMachineImageHook, request: DeleteRequest, generation: int, *, is_retry: bool, log: Log
 ) -> Deletion:
-    """Send the delete; an image that does not exist gives a :class:`Deletion` without operation.
+    """Check the resource (when the target deletes by identity), then send the delete; gone already is success.
 
     :param hook: the hook.
-    :param project_id: the project.
-    :param name: the image name.
-    :param request_id: the requestId of this generation.
+    :param request: the validated request.
+    :param generation: the submission number (0 first).
+    :param is_retry: this is not the task's first try.
     :param log: the task's logger.
+    :raises ResubmissionNeeded: the server replayed an earlier try's failed delete.
     """
-    sent_at = time.time()
+    target, request_id = request.target, request.request_ids(generation)
+    gone = Deletion(generation, request_id)
+    resource_id = None
+    if target.by_identity:
+        try:
+            resource = target.get(hook, request)
+        except ResourceNotFoundError:
+            log.info("%s does not exist %s: nothing to delete", request.what, target.where(request))
+            return gone
+        target.check(request, resource)
+        resource_id = str(resource.get("id"))
+    sent = time.monotonic()
     try:
-        operation = hook.delete_machine_image(name=name, request_id=request_id, project_id=project_id)
+        operation = target.delete(hook, request, resource_id or request.name, request_id)
     except ResourceNotFoundError:
-        log.info("Machine image %s does not exist: nothing to delete", name)
-        return Deletion(project_id, name, request_id, operation=None)
-    started = parse_timestamp(operation.get("insertTime"))
-    # An operation older than the request, or DONE on arrival (real deletes take a while), is a replay.
-    replayed = (started is not None and started.timestamp() < sent_at - 1.0) or operation.get("status") == "DONE"
-    log.info("Delete accepted: operation %s (%s), requestId %s", operation["name"], operation["status"], request_id)
+        log.info("%s was deleted meanwhile: nothing to delete", request.what)
+        return gone
+    waited = time.monotonic() - sent
+    replayed = is_replay(operation, answered_at=server_time_of(operation), waited=waited, is_retry=is_retry)
+    log.info(
+        "%s%s: delete accepted, operation %s (%s), requestId %s%s",
+        request.what,
+        f" (id {resource_id})" if resource_id else "",
+        operation["name"],
+        operation["status"],
+        request_id,
+        " (replayed: an earlier try sent it)" if replayed else "",
+    )
     log_operation_warnings(log, operation)
-    deletion = Deletion(project_id, name, request_id, operation=operation, replayed=replayed)
-    if operation.get("status") == "DONE" and operation_errors(operation):
-        refuse_replayed_failure(deletion, operation)
+    deletion = replace(gone, resource_id=resource_id, operation=operation, replayed=replayed)
+    errors = operation_errors(operation) if operation.get("status") == "DONE" else []
+    if errors and replayed:
+        codes = ", ".join(str(error.get("code")) for error in errors)
+        raise ResubmissionNeeded(
+            f"{request.what}: delete operation {operation['name']} failed in an earlier try ({codes})", replayed=True
+        )
     return deletion
 
 
-def refuse_replayed_failure(deletion: Deletion, operation: Mapping[str, Any]) -> None:
-    """Ask for the next generation if the server replayed an earlier try's failed delete.
-
-    The server answers a remembered requestId with its original operation, even a failed one: left
-    alone, every retry would replay that failure. A delete that failed deleted nothing, so a new one
-    cannot do harm. A failure of this try's own delete is left to the caller (it ends the try).
-
-    :param deletion: the delete as started.
-    :param operation: its DONE, failed operation.
-    :raises ResubmissionNeeded: the failure is an earlier try's.
-    """
-    if deletion.replayed:
-        codes = ", ".join(str(e.get("code")) for e in operation_errors(operation))
-        raise ResubmissionNeeded(
-            f"Delete operation {operation.get('name')} of this task instance failed in an earlier try ({codes})"
-        )
-
-
 def confirm_gone(
-    hook: ComputeEngineMachineImageHook, deletion: Deletion, operation: Mapping[str, Any], log: Log
+    hook: ComputeEngineMachineImageHook,
+    request: DeleteRequest,
+    deletion: Deletion,
+    operation: Mapping[str, Any],
+    log: Log,
 ) -> Deletion:
-    """After a DONE delete, check that the image is gone.
+    """After a DONE delete, check that what was deleted is gone.
+
+    A resource of the same name but another id was made after the delete: it is not the one deleted,
+    and is left alone.
 
     :param hook: the hook.
+    :param request: the validated request.
     :param deletion: the delete waited for.
     :param operation: its DONE operation.
     :param log: the task's logger.
-    :raises ResubmissionNeeded: an image of that name exists again.
+    :raises ResubmissionNeeded: the resource deleted still exists (or, deleted by name, one of that name does).
     """
     try:
-        image = hook.get_machine_image(name=deletion.name, project_id=deletion.project_id)
+        resource = request.target.get(hook, request)
     except ResourceNotFoundError:
-        log.info("Machine image %s is deleted", deletion.name)
+        log.info("%s is deleted", request.what)
         return replace(deletion, operation=operation)
+    if deletion.resource_id is not None and str(resource.get("id")) != deletion.resource_id:
+        log.info(
+            "%s (id %s) is deleted; another of that name (id %s) exists now and is left alone",
+            request.what,
+            deletion.resource_id,
+            resource.get("id"),
+        )
+        return replace(deletion, operation=operation)
+    identity = f" (id {deletion.resource_id})" if deletion.resource_id is not None else ""
     raise ResubmissionNeeded(
-        f"Operation {operation.get('name')} (requestId {deletion.request_id}) is DONE but machine image "
-        f"{deletion.name} exists ({image.get('status')}): it was made again after that delete"
+        f"Operation {operation.get('name')} (requestId {deletion.request_id}) is DONE but {request.what}{identity} "
+        f"exists ({resource.get('status')})",
+        fresh=deletion.resource_id is not None and not deletion.replayed,
     )
 
 
 def wait_until_gone(
-    hook: ComputeEngineMachineImageHook, deletion: Deletion, *, timeout: float, poll_interval: float, log: Log
+    hook: ComputeEngineMachineImageHook,
+    request: DeleteRequest,
+    deletion: Deletion,
+    *,
+    timeout: float,
+    poll_interval: float,
+    log: Log,
 ) -> Deletion:
-    """Wait on this worker for the delete operation, then confirm the image is gone.
+    """Wait on this worker for the delete operation, then confirm the resource is gone.
 
     :param hook: the hook.
+    :param request: the validated request.
     :param deletion: a started delete.
     :param timeout: seconds to wait for the operation.
     :param poll_interval: the longest pause after an early answer of the long-poll.
     :param log: the task's logger.
-    :raises OperationFailedError: the delete failed.
-    :raises ResubmissionNeeded: an image of that name exists again.
+    :raises ResubmissionNeeded: an earlier try's delete failed (replayed), or the resource still exists.
+    :raises OperationFailedError: this try's delete failed.
     """
     if deletion.operation is None:
         return deletion
-    operation = wait_for_delete(
-        hook,
-        deletion.name,
-        deletion.operation,
-        project_id=deletion.project_id,
-        replayed=deletion.replayed,
-        timeout=timeout,
-        poll_interval=poll_interval,
-    )
-    return confirm_gone(hook, deletion, operation, log)
-
-
-def wait_for_delete(
-    hook: ComputeEngineMachineImageHook,
-    name: str,
-    operation: Mapping[str, Any],
-    *,
-    project_id: str,
-    replayed: bool,
-    timeout: float,
-    poll_interval: float,
-    zone: str | None = None,
-) -> dict[str, Any]:
-    """Wait on this worker for a delete operation (global, or zonal with ``zone``); return it DONE.
-
-    :param hook: the hook.
-    :param name: what is deleted (for the error).
-    :param operation: the delete operation as started.
-    :param project_id: the project.
-    :param replayed: the server replayed an earlier try's operation.
-    :param timeout: seconds to wait.
-    :param poll_interval: the longest pause after an early answer of the long-poll.
-    :param zone: the zone of a zonal operation.
-    :raises ResubmissionNeeded: an earlier try's delete failed (replayed): it deleted nothing.
-    :raises OperationFailedError: this try's delete failed.
-    """
     try:
-        return hook.wait_for_operation(
-            operation_name=operation["name"],
-            project_id=project_id,
-            zone=zone,
+        operation = hook.wait_for_operation(
+            operation_name=deletion.operation["name"],
+            project_id=request.project_id,
+            zone=request.target.zone,
             timeout=timeout,
             max_early_backoff=poll_interval,
         )
     except OperationFailedError as failure:
-        if replayed:
-            raise ResubmissionNeeded(f"Delete of {name} failed in an earlier try ({failure})") from failure
+        resubmit_if_replayed(failure, replayed=deletion.replayed, what=f"Delete of {request.what}")
         raise
+    return confirm_gone(hook, request, deletion, operation, log)
+
+
+def resume(hook: ComputeEngineMachineImageHook, request: DeleteRequest, event: Mapping[str, Any], log: Log) -> Deletion:
+    """Where the delete stands after the operation trigger's event (see :func:`trigger_extra`).
+
+    :param hook: the hook.
+    :param request: the validated request.
+    :param event: the operation trigger's event.
+    :param log: the task's logger.
+    :raises ResubmissionNeeded: an earlier try's delete failed, or the resource still exists.
+    """
+    extra = event.get("extra") or {}
+    deletion = Deletion(
+        generation=int(extra.get("generation", 0)),
+        request_id=extra.get("request_id"),
+        resource_id=extra.get("resource_id") or extra.get("instance_id"),
+        operation=event.get("operation"),
+        replayed=bool(extra.get("replayed")),
+    )
+    if event.get("status") != "success":
+        failure = error_from_event(event)
+        if isinstance(failure, OperationFailedError):
+            resubmit_if_replayed(failure, replayed=deletion.replayed, what=f"Delete of {request.what}")
+        raise failure
+    return confirm_gone(hook, request, deletion, event.get("operation") or {}, log)
+
+
+def trigger_extra(deletion: Deletion) -> dict[str, Any]:
+    """What the operation trigger hands back unchanged, so that :func:`resume` can rebuild ``deletion``.
+
+    :param deletion: the delete being waited for.
+    """
+    return {
+        "generation": deletion.generation,
+        "request_id": deletion.request_id,
+        "resource_id": deletion.resource_id,
+        "replayed": deletion.replayed,
+    }

@@ -20,7 +20,7 @@ from airflow_machine_images.exceptions import (
     failing_on_bad_input,
 )
 from airflow_machine_images.hooks.connection import connection_template_fields
-from airflow_machine_images.operators.machine_images import ComputeEngineMachineImageBaseOperator
+from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
 from airflow_machine_images.planning.coverage import MISSING, STALE, coverage_rows, format_table
 from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector
 from airflow_machine_images.validation import (

@@ -1,53 +1,37 @@
 """Operators that restore a machine image into a new instance, and delete such an instance again.
 
 DAG files import this module at parse time, so nothing here loads Google, ``requests`` or
-``aiohttp`` code. The steps of a restore live in :mod:`airflow_machine_images.flows.restore`, those
-of a delete in :mod:`airflow_machine_images.flows.restore_cleanup`.
+``aiohttp`` code. A restore is the one create flow (:mod:`airflow_machine_images.flows.create`) with
+the restored-instance target of :mod:`airflow_machine_images.flows.instance`; its cleanup is the one
+delete flow (:mod:`airflow_machine_images.flows.delete`) with the target that refuses any instance a
+restore did not make.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.schema import machine_image_schemas
 from airflow_machine_images.bodies.instance import RESTORE_LABEL_KEYS, build_instance_body, restore_labels
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
-from airflow_machine_images.compat import conf
-from airflow_machine_images.events import error_from_event
-from airflow_machine_images.exceptions import (
-    MachineImageValidationError,
-    OperationFailedError,
-    ResubmissionNeeded,
-    failing_on_bad_input,
-)
-from airflow_machine_images.flows import restore as restore_flow
-from airflow_machine_images.flows import restore_cleanup
-from airflow_machine_images.flows.deadlines import Deadline
-from airflow_machine_images.flows.request_ids import (
-    RequestIds,
-    TaskInstanceIdentity,
-    task_instance_key,
-    with_resubmissions,
-)
-from airflow_machine_images.flows.restore import RestoreRequest, RestoreState
+from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.flows.create import CreateRequest
+from airflow_machine_images.flows.delete import DeleteRequest
+from airflow_machine_images.flows.instance import RestoredInstanceDeleteTarget, RestoredInstanceTarget
+from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.links import InstanceLink
-from airflow_machine_images.operators.machine_images import (
+from airflow_machine_images.operators.base import (
+    DEFAULT_DEFERRABLE,
     IF_EXISTS_CHOICES,
-    ComputeEngineMachineImageBaseOperator,
     CreateAndWaitBaseOperator,
+    DeleteAndConfirmBaseOperator,
 )
-from airflow_machine_images.triggers.waits import MachineImageOperationTrigger
 from airflow_machine_images.validation import (
     parse_machine_image_ref,
-    validate_bool,
     validate_choice,
     validate_labels,
     validate_machine_image_name,
-    validate_optional_positive_int,
-    validate_positive_number,
     validate_request_id,
     validate_zone,
 )
@@ -127,6 +111,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         "request_id",
     )
     template_fields_renderers = {"labels": "json", "body": "json", "metadata": "json", "network_interfaces": "json"}
+    key_fields = ("body",)
     ui_color = "#d9fbe3"
     operator_extra_links = (InstanceLink(),)
     #: :class:`InstanceLink` reads the URL from the running operator.
@@ -147,13 +132,20 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         request_id: str | None = None,
         if_exists: str = "reuse",
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = DEFAULT_DEFERRABLE,
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
         requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            requests_per_minute_per_project=requests_per_minute_per_project,
+            **kwargs,
+        )
         self.name = name
         self.zone = zone
         self.source_machine_image = source_machine_image
@@ -165,15 +157,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.body = body
         self.request_id = request_id
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
-        self.wait_for_completion = validate_bool(wait_for_completion, "wait_for_completion")
-        self.deferrable = validate_bool(deferrable, "deferrable")
-        self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
-        self.timeout = validate_positive_number(timeout, "timeout")
-        self.requests_per_minute_per_project = validate_optional_positive_int(
-            requests_per_minute_per_project, "requests_per_minute_per_project"
-        )
 
-    def prepare_request(self, context: Context) -> RestoreRequest:
+    def prepare_request(self, context: Context) -> CreateRequest:
         """Validate every argument and build the Instance body; no request is sent.
 
         :param context: the task's context (the task instance names the default labels).
@@ -192,131 +177,36 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         reserved = sorted(RESTORE_LABEL_KEYS.intersection(given))
         if reserved:
             raise MachineImageValidationError(f"labels[{reserved[0]!r}]", "is set by the restore operator itself")
-        labels = merge_default_labels({**given, **restore_labels(image_name)}, default_labels(identity))
-        request = RestoreRequest(
-            project_id=project_id,
-            zone=zone,
-            name=name,
-            image_project=image_project,
-            image_name=image_name,
-            body={},
-            request_ids=RequestIds(identity, project_id, _instance_key(zone, name), "restore", fixed=request_id),
-            owner_key=task_instance_key(identity),
-            if_exists=self.if_exists,
-        )
+        target = RestoredInstanceTarget(zone=zone, image_project=image_project, image_name=image_name)
         body = build_instance_body(
             name=name,
             zone=zone,
-            source_machine_image=request.source_machine_image,
+            source_machine_image=target.source_machine_image,
             machine_type=self.machine_type,
             network_interfaces=self.network_interfaces,
-            labels=labels,
+            labels=merge_default_labels({**given, **restore_labels(image_name)}, default_labels(identity)),
             metadata=self.metadata,
             description=self.description,
             body=self.body,
             schemas=machine_image_schemas(self.api_version),
         )
-        return replace(request, body=body)
-
-    def _prepare_or_fail(self, context: Context) -> RestoreRequest:
-        with failing_on_bad_input():
-            return self.prepare_request(context)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        request = self._prepare_or_fail(context)
-        console_url = InstanceLink.persist(
-            context, self, project_id=request.project_id, zone=request.zone, name=request.name
-        )
-        self.log.info(
-            "Restoring %s into instance %s in %s/%s (console: %s)",
-            request.source_machine_image,
-            request.name,
-            request.project_id,
-            request.zone,
-            console_url,
-        )
-        self._deadline = Deadline.after(self.timeout)
-        self.hook.deadline = self._deadline.at
-        return self._restore(context, request, first_generation=0)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the triggerer: take up the restore where it stands and return the summary.
-
-        :param context: the task's context.
-        :param event: the operation trigger's event.
-        """
-        request = self._prepare_or_fail(context)
-        InstanceLink.persist(context, self, project_id=request.project_id, zone=request.zone, name=request.name)
-        self._deadline = Deadline.from_event(event, self.timeout)
-        self.hook.deadline = self._deadline.at
-        try:
-            state = restore_flow.resume(self.hook, request, event, self.log)
-            return self._until_running(request, state)
-        except ResubmissionNeeded as why:
-            generation = int((event.get("extra") or {}).get("generation", 0))
-            return self._restore(context, request, first_generation=generation + 1, reason=why)
-
-    def _restore(
-        self, context: Context, request: RestoreRequest, first_generation: int, reason: ResubmissionNeeded | None = None
-    ) -> dict[str, Any]:
-        def attempt(generation: int, is_retry: bool) -> dict[str, Any]:
-            state = restore_flow.submit(self.hook, request, generation, is_retry=is_retry, log=self.log)
-            return self._until_running(request, state)
-
-        return self._submit_until_usable(
-            context, attempt, first_generation=first_generation, what=f"Instance {request.name}", reason=reason
+        return CreateRequest(
+            target=target,
+            project_id=project_id,
+            name=name,
+            body=body,
+            request_ids=RequestIds(identity, project_id, _instance_key(zone, name), "restore", fixed=request_id),
+            owner_key=task_instance_key(identity),
+            if_exists=self.if_exists,
         )
 
-    def _until_running(self, request: RestoreRequest, state: RestoreState) -> dict[str, Any]:
-        """Wait for the zonal operation (here, or deferred), then until the instance is RUNNING; the summary.
-
-        With ``wait_for_completion=False`` the summary of the state as it is.
-        """
-        if state.operation_pending:
-            if not self.wait_for_completion:
-                return state.summary(request)
-            if self.deferrable:
-                self._defer(request, state)
-            waited = state
-            state = self._wait_out_operation(
-                state.operation,
-                project_id=request.project_id,
-                zone=request.zone,
-                finished=lambda op: restore_flow.finish_operation(self.hook, request, waited, op, self.log),
-                failed=lambda failure: restore_flow.on_operation_failed(self.hook, request, waited, failure, self.log),
-            )
-        if state.instance_pending and self.wait_for_completion:
-            # PROVISIONING/STAGING right after the operation: seconds, so read on the worker.
-            state = restore_flow.wait_until_running(
-                self.hook,
-                request,
-                state,
-                timeout=self._deadline.remaining(),
-                poll_interval=min(self.poll_interval, 5.0),
-                log=self.log,
-            )
-        return state.summary(request)
-
-    def _defer(self, request: RestoreRequest, state: RestoreState) -> None:
-        operation_name = str((state.operation or {}).get("name"))
-        self.log.info("Deferring until zonal operation %s is DONE", operation_name)
-        self.defer(
-            trigger=MachineImageOperationTrigger(
-                operation_name=operation_name,
-                zone=request.zone,
-                project_id=request.project_id,
-                poll_interval=self.poll_interval,
-                deadline=self._deadline.at,
-                event_extra=restore_flow.trigger_extra(state),
-                requests_per_minute_per_project=self.requests_per_minute_per_project,
-                **self.connection_kwargs(),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self._deadline.remaining()),
-        )
+    def persist_link(self, context: Context, request: CreateRequest) -> str:
+        """Store the instance's console link; return its URL."""
+        zone = str(request.target.zone)
+        return InstanceLink.persist(context, self, project_id=request.project_id, zone=zone, name=request.name)
 
 
-class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseOperator):
+class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     """Delete an instance that :class:`ComputeEngineRestoreMachineImageOperator` made, and no other.
 
     The instance is read first: without the restore labels (``restored-by=airflow-machine-images``
@@ -353,111 +243,33 @@ class ComputeEngineDeleteRestoredInstanceOperator(ComputeEngineMachineImageBaseO
         zone: str,
         request_id: str | None = None,
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = DEFAULT_DEFERRABLE,
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
         requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            requests_per_minute_per_project=requests_per_minute_per_project,
+            **kwargs,
+        )
         self.name = name
         self.zone = zone
         self.request_id = request_id
-        self.wait_for_completion = validate_bool(wait_for_completion, "wait_for_completion")
-        self.deferrable = validate_bool(deferrable, "deferrable")
-        self.poll_interval = validate_positive_number(poll_interval, "poll_interval")
-        self.timeout = validate_positive_number(timeout, "timeout")
-        self.requests_per_minute_per_project = validate_optional_positive_int(
-            requests_per_minute_per_project, "requests_per_minute_per_project"
-        )
 
-    def _request_ids(self, context: Context) -> tuple[RequestIds, str, str]:
-        """The requestIds of this task instance's delete, the zone and the name (arguments validated)."""
-        with failing_on_bad_input():
-            fixed = validate_request_id(self.request_id) if self.request_id is not None else None
-            zone = validate_zone(self.zone, "zone")
-            name = validate_machine_image_name(self.name, "name")
-            project_id = self.resolve_project_id()
-        identity = TaskInstanceIdentity.of(context["ti"])
-        return RequestIds(identity, project_id, _instance_key(zone, name), "delete", fixed=fixed), zone, name
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        request_ids, zone, name = self._request_ids(context)
-        self.log.info("Deleting restored instance %s in %s/%s", name, request_ids.project_id, zone)
-        self._deadline = Deadline.after(self.timeout)
-        self.hook.deadline = self._deadline.at
-        return self._delete(request_ids, zone, name, first_generation=0)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the triggerer: confirm the instance is gone.
+    def prepare_request(self, context: Context) -> DeleteRequest:
+        """The delete of this task instance (arguments validated); no request is sent.
 
         :param context: the task's context.
-        :param event: the operation trigger's event.
         """
-        request_ids, zone, name = self._request_ids(context)
-        self._deadline = Deadline.from_event(event, self.timeout)
-        self.hook.deadline = self._deadline.at
-        extra = event.get("extra") or {}
-        generation = int(extra.get("generation", 0))
-        if event.get("status") != "success":
-            failure = error_from_event(event)
-            if extra.get("replayed") and isinstance(failure, OperationFailedError):
-                why = ResubmissionNeeded(f"Delete of {name} failed in an earlier try ({failure})")
-                return self._delete(request_ids, zone, name, first_generation=generation + 1, reason=why)
-            raise failure
-        started = restore_cleanup.InstanceDeletion(
-            request_ids.project_id,
-            zone,
-            name,
-            str(extra.get("request_id")),
-            instance_id=extra.get("instance_id"),
-            operation=event.get("operation"),
-            replayed=bool(extra.get("replayed")),
-        )
-        try:
-            return restore_cleanup.confirm_gone(self.hook, started, event.get("operation") or {}, self.log).summary()
-        except ResubmissionNeeded as why:
-            return self._delete(request_ids, zone, name, first_generation=generation + 1, reason=why)
-
-    def _delete(
-        self,
-        request_ids: RequestIds,
-        zone: str,
-        name: str,
-        first_generation: int,
-        reason: ResubmissionNeeded | None = None,
-    ) -> dict[str, Any]:
-        def attempt(generation: int) -> dict[str, Any]:
-            started = restore_cleanup.start_delete(
-                self.hook, request_ids.project_id, zone, name, request_ids(generation), self.log
-            )
-            if not started.deleted or not self.wait_for_completion:
-                return started.summary()
-            if self.deferrable and started.pending:
-                self.defer(
-                    trigger=MachineImageOperationTrigger(
-                        operation_name=str((started.operation or {}).get("name")),
-                        zone=zone,
-                        project_id=started.project_id,
-                        poll_interval=self.poll_interval,
-                        deadline=self._deadline.at,
-                        event_extra={
-                            "generation": generation,
-                            "request_id": started.request_id,
-                            "instance_id": started.instance_id,
-                            "replayed": started.replayed,
-                        },
-                        requests_per_minute_per_project=self.requests_per_minute_per_project,
-                        **self.connection_kwargs(),
-                    ),
-                    method_name="execute_complete",
-                    timeout=timedelta(seconds=self._deadline.remaining()),
-                )
-            finished = restore_cleanup.wait_until_gone(
-                self.hook, started, timeout=self._deadline.remaining(), poll_interval=self.poll_interval, log=self.log
-            )
-            return finished.summary()
-
-        return with_resubmissions(
-            attempt, first_generation=first_generation, what=f"Instance {name}", log=self.log, reason=reason
-        )
+        fixed = validate_request_id(self.request_id) if self.request_id is not None else None
+        zone = validate_zone(self.zone, "zone")
+        name = validate_machine_image_name(self.name, "name")
+        project_id = self.resolve_project_id()
+        identity = TaskInstanceIdentity.of(context["ti"])
+        request_ids = RequestIds(identity, project_id, _instance_key(zone, name), "delete", fixed=fixed)
+        return DeleteRequest(RestoredInstanceDeleteTarget(zone), project_id, name, request_ids)

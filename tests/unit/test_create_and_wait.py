@@ -34,7 +34,7 @@ def operator_with(hook: StubHook) -> ComputeEngineInsertMachineImageOperator:
 
 def test_a_done_operation_goes_to_finished_with_the_zone_deadline_and_backoff() -> None:
     hook = StubHook({"name": "operation-1", "status": "DONE"})
-    result = operator_with(hook)._wait_out_operation(
+    result = operator_with(hook).wait_out_operation(
         {"name": "operation-1"},
         project_id="p",
         zone="us-central1-a",
@@ -50,7 +50,7 @@ def test_a_done_operation_goes_to_finished_with_the_zone_deadline_and_backoff() 
 
 def test_a_failed_operation_goes_to_failed_not_up() -> None:
     failure = OperationFailedError("operation-1", [{"code": "RESOURCE_ALREADY_EXISTS", "message": "taken"}])
-    result = operator_with(StubHook(failure))._wait_out_operation(
+    result = operator_with(StubHook(failure)).wait_out_operation(
         {"name": "operation-1"},
         project_id="p",
         finished=lambda op: ("finished", op["name"]),

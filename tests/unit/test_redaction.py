@@ -19,7 +19,8 @@ from airflow_machine_images.api.redaction import (
     scrub_text,
 )
 from airflow_machine_images.exceptions import ComputeEngineApiError, OperationFailedError
-from airflow_machine_images.flows.machine_image import InsertRequest
+from airflow_machine_images.flows.create import CreateRequest
+from airflow_machine_images.flows.machine_image import MachineImageTarget
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
 from airflow_machine_images.validation import parse_source_instance
 from tests.strategies import (
@@ -161,10 +162,10 @@ def test_the_reprs_of_request_objects_show_no_key() -> None:
     body = {"name": "img", "machineImageEncryptionKey": {"rawKey": CANARY_RAW_KEY}}
     call = API.insert_machine_image("p", body, source_instance=SOURCE, request_id="x")
     identity = TaskInstanceIdentity(dag_id="d", task_id="t", run_id="r", map_index=-1)
-    request = InsertRequest(
+    request = CreateRequest(
+        target=MachineImageTarget(parse_source_instance(SOURCE, default_project="p")),
         project_id="p",
         name="img",
-        source=parse_source_instance(SOURCE, default_project="p"),
         body=body,
         request_ids=RequestIds(identity, "p", "img", "insert"),
         owner_key="k",
@@ -198,7 +199,7 @@ def test_a_key_argument_rendered_to_text_is_parsed_and_masked(rendered: str) -> 
             [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rsaEncryptedKey": CANARY_RSA_KEY}}]
         ),
     )
-    with mock.patch("airflow_machine_images.operators.machine_images.mask_secret") as masked:
+    with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
         operator.mask_key_material()
     registered = {call.args[0] for call in masked.call_args_list}
     assert {CANARY_SLASH_KEY, CANARY_RSA_KEY} <= registered

@@ -257,7 +257,7 @@ def test_the_operator_deletes_nothing_the_fleet_keeps_even_from_a_stale_listing(
     )
     operator.__dict__["hook"] = hook
     operator.new_hook = lambda: hook  # type: ignore[method-assign]
-    with mock.patch("airflow_machine_images.operators.machine_images.timezone.utcnow", return_value=NOW):
+    with mock.patch("airflow_machine_images.operators.retention.timezone.utcnow", return_value=NOW):
         result = operator.execute({"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)})  # type: ignore[arg-type]
     truth = plan_retention(fleet, policy, NOW)
     assert len(hook.deleted) == len(set(hook.deleted))
@@ -290,7 +290,7 @@ def test_a_warned_listing_deletes_nothing(dry_run: bool) -> None:
     operator.__dict__["hook"] = hook
     operator.new_hook = lambda: hook  # type: ignore[method-assign]
     context = {"ti": mock.Mock(dag_id="d", task_id="prune", run_id="r", map_index=-1)}
-    with mock.patch("airflow_machine_images.operators.machine_images.timezone.utcnow", return_value=NOW):
+    with mock.patch("airflow_machine_images.operators.retention.timezone.utcnow", return_value=NOW):
         if dry_run:
             result = operator.execute(context)  # type: ignore[arg-type]
             assert result["would_delete"] == ["old-0", "old-1", "old-2"]

@@ -13,7 +13,8 @@ from airflow_machine_images.exceptions import (
     PermissionDeniedError,
     ResourceNotFoundError,
 )
-from airflow_machine_images.flows.machine_image import InsertRequest, check_source, source_to_send
+from airflow_machine_images.flows.create import CreateRequest
+from airflow_machine_images.flows.machine_image import MachineImageTarget
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
 from airflow_machine_images.flows.source_names import SourceNames, canonical_from_instance, has_numbers
 from airflow_machine_images.validation import InstanceRef, parse_source_instance
@@ -137,12 +138,12 @@ def test_a_self_link_that_keeps_the_number_is_compared_by_instance_id() -> None:
 # ---------------------------------------------------------------- in the insert flow
 
 
-def request_for(source: str) -> InsertRequest:
+def request_for(source: str) -> CreateRequest:
     identity = TaskInstanceIdentity("dag", "task", "run")
-    return InsertRequest(
+    return CreateRequest(
+        target=MachineImageTarget(ref(source)),
         project_id="prod-app",
         name="img",
-        source=ref(source),
         body={"name": "img"},
         request_ids=RequestIds(identity, "prod-app", "img", "insert"),
         owner_key="dag.task.run",
@@ -150,6 +151,16 @@ def request_for(source: str) -> InsertRequest:
 
 
 LOG = logging.getLogger("test")
+
+
+def source_to_send(hook: Any, request: CreateRequest, log: logging.Logger) -> str:
+    """The machine-image target's choice of ``sourceInstance`` for ``request``."""
+    return request.target.source_to_send(hook, log)  # type: ignore[attr-defined]
+
+
+def check_source(hook: Any, request: CreateRequest, image: dict[str, Any], log: logging.Logger) -> None:
+    """The machine-image target's source check of ``image`` against ``request``."""
+    request.target.check_source(hook, request, image, log)
 
 
 def test_the_canonical_form_is_sent_and_reused_by_the_read_back() -> None:
@@ -164,8 +175,8 @@ def test_the_canonical_form_is_sent_and_reused_by_the_read_back() -> None:
 def test_a_source_without_numbers_is_sent_as_given_without_any_call() -> None:
     hook = web_1_hook()
     request = request_for("projects/prod-app/zones/us-central1-a/instances/web-1")
-    assert source_to_send(hook, request, LOG) == request.source.partial_url  # type: ignore[arg-type]
-    check_source(hook, request, {"sourceInstance": f"{BASE}{request.source.partial_url}"}, LOG)  # type: ignore[arg-type]
+    assert source_to_send(hook, request, LOG) == request.target.source.partial_url  # type: ignore[arg-type]
+    check_source(hook, request, {"sourceInstance": f"{BASE}{request.target.source.partial_url}"}, LOG)  # type: ignore[arg-type]
     assert hook.calls == []
 
 

@@ -1,0 +1,261 @@
+"""Pruning machine images by a retention policy: keep the newest per source instance, delete the rest.
+
+The plan is pure (:mod:`airflow_machine_images.planning.retention`); each delete goes through the one
+delete flow (:mod:`airflow_machine_images.flows.delete`), right after the image is read again.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
+from airflow_machine_images.compat import AirflowFailException, timezone
+from airflow_machine_images.exceptions import (
+    ComputeEngineError,
+    ComputeEngineRetentionError,
+    MachineImageValidationError,
+    PartialListingError,
+    failing_on_bad_input,
+)
+from airflow_machine_images.flows import delete
+from airflow_machine_images.flows.delete import DeleteRequest
+from airflow_machine_images.flows.machine_image import MachineImageDeleteTarget
+from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
+from airflow_machine_images.flows.resubmission import with_resubmissions
+from airflow_machine_images.hooks.connection import connection_template_fields
+from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
+from airflow_machine_images.planning.retention import (
+    RetentionPlan,
+    RetentionPolicy,
+    changed_since_listed,
+    plan_retention,
+)
+from airflow_machine_images.results import retention_summary
+from airflow_machine_images.validation import (
+    coerce_rendered_bool,
+    split_label_selector,
+    validate_bool,
+    validate_positive_int,
+    validate_positive_number,
+)
+from airflow_machine_images.validation.templates import is_templated
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from airflow.sdk import Context
+
+__all__ = ["ComputeEngineMachineImageRetentionOperator"]
+
+
+class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOperator):
+    """Prune old machine images: keep the newest per source instance, delete the rest.
+
+    Lists the project's images matching the selector (server-side filter, every page), groups them
+    by source instance, keeps the newest ``keep_last`` READY images of each source and every image
+    younger than ``max_age``, and deletes the rest, ``max_concurrency`` at a time. It never deletes
+    an image outside the selector, the newest READY image of a source, or an image that is not
+    READY; a configuration that could (no selector, ``keep_last=0``, ``max_age=0``, neither) is
+    rejected before any request. Each delete carries a task-derived requestId, so a retried or
+    re-run task deletes nothing twice.
+
+    Returns ``{"project_id", "dry_run", "deleted", "kept", "not_ready", "by_source"}``.
+
+    :param label_selector: images must carry all of these labels (e.g. ``{"managed-by": "airflow"}``). Templated.
+    :param name_prefix: images' names must start with this. Templated.
+    :param keep_last: keep the newest N READY images of each source instance (N >= 1).
+    :param max_age: keep images younger than this (a timedelta, or seconds).
+    :param dry_run: log the plan and delete nothing.
+    :param max_concurrency: deletions in flight at once.
+    :param timeout: seconds to wait for each deletion.
+    :param project_id: the project; defaults to the connection's. Templated.
+    :param api_version: ``beta`` or ``v1``.
+    :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
+    :param impersonation_chain: service account(s) to impersonate. Templated.
+    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    """
+
+    template_fields: Sequence[str] = connection_template_fields("label_selector", "name_prefix", "plan_only")
+    template_fields_renderers = {"label_selector": "json"}
+    ui_color = "#fbe3d9"
+
+    def __init__(
+        self,
+        *,
+        label_selector: dict[str, str] | str | None = None,
+        name_prefix: str | None = None,
+        keep_last: int | None = None,
+        max_age: timedelta | float | None = None,
+        dry_run: bool | str = False,
+        max_concurrency: int = 4,
+        timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_age, bool) or not isinstance(max_age, (timedelta, int, float, type(None))):
+            raise MachineImageValidationError("max_age", "must be a timedelta or a number of seconds")
+        if keep_last is None and max_age is None:
+            raise MachineImageValidationError("keep_last", "give keep_last and/or max_age: what should be kept?")
+        self.label_selector = label_selector
+        self.name_prefix = name_prefix
+        self.keep_last = keep_last
+        self.max_age: timedelta | None = timedelta(seconds=max_age) if isinstance(max_age, (int, float)) else max_age
+        # Stored (and templated) under another name: BaseOperator.dry_run() is a method. A template
+        # such as "{{ params.dry_run }}" is checked once rendered (see execute); anything else now.
+        self.plan_only: bool | str = dry_run if is_templated(dry_run) else validate_bool(dry_run, "dry_run")
+        self.max_concurrency = validate_positive_int(max_concurrency, "max_concurrency")
+        self.timeout = validate_positive_number(timeout, "timeout")
+        if not is_templated(label_selector) and not is_templated(name_prefix):
+            self._policy()  # an unsafe configuration fails when the DAG is parsed
+
+    def _policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            label_selector=(
+                split_label_selector(self.label_selector)
+                if isinstance(self.label_selector, str)
+                else self.label_selector or {}
+            ),
+            name_prefix=self.name_prefix or None,
+            keep_last=self.keep_last,
+            max_age=self.max_age,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with failing_on_bad_input():
+            policy = self._policy()
+            dry_run = coerce_rendered_bool(self.plan_only, "dry_run")
+            project_id = self.resolve_project_id()
+        warnings: list[ListWarning] = []
+        images = self.hook.list_machine_images(project_id=project_id, filter_=policy.server_filter(), warnings=warnings)
+        partial = partial_warnings(warnings)
+        plan = plan_retention(images, policy, now=timezone.utcnow())
+        self.log.info(
+            "Retention in %s: %d images selected, %d to keep, %d to delete, %d not READY (left alone)",
+            project_id,
+            len(plan.keep) + len(plan.delete) + len(plan.not_ready) + len(plan.skipped),
+            len(plan.keep),
+            len(plan.delete),
+            len(plan.not_ready),
+        )
+        if plan.skipped:
+            self.log.warning("Left alone, they changed while they were listed: %s", plan.skipped)
+        for source, decision in plan.by_source.items():
+            self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
+        if plan.not_ready:
+            self.log.info("  not READY, left alone: %s", plan.not_ready)
+        if partial:
+            # A warned list may have left images out (discovery: MachineImageList.warning). Deleting only
+            # what it shows would still delete a subset of the right set, but the plan's counts and the
+            # guards would rest on a partial view: delete nothing, and let the next try list again.
+            self.log.warning(
+                "machineImages.list warned that images may be missing (%s): retention deletes nothing on a "
+                "partial listing",
+                describe_all(partial),
+            )
+        if dry_run:
+            self.log.info("Dry run: nothing deleted (would delete %s)", plan.delete)
+            return retention_summary(project_id, plan, dry_run=True, deleted=None)
+        if partial:
+            raise PartialListingError(
+                f"Retention in project {project_id} deleted nothing: machineImages.list warned that images may "
+                f"be missing ({describe_all(partial)}); the next try lists again"
+            )
+        deleted, skipped = self._delete_all(context, project_id, plan, policy)
+        return retention_summary(project_id, plan, dry_run=False, deleted=deleted, skipped=skipped)
+
+    def _delete_all(
+        self, context: Context, project_id: str, plan: RetentionPlan, policy: RetentionPolicy
+    ) -> tuple[list[str], list[str]]:
+        """Delete the plan's images with bounded concurrency; raise naming every failure after trying them all.
+
+        The listing is a past view: before a source's images are deleted, the images that justify it
+        (:attr:`RetentionPlan.guards`) are read again, and each image is read again right before its
+        delete. Anything that changed since the listing (gone, no longer READY, no longer selected,
+        made again) is skipped and logged; the next run decides on fresh data.
+
+        :return: the names deleted, and the names skipped because they (or their guards) changed.
+        """
+        hooks = threading.local()
+
+        def changed(name: str) -> str | None:
+            if not hasattr(hooks, "hook"):
+                hooks.hook = self.new_hook()  # one session per thread
+            return changed_since_listed(hooks.hook, project_id, plan.listed[name], policy)
+
+        guard_names = sorted({name for names in plan.guards.values() for name in names})
+        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="retention") as pool:
+            guard_changes = dict(zip(guard_names, pool.map(_or_error(changed), guard_names), strict=True))
+            skipped: list[str] = []
+            candidates: list[str] = []
+            for source, decision in plan.by_source.items():
+                moved = {name: guard_changes[name] for name in plan.guards.get(source, ()) if guard_changes[name]}
+                if moved:
+                    self.log.warning(
+                        "Not deleting %s of %s: the newer image(s) that justify it changed since the listing (%s)",
+                        decision["delete"],
+                        source,
+                        "; ".join(f"{name}: {why}" for name, why in sorted(moved.items())),
+                    )
+                    skipped += decision["delete"]
+                else:
+                    candidates += decision["delete"]
+            results = pool.map(lambda name: self._delete_one(context, project_id, name, changed), candidates)
+            outcomes = dict(zip(candidates, results, strict=True))
+        failures = {name: why for name, (outcome, why) in outcomes.items() if outcome == "failed"}
+        skipped += [name for name, (outcome, _) in outcomes.items() if outcome == "skipped"]
+        deleted = sorted(name for name, (outcome, _) in outcomes.items() if outcome == "deleted")
+        if failures:
+            details = "; ".join(f"{name}: {error}" for name, error in sorted(failures.items()))
+            raise ComputeEngineRetentionError(
+                f"Retention deleted {len(deleted)} image(s) but failed on {len(failures)}: {details}"
+            )
+        return deleted, sorted(skipped)
+
+    def _delete_one(
+        self, context: Context, project_id: str, name: str, changed: Callable[[str], str | None]
+    ) -> tuple[str, str | None]:
+        """Re-read one image, then delete it and confirm it is gone (the delete flow, on this worker).
+
+        :return: ``("deleted", None)`` (also if it was already gone while deleting), ``("skipped", why)``
+            when it changed since the listing, or ``("failed", error text)``.
+        """
+        try:
+            why = changed(name)
+        except (ComputeEngineError, AirflowFailException) as error:
+            return "failed", f"could not read it again before deleting: {error}"
+        if why is not None:
+            self.log.warning("Not deleting machine image %s: %s since the listing", name, why)
+            return "skipped", why
+        hook = self.new_hook()  # one session per thread
+        identity = TaskInstanceIdentity.of(context["ti"])
+        request = DeleteRequest(
+            MachineImageDeleteTarget(), project_id, name, RequestIds(identity, project_id, name, "delete")
+        )
+        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
+
+        def attempt(generation: int) -> delete.Deletion:
+            started = delete.start_delete(hook, request, generation, is_retry=is_retry, log=self.log)
+            return delete.wait_until_gone(
+                hook, request, started, timeout=self.timeout, poll_interval=10.0, log=self.log
+            )
+
+        try:
+            with_resubmissions(attempt, first_generation=0, what=request.what, log=self.log)
+        except (ComputeEngineError, AirflowFailException) as error:
+            return "failed", str(error)
+        return "deleted", None
+
+
+def _or_error(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """``check``, with a failed read reported as the reason (so a guard that cannot be read blocks deletions)."""
+
+    def checked(name: str) -> str | None:
+        try:
+            return check(name)
+        except (ComputeEngineError, AirflowFailException) as error:
+            return f"could not be read again: {error}"
+
+    return checked
