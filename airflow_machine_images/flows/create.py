@@ -112,6 +112,9 @@ class CreateTarget(Protocol):
     def where(self, request: CreateRequest) -> str:
         """Where the resource lives, for messages (``"in project p"``)."""
 
+    def announce(self, request: CreateRequest) -> str:
+        """What the task is about to do, for the log (``"Creating machine image x in project p from ..."``)."""
+
     def same_origin(self, request: CreateRequest) -> str:
         """How an adopted resource matches the request, for the log (``"from the same source instance"``)."""
 

@@ -109,6 +109,10 @@ class RestoredInstanceTarget:
         """``in P/ZONE``."""
         return f"in {request.project_id}/{self.zone}"
 
+    def announce(self, request: CreateRequest) -> str:
+        """``Restoring IMAGE into instance NAME in P/ZONE``."""
+        return f"Restoring {self.source_machine_image} into instance {request.name} in {request.project_id}/{self.zone}"
+
     def same_origin(self, request: CreateRequest) -> str:
         """``restored from IMAGE``."""
         return f"restored from {self.image_name}"

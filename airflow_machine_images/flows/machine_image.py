@@ -158,6 +158,10 @@ class MachineImageTarget:
         """``in project P``."""
         return f"in project {request.project_id}"
 
+    def announce(self, request: CreateRequest) -> str:
+        """``Creating machine image NAME in project P from SOURCE``."""
+        return f"Creating machine image {request.name} in project {request.project_id} from {self.source.partial_url}"
+
     def same_origin(self, request: CreateRequest) -> str:
         """``from the same source instance``."""
         return "from the same source instance"

@@ -251,7 +251,7 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
         self.mask_key_material()  # also when execute() is called without rendering (tests, custom runners)
         request = self._prepare_or_fail(context)
         console_url = self.persist_link(context, request)
-        self.log.info("Creating %s %s (console: %s)", request.what, request.target.where(request), console_url)
+        self.log.info("%s (console: %s)", request.target.announce(request), console_url)
         self.start_deadline()
         return self.succeeded(context, self._create(context, request, first_generation=0))
 
