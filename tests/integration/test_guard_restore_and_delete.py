@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
@@ -146,6 +147,23 @@ def test_an_adopted_restore_that_is_terminated_or_stopping_fails(
     after = get_instance()
     assert after is not None and after["id"] == seeded["id"] and after["status"] == status
     assert zone_insert_operations() == []
+
+
+def test_the_emulator_seeds_a_restored_instance_through_its_control_api(gcp_connection: ComputeEngineEmulator) -> None:
+    """The seeding the tests above use (``source_machine_image``), also from another process; bad values refused."""
+    body = {"instance": f"{ZONE}/seeded-1", "status": "TERMINATED", "source_machine_image": "global/machineImages/x"}
+    seeded = requests.post(f"{gcp_connection.url}/_emulator/instances", json=body, timeout=10)
+    assert seeded.status_code == 200, seeded.text
+    got = get_instance("seeded-1")
+    assert got is not None and got["status"] == "TERMINATED"
+    assert got["sourceMachineImage"].endswith(f"/compute/beta/projects/{PROJECT}/global/machineImages/x")
+    bad = requests.post(
+        f"{gcp_connection.url}/_emulator/instances",
+        json={"instance": f"{ZONE}/seeded-2", "source_machine_image": "images/x"},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and "source_machine_image" in bad.text
+    assert get_instance("seeded-2") is None
 
 
 # ---------------------------------------------------------------- 3. resumed restore resubmits once
