@@ -24,7 +24,15 @@ _IMAGE_KEYS = {
     "labels",
     "total_storage_bytes",
 }
-_INSTANCE_KEYS = {"instance", "project", "disk_size_gb", "operation_seconds", "labels", "status"}
+_INSTANCE_KEYS = {
+    "instance",
+    "project",
+    "disk_size_gb",
+    "operation_seconds",
+    "labels",
+    "status",
+    "source_machine_image",
+}
 _PROJECT_KEYS = {"project", "number"}
 
 
@@ -45,7 +53,7 @@ ROUTES: list[dict[str, str]] = [
     {
         "route": "POST /_emulator/instances",
         "does": "add an instance (any project); body: instance, project, disk_size_gb, operation_seconds, "
-        "labels, status",
+        "labels, status, source_machine_image",
     },
     {
         "route": "POST /_emulator/unreachable-zones",

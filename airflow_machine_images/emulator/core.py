@@ -23,6 +23,7 @@ from airflow_machine_images.emulator.faults import (
     FaultBook,
     RandomFaults,
 )
+from airflow_machine_images.emulator.instances_api import parse_machine_image
 from airflow_machine_images.emulator.options import EmulatorOptions, RateQuota, thin_list
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
 from airflow_machine_images.emulator.resources import Instance, Links
@@ -347,6 +348,7 @@ class ComputeEngineEmulator:
         operation_seconds: float | None = None,
         labels: dict[str, str] | None = None,
         status: str = "RUNNING",
+        source_machine_image: str | None = None,
     ) -> dict[str, Any]:
         """Create a source instance, in any project (the emulator serves every project).
 
@@ -356,6 +358,8 @@ class ComputeEngineEmulator:
         :param operation_seconds: how long inserting an image from it takes (None = the default).
         :param labels: its labels (checked as the API checks label keys and values).
         :param status: its status, one of :data:`INSTANCE_STATUSES` (default RUNNING).
+        :param source_machine_image: the machine image it was restored from (``projects/P/global/machineImages/N``,
+            ``global/machineImages/N`` or a URL; it need not exist), shown as its ``sourceMachineImage``.
         :return: the Instance JSON.
         """
         _require(instance, str, "instance")
@@ -364,6 +368,7 @@ class ComputeEngineEmulator:
         _require(operation_seconds, (int, float, type(None)), "operation_seconds")
         _require(labels, (dict, type(None)), "labels")
         _require(status, str, "status")
+        _require(source_machine_image, (str, type(None)), "source_machine_image")
         project_id, zone, name = self._instance_key(instance, project)
         if not PROJECT_RE.fullmatch(project_id) or not NAME_RE.fullmatch(zone) or not NAME_RE.fullmatch(name):
             raise ValueError(f"Invalid instance {instance!r}")
@@ -376,9 +381,23 @@ class ComputeEngineEmulator:
                 raise ValueError(f"Invalid label key {key!r}")
             if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
                 raise ValueError(f"Invalid label value {value!r} of {key!r}")
+        image_path = None
+        if source_machine_image is not None:
+            try:
+                image_project, image_name = parse_machine_image(source_machine_image, project_id)
+            except ApiError:
+                raise ValueError(f"Invalid source_machine_image {source_machine_image!r}") from None
+            image_path = f"projects/{image_project}/global/machineImages/{image_name}"
         with self._state.session():
             created = self._state.add_instance(
-                project_id, zone, name, disk_size_gb, operation_seconds, labels=labels, status=status
+                project_id,
+                zone,
+                name,
+                disk_size_gb,
+                operation_seconds,
+                labels=labels,
+                status=status,
+                source_machine_image=image_path,
             )
             return created.render(self.links, "beta")
 

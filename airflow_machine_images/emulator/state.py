@@ -185,6 +185,7 @@ class ComputeState:
         *,
         labels: dict[str, str] | None = None,
         status: str = "RUNNING",
+        source_machine_image: str | None = None,
     ) -> Instance:
         """Create (or replace) an instance. Call with the lock held.
 
@@ -195,6 +196,7 @@ class ComputeState:
         :param operation_seconds: insert duration for images made from it (None = default).
         :param labels: its labels.
         :param status: its status (RUNNING, STOPPED, TERMINATED, ...).
+        :param source_machine_image: the image it was restored from (``projects/P/global/machineImages/N``), if any.
         :return: the instance.
         """
         instance = Instance(
@@ -207,6 +209,7 @@ class ComputeState:
             created=self.clock.wall(self.clock.now()),
             labels=dict(labels or {}),
             status=status,
+            source_machine_image=source_machine_image,
         )
         self._instances[(project, zone, name)] = instance
         self.project_number(project)
