@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from airflow_machine_images.api.retry import Budget, RetryPolicy
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.exceptions import InvalidRequestError, PartialListingError, ResourceNotReadyError
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
 from airflow_machine_images.operators import ComputeEngineMachineImageRetentionOperator
-from airflow_machine_images.retry import Budget, RetryPolicy
 from tests.integration.conftest import PROJECT
 from tests.integration.test_bad_input import FakeTI
 

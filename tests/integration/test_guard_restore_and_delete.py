@@ -23,9 +23,12 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.exceptions import InstanceConflictError, InstanceNotRunningError, ResourceNotFoundError
+from airflow_machine_images.flows.resubmission import REPLAY_TOLERANCE_SECONDS
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-from airflow_machine_images.operators import ComputeEngineDeleteMachineImageOperator
-from airflow_machine_images.restore_operators import ComputeEngineRestoreMachineImageOperator
+from airflow_machine_images.operators import (
+    ComputeEngineDeleteMachineImageOperator,
+    ComputeEngineRestoreMachineImageOperator,
+)
 from tests.integration.conftest import PROJECT, SOURCE, connection_json
 from tests.integration.test_deferral import FakeTaskInstance, deferred, trigger_event
 
@@ -49,7 +52,7 @@ def emulator_with_image(gcp_connection: ComputeEngineEmulator) -> ComputeEngineE
 @pytest.fixture
 def slow_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeEngineEmulator]:
     """An emulator whose operations take 4 s, with ``img-a``: long enough for a retry to meet a running one."""
-    with ComputeEngineEmulator(default_project=PROJECT, operation_seconds=4.0, seed=7) as emu:
+    with ComputeEngineEmulator(default_project=PROJECT, operation_seconds=6.0, seed=7) as emu:
         emu.add_instance(SOURCE)
         emu.add_machine_image("img-a", source_instance=SOURCE)
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url))
@@ -177,7 +180,8 @@ def test_a_resumed_restore_left_without_an_instance_resubmits_under_the_next_gen
         slow_emulator.inject(Fault(kind="operation_error", action="instances.insert", times=1))
     # Try 1 submits and defers; its trigger never reports (the triggerer died with it).
     deferred(lambda: restore_operator(deferrable=True).execute(restore_context(1)))
-    time.sleep(1.5)  # the retry comes over a second later: the server's answer is recognisably a replay
+    # the retry comes later than the replay rule's slack: the server's answer is recognisably a replay
+    time.sleep(REPLAY_TOLERANCE_SECONDS + 1.5)
 
     op, context = restore_operator(deferrable=True), restore_context(2)
     waiting = deferred(lambda: op.execute(context))

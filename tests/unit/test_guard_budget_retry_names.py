@@ -8,13 +8,12 @@ import logging
 
 import pytest
 
-from airflow_machine_images import budget
+from airflow_machine_images.api.retry import Attempts, Budget, RetryPolicy
+from airflow_machine_images.bodies.labels import OWNER_LABEL
 from airflow_machine_images.exceptions import InvalidRequestError, MachineImageConflictError, ResourceNotReadyError
-from airflow_machine_images.insert_flow import check_source
-from airflow_machine_images.labels import OWNER_LABEL
-from airflow_machine_images.retry import Attempts, Budget, RetryPolicy
-from airflow_machine_images.source_names import SourceNames, canonical_from_instance
-from tests.unit.test_source_names import BASE, NUMBER, FakeInstances, ref, request_for
+from airflow_machine_images.flows.source_names import SourceNames, canonical_from_instance
+from airflow_machine_images.triggers import budget
+from tests.unit.test_source_names import BASE, NUMBER, FakeInstances, check_source, ref, request_for
 
 # ---------------------------------------------------------------- 7. the budget share rounds down
 

@@ -13,11 +13,11 @@ import contextlib
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images import polling
 from airflow_machine_images.emulator.filters import compile_filter
 from airflow_machine_images.emulator.timefmt import rfc3339
-from airflow_machine_images.finished_operations import OVERLAP_SECONDS
-from airflow_machine_images.polling import OperationPoller
+from airflow_machine_images.triggers import polling
+from airflow_machine_images.triggers.finished_operations import OVERLAP_SECONDS
+from airflow_machine_images.triggers.polling import OperationPoller
 from tests.unit.test_finished_operations import FakeScope, assert_every_result_final, fleet, run_waits
 
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from airflow_machine_images.exceptions import BackupCoverageError, PartialListingError
-from airflow_machine_images.fleet import FleetListing, InstanceSelector
-from airflow_machine_images.fleet_operators import (
+from airflow_machine_images.operators import (
     ComputeEngineListInstancesOperator,
     ComputeEngineMachineImageCoverageCheckOperator,
 )
+from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector
 
 BASE = "https://www.googleapis.com/compute/v1/projects/p/zones"
 NIGHTLY = {"backup": "nightly"}
