@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_machine_images.emulator import control, errors
-from airflow_machine_images.emulator.api import Call, ComputeApi, parse_source_instance, route
+from airflow_machine_images.emulator.api import EmulatedApi, route
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.faults import (
     DEFAULT_RANDOM_KINDS,
@@ -23,9 +23,13 @@ from airflow_machine_images.emulator.faults import (
     FaultBook,
     RandomFaults,
 )
+from airflow_machine_images.emulator.instance_store import InstanceStore
+from airflow_machine_images.emulator.machine_image_store import MachineImageStore
 from airflow_machine_images.emulator.options import EmulatorOptions, RateQuota, thin_list
 from airflow_machine_images.emulator.recording import RecordedRequest, RequestLog
-from airflow_machine_images.emulator.resources import Instance, Links
+from airflow_machine_images.emulator.references import parse_source_instance
+from airflow_machine_images.emulator.resources import Links
+from airflow_machine_images.emulator.routing import Call
 from airflow_machine_images.emulator.schema import LABEL_KEY_RE, LABEL_VALUE_RE, NAME_RE, PROJECT_RE
 from airflow_machine_images.emulator.server import (
     DEFAULT_MAX_BODY_BYTES,
@@ -33,13 +37,15 @@ from airflow_machine_images.emulator.server import (
     Response,
     is_loopback_host,
 )
-from airflow_machine_images.emulator.state import ComputeState
+from airflow_machine_images.emulator.state import ComputeState, Origin
 from airflow_machine_images.emulator.timefmt import Clock, parse_rfc3339
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from email.message import Message
     from types import TracebackType
+
+    from airflow_machine_images.emulator.resources import Instance
 
 __all__ = ["ComputeEngineEmulator", "is_loopback"]
 
@@ -205,9 +211,13 @@ class ComputeEngineEmulator:
             request_id_ttl_seconds=request_id_ttl_seconds,
             seed=seed,
         )
+        self._images = MachineImageStore(self._state)
+        self._instances = InstanceStore(self._state)
         self._faults = FaultBook()
-        self._api = ComputeApi(
+        self._api = EmulatedApi(
             self._state,
+            self._images,
+            self._instances,
             self.links,
             wait_deadline_seconds=wait_deadline_seconds,
             early_wait_probability=early_wait_probability,
@@ -377,7 +387,7 @@ class ComputeEngineEmulator:
             if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
                 raise ValueError(f"Invalid label value {value!r} of {key!r}")
         with self._state.session():
-            created = self._state.add_instance(
+            created = self._instances.add(
                 project_id, zone, name, disk_size_gb, operation_seconds, labels=labels, status=status
             )
             return created.render(self.links, "beta")
@@ -397,7 +407,7 @@ class ComputeEngineEmulator:
             _require(zone, str, "zones[]")
             if not NAME_RE.fullmatch(zone):
                 raise ValueError(f"Invalid zone {zone!r}")
-        self._api.unreachable_zones = frozenset(chosen)
+        self._instances.unreachable_zones = frozenset(chosen)
         return sorted(chosen)
 
     def add_machine_image(
@@ -448,32 +458,24 @@ class ComputeEngineEmulator:
             if not isinstance(key, str) or not isinstance(value, str):
                 raise ValueError("labels must map strings to strings")
         with self._state.session() as now:
-            if self._state.image(project_id, name) is not None:
+            if self._images.get(project_id, name) is not None:
                 raise ValueError(f"Machine image {name!r} already exists in {project_id}")
             source: Instance | None
             if source_instance is None:
-                source = next((i for i in self._state.instances(project_id)), None)
+                source = next((i for i in self._instances.in_project(project_id)), None)
                 if source is None:
                     raise ValueError(f"No instance in {project_id}: pass source_instance")
             else:
                 where = self._instance_key(source_instance, None)
-                source = self._state.instance(*where) or Instance(
-                    project=where[0],
-                    zone=where[1],
-                    name=where[2],
-                    id=self._state.new_id(),
-                    disk_size_gb=10,
-                    operation_seconds=None,
-                    created=self.clock.wall(now),
-                )
-            image, _ = self._state.create_image(
+                source = self._instances.get(*where) or self._instances.unlisted(*where, now)
+            image, _ = self._images.create(
                 project=project_id,
                 name=name,
                 source=source,
                 now=now,
                 created=created,
                 status=status,
-                user=f"someone@{project_id}.iam.gserviceaccount.com",
+                origin=Origin(f"someone@{project_id}.iam.gserviceaccount.com"),
                 version="beta",
                 fields={"labels": dict(labels or {}), "total_storage_bytes": total_storage_bytes},
             )
@@ -485,13 +487,13 @@ class ComputeEngineEmulator:
         """:param project: the project (default ``default_project``). :return: its images, by name, as
         the API shows them now."""
         with self._state.session():
-            images = self._state.images(self._project(project))
+            images = self._images.in_project(self._project(project))
             return [image.render(self.links) for image in sorted(images, key=lambda i: i.name)]
 
     def get_machine_image(self, name: str, project: str | None = None) -> dict[str, Any] | None:
         """:param name: the image. :param project: its project. :return: the image JSON, or None."""
         with self._state.session():
-            image = self._state.image(self._project(project), name)
+            image = self._images.get(self._project(project), name)
             return None if image is None else image.render(self.links)
 
     def operations(self, project: str | None = None) -> list[dict[str, Any]]:
