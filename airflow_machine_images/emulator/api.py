@@ -13,7 +13,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.emulator import errors
-from airflow_machine_images.emulator.context import ApiContext
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.instances import InstanceHandlers
 from airflow_machine_images.emulator.machine_images import MachineImageHandlers
@@ -22,14 +21,10 @@ from airflow_machine_images.emulator.routing import Route, RoutePattern, match_r
 from airflow_machine_images.emulator.schema import NAME_PATTERN, NAME_RE, PROJECT_RE, query_params
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from airflow_machine_images.emulator.faults import Fault
+    from airflow_machine_images.emulator.context import ApiContext
     from airflow_machine_images.emulator.instance_store import InstanceStore
     from airflow_machine_images.emulator.machine_image_store import MachineImageStore
-    from airflow_machine_images.emulator.resources import Links
     from airflow_machine_images.emulator.routing import Call, Handler
-    from airflow_machine_images.emulator.state import ComputeState
 
 __all__ = ["ROUTES", "EmulatedApi", "route"]
 
@@ -55,30 +50,25 @@ def route(method: str, path: str) -> Route:
 class EmulatedApi:
     """Answers routed requests from the stores, through the handler modules.
 
-    :param state: the shared state.
+    :param context: the state, links and fault give-back every handler module shares.
     :param images: the machine images.
     :param instances: the instances.
-    :param links: selfLink builder.
     :param wait_deadline_seconds: how long ``globalOperations.wait`` long-polls at most.
     :param early_wait_probability: chance a wait answers at once.
     :param seed: seed for early-wait draws.
-    :param give_back: returns a scripted fault that had no effect (an ``operation_error`` on a replay).
     """
 
     def __init__(
         self,
-        state: ComputeState,
+        context: ApiContext,
         images: MachineImageStore,
         instances: InstanceStore,
-        links: Links,
         *,
         wait_deadline_seconds: float,
         early_wait_probability: float,
         seed: int | None,
-        give_back: Callable[[Fault], None] | None = None,
     ) -> None:
-        self._state = state
-        context = ApiContext(state, links, give_back)
+        self._state = context.state
         self.machine_images = MachineImageHandlers(context, images, instances)
         self.operations = OperationHandlers(
             context,

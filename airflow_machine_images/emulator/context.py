@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from airflow_machine_images.emulator.routing import Call
     from airflow_machine_images.emulator.state import ComputeState
 
-__all__ = ["ApiContext", "caller"]
+__all__ = ["ApiContext"]
 
 
-def caller(project: str) -> str:
+def _caller(project: str) -> str:
     """:param project: the request's project. :return: the ``user`` of the operations it starts."""
     return f"emulator-user@{project}.iam.gserviceaccount.com"
 
@@ -44,34 +44,38 @@ class ApiContext:
         :return: the Operation JSON as of ``now``."""
         return operation.render(now, self.state.clock, self.links, version)
 
-    def replay(self, call: Call, request_id: str | None, now: float) -> dict[str, Any] | None:
-        """The answer to a repeated requestId: the operation it started, while remembered (lock held).
+    def start_once(
+        self, call: Call, request_id: str | None, start: Callable[[float, Origin], Operation]
+    ) -> dict[str, Any]:
+        """Start an operation, unless the requestId is remembered: then answer the operation it started.
 
         A replayed request makes no operation: an ``operation_error`` fault waits for the next that does.
 
         :param call: the request.
-        :param request_id: its requestId, if any.
-        :param now: ``time.monotonic()``.
-        :return: the original Operation JSON, or None (a new request).
+        :param request_id: its requestId (None: no replay).
+        :param start: checks what the request names and starts the operation (lock held), given ``now``
+            and the operation's origin; raises the request's ApiError.
+        :return: the Operation JSON.
         """
-        original = self.state.remembered(call.project, request_id, now)
-        if original is None:
-            return None
-        if call.fault is not None and call.fault.kind == "operation_error" and self.give_back is not None:
-            self.give_back(call.fault)
-        return self.render_operation(original, now, call.version)
+        with self.state.session() as now:
+            original = self.state.remembered(call.project, request_id, now)
+            if original is not None:
+                if call.fault is not None and call.fault.kind == "operation_error" and self.give_back is not None:
+                    self.give_back(call.fault)
+                return self.render_operation(original, now, call.version)
+            return self.render_operation(start(now, self._origin(call, request_id)), now, call.version)
 
     @staticmethod
-    def origin(call: Call, request_id: str | None) -> Origin:
-        """:param call: a request starting an operation. :param request_id: its requestId.
-        :return: its origin: the user, the requestId, and the failure an ``operation_error`` fault asks for."""
+    def _origin(call: Call, request_id: str | None) -> Origin:
+        """:return: the origin of the operation ``call`` starts: the user, the requestId, and the failure an
+        ``operation_error`` fault asks for."""
         fault = call.fault
         failure = None
         if fault is not None and fault.kind == "operation_error":
             failure = OperationFailure(
                 fault.error_code, fault.error_message, fault.http_error_status_code, fault.http_error_message
             )
-        return Origin(caller(call.project), request_id, failure)
+        return Origin(_caller(call.project), request_id, failure)
 
     def page(self, call: Call, items: list[dict[str, Any]], kind: str, collection: str) -> dict[str, Any]:
         """Filter, order and page rendered items into a ``*List`` answer.

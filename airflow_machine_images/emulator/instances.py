@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from airflow_machine_images.emulator.context import ApiContext
     from airflow_machine_images.emulator.instance_store import InstanceStore
     from airflow_machine_images.emulator.machine_image_store import MachineImageStore
-    from airflow_machine_images.emulator.resources import Instance, MachineImage
+    from airflow_machine_images.emulator.resources import Instance, MachineImage, Operation
     from airflow_machine_images.emulator.routing import Call, Handler
+    from airflow_machine_images.emulator.state import Origin
 
 __all__ = ["InstanceHandlers"]
 
@@ -110,40 +111,37 @@ class InstanceHandlers:
         zone = call.route.args["zone"]
         image_project, image_name = parse_machine_image(_source_image(call, body), call.project)
         fields = _instance_fields(body, zone)
-        with self._state.session() as now:
-            replayed = self._context.replay(call, rid, now)
-            if replayed is not None:
-                return replayed
+
+        def restore(now: float, origin: Origin) -> Operation:
             if self._instances.get(call.project, zone, name) is not None:
                 raise errors.already_exists(f"projects/{call.project}/zones/{zone}/instances/{name}")
             image = self._ready_image(image_project, image_name)
-            operation = self._instances.restore(
+            return self._instances.restore(
                 project=call.project,
                 zone=zone,
                 name=name,
                 image=image,
                 now=now,
-                origin=self._context.origin(call, rid),
+                origin=origin,
                 version=call.version,
                 fields=fields,
             )
-            return self._context.render_operation(operation, now, call.version)
+
+        return self._context.start_once(call, rid, restore)
 
     def delete(self, call: Call) -> dict[str, Any]:
         """``instances.delete`` (by name or numeric id): replay a remembered requestId, else start deleting.
 
         :param call: the request.
         """
-        rid = request_id(call)
-        with self._state.session() as now:
-            replayed = self._context.replay(call, rid, now)
-            if replayed is not None:
-                return replayed
+
+        def start_deleting(now: float, origin: Origin) -> Operation:
             instance = self._instance_or_404(call)
             if instance.operation is not None and instance.operation.operation_type == "delete":
                 raise ApiError(400, "resourceNotReady", f"The resource '{instance.path}' is not ready")
-            operation = self._instances.delete(instance, now=now, origin=self._context.origin(call, rid))
-            return self._context.render_operation(operation, now, call.version)
+            return self._instances.delete(instance, now=now, origin=origin)
+
+        return self._context.start_once(call, request_id(call), start_deleting)
 
     def _instance_or_404(self, call: Call) -> Instance:
         """:return: the instance the path names (lock held). :raises ApiError: 404."""

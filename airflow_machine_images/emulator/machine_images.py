@@ -14,12 +14,10 @@ import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_machine_images.emulator import errors
-from airflow_machine_images.emulator.context import caller
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.references import parse_source_instance
 from airflow_machine_images.emulator.routing import RoutePattern
 from airflow_machine_images.emulator.schema import machine_image_fields
-from airflow_machine_images.emulator.state import Origin
 from airflow_machine_images.emulator.validation import (
     object_body,
     optional_field,
@@ -32,8 +30,9 @@ if TYPE_CHECKING:
     from airflow_machine_images.emulator.context import ApiContext
     from airflow_machine_images.emulator.instance_store import InstanceStore
     from airflow_machine_images.emulator.machine_image_store import MachineImageStore
-    from airflow_machine_images.emulator.resources import Instance, MachineImage
+    from airflow_machine_images.emulator.resources import Instance, MachineImage, Operation
     from airflow_machine_images.emulator.routing import Call, Handler
+    from airflow_machine_images.emulator.state import Origin
 
 __all__ = ["MachineImageHandlers"]
 
@@ -81,10 +80,8 @@ class MachineImageHandlers:
         body, name = resource_body(call, machine_image_fields(call.version))
         source = _source_instance(call, body)
         fields = _image_fields(body)
-        with self._state.session() as now:
-            replayed = self._context.replay(call, rid, now)
-            if replayed is not None:
-                return replayed
+
+        def create(now: float, origin: Origin) -> Operation:
             instance = self._existing_instance(source)
             if self._images.get(call.project, name) is not None:
                 raise errors.already_exists(_image_path(call.project, name))
@@ -93,12 +90,14 @@ class MachineImageHandlers:
                 name=name,
                 source=instance,
                 now=now,
-                origin=self._context.origin(call, rid),
+                origin=origin,
                 version=call.version,
                 fields=fields,
             )
             assert operation is not None
-            return self._context.render_operation(operation, now, call.version)
+            return operation
+
+        return self._context.start_once(call, rid, create)
 
     def get(self, call: Call) -> dict[str, Any]:
         """``machineImages.get`` (by name or numeric id). :param call: the request."""
@@ -112,20 +111,18 @@ class MachineImageHandlers:
         return self._context.page(call, items, "compute#machineImageList", "machineImages")
 
     def delete(self, call: Call) -> dict[str, Any]:
-        """``machineImages.delete``: replay a remembered requestId, else start deleting a READY image.
+        """``machineImages.delete``: replay a remembered requestId, else start deleting an image not in flux.
 
         :param call: the request.
         """
-        rid = request_id(call)
-        with self._state.session() as now:
-            replayed = self._context.replay(call, rid, now)
-            if replayed is not None:
-                return replayed
+
+        def start_deleting(now: float, origin: Origin) -> Operation:
             image = self._image_or_404(call)
             if image.status in ("CREATING", "DELETING"):
                 raise ApiError(400, "resourceNotReady", f"The resource '{image.path}' is not ready")
-            operation = self._images.delete(image, now=now, origin=self._context.origin(call, rid))
-            return self._context.render_operation(operation, now, call.version)
+            return self._images.delete(image, now=now, origin=origin)
+
+        return self._context.start_once(call, request_id(call), start_deleting)
 
     def set_labels(self, call: Call) -> dict[str, Any]:
         """``machineImages.setLabels``: no ``requestId`` (not a parameter of the method in either discovery
@@ -140,15 +137,17 @@ class MachineImageHandlers:
                 f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at 'body': Cannot find field."
             )
         labels = validate_labels(body.get("labels"), "labels")
-        with self._state.session() as now:
+
+        def relabel(now: float, origin: Origin) -> Operation:
             image = self._image_or_404(call)
             current = image.render(self._context.links, call.version)["labelFingerprint"]
             if body.get("labelFingerprint") != current:
                 raise ApiError(
                     412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed"
                 )
-            operation = self._images.set_labels(image, labels, now=now, origin=Origin(caller(call.project)))
-            return self._context.render_operation(operation, now, call.version)
+            return self._images.set_labels(image, labels, now=now, origin=origin)
+
+        return self._context.start_once(call, None, relabel)
 
     def _image_or_404(self, call: Call) -> MachineImage:
         """:return: the image the path names (lock held). :raises ApiError: 404."""
