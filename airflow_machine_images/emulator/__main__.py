@@ -90,6 +90,38 @@ def _log_request(record: RecordedRequest) -> None:
     sys.stderr.flush()
 
 
+def _emulator(args: argparse.Namespace) -> ComputeEngineEmulator:
+    """The emulator the command line asks for, seeded with its instances and random faults.
+
+    :param args: the parsed command line.
+    :raises ValueError: an argument the emulator refuses.
+    """
+    emulator = ComputeEngineEmulator(
+        args.host,
+        args.port,
+        default_project=args.project,
+        operation_seconds=args.operation_seconds,
+        wait_deadline_seconds=args.wait_deadline,
+        early_wait_probability=args.early_wait_probability,
+        request_id_ttl_seconds=args.request_id_ttl,
+        seed=args.seed,
+        self_link_base=args.self_link_base,
+        allow_remote=args.allow_remote,
+        on_request=None if args.quiet else _log_request,
+        max_request_bytes=args.max_request_bytes,
+        rate_quota_per_minute=args.rate_quota,
+        rate_quota_window_seconds=args.rate_quota_window,
+        concurrent_operations_limit=args.concurrent_operations_limit,
+        partial_list_fraction=args.partial_list_fraction,
+        partial_list_warning=None if args.partial_list_warning == "none" else args.partial_list_warning,
+    )
+    for instance in args.instance:
+        emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)
+    if args.fault_rate > 0:
+        emulator.inject_random(rate=args.fault_rate)
+    return emulator
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGTERM or SIGINT.
 
@@ -101,29 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"Refusing to bind {args.host}: not a loopback address (use --allow-remote)\n")
         return 2
     try:
-        emulator = ComputeEngineEmulator(
-            args.host,
-            args.port,
-            default_project=args.project,
-            operation_seconds=args.operation_seconds,
-            wait_deadline_seconds=args.wait_deadline,
-            early_wait_probability=args.early_wait_probability,
-            request_id_ttl_seconds=args.request_id_ttl,
-            seed=args.seed,
-            self_link_base=args.self_link_base,
-            allow_remote=args.allow_remote,
-            on_request=None if args.quiet else _log_request,
-            max_request_bytes=args.max_request_bytes,
-            rate_quota_per_minute=args.rate_quota,
-            rate_quota_window_seconds=args.rate_quota_window,
-            concurrent_operations_limit=args.concurrent_operations_limit,
-            partial_list_fraction=args.partial_list_fraction,
-            partial_list_warning=None if args.partial_list_warning == "none" else args.partial_list_warning,
-        )
-        for instance in args.instance:
-            emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)
-        if args.fault_rate > 0:
-            emulator.inject_random(rate=args.fault_rate)
+        emulator = _emulator(args)
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -1,40 +1,27 @@
-"""The ``/_emulator/*`` endpoints: seed, inspect and script the emulator from another process."""
+"""The ``/_emulator/*`` endpoints: seed, inspect and script the emulator from another process.
+
+Each endpoint calls one public method of the emulator, on the collaborator that has it (:mod:`.seeding`,
+:mod:`.behaviour`, :mod:`.recording`); a body's fields are that method's arguments.
+"""
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images.emulator.bodies import json_bytes, parse_json_body
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.faults import Fault
+from airflow_machine_images.emulator.server import Response
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_machine_images.emulator.core import ComputeEngineEmulator
+    from airflow_machine_images.emulator.behaviour import Behaviour
+    from airflow_machine_images.emulator.recording import RequestLog
+    from airflow_machine_images.emulator.seeding import Seeder
 
-__all__ = ["handle"]
-
-_RANDOM_KEYS = {"rate", "kinds", "actions", "statuses", "retry_after_seconds", "slow_seconds", "seed"}
-_IMAGE_KEYS = {
-    "name",
-    "source_instance",
-    "project",
-    "status",
-    "creation_timestamp",
-    "labels",
-    "total_storage_bytes",
-}
-_INSTANCE_KEYS = {
-    "instance",
-    "project",
-    "disk_size_gb",
-    "operation_seconds",
-    "labels",
-    "status",
-    "source_machine_image",
-}
-_PROJECT_KEYS = {"project", "number"}
-
+__all__ = ["ROUTES", "ControlEndpoints"]
 
 #: The control API, as ``GET /_emulator/`` lists it (README.md documents each route with an example).
 ROUTES: list[dict[str, str]] = [
@@ -86,59 +73,20 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _only(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
-    unknown = set(body) - allowed
+def _call_with(body: Any, method: Callable[..., Any]) -> Any:
+    """Call a seeding or fault method with a body's fields as its keyword arguments.
+
+    :param body: the parsed body (a JSON object).
+    :param method: the method; its parameters are the fields allowed.
+    :return: what it returns.
+    :raises ValueError: the body is not an object, or has a field that is not a parameter.
+    """
+    fields = _object(body)
+    allowed = set(inspect.signature(method).parameters)
+    unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"Unknown fields: {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
-    return body
-
-
-def handle(
-    emulator: ComputeEngineEmulator, method: str, path: str, query: dict[str, str], body: Any
-) -> tuple[int, Any]:
-    """Answer a control request (never recorded).
-
-    :param emulator: the emulator.
-    :param method: HTTP method.
-    :param path: ``/_emulator/...``.
-    :param query: query parameters.
-    :param body: parsed JSON body, or None.
-    :return: HTTP status and JSON answer.
-    """
-    routes: dict[tuple[str, str], Any] = {
-        ("GET", "/_emulator/"): lambda: {"routes": ROUTES, "docs": "README.md, section 'The emulator's control API'"},
-        ("GET", "/_emulator/health"): lambda: {"status": "ok", "url": emulator.url},
-        ("GET", "/_emulator/requests"): lambda: [r.to_json() for r in emulator.requests],
-        ("DELETE", "/_emulator/requests"): lambda: _done(emulator.clear_requests),
-        ("GET", "/_emulator/machineImages"): lambda: emulator.machine_images(query.get("project") or None),
-        ("POST", "/_emulator/machineImages"): lambda: emulator.add_machine_image(**_only(_object(body), _IMAGE_KEYS)),
-        ("GET", "/_emulator/operations"): lambda: emulator.operations(query.get("project") or None),
-        ("POST", "/_emulator/instances"): lambda: emulator.add_instance(**_only(_object(body), _INSTANCE_KEYS)),
-        ("POST", "/_emulator/projects"): lambda: emulator.add_project(**_only(_object(body), _PROJECT_KEYS)),
-        ("POST", "/_emulator/unreachable-zones"): lambda: {
-            "zones": emulator.set_unreachable_zones(_only(_object(body), {"zones"}).get("zones", []))
-        },
-        ("POST", "/_emulator/faults"): lambda: _faults(emulator, _object(body)),
-        ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in emulator.pending_faults()],
-        ("DELETE", "/_emulator/faults"): lambda: _done(emulator.clear_faults),
-        ("POST", "/_emulator/forget-request-ids"): lambda: _done(emulator.forget_request_ids),
-        ("GET", "/_emulator/options"): lambda: emulator.options.to_json(),
-        ("PUT", "/_emulator/options"): lambda: emulator.set_options(**_object(body)).to_json(),
-    }
-    action = routes.get((method, path))
-    if action is None:
-        known = {p for _, p in routes}
-        error = (
-            ApiError(405, "methodNotAllowed", f"Method {method} is not allowed on {path}")
-            if path in known
-            else ApiError(404, "notFound", f"No control endpoint {path}")
-        )
-        return error.code, error.payload()
-    try:
-        return 200, action()
-    except (ValueError, TypeError) as exc:
-        error = ApiError(400, "invalid", str(exc))
-        return 400, error.payload()
+    return method(**fields)
 
 
 def _done(action: Callable[[], None]) -> dict[str, Any]:
@@ -146,11 +94,89 @@ def _done(action: Callable[[], None]) -> dict[str, Any]:
     return {}
 
 
-def _faults(emulator: ComputeEngineEmulator, body: dict[str, Any]) -> dict[str, Any]:
-    if "random" in body:
-        settings = _only(_object(body["random"]), _RANDOM_KEYS)
-        emulator.inject_random(**settings)
-        return {"random": settings}
-    fault = Fault.from_json(body)
-    emulator.inject(fault)
-    return fault.to_json()
+class ControlEndpoints:
+    """Answers ``/_emulator/*`` requests (never recorded, never faulted).
+
+    :param seeder: seeding and reading back.
+    :param behaviour: faults and standing options.
+    :param log: the request log.
+    :param url: gives the emulator's base URL.
+    """
+
+    def __init__(self, seeder: Seeder, behaviour: Behaviour, log: RequestLog, url: Callable[[], str]) -> None:
+        self._seeder = seeder
+        self._behaviour = behaviour
+        self._log = log
+        self._url = url
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+        """Answer a control request.
+
+        :param method: HTTP method.
+        :param path: ``/_emulator/...``.
+        :param query: query parameters.
+        :param body: the raw body (JSON, or empty).
+        :return: the response (400 for a body that is not JSON).
+        """
+        try:
+            parsed = parse_json_body(body)
+        except ApiError as error:
+            return Response(status=400, body=json_bytes(error.payload()))
+        status, payload = self.answer(method, path, query, parsed)
+        return Response(status=status, body=json_bytes(payload))
+
+    def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """:param method: HTTP method. :param path: ``/_emulator/...``. :param query: query parameters.
+        :param body: the parsed JSON body, or None. :return: HTTP status and JSON answer."""
+        routes = self._routes(query, body)
+        action = routes.get((method, path))
+        if action is None:
+            known = {p for _, p in routes}
+            error = (
+                ApiError(405, "methodNotAllowed", f"Method {method} is not allowed on {path}")
+                if path in known
+                else ApiError(404, "notFound", f"No control endpoint {path}")
+            )
+            return error.code, error.payload()
+        try:
+            return 200, action()
+        except (ValueError, TypeError) as exc:
+            error = ApiError(400, "invalid", str(exc))
+            return 400, error.payload()
+
+    def _routes(self, query: dict[str, str], body: Any) -> dict[tuple[str, str], Callable[[], Any]]:
+        """Each endpoint's method and path, and what it does with this request's query and body."""
+        seeder, behaviour, log = self._seeder, self._behaviour, self._log
+        project = query.get("project") or None
+        return {
+            ("GET", "/_emulator/"): lambda: {
+                "routes": ROUTES,
+                "docs": "README.md, section 'The emulator's control API'",
+            },
+            ("GET", "/_emulator/health"): lambda: {"status": "ok", "url": self._url()},
+            ("GET", "/_emulator/requests"): lambda: [r.to_json() for r in log.snapshot()],
+            ("DELETE", "/_emulator/requests"): lambda: _done(log.clear),
+            ("GET", "/_emulator/machineImages"): lambda: seeder.machine_images(project),
+            ("POST", "/_emulator/machineImages"): lambda: _call_with(body, seeder.add_machine_image),
+            ("GET", "/_emulator/operations"): lambda: seeder.operations(project),
+            ("POST", "/_emulator/instances"): lambda: _call_with(body, seeder.add_instance),
+            ("POST", "/_emulator/projects"): lambda: _call_with(body, seeder.add_project),
+            ("POST", "/_emulator/unreachable-zones"): lambda: {"zones": _call_with(body, seeder.set_unreachable_zones)},
+            ("POST", "/_emulator/faults"): lambda: self._faults(body),
+            ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in behaviour.pending_faults()],
+            ("DELETE", "/_emulator/faults"): lambda: _done(behaviour.clear_faults),
+            ("POST", "/_emulator/forget-request-ids"): lambda: _done(behaviour.forget_request_ids),
+            ("GET", "/_emulator/options"): lambda: behaviour.options.to_json(),
+            ("PUT", "/_emulator/options"): lambda: behaviour.set_options(**_object(body)).to_json(),
+        }
+
+    def _faults(self, body: Any) -> dict[str, Any]:
+        """``POST /_emulator/faults``: a scripted fault, or ``{"random": settings}``."""
+        fields = _object(body)
+        if "random" in fields:
+            settings = _object(fields["random"])
+            _call_with(settings, self._behaviour.inject_random)
+            return {"random": settings}
+        fault = Fault.from_json(fields)
+        self._behaviour.inject(fault)
+        return fault.to_json()

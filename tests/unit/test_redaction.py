@@ -170,7 +170,8 @@ def test_the_reprs_of_request_objects_show_no_key() -> None:
         request_ids=RequestIds(identity, "p", "img", "insert"),
         owner_key="k",
     )
-    from airflow_machine_images.emulator.api import Call, route
+    from airflow_machine_images.emulator.api import route
+    from airflow_machine_images.emulator.routing import Call
 
     emulator_call = Call(route("POST", "/compute/beta/projects/p/global/machineImages"), {}, body)
     for thing in (call, request, emulator_call):

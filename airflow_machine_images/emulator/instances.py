@@ -1,0 +1,238 @@
+"""``instances.get``, ``aggregatedList``, ``insert`` from a machine image and ``delete``: zonal resources.
+
+What the real API does, and where it is written:
+
+- ``instances.insert`` takes ``sourceMachineImage`` as a query parameter and as a field of the
+  Instance body (``compute.beta.json`` and ``compute.v1.json``, ``resources.instances.methods.insert``
+  and ``schemas.Instance``); Google's REST example in "Create VMs from machine images" sends the body
+  field. Either is accepted here; both with different values is refused (no source settles which
+  would win: the safe reading is an error).
+- The insert answers a zonal Operation (``zoneOperations``); the instance is PROVISIONING, then
+  STAGING, then RUNNING ("VM instance life cycle"). A taken name is 409 ``alreadyExists``, a missing
+  image 404; an image that is not READY is refused with 400 ``resourceNotReady`` (the documentation
+  does not say; the safe reading is that nothing is made from an image still being created).
+- ``instances.delete`` takes a name or a numeric id (the path parameter's pattern allows both) and
+  answers a zonal Operation; the instance is STOPPING until it is gone.
+- Both deduplicate by ``requestId`` exactly as ``machineImages.insert`` does.
+- ``instances.aggregatedList`` answers every zone scope (:mod:`.aggregated_instances`).
+
+Only the machine-image path of ``instances.insert`` is emulated: an insert without
+``sourceMachineImage`` is refused for having no boot disk, as the real API refuses an Instance with
+neither disks nor a source.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator.aggregated_instances import aggregated_instances
+from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.references import parse_machine_image
+from airflow_machine_images.emulator.routing import RoutePattern
+from airflow_machine_images.emulator.schema import instance_fields
+from airflow_machine_images.emulator.validation import optional_field, request_id, resource_body, validate_labels
+
+if TYPE_CHECKING:
+    from airflow_machine_images.emulator.context import ApiContext
+    from airflow_machine_images.emulator.instance_store import InstanceStore
+    from airflow_machine_images.emulator.machine_image_store import MachineImageStore
+    from airflow_machine_images.emulator.resources import Instance, MachineImage, Operation
+    from airflow_machine_images.emulator.routing import Call, Handler
+    from airflow_machine_images.emulator.state import Origin
+
+__all__ = ["InstanceHandlers"]
+
+_MACHINE_TYPE = re.compile(
+    r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
+    r"(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/machineTypes/(?P<type>[a-z0-9][-a-z0-9]{0,62})"
+)
+
+
+class InstanceHandlers:
+    """The ``instances`` methods.
+
+    :param context: the state, links and shared steps.
+    :param instances: the instances.
+    :param images: the machine images instances are restored from.
+    """
+
+    ROUTES: ClassVar[tuple[RoutePattern, ...]] = (
+        RoutePattern("zones/{zone}/instances", {"POST": "instances.insert"}),
+        RoutePattern("zones/{zone}/instances/{instance}", {"GET": "instances.get", "DELETE": "instances.delete"}),
+        RoutePattern("aggregated/instances", {"GET": "instances.aggregatedList"}),
+    )
+
+    def __init__(self, context: ApiContext, instances: InstanceStore, images: MachineImageStore) -> None:
+        self._context = context
+        self._state = context.state
+        self._instances = instances
+        self._images = images
+
+    def actions(self) -> dict[str, Handler]:
+        """:return: the handler of each action of :attr:`ROUTES`."""
+        return {
+            "instances.get": self.get,
+            "instances.aggregatedList": self.aggregated_list,
+            "instances.insert": self.insert,
+            "instances.delete": self.delete,
+        }
+
+    def get(self, call: Call) -> dict[str, Any]:
+        """``instances.get`` (by name or numeric id). :param call: the request."""
+        with self._state.session() as now:
+            return self._instance_or_404(call).render(self._context.links, call.version, now)
+
+    def aggregated_list(self, call: Call) -> dict[str, Any]:
+        """``instances.aggregatedList``: every zone scope of the project (see :mod:`.aggregated_instances`).
+
+        :param call: the request.
+        """
+        with self._state.session() as now:
+            return aggregated_instances(
+                self._instances.in_project(call.project),
+                zones={instance.zone for instance in self._instances.everywhere()},
+                query=call.query,
+                project=call.project,
+                version=call.version,
+                links=self._context.links,
+                unreachable=self._instances.unreachable_zones,
+                now=now,
+            )
+
+    def insert(self, call: Call) -> dict[str, Any]:
+        """``instances.insert`` from a machine image: validate, replay a remembered requestId, else create.
+
+        :param call: the request.
+        """
+        rid = request_id(call)
+        body, name = resource_body(call, instance_fields(call.version))
+        zone = call.route.args["zone"]
+        image_project, image_name = parse_machine_image(_source_image(call, body), call.project)
+        fields = _instance_fields(body, zone)
+
+        def restore(now: float, origin: Origin) -> Operation:
+            if self._instances.get(call.project, zone, name) is not None:
+                raise errors.already_exists(f"projects/{call.project}/zones/{zone}/instances/{name}")
+            image = self._ready_image(image_project, image_name)
+            return self._instances.restore(
+                project=call.project,
+                zone=zone,
+                name=name,
+                image=image,
+                now=now,
+                origin=origin,
+                version=call.version,
+                fields=fields,
+            )
+
+        return self._context.start_once(call, rid, restore)
+
+    def delete(self, call: Call) -> dict[str, Any]:
+        """``instances.delete`` (by name or numeric id): replay a remembered requestId, else start deleting.
+
+        :param call: the request.
+        """
+
+        def start_deleting(now: float, origin: Origin) -> Operation:
+            instance = self._instance_or_404(call)
+            if instance.operation is not None and instance.operation.operation_type == "delete":
+                raise ApiError(400, "resourceNotReady", f"The resource '{instance.path}' is not ready")
+            return self._instances.delete(instance, now=now, origin=origin)
+
+        return self._context.start_once(call, request_id(call), start_deleting)
+
+    def _instance_or_404(self, call: Call) -> Instance:
+        """:return: the instance the path names (lock held). :raises ApiError: 404."""
+        zone, name = call.route.args["zone"], call.route.args["instance"]
+        instance = self._instances.get(call.project, zone, name)
+        if instance is None:
+            raise errors.not_found(f"projects/{call.project}/zones/{zone}/instances/{name}")
+        return instance
+
+    def _ready_image(self, project: str, name: str) -> MachineImage:
+        """:return: the source image (lock held). :raises ApiError: 404 when missing, 400 when not READY."""
+        image = self._images.get(project, name)
+        if image is None:
+            raise errors.not_found(f"projects/{project}/global/machineImages/{name}")
+        if image.status != "READY":
+            raise ApiError(400, "resourceNotReady", f"The resource '{image.path}' is not ready")
+        return image
+
+
+def _source_image(call: Call, body: dict[str, Any]) -> str:
+    """``sourceMachineImage``, from the query or the resource (both: the same image)."""
+    query, field = call.query.get("sourceMachineImage") or None, body.get("sourceMachineImage")
+    if field is not None and not isinstance(field, str):
+        raise errors.invalid_field("resource.sourceMachineImage", field, "Must be a URL.")
+    if query and field and parse_machine_image(query, call.project) != parse_machine_image(field, call.project):
+        raise errors.invalid_field(
+            "sourceMachineImage", query, "The query parameter and resource.sourceMachineImage name different images."
+        )
+    source = query or field
+    if not source:
+        raise errors.invalid_field("resource.disks", "", "No disks are specified.")
+    return source
+
+
+def _machine_type(value: object, zone: str) -> str:
+    """:param value: ``machineType`` as sent. :param zone: the instance's zone. :return: the type's name."""
+    if not isinstance(value, str):
+        raise errors.invalid_field("resource.machineType", value, "Must be a URL.")
+    match = _MACHINE_TYPE.fullmatch(value)
+    if match is None:
+        raise errors.invalid_field(
+            "resource.machineType", value, "Invalid value. Expected 'zones/ZONE/machineTypes/TYPE' or a full URL."
+        )
+    if match.group("zone") != zone:
+        raise errors.invalid_field(
+            "resource.machineType", value, f"The machine type must be in the instance's zone {zone}."
+        )
+    return match.group("type")
+
+
+def _metadata(value: object) -> list[dict[str, str]]:
+    """:param value: ``metadata`` as sent. :return: its items as key/value pairs."""
+    if not isinstance(value, dict):
+        raise errors.invalid_field("resource.metadata", "", "Must be a Metadata object.")
+    unknown = set(value) - {"items", "fingerprint", "kind"}
+    if unknown:
+        raise errors.invalid(
+            f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at 'resource.metadata'."
+        )
+    items = value.get("items") or []
+    if not isinstance(items, list):
+        raise errors.invalid_field("resource.metadata.items", "", "Must be a list.")
+    checked: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        where = f"resource.metadata.items[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not item["key"]:
+            raise errors.required(f"{where}.key")
+        if not isinstance(item.get("value", ""), str):
+            raise errors.invalid_field(f"{where}.value", "", "Must be a string.")
+        checked.append({"key": item["key"], "value": item.get("value", "")})
+    return checked
+
+
+def _instance_fields(body: dict[str, Any], zone: str) -> dict[str, Any]:
+    """The Instance attributes the emulator keeps, checked like the API checks them (in this order).
+
+    :param body: the ``resource``.
+    :param zone: the instance's zone.
+    :return: labels, and machine_type, metadata, description when given.
+    """
+    fields: dict[str, Any] = {"labels": validate_labels(body.get("labels"), "resource.labels")}
+    if body.get("machineType") is not None:
+        fields["machine_type"] = _machine_type(body["machineType"], zone)
+    if body.get("metadata") is not None:
+        fields["metadata"] = _metadata(body["metadata"])
+    description = optional_field(body, "description", str, "Must be a string.")
+    if description is not None:
+        fields["description"] = description
+    interfaces = body.get("networkInterfaces")
+    if interfaces is not None and (
+        not isinstance(interfaces, list) or not all(isinstance(i, dict) for i in interfaces)
+    ):
+        raise errors.invalid_field("resource.networkInterfaces", "", "Must be a list of NetworkInterface objects.")
+    return fields

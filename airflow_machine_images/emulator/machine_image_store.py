@@ -1,0 +1,140 @@
+"""The machine images of every project, and what their operations do to them once DONE."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from airflow_machine_images.emulator.resources import MachineImage, storage_location_for
+from airflow_machine_images.emulator.state import Origin
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_machine_images.emulator.resources import Instance, Operation
+    from airflow_machine_images.emulator.state import ComputeState
+
+__all__ = ["MachineImageStore"]
+
+
+class MachineImageStore:
+    """Machine images by project and name; every method is called with the state's lock held.
+
+    :param state: the shared state (lock, ids, operations).
+    """
+
+    def __init__(self, state: ComputeState) -> None:
+        self._state = state
+        self._images: dict[str, dict[str, MachineImage]] = {}
+
+    def get(self, project: str, name: str) -> MachineImage | None:
+        """:param project: the project id. :param name: a name or numeric id. :return: the image, or None."""
+        images = self._images.get(project, {})
+        found = images.get(name)
+        if found is None and name.isdigit():
+            found = next((image for image in images.values() if image.id == name), None)
+        return found
+
+    def in_project(self, project: str) -> list[MachineImage]:
+        """:param project: the project id. :return: every image of the project."""
+        return list(self._images.get(project, {}).values())
+
+    def create(
+        self,
+        *,
+        project: str,
+        name: str,
+        source: Instance,
+        now: float,
+        origin: Origin,
+        version: str,
+        created: datetime | None = None,
+        status: str = "CREATING",
+        fields: dict[str, Any] | None = None,
+    ) -> tuple[MachineImage, Operation | None]:
+        """Add an image; a CREATING or DELETING one gets the operation that moves it on.
+
+        :param project: its project.
+        :param name: its name (must be free).
+        :param source: the instance it is made from.
+        :param now: ``time.monotonic()``.
+        :param origin: who asks, with the insert's requestId and failure (a DELETING seed's
+            operation takes only the user).
+        :param version: API version its snapshot selfLinks use.
+        :param created: its creation moment (None = now).
+        :param status: its initial status.
+        :param fields: other MachineImage attributes (labels, description, ...).
+        :return: the image and its operation (None for a seeded image in a static status).
+        """
+        extra = dict(fields or {})
+        image = MachineImage(
+            project=project,
+            name=name,
+            id=self._state.new_id(),
+            created=created or self._state.clock.wall(now),
+            source=source,
+            status=status,
+            labels=dict(extra.pop("labels", None) or {}),
+            storage_locations=list(extra.pop("storage_locations", None) or [storage_location_for(source.zone)]),
+            version=version,
+            **extra,
+        )
+        self._images.setdefault(project, {})[name] = image
+        if status == "CREATING":
+            duration = self._state.operation_seconds if source.operation_seconds is None else source.operation_seconds
+            return image, self._start(image, "insert", now, duration, origin)
+        if status == "DELETING":
+            return image, self._start(image, "delete", now, self._state.operation_seconds, Origin(origin.user))
+        return image, None
+
+    def delete(self, image: MachineImage, *, now: float, origin: Origin) -> Operation:
+        """Start deleting an image (a failed delete returns it to READY).
+
+        :param image: the image.
+        :param now: ``time.monotonic()``.
+        :param origin: who asks, the requestId, whether it fails.
+        :return: the delete operation.
+        """
+        image.status = "DELETING"
+        return self._start(image, "delete", now, self._state.operation_seconds, origin)
+
+    def set_labels(self, image: MachineImage, labels: dict[str, str], *, now: float, origin: Origin) -> Operation:
+        """Replace an image's labels at once; the operation is DONE immediately.
+
+        :param image: the image.
+        :param labels: the new labels.
+        :param now: ``time.monotonic()``.
+        :param origin: who asks.
+        :return: the setLabels operation.
+        """
+        image.labels = dict(labels)
+        return self._start(image, "setLabels", now, 0.0, origin)
+
+    def _start(self, image: MachineImage, kind: str, now: float, duration: float, origin: Origin) -> Operation:
+        """Start a global operation on ``image``, settled by :meth:`_settled`."""
+        return self._state.start_operation(
+            image,
+            kind,
+            now=now,
+            duration=duration,
+            origin=origin,
+            version=image.version,
+            on_done=functools.partial(self._settled, image),
+        )
+
+    def _settled(self, image: MachineImage, operation: Operation) -> None:
+        """Apply a DONE operation: an insert makes the image READY (a failed one removes it), a delete
+        removes it (a failed one makes it READY again)."""
+        images = self._images.get(image.project, {})
+        current = images.get(image.name) is image
+        if operation.operation_type == "insert":
+            if operation.failure is not None:
+                if current:
+                    del images[image.name]
+            elif image.status == "CREATING":
+                image.status = "READY"
+        elif operation.operation_type == "delete":
+            if operation.failure is not None:
+                image.status = "READY"
+            elif current:
+                del images[image.name]
