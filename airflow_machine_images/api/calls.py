@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from airflow_machine_images.api.list_warnings import ListWarning, list_warning
-from airflow_machine_images.api.redaction import redact_key_material, scrub_text
-from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.api.redaction import scrub, scrub_message
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
@@ -571,32 +570,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
-
-
-def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
-    """``text`` with every secret, every key in ``body``, every bearer token and anything shaped like
-    key material replaced by ``***``, in any form a JSON or URL layer gives them
-    (:mod:`airflow_machine_images.api.redaction`).
-
-    :param text: a decoded message, or a raw body decoded as Latin-1.
-    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
-    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
-    """
-    text = scrub_text(text, [*secrets, *iter_key_material(body)])
-    return redact_key_material(_BEARER.sub(r"\1***", text))
-
-
-def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:
-    """``raw`` scrubbed as by :func:`scrub_message`, byte for byte (the bytes are read as Latin-1).
-
-    :param raw: a response body about to be quoted in an error.
-    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
-    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
-    """
-    return scrub_message(raw.decode("latin-1"), secrets, body).encode("latin-1")
 
 
 def _snippet(raw: bytes, limit: int = 200) -> str:

@@ -34,8 +34,8 @@ from airflow_machine_images.api.calls import (
     response_too_large,
     transport_error,
 )
+from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.api.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
-from airflow_machine_images.bodies.keys import iter_key_material
 from airflow_machine_images.exceptions import (
     InsecureEndpointError,
     MachineImageNotUsableError,

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.emulator import Fault
 from airflow_machine_images.exceptions import InsecureEndpointError, InvalidRequestError, ResourceNotFoundError
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
