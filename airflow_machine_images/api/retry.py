@@ -112,7 +112,7 @@ class RetryPolicy:
 
     Every mutating call carries a ``requestId``, so resending it after a timeout or a dropped
     connection is safe: the server answers a repeat with the original operation. Which budget applies
-    is decided by the error's type (:mod:`airflow_machine_images.api.calls` classifies answers):
+    is decided by the error's type (:mod:`airflow_machine_images.api.responses` classifies answers):
 
     ======================================  ===========================================================
     cause                                   budget

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import operation_errors, parse_timestamp
+from airflow_machine_images.api.responses import operation_errors
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.results import delete_summary

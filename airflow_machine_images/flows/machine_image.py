@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import parse_timestamp, raise_for_operation_error
 from airflow_machine_images.api.redaction import iter_key_material
+from airflow_machine_images.api.responses import raise_for_operation_error
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.bodies.labels import OWNER_LABEL
 from airflow_machine_images.events import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.exceptions import (

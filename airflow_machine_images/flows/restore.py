@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import raise_for_operation_error
+from airflow_machine_images.api.responses import raise_for_operation_error
 from airflow_machine_images.bodies.instance import is_restored
 from airflow_machine_images.bodies.labels import OWNER_LABEL
 from airflow_machine_images.events import error_from_event, operation_failure_from_event

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import operation_errors, parse_timestamp
+from airflow_machine_images.api.responses import operation_errors
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.bodies.instance import RESTORED_BY_LABEL, RESTORED_BY_VALUE, is_restored
 from airflow_machine_images.exceptions import (
     NotARestoredInstanceError,

@@ -20,21 +20,16 @@ from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 
 from airflow_machine_images import __version__
-from airflow_machine_images.api.calls import (
-    API_VERSIONS,
-    DEFAULT_ENDPOINT,
-    ApiCall,
-    ComputeApi,
-    PageWalk,
+from airflow_machine_images.api.calls import API_VERSIONS, DEFAULT_ENDPOINT, ApiCall, ComputeApi, normalize_endpoint
+from airflow_machine_images.api.paging import PageWalk, iter_pages
+from airflow_machine_images.api.redaction import iter_key_material
+from airflow_machine_images.api.responses import (
     deadline_exceeded,
-    iter_pages,
-    normalize_endpoint,
     parse_response,
     raise_for_operation_error,
     response_too_large,
     transport_error,
 )
-from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.api.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
 from airflow_machine_images.exceptions import (
     InsecureEndpointError,
