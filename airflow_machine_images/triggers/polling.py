@@ -59,8 +59,8 @@ from airflow_machine_images.triggers.finished_operations import (
 )
 
 if TYPE_CHECKING:
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
     from airflow_machine_images.hooks.shared_clients import ClientKey
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
 
 log = logging.getLogger(__name__)
 

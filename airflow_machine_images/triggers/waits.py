@@ -57,7 +57,7 @@ from airflow_machine_images.validation.primitives import show_value
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
 
 T = TypeVar("T")
 
@@ -217,7 +217,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
 
 
 def _import_transports() -> None:
-    importlib.import_module("airflow_machine_images.hooks.sync")
+    importlib.import_module("airflow_machine_images.hooks.asynchronous")
     importlib.import_module("aiohttp")
 
 
