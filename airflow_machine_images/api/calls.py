@@ -120,13 +120,24 @@ class ComputeApi:
     version: str = "beta"
 
     def _project_url(self, project: str, *segments: str) -> str:
+        """The URL of ``projects/{project}/{segments...}``, every segment encoded as exactly one.
+
+        :param project: the project id or number.
+        :param segments: the path below the project.
+        """
         path = "/".join(_segment(s) for s in ("projects", project, *segments))
         return f"{self.endpoint}/compute/{self.version}/{path}"
 
     def insert_machine_image(
         self, project: str, body: Mapping[str, Any], *, source_instance: str, request_id: str
     ) -> ApiCall:
-        """``machineImages.insert``; the source instance travels as the query parameter, as Google's clients send it."""
+        """``machineImages.insert``; the source instance travels as the query parameter, as Google's clients send it.
+
+        :param project: the image's project.
+        :param body: the MachineImage resource.
+        :param source_instance: the source instance as a partial or full URL.
+        :param request_id: the UUID the server deduplicates repeats by.
+        """
         return ApiCall(
             "machineImages.insert",
             "POST",
@@ -136,7 +147,11 @@ class ComputeApi:
         )
 
     def get_machine_image(self, project: str, name: str) -> ApiCall:
-        """``machineImages.get``."""
+        """``machineImages.get``.
+
+        :param project: the image's project.
+        :param name: the image name.
+        """
         return ApiCall("machineImages.get", "GET", self._project_url(project, "global", "machineImages", name))
 
     def list_machine_images(
@@ -148,14 +163,26 @@ class ComputeApi:
         page_token: str | None = None,
         order_by: str | None = None,
     ) -> ApiCall:
-        """``machineImages.list``, one page."""
+        """``machineImages.list``, one page.
+
+        :param project: the project.
+        :param filter_: a Compute list filter.
+        :param max_results: items per page (at most 500).
+        :param page_token: the page to read (None for the first).
+        :param order_by: e.g. ``creationTimestamp desc`` (not together with ``filter_``).
+        """
         params = _list_params(filter_, max_results, page_token, order_by)
         return ApiCall(
             "machineImages.list", "GET", self._project_url(project, "global", "machineImages"), params=params
         )
 
     def delete_machine_image(self, project: str, name: str, *, request_id: str) -> ApiCall:
-        """``machineImages.delete``."""
+        """``machineImages.delete``.
+
+        :param project: the image's project.
+        :param name: the image name.
+        :param request_id: the UUID the server deduplicates repeats by.
+        """
         return ApiCall(
             "machineImages.delete",
             "DELETE",
@@ -170,6 +197,11 @@ class ComputeApi:
         ``googleapiclient/discovery_cache/documents/compute.beta.json`` and ``compute.v1.json``
         (``resources.machineImages.methods.setLabels.parameters``); the label fingerprint is what
         makes a repeat harmless (a stale one is refused with HTTP 412).
+
+        :param project: the image's project.
+        :param name: the image name.
+        :param labels: the complete new label set.
+        :param label_fingerprint: the fingerprint the labels must still have.
         """
         return ApiCall(
             "machineImages.setLabels",
@@ -184,18 +216,32 @@ class ComputeApi:
         Global operations live at ``projects/P/global/operations``, zonal ones at
         ``projects/P/zones/Z/operations`` (discovery documents, ``globalOperations`` and ``zoneOperations``);
         the methods and their answers are otherwise the same.
+
+        :param project: the project.
+        :param zone: the zone of zonal operations (None: global ones).
+        :param segments: the path below ``operations`` (an operation's name, ``wait``).
         """
         if zone is None:
             return "globalOperations", self._project_url(project, "global", "operations", *segments)
         return "zoneOperations", self._project_url(project, "zones", zone, "operations", *segments)
 
     def get_operation(self, project: str, operation: str, *, zone: str | None = None) -> ApiCall:
-        """``globalOperations.get``, or ``zoneOperations.get`` with a ``zone``."""
+        """``globalOperations.get``, or ``zoneOperations.get`` with a ``zone``.
+
+        :param project: the project.
+        :param operation: the operation's name.
+        :param zone: the zone of a zonal operation (None: a global operation).
+        """
         collection, url = self._operations(project, zone, operation)
         return ApiCall(f"{collection}.get", "GET", url)
 
     def wait_operation(self, project: str, operation: str, *, zone: str | None = None) -> ApiCall:
-        """``globalOperations.wait`` (or ``zoneOperations.wait``): held until DONE or about two minutes."""
+        """``globalOperations.wait`` (or ``zoneOperations.wait``): held until DONE or about two minutes.
+
+        :param project: the project.
+        :param operation: the operation's name.
+        :param zone: the zone of a zonal operation (None: a global operation).
+        """
         collection, url = self._operations(project, zone, operation, "wait")
         return ApiCall(f"{collection}.wait", "POST", url, long_poll=True)
 
@@ -208,7 +254,14 @@ class ComputeApi:
         page_token: str | None = None,
         zone: str | None = None,
     ) -> ApiCall:
-        """``globalOperations.list`` (or ``zoneOperations.list``), one page."""
+        """``globalOperations.list`` (or ``zoneOperations.list``), one page.
+
+        :param project: the project.
+        :param filter_: a Compute list filter.
+        :param max_results: items per page (at most 500).
+        :param page_token: the page to read (None for the first).
+        :param zone: the zone of zonal operations (None: global operations).
+        """
         params = _list_params(filter_, max_results, page_token, None)
         collection, url = self._operations(project, zone)
         return ApiCall(f"{collection}.list", "GET", url, params=params)
@@ -221,6 +274,12 @@ class ComputeApi:
         Both discovery documents (beta and v1) have ``sourceMachineImage`` as a query parameter of
         ``instances.insert`` and as a field of the Instance resource; Google's REST example ("Create
         VMs from machine images") sends the body field. We send both, with the same value.
+
+        :param project: the new instance's project.
+        :param zone: the new instance's zone.
+        :param body: the Instance resource.
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param source_machine_image: the image as a partial or full URL.
         """
         return ApiCall(
             "instances.insert",
@@ -231,13 +290,26 @@ class ComputeApi:
         )
 
     def get_instance(self, project: str, zone: str, instance: str) -> ApiCall:
-        """``instances.get``: ``instance`` may be a name or a numeric id (the discovery document's
-        ``instance`` parameter pattern is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``), and
-        ``project`` a project id or number (its ``project`` pattern allows ``[0-9]{1,19}``)."""
+        """``instances.get``.
+
+        ``instance`` may be a name or a numeric id (the discovery document's ``instance`` parameter
+        pattern is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``), and ``project`` a project id
+        or number (its ``project`` pattern allows ``[0-9]{1,19}``).
+
+        :param project: the instance's project, id or number.
+        :param zone: the instance's zone.
+        :param instance: its name or numeric id.
+        """
         return ApiCall("instances.get", "GET", self._project_url(project, "zones", zone, "instances", instance))
 
     def delete_instance(self, project: str, zone: str, instance: str, *, request_id: str) -> ApiCall:
-        """``instances.delete`` (``instance`` is a name or a numeric id: the discovery pattern allows both)."""
+        """``instances.delete`` (``instance`` is a name or a numeric id: the discovery pattern allows both).
+
+        :param project: the instance's project.
+        :param zone: the instance's zone.
+        :param instance: its name or numeric id.
+        :param request_id: the UUID the server deduplicates repeats by.
+        """
         return ApiCall(
             "instances.delete",
             "DELETE",
@@ -253,9 +325,16 @@ class ComputeApi:
         max_results: int = 500,
         page_token: str | None = None,
     ) -> ApiCall:
-        """``instances.aggregatedList``, one page: ``items`` maps ``zones/Z`` to ``{"instances": [...]}``
-        or to ``{"warning": ...}``. ``returnPartialSuccess`` is not sent (v1 lacks it; a partial answer
-        must not pass for a whole one)."""
+        """``instances.aggregatedList``, one page.
+
+        ``items`` maps ``zones/Z`` to ``{"instances": [...]}`` or to ``{"warning": ...}``.
+        ``returnPartialSuccess`` is not sent (v1 lacks it; a partial answer must not pass for a whole one).
+
+        :param project: the project.
+        :param filter_: a Compute list filter.
+        :param max_results: items per page (at most 500).
+        :param page_token: the page to read (None for the first).
+        """
         params = _list_params(filter_, max_results, page_token, None)
         return ApiCall(
             "instances.aggregatedList", "GET", self._project_url(project, "aggregated", "instances"), params=params
@@ -270,6 +349,10 @@ FILTER_WITH_ORDER_BY = "Specifying both a list filter and sort order is not curr
 def _list_params(filter_: str | None, max_results: int, page_token: str | None, order_by: str | None) -> dict[str, str]:
     """The query of one list page.
 
+    :param filter_: a Compute list filter, or None.
+    :param max_results: items per page.
+    :param page_token: the page to read, or None for the first.
+    :param order_by: the sort order, or None.
     :raises MachineImageValidationError: both ``filter_`` and ``order_by`` are given: Compute Engine
         answers such a request with HTTP 400, so it is refused here, before any request.
     """

@@ -140,6 +140,8 @@ def _root_connection_cause(error: BaseException) -> BaseException | None:
     """The name-resolution or refused-connection error behind a transport's exception, if any.
 
     ``requests`` wraps it in urllib3's ``MaxRetryError.reason``; aiohttp in ``os_error`` or ``__cause__``.
+
+    :param error: the transport's exception.
     """
     pending: list[object] = [error]
     seen: set[int] = set()

@@ -452,6 +452,13 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
 
     @staticmethod
     def _timed_out(operation_name: str, project: str, timeout: float, status: object) -> OperationTimeoutError:
+        """The error for an operation not DONE within ``timeout``, naming its last status.
+
+        :param operation_name: the operation's name.
+        :param project: its project.
+        :param timeout: the seconds waited.
+        :param status: the last status read (None: no answer yet).
+        """
         last = f"last status {status}" if status is not None else "no answer yet"
         return OperationTimeoutError(
             f"Operation {operation_name} in project {project} was not DONE after {timeout:g} s ({last}); "
@@ -513,6 +520,9 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
 
 
 def _earliest(*deadlines: float | None) -> float | None:
-    """The earliest of the given deadlines (None: no deadline)."""
+    """The earliest of the given deadlines (None: no deadline).
+
+    :param deadlines: deadlines in epoch seconds, None where there is none.
+    """
     given = [d for d in deadlines if d is not None]
     return min(given) if given else None
