@@ -118,6 +118,22 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
     :param parameter: the argument name used in the error message.
     :return: a new dict with the same fields.
     """
+    key = _key_fields(value, parameter)
+    present = [field for field in _KEY_FIELDS if field in key]
+    if len(present) != 1:
+        got = f"{', '.join(present)}" if present else "none of them"
+        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    _check_secret_values(key, parameter)
+    _check_kms_values(key, parameter)
+    return key
+
+
+def _key_fields(value: object, parameter: str) -> dict[str, str]:
+    """The fields of a ``CustomerEncryptionKey`` as a new dict of strings, none unknown or output only.
+
+    :param value: the key dict.
+    :param parameter: the argument name used in the error message.
+    """
     if not isinstance(value, Mapping):
         raise MachineImageValidationError(parameter, _KEY_RULE, describe_secret(value))
     allowed = (*_KEY_FIELDS, "kmsKeyServiceAccount")
@@ -142,10 +158,15 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
         if not isinstance(field_value, str):
             raise MachineImageValidationError(where, "must be a string", describe_secret(field_value))
         key[field] = str.__str__(field_value)
-    present = [field for field in _KEY_FIELDS if field in key]
-    if len(present) != 1:
-        got = f"{', '.join(present)}" if present else "none of them"
-        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    return key
+
+
+def _check_secret_values(key: Mapping[str, str], parameter: str) -> None:
+    """Check ``rawKey`` and ``rsaEncryptedKey``, if present, without showing them.
+
+    :param key: the key's fields.
+    :param parameter: the argument name used in the error message.
+    """
     if "rawKey" in key:
         raw = _is_canonical_base64(key["rawKey"]) if _RAW_KEY_RE.fullmatch(key["rawKey"]) else None
         if raw is None or len(raw) != 32:
@@ -162,6 +183,14 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
             "must be a non-empty RFC 4648 base64 string (standard alphabet, '=' padded, no line breaks); "
             "the value is not shown",
         )
+
+
+def _check_kms_values(key: Mapping[str, str], parameter: str) -> None:
+    """Check ``kmsKeyName`` and ``kmsKeyServiceAccount`` (the latter only with the former), if present.
+
+    :param key: the key's fields.
+    :param parameter: the argument name used in the error message.
+    """
     if "kmsKeyName" in key and _KMS_KEY_NAME_RE.fullmatch(key["kmsKeyName"]) is None:
         raise MachineImageValidationError(
             f"{parameter}.kmsKeyName",
@@ -179,7 +208,6 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
                 "must be a service account email such as name@project.iam.gserviceaccount.com",
                 show_value(key["kmsKeyServiceAccount"]),
             )
-    return key
 
 
 def validate_source_disk_encryption_keys(
