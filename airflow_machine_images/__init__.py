@@ -30,7 +30,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["gcp"],
             }
         ],
-        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.hooks.sync"]}],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_machine_images.hooks.sync", "airflow_machine_images.hooks.asynchronous"],
+            }
+        ],
         "operators": [
             {
                 "integration-name": _INTEGRATION,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_machine_images.api.calls import raise_for_operation_error
+from airflow_machine_images.api.responses import raise_for_operation_error
 from airflow_machine_images.compat import AirflowFailException, AirflowSensorTimeout, conf
 from airflow_machine_images.events import EVENT_TIMEOUT, error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input

@@ -3,8 +3,10 @@
 A server, proxy or load balancer that quotes a request back can write a customer-supplied key (or
 the bearer token) in many ways: as sent, JSON-escaped (``\\/``, or ``\\u003d`` for ``=`` as Gson does
 by default), in URL-safe base64 (``-``/``_`` for ``+``/``/``), without its ``=`` padding, or
-percent-encoded (``%2B``, ``%2F``, ``%3D``), and any mix of these. Two tools:
+percent-encoded (``%2B``, ``%2F``, ``%3D``), and any mix of these. The tools:
 
+* :func:`iter_key_material` finds the secrets of a request body: every ``rawKey`` and
+  ``rsaEncryptedKey`` at any depth;
 * :func:`scrub_text` replaces *known* secrets (the keys of the request, the access token) in all of
   those forms; it works on raw bodies (decoded as Latin-1, byte for byte) and on decoded text alike;
 * :func:`redact_key_material` replaces anything *shaped* like key material, for text whose author
@@ -12,7 +14,9 @@ percent-encoded (``%2B``, ``%2F``, ``%3D``), and any mix of these. Two tools:
   ``rawKey``, an AES-256 key) or of 256 bytes or more (an RSA-wrapped key: 256 bytes for RSA-2048),
   in either base64 alphabet and any of the encodings above, unless it reads as a hyphenated resource
   name or an upper-case constant. A 43-character path without ``-`` or ``_`` (``a/b/c``) would be
-  hidden too; that loss is accepted.
+  hidden too; that loss is accepted;
+* :func:`scrub_message` and :func:`scrub` apply all three, plus bearer tokens, to an error message
+  or a raw response body; :func:`redact_event` to the server's words in a trigger event.
 
 Standard library only: imported by the exceptions and the operators, so DAG parsing stays cheap.
 """
@@ -21,13 +25,17 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
     "MASK",
+    "SECRET_KEY_FIELDS",
+    "iter_key_material",
     "redact_event",
     "redact_key_material",
+    "scrub",
+    "scrub_message",
     "scrub_text",
     "secret_pattern",
 ]
@@ -36,11 +44,35 @@ __all__ = [
 MASK = "***"
 #: Secrets shorter than this are not scrubbed (they would hide ordinary words).
 MIN_SECRET_LENGTH = 8
+#: The fields of a ``CustomerEncryptionKey`` whose values are secret.
+SECRET_KEY_FIELDS = frozenset({"rawKey", "rsaEncryptedKey"})
 
 #: The other base64 alphabet's character for the same 6 bits.
 _ALPHABET_TWIN = {"+": "-", "/": "_", "-": "+", "_": "/"}
 #: ``=`` padding as sent, JSON-escaped, or percent-encoded.
 _PADDING = r"(?:=|\\u003[dD]|%3[dD])*"
+
+
+def iter_key_material(*values: object) -> Iterator[str]:
+    """Yield every non-empty string stored under a secret key field, at any depth.
+
+    :param values: argument values (dicts, lists, anything else is skipped).
+    """
+    stack = list(values)
+    seen: set[int] = set()
+    while stack:
+        value = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key in SECRET_KEY_FIELDS and isinstance(item, str) and item:
+                    yield item
+                else:
+                    stack.append(item)
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
 
 
 def _hex(code: int) -> str:
@@ -132,6 +164,31 @@ def key_material_tokens(text: str) -> list[str]:
     :param text: free text.
     """
     return [m.group() for m in _RUN.finditer(text) if looks_like_key_material(_decoded(m.group()))]
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
+
+
+def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
+    """``text`` with every secret, every key in ``body``, every bearer token and anything shaped like
+    key material replaced by ``***``, in any form a JSON or URL layer gives them.
+
+    :param text: a decoded message, or a raw body decoded as Latin-1.
+    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
+    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
+    """
+    text = scrub_text(text, [*secrets, *iter_key_material(body)])
+    return redact_key_material(_BEARER.sub(r"\1***", text))
+
+
+def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:
+    """``raw`` scrubbed as by :func:`scrub_message`, byte for byte (the bytes are read as Latin-1).
+
+    :param raw: a response body about to be quoted in an error.
+    :param secrets: values to hide (e.g. the access token); None and short values are skipped.
+    :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
+    """
+    return scrub_message(raw.decode("latin-1"), secrets, body).encode("latin-1")
 
 
 def redact_event(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,8 +102,6 @@ CONCURRENT_OPERATIONS_BUDGET = Budget(
 )
 #: 400 ``resourceNotReady``: a temporary state (Terraform retries it, magic-modules pull 13881); briefly.
 NOT_READY_BUDGET = Budget(initial=1.0, multiplier=2.0, largest=4.0, max_attempts=5)
-#: 5xx, dropped connections, timeouts, garbled answers.
-TRANSIENT_BUDGET = Budget(initial=1.0, multiplier=2.0, largest=32.0, max_attempts=6)
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ class RetryPolicy:
 
     Every mutating call carries a ``requestId``, so resending it after a timeout or a dropped
     connection is safe: the server answers a repeat with the original operation. Which budget applies
-    is decided by the error's type (:mod:`airflow_machine_images.api.calls` classifies answers):
+    is decided by the error's type (:mod:`airflow_machine_images.api.responses` classifies answers):
 
     ======================================  ===========================================================
     cause                                   budget

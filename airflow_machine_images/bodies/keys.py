@@ -1,10 +1,12 @@
-"""Customer-supplied encryption keys: check them, and find them in arguments so they can be masked.
+"""Customer-supplied encryption key arguments: parse them, check them, and list their keys for masking.
 
 A ``CustomerEncryptionKey`` carries exactly one of a ``rawKey``, an ``rsaEncryptedKey`` (both
 secrets) or a Cloud KMS ``kmsKeyName``. Keys arrive through ``machine_image_encryption_key``,
 ``source_disk_encryption_keys`` or ``body``, as literals or rendered from templates
 (``{{ conn.csek.password }}``). The checks here never put key material into a message;
-:func:`iter_key_material` finds it wherever it is, so that logs and errors can hide it.
+:func:`key_material_in` lists the keys of the arguments in every form they are written there, so the
+operators can mask them. Finding keys in a request body is redaction's job
+(:func:`airflow_machine_images.api.redaction.iter_key_material`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from airflow_machine_images.api.redaction import key_material_tokens, secret_pattern
+from airflow_machine_images.api.redaction import iter_key_material, key_material_tokens, secret_pattern
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.names import PROJECT_PATTERN
 from airflow_machine_images.validation.primitives import (
@@ -30,9 +32,6 @@ from airflow_machine_images.validation.primitives import (
     show_value,
 )
 from airflow_machine_images.validation.references import validate_disk_url
-
-#: The fields of a ``CustomerEncryptionKey`` whose values are secret.
-SECRET_KEY_FIELDS = frozenset({"rawKey", "rsaEncryptedKey"})
 
 #: Cloud KMS key (or key version) resource names.
 KMS_KEY_NAME_PATTERN: Final = (
@@ -50,28 +49,6 @@ _RAW_KEY_RE: Final = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 #: A ``CustomerEncryptionKey`` holds exactly one of these.
 _KEY_FIELDS: Final = ("rawKey", "rsaEncryptedKey", "kmsKeyName")
 _KEY_RULE: Final = "must be a dict with exactly one of rawKey, rsaEncryptedKey or kmsKeyName"
-
-
-def iter_key_material(*values: object) -> Iterator[str]:
-    """Yield every non-empty string stored under a secret key field, at any depth.
-
-    :param values: argument values (dicts, lists, anything else is skipped).
-    """
-    stack = list(values)
-    seen: set[int] = set()
-    while stack:
-        value = stack.pop()
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if key in SECRET_KEY_FIELDS and isinstance(item, str) and item:
-                    yield item
-                else:
-                    stack.append(item)
-        elif isinstance(value, (list, tuple)):
-            stack.extend(value)
 
 
 def parse_key_argument(value: object) -> object:
@@ -141,6 +118,22 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
     :param parameter: the argument name used in the error message.
     :return: a new dict with the same fields.
     """
+    key = _key_fields(value, parameter)
+    present = [field for field in _KEY_FIELDS if field in key]
+    if len(present) != 1:
+        got = f"{', '.join(present)}" if present else "none of them"
+        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    _check_secret_values(key, parameter)
+    _check_kms_values(key, parameter)
+    return key
+
+
+def _key_fields(value: object, parameter: str) -> dict[str, str]:
+    """The fields of a ``CustomerEncryptionKey`` as a new dict of strings, none unknown or output only.
+
+    :param value: the key dict.
+    :param parameter: the argument name used in the error message.
+    """
     if not isinstance(value, Mapping):
         raise MachineImageValidationError(parameter, _KEY_RULE, describe_secret(value))
     allowed = (*_KEY_FIELDS, "kmsKeyServiceAccount")
@@ -165,10 +158,15 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
         if not isinstance(field_value, str):
             raise MachineImageValidationError(where, "must be a string", describe_secret(field_value))
         key[field] = str.__str__(field_value)
-    present = [field for field in _KEY_FIELDS if field in key]
-    if len(present) != 1:
-        got = f"{', '.join(present)}" if present else "none of them"
-        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    return key
+
+
+def _check_secret_values(key: Mapping[str, str], parameter: str) -> None:
+    """Check ``rawKey`` and ``rsaEncryptedKey``, if present, without showing them.
+
+    :param key: the key's fields.
+    :param parameter: the argument name used in the error message.
+    """
     if "rawKey" in key:
         raw = _is_canonical_base64(key["rawKey"]) if _RAW_KEY_RE.fullmatch(key["rawKey"]) else None
         if raw is None or len(raw) != 32:
@@ -185,6 +183,14 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
             "must be a non-empty RFC 4648 base64 string (standard alphabet, '=' padded, no line breaks); "
             "the value is not shown",
         )
+
+
+def _check_kms_values(key: Mapping[str, str], parameter: str) -> None:
+    """Check ``kmsKeyName`` and ``kmsKeyServiceAccount`` (the latter only with the former), if present.
+
+    :param key: the key's fields.
+    :param parameter: the argument name used in the error message.
+    """
     if "kmsKeyName" in key and _KMS_KEY_NAME_RE.fullmatch(key["kmsKeyName"]) is None:
         raise MachineImageValidationError(
             f"{parameter}.kmsKeyName",
@@ -202,7 +208,6 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
                 "must be a service account email such as name@project.iam.gserviceaccount.com",
                 show_value(key["kmsKeyServiceAccount"]),
             )
-    return key
 
 
 def validate_source_disk_encryption_keys(

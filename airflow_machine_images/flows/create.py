@@ -32,8 +32,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_machine_images.api.answers import server_time_of
-from airflow_machine_images.api.calls import raise_for_operation_error
-from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.api.redaction import iter_key_material
+from airflow_machine_images.api.responses import raise_for_operation_error
 from airflow_machine_images.bodies.labels import OWNER_LABEL
 from airflow_machine_images.events import EVENT_NOT_FOUND, error_from_event, operation_failure_from_event
 from airflow_machine_images.exceptions import (

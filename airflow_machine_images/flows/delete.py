@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_machine_images.api.answers import server_time_of
-from airflow_machine_images.api.calls import operation_errors
+from airflow_machine_images.api.responses import operation_errors
 from airflow_machine_images.events import error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, ResubmissionNeeded
 from airflow_machine_images.flows.resubmission import is_replay, resubmit_if_replayed

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from airflow_machine_images.api.calls import parse_timestamp
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import ComputeEngineError, ResubmissionNeeded
 
 if TYPE_CHECKING:

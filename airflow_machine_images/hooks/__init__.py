@@ -11,14 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
 
 __all__ = ["ComputeEngineMachineImageAsyncHook", "ComputeEngineMachineImageHook"]
 
 #: Where each public hook class lives.
 _HOME = {
     "ComputeEngineMachineImageHook": "airflow_machine_images.hooks.sync",
-    "ComputeEngineMachineImageAsyncHook": "airflow_machine_images.hooks.sync",
+    "ComputeEngineMachineImageAsyncHook": "airflow_machine_images.hooks.asynchronous",
 }
 
 

@@ -18,7 +18,8 @@ from airflow_machine_images.validation import validate_choice, validate_project_
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
 
 DEFAULT_CONN_ID = "google_cloud_default"
 #: The connection settings users template (the API version is checked when the DAG is parsed).
@@ -88,7 +89,7 @@ class ComputeEngineConnectionMixin:
 
     def new_async_hook(self) -> ComputeEngineMachineImageAsyncHook:
         """A new async hook (hooks with the same settings share one HTTP session per event loop)."""
-        from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook  # loads aiohttp
+        from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook  # loads aiohttp
 
         return ComputeEngineMachineImageAsyncHook(**self.connection_kwargs())
 

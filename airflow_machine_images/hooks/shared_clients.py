@@ -60,6 +60,10 @@ class SharedClient:
 
 
 def _refresh(credentials: Credentials) -> None:
+    """Refresh ``credentials`` (blocking: run in a thread).
+
+    :param credentials: Google credentials.
+    """
     from google.auth.transport.requests import Request
 
     credentials.refresh(Request())

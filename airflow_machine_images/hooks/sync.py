@@ -1,158 +1,51 @@
-"""Hooks for the Compute Engine machine-image API: a synchronous one for workers, an async one for triggers.
+"""The synchronous hook for the Compute Engine machine-image API, for workers (``requests``).
 
-Both hooks speak through :mod:`airflow_machine_images.api.calls` (URL building, paging, response
-and error parsing) and :mod:`airflow_machine_images.api.retry` (when and how long to back off), so the
-two transports cannot drift apart. Each API method of a hook is a thin call of the
+It speaks through :mod:`airflow_machine_images.api` (request building, paging, response and error
+mapping, retries), shares its settings with the async hook (:mod:`.settings`) and checks every
+endpoint and call before sending (:mod:`.transport_security`). Each API method is a thin call of the
 :class:`~airflow_machine_images.api.calls.ComputeApi` builder: names are checked by the operators,
 sensors and triggers that take them, and the builder encodes every path segment.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from airflow import __version__ as airflow_version
-from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
+from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
-from airflow_machine_images import __version__
-from airflow_machine_images.api.calls import (
-    API_VERSIONS,
-    DEFAULT_ENDPOINT,
-    ApiCall,
-    ComputeApi,
-    PageWalk,
-    deadline_exceeded,
-    iter_pages,
-    normalize_endpoint,
-    parse_response,
-    raise_for_operation_error,
-    response_too_large,
-    transport_error,
-)
-from airflow_machine_images.api.retry import Attempts, AttemptTimeouts, EarlyAnswerBackoff, RetryPolicy
-from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.api.calls import DEFAULT_ENDPOINT, ApiCall, ComputeApi, normalize_endpoint
+from airflow_machine_images.api.paging import PageWalk, iter_pages
+from airflow_machine_images.api.responses import deadline_exceeded, raise_for_operation_error, transport_error
+from airflow_machine_images.api.retry import Attempts, EarlyAnswerBackoff
 from airflow_machine_images.exceptions import (
-    InsecureEndpointError,
     MachineImageNotUsableError,
     OperationTimeoutError,
     PreconditionFailedError,
     TransientApiError,
 )
-from airflow_machine_images.hooks import shared_clients
-from airflow_machine_images.hooks.shared_clients import ClientKey, SharedClient
-from airflow_machine_images.validation import (
-    is_loopback_host,
-    validate_api_endpoint,
-    validate_choice,
-    validate_project_id,
+from airflow_machine_images.hooks.settings import ENDPOINT_EXTRA, MachineImageHookSettings, user_agent
+from airflow_machine_images.hooks.transport_security import (
+    check_key_transport,
+    check_transport_security,
+    credentials_are_anonymous,
+    proxy_for,
+    requests_proxies,
 )
+from airflow_machine_images.validation import validate_api_endpoint, validate_project_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import Iterator, Mapping
 
-    from google.auth.credentials import Credentials
     from google.auth.transport.requests import AuthorizedSession
 
     from airflow_machine_images.api.list_warnings import ListWarning
 
-#: Connection extra naming another API root (the emulator, a private endpoint).
-ENDPOINT_EXTRA = "compute_api_endpoint"
-#: The largest answer a hook accepts: no Compute Engine answer comes near it (a page of 500 images is
-#: well under 1 MiB), and a misbehaving endpoint cannot fill the worker's memory.
-MAX_RESPONSE_BYTES = 32 * 2**20
 #: Image states from which READY will not come.
 UNUSABLE_IMAGE_STATES = frozenset({"INVALID", "DELETING"})
-
-log = logging.getLogger(__name__)
-
-
-def check_transport_security(endpoint: str, *, anonymous: bool) -> None:
-    """Refuse to send credentials in clear text.
-
-    Credentials go only over https, or over http to a loopback address (a local emulator or proxy).
-
-    :param endpoint: the API root.
-    :param anonymous: whether the request carries no credentials.
-    :raises InsecureEndpointError: credentials would cross the network unencrypted.
-    """
-    parts = urlsplit(endpoint)
-    if anonymous or parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
-        return
-    raise InsecureEndpointError(
-        f"Refusing to send Google credentials over plain http to {parts.hostname!r}: use https, a loopback "
-        "address, or a connection with is_anonymous=true (for an emulator)."
-    )
-
-
-def check_key_transport(call: ApiCall) -> None:
-    """Refuse to send customer-supplied key material in clear text, with or without credentials.
-
-    A body carrying a ``rawKey`` or ``rsaEncryptedKey`` goes only over https, or over http to a
-    loopback address; an ``is_anonymous`` connection does not lift this rule (the key is the secret,
-    not the token).
-
-    :param call: the call about to be sent.
-    :raises InsecureEndpointError: the call carries key material and would cross the network unencrypted.
-    """
-    parts = urlsplit(call.url)
-    if parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
-        return
-    if next(iter_key_material(call.body), None) is not None:
-        raise InsecureEndpointError(
-            f"Refusing to send customer-supplied key material ({call.action}) over plain http to "
-            f"{parts.hostname!r}: keys go only over https or to a loopback address, with or without credentials."
-        )
-
-
-def proxy_for(url: str) -> str | None:
-    """The proxy a request to ``url`` goes through: ``requests``' rules for the environment, never for loopback.
-
-    ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (and their lower-case forms) are
-    read by ``requests.utils.get_environ_proxies``, so both transports choose exactly as ``requests``
-    does; a loopback endpoint (the emulator, a tunnel) is always reached directly, so a bearer token
-    sent over plain http to it never reaches a proxy.
-
-    :param url: the request URL.
-    :return: the proxy URL, or None to connect directly.
-    """
-    import requests.utils
-
-    if is_loopback_host(urlsplit(url).hostname or ""):
-        return None
-    proxy: str | None = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
-    return proxy or None
-
-
-def requests_proxies(proxy: str | None) -> dict[str, str | None]:
-    """The ``proxies=`` argument that makes ``requests`` use ``proxy`` and nothing else.
-
-    ``requests`` merges the environment's proxies into a request's unless the request names the
-    scheme: a None value (which ``requests`` then drops) keeps the environment's proxy out.
-
-    :param proxy: the proxy URL, or None to connect directly.
-    """
-    return {"http": proxy, "https": proxy, "all": None} if proxy else {"http": None, "https": None, "all": None}
-
-
-def credentials_are_anonymous(credentials: Credentials) -> bool:
-    """Whether ``credentials`` add nothing to requests (``is_anonymous`` connections).
-
-    :param credentials: Google credentials.
-    """
-    from google.auth.credentials import AnonymousCredentials
-
-    return isinstance(credentials, AnonymousCredentials)
-
-
-def user_agent() -> str:
-    """The User-Agent our requests carry."""
-    return f"airflow-machine-images/{__version__} airflow/{airflow_version}"
+#: How close to the caller's deadline a transient failure of a wait counts as the deadline's doing.
+_DEADLINE_SLACK_SECONDS = 1.0
 
 
 def describe_progress(operation: Mapping[str, Any]) -> tuple[str, int | None]:
@@ -164,7 +57,7 @@ def describe_progress(operation: Mapping[str, Any]) -> tuple[str, int | None]:
     return str(operation.get("status")), progress if isinstance(progress, int) else None
 
 
-class ComputeEngineMachineImageHook(GoogleBaseHook):
+class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
     """Create, inspect, relabel and delete Compute Engine machine images; wait for global operations.
 
     Talks REST through google-auth's ``AuthorizedSession``. Every call is retried with exponential
@@ -190,33 +83,9 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
     hook_name = "Google Compute Engine Machine Images"
 
-    def __init__(
-        self,
-        gcp_conn_id: str = GoogleBaseHook.default_conn_name,
-        impersonation_chain: str | Sequence[str] | None = None,
-        *,
-        api_version: str = "beta",
-        api_endpoint: str | None = None,
-        retry_policy: RetryPolicy | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        long_poll_timeout: float = 150.0,
-        call_timeout: float | None = None,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
-        self.api_version = validate_choice(api_version, "api_version", API_VERSIONS)
-        self.api_endpoint = api_endpoint
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.long_poll_timeout = long_poll_timeout
-        #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
-        #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
-        self.deadline: float | None = None
-        self.call_timeout = call_timeout
-        self.max_response_bytes = max_response_bytes
+    #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
+    #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
+    deadline: float | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -274,16 +143,16 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 time.sleep(attempts.pause_after(error))
 
     def _send(self, call: ApiCall, deadline: float | None = None) -> dict[str, Any]:
+        """One attempt: send ``call`` within its whole-call deadline, read a bounded answer, map it.
+
+        :param call: the call to send.
+        :param deadline: ``time.monotonic()`` by which the caller needs the call over, or None.
+        """
         import requests
 
         from airflow_machine_images.hooks.requests_transport import CallDeadline, read_limited
 
-        limits = AttemptTimeouts.of(
-            self.connect_timeout,
-            self.long_poll_timeout if call.long_poll else self.read_timeout,
-            self.call_timeout,
-            deadline,
-        )
+        limits = self._attempt_timeouts(call, deadline)
         with CallDeadline(limits.total) as watch:
             try:
                 response = self.session.request(
@@ -306,10 +175,7 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
                 raise transport_error(call, exc) from exc
         if watch.expired:  # cut mid-headers, http.client may take the shortened answer for a whole one
             raise deadline_exceeded(call, limits.total, limits.read)
-        if raw is None:
-            raise response_too_large(call, self.max_response_bytes)
-        token = getattr(self.session.credentials, "token", None)
-        return parse_response(call, response.status_code, raw, response.headers, secrets=[token])
+        return self._parse_answer(call, response.status_code, raw, response.headers, self.session.credentials)
 
     # ------------------------------------------------------------------ machine images
 
@@ -586,6 +452,13 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
 
     @staticmethod
     def _timed_out(operation_name: str, project: str, timeout: float, status: object) -> OperationTimeoutError:
+        """The error for an operation not DONE within ``timeout``, naming its last status.
+
+        :param operation_name: the operation's name.
+        :param project: its project.
+        :param timeout: the seconds waited.
+        :param status: the last status read (None: no answer yet).
+        """
         last = f"last status {status}" if status is not None else "no answer yet"
         return OperationTimeoutError(
             f"Operation {operation_name} in project {project} was not DONE after {timeout:g} s ({last}); "
@@ -646,248 +519,10 @@ class ComputeEngineMachineImageHook(GoogleBaseHook):
             time.sleep(min(poll_interval, remaining))
 
 
-class ComputeEngineMachineImageAsyncHook(GoogleBaseAsyncHook):
-    """The async face of :class:`ComputeEngineMachineImageHook`, for triggers (aiohttp).
-
-    Only as large as the triggers' pollers (:mod:`airflow_machine_images.triggers.polling`) need: one
-    ``globalOperations.wait``, one page of ``globalOperations.list`` or of ``machineImages.list``;
-    :meth:`execute_call` sends any other call the builder makes. Credentials come from the sync hook
-    (built off the event loop) and are refreshed in a thread. Hooks with the same connection,
-    impersonation chain, endpoint and API version share one HTTP session and one set of credentials
-    per event loop (:mod:`airflow_machine_images.hooks.shared_clients`). Requests, responses, errors and
-    retries are those of the sync hook.
-
-    :param gcp_conn_id: the Airflow connection to Google Cloud.
-    :param impersonation_chain: service account(s) to impersonate.
-    :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra.
-    :param retry_policy: when and how long to back off.
-    :param connect_timeout: seconds to wait for a TCP connection.
-    :param read_timeout: seconds to wait for an answer to an ordinary call.
-    :param long_poll_timeout: seconds to wait for an answer to ``globalOperations.wait``.
-    :param call_timeout: seconds for one attempt as a whole (None: connect plus read timeout).
-    :param max_response_bytes: the largest answer accepted (32 MiB).
-    """
-
-    sync_hook_class = ComputeEngineMachineImageHook
-
-    def __init__(
-        self,
-        gcp_conn_id: str = GoogleBaseHook.default_conn_name,
-        impersonation_chain: str | Sequence[str] | None = None,
-        *,
-        api_version: str = "beta",
-        api_endpoint: str | None = None,
-        retry_policy: RetryPolicy | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        long_poll_timeout: float = 150.0,
-        call_timeout: float | None = None,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
-    ) -> None:
-        super().__init__(
-            gcp_conn_id=gcp_conn_id,
-            impersonation_chain=impersonation_chain,
-            api_version=validate_choice(api_version, "api_version", API_VERSIONS),
-            api_endpoint=api_endpoint,
-        )
-        self.gcp_conn_id = gcp_conn_id
-        self.impersonation_chain = impersonation_chain
-        self.api_version = api_version
-        self.api_endpoint = api_endpoint
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.long_poll_timeout = long_poll_timeout
-        #: The caller's deadline (seconds since the epoch): retries never pause past it (the operators
-        #: set their task's ``timeout`` here, so a quota is waited out for as long as the task may wait).
-        self.deadline: float | None = None
-        self.call_timeout = call_timeout
-        self.max_response_bytes = max_response_bytes
-
-    @property
-    def client_key(self) -> ClientKey:
-        """What this hook shares its HTTP session and credentials by."""
-        chain = self.impersonation_chain
-        chain_key = (chain,) if isinstance(chain, str) else tuple(chain or ())
-        return (self.gcp_conn_id, chain_key, self.api_endpoint or "", self.api_version)
-
-    async def _new_client(self) -> SharedClient:
-        import aiohttp
-
-        sync_hook: ComputeEngineMachineImageHook = await self.get_sync_hook()
-        credentials = await asyncio.to_thread(sync_hook.get_credentials)
-        anonymous = credentials_are_anonymous(credentials)
-        check_transport_security(sync_hook.api.endpoint, anonymous=anonymous)
-        proxy = await asyncio.to_thread(proxy_for, sync_hook.api.endpoint)  # may consult the OS (macOS)
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
-        )
-        return SharedClient(
-            api=sync_hook.api,
-            session=session,
-            credentials=credentials,
-            anonymous=anonymous,
-            user_agent=user_agent(),
-            proxy=proxy,
-        )
-
-    def lease_client(self) -> AbstractAsyncContextManager[SharedClient]:
-        """Borrow the shared client (hold it across many calls to keep its connections warm)."""
-        return shared_clients.lease(self.client_key, self._new_client)
-
-    async def resolve_project_id(self, project_id: str | None) -> str:
-        """The given project, else the connection's; validated.
-
-        :param project_id: the project, or None for the connection's default.
-        """
-        if project_id:
-            return validate_project_id(project_id)
-        sync_hook: ComputeEngineMachineImageHook = await self.get_sync_hook()
-        default = await asyncio.to_thread(lambda: sync_hook.default_project_id)
-        return validate_project_id(default)
-
-    async def execute_call(self, build: Callable[[ComputeApi], ApiCall]) -> dict[str, Any]:
-        """Send one call (built against the shared client's endpoint), retrying transient faults.
-
-        :param build: makes the call from the request builder.
-        """
-        async with self.lease_client() as client:
-            call = build(client.api)
-            check_key_transport(call)
-            attempts = Attempts(self.retry_policy, self.log, deadline=self.deadline)
-            while True:
-                try:
-                    return await self._send(client, call)
-                except Exception as error:
-                    await asyncio.sleep(attempts.pause_after(error))
-
-    async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
-        limits = AttemptTimeouts.of(
-            self.connect_timeout,
-            self.long_poll_timeout if call.long_poll else self.read_timeout,
-            self.call_timeout,
-            None,
-        )
-        try:
-            status, raw, headers = await asyncio.wait_for(self._exchange(client, call, limits), limits.total)
-        except asyncio.TimeoutError as exc:  # the whole-call deadline (per-read timeouts are caught inside)
-            raise deadline_exceeded(call, limits.total, limits.read) from exc
-        if raw is None:
-            raise response_too_large(call, self.max_response_bytes)
-        token = getattr(client.credentials, "token", None)
-        return parse_response(call, status, raw, headers, secrets=[token])
-
-    async def _exchange(
-        self, client: SharedClient, call: ApiCall, limits: AttemptTimeouts
-    ) -> tuple[int, bytes | None, Mapping[str, str]]:
-        """Send ``call`` and read the answer, at most :attr:`max_response_bytes` of it.
-
-        :return: the status, the body (None if it was larger than allowed) and the headers.
-        """
-        import aiohttp
-
-        try:
-            async with client.session.request(
-                call.method,
-                call.url,
-                params=dict(call.params),
-                json=dict(call.body) if call.body is not None else None,
-                headers=await client.headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=limits.connect, sock_read=limits.read),
-                allow_redirects=False,
-                proxy=client.proxy,
-            ) as response:
-                limit = self.max_response_bytes
-                if response.content_length is not None and response.content_length > limit:
-                    return response.status, None, response.headers
-                parts: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > limit:
-                        return response.status, None, response.headers
-                    parts.append(chunk)
-                return response.status, b"".join(parts), response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise transport_error(call, exc) from exc
-
-    async def wait_operation(
-        self, *, operation_name: str, project_id: str | None = None, zone: str | None = None
-    ) -> dict[str, Any]:
-        """One ``globalOperations.wait`` (``zoneOperations.wait`` with ``zone``) long-poll.
-
-        :param operation_name: the operation's name.
-        :param project_id: the project; defaults to the connection's.
-        :param zone: the zone of a zonal operation (None: a global operation).
-        """
-        project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.wait_operation(project, operation_name, zone=zone))
-
-    async def get_operation(
-        self, *, operation_name: str, project_id: str | None = None, zone: str | None = None
-    ) -> dict[str, Any]:
-        """One ``globalOperations.get`` (``zoneOperations.get`` with ``zone``).
-
-        :param operation_name: the operation's name.
-        :param project_id: the project; defaults to the connection's.
-        :param zone: the zone of a zonal operation (None: a global operation).
-        :raises ResourceNotFoundError: no such operation (the only evidence that it does not exist).
-        """
-        project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.get_operation(project, operation_name, zone=zone))
-
-    async def get_machine_image(self, *, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """One ``machineImages.get``.
-
-        :param name: the image name.
-        :param project_id: the project; defaults to the connection's.
-        :raises ResourceNotFoundError: no such image.
-        """
-        project = await self.resolve_project_id(project_id)
-        return await self.execute_call(lambda api: api.get_machine_image(project, name))
-
-    async def list_operations_page(
-        self,
-        *,
-        project_id: str | None = None,
-        filter_: str | None = None,
-        page_token: str | None = None,
-        zone: str | None = None,
-    ) -> dict[str, Any]:
-        """One page of ``globalOperations.list`` (``zoneOperations.list`` with ``zone``).
-
-        :param project_id: the project; defaults to the connection's.
-        :param filter_: a Compute list filter.
-        :param page_token: the page to read (None for the first).
-        :param zone: the zone of zonal operations (None: global operations).
-        """
-        project = await self.resolve_project_id(project_id)
-        return await self.execute_call(
-            lambda api: api.list_operations(project, filter_=filter_, page_token=page_token, zone=zone)
-        )
-
-    async def list_machine_images_page(
-        self, *, project_id: str | None = None, filter_: str | None = None, page_token: str | None = None
-    ) -> dict[str, Any]:
-        """One page of ``machineImages.list`` (``items``, ``nextPageToken``).
-
-        :param project_id: the project; defaults to the connection's.
-        :param filter_: a Compute list filter.
-        :param page_token: the page to read (None for the first).
-        """
-        project = await self.resolve_project_id(project_id)
-        return await self.execute_call(
-            lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
-        )
-
-
-#: How close to the caller's deadline a transient failure of a wait counts as the deadline's doing.
-_DEADLINE_SLACK_SECONDS = 1.0
-
-
 def _earliest(*deadlines: float | None) -> float | None:
-    """The earliest of the given deadlines (None: no deadline)."""
+    """The earliest of the given deadlines (None: no deadline).
+
+    :param deadlines: deadlines in epoch seconds, None where there is none.
+    """
     given = [d for d in deadlines if d is not None]
     return min(given) if given else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import MAX_PAGES, PageWalk
+from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
 from airflow_machine_images.compat import timezone
 from airflow_machine_images.exceptions import (
     BackupCoverageError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import parse_timestamp
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation import parse_source_instance
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from airflow_machine_images.api.calls import parse_timestamp
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import MachineImageValidationError, ResourceNotFoundError
 from airflow_machine_images.validation import parse_source_instance, validate_labels
 from airflow_machine_images.validation.primitives import show_value

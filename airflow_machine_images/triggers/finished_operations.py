@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_machine_images.api.calls import parse_timestamp
+from airflow_machine_images.api.timestamps import parse_timestamp
 
 __all__ = [
     "OVERLAP_SECONDS",

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.api.calls import PageWalk, collect_pages
 from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
+from airflow_machine_images.api.paging import PageWalk, collect_pages
 from airflow_machine_images.api.retry import EarlyAnswerBackoff
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
@@ -59,8 +59,8 @@ from airflow_machine_images.triggers.finished_operations import (
 )
 
 if TYPE_CHECKING:
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
     from airflow_machine_images.hooks.shared_clients import ClientKey
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_machine_images.api.calls import API_VERSIONS, raise_for_operation_error
+from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.api.redaction import redact_event
+from airflow_machine_images.api.responses import raise_for_operation_error
 from airflow_machine_images.config import DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT
 from airflow_machine_images.events import (
     EVENT_API_ERROR,
@@ -56,7 +57,7 @@ from airflow_machine_images.validation.primitives import show_value
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-    from airflow_machine_images.hooks.sync import ComputeEngineMachineImageAsyncHook
+    from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
 
 T = TypeVar("T")
 
@@ -216,7 +217,7 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
 
 
 def _import_transports() -> None:
-    importlib.import_module("airflow_machine_images.hooks.sync")
+    importlib.import_module("airflow_machine_images.hooks.asynchronous")
     importlib.import_module("aiohttp")
 
 

@@ -141,7 +141,8 @@ def test_answers_of_the_wrong_shape_are_malformed_not_crashes(action: str, answe
     (TypeError) or made a wait loop until its timeout (an operation status that is never DONE)."""
     import json
 
-    from airflow_machine_images.api.calls import ApiCall, parse_response
+    from airflow_machine_images.api.calls import ApiCall
+    from airflow_machine_images.api.responses import parse_response
     from airflow_machine_images.exceptions import MalformedResponseError
 
     call = ApiCall(action, "GET", "https://compute.googleapis.com/compute/beta/projects/p/global/x")
@@ -154,7 +155,8 @@ def test_an_error_that_quotes_the_request_carries_no_key_and_no_token() -> None:
     customer-supplied keys and the bearer token into the exception text, and so into task logs."""
     import json
 
-    from airflow_machine_images.api.calls import ApiCall, parse_response
+    from airflow_machine_images.api.calls import ApiCall
+    from airflow_machine_images.api.responses import parse_response
     from airflow_machine_images.exceptions import ComputeEngineApiError, MalformedResponseError
     from tests.strategies import CANARY_RAW_KEY, CANARY_RSA_KEY
 

@@ -31,11 +31,11 @@ from urllib.parse import unquote
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_machine_images.bodies.keys import iter_key_material
+from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.emulator import Fault
 from airflow_machine_images.exceptions import InsecureEndpointError, InvalidRequestError, ResourceNotFoundError
 from airflow_machine_images.hooks import ComputeEngineMachineImageAsyncHook, ComputeEngineMachineImageHook
-from airflow_machine_images.hooks.sync import check_transport_security
+from airflow_machine_images.hooks.transport_security import check_transport_security
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor, ComputeEngineMachineImageSensor
 from airflow_machine_images.triggers import MachineImageOperationTrigger, MachineImageStatusTrigger

@@ -9,19 +9,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from airflow_machine_images.api.calls import (
-    MAX_PAGES,
-    ApiCall,
-    ComputeApi,
-    PageWalk,
-    api_error,
-    collect_pages,
-    iter_pages,
-    normalize_endpoint,
-    parse_response,
-    parse_retry_after,
-    raise_for_operation_error,
-)
+from airflow_machine_images.api.calls import ApiCall, ComputeApi, normalize_endpoint
+from airflow_machine_images.api.paging import MAX_PAGES, PageWalk, collect_pages, iter_pages
+from airflow_machine_images.api.responses import api_error, parse_response, parse_retry_after, raise_for_operation_error
 from airflow_machine_images.api.retry import RetryPolicy
 from airflow_machine_images.api.schema import load_discovery_document
 from airflow_machine_images.exceptions import (
@@ -446,7 +436,7 @@ def test_list_warnings_are_read_defensively_and_only_no_results_on_page_is_harml
 
 
 def test_page_walks_collect_every_pages_warning() -> None:
-    from airflow_machine_images.api.calls import PageWalk, iter_pages
+    from airflow_machine_images.api.paging import PageWalk, iter_pages
 
     pages = {None: {"items": [{"name": "a"}], "nextPageToken": "t", "warning": {"code": "PARTIAL_SUCCESS"}}, "t": {}}
     walk = PageWalk()

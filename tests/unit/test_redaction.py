@@ -11,13 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_machine_images.api.calls import ComputeApi, parse_response
+from airflow_machine_images.api.calls import ComputeApi
 from airflow_machine_images.api.redaction import (
     MASK,
     redact_event,
     redact_key_material,
     scrub_text,
 )
+from airflow_machine_images.api.responses import parse_response
 from airflow_machine_images.exceptions import ComputeEngineApiError, OperationFailedError
 from airflow_machine_images.flows.create import CreateRequest
 from airflow_machine_images.flows.machine_image import MachineImageTarget

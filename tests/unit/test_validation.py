@@ -1288,6 +1288,9 @@ def test_each_module_can_be_imported_first() -> None:
         "airflow_machine_images.bodies.machine_image",
         "airflow_machine_images.validation",
         "airflow_machine_images.api.calls",
+        "airflow_machine_images.api.paging",
+        "airflow_machine_images.api.responses",
+        "airflow_machine_images.api.redaction",
         "airflow_machine_images.api.schema",
         "airflow_machine_images.planning.retention",
     ]
