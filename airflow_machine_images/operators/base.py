@@ -47,6 +47,15 @@ IF_EXISTS_CHOICES = ("reuse", "fail")
 DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
+def context_is_retry(context: Context) -> bool:
+    """Whether this is not the task's first try (its ``try_number`` is above 1; unknown counts as the first).
+
+    :param context: the task's context.
+    """
+    try_number = getattr(context["ti"], "try_number", 1)
+    return isinstance(try_number, int) and try_number > 1
+
+
 class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOperator):
     """Connection settings, the hook, and the masking of key material, shared by every operator of the package.
 
@@ -140,10 +149,6 @@ class ComputeEngineWaitingBaseOperator(ComputeEngineMachineImageBaseOperator):
         """
         self._deadline = Deadline.after(self.timeout) if event is None else Deadline.from_event(event, self.timeout)
         self.hook.deadline = self._deadline.at
-
-    def is_retry(self, context: Context) -> bool:
-        """Whether this is not the task's first try (its ``try_number`` is above 1)."""
-        return int(getattr(context["ti"], "try_number", 1) or 1) > 1
 
     def operation_trigger(
         self, operation: Mapping[str, Any] | None, *, project_id: str, zone: str | None, extra: dict[str, Any]
@@ -281,7 +286,7 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
         self, context: Context, request: CreateRequest, first_generation: int, reason: ResubmissionNeeded | None = None
     ) -> dict[str, Any]:
         """Submit (again, under a new generation, while the server leaves nothing to use) until usable."""
-        is_retry = self.is_retry(context)
+        is_retry = context_is_retry(context)
 
         def attempt(generation: int) -> dict[str, Any]:
             state = create.submit(self.hook, request, generation, is_retry=is_retry, log=self.log)
@@ -375,7 +380,7 @@ class DeleteAndConfirmBaseOperator(ComputeEngineWaitingBaseOperator):
     def _delete(
         self, context: Context, request: DeleteRequest, first_generation: int, reason: ResubmissionNeeded | None = None
     ) -> dict[str, Any]:
-        is_retry = self.is_retry(context)
+        is_retry = context_is_retry(context)
 
         def attempt(generation: int) -> dict[str, Any]:
             started = delete.start_delete(self.hook, request, generation, is_retry=is_retry, log=self.log)

@@ -26,7 +26,7 @@ from airflow_machine_images.flows.machine_image import MachineImageDeleteTarget
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
 from airflow_machine_images.flows.resubmission import with_resubmissions
 from airflow_machine_images.hooks.connection import connection_template_fields
-from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
+from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator, context_is_retry
 from airflow_machine_images.planning.retention import (
     RetentionPlan,
     RetentionPolicy,
@@ -234,7 +234,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         request = DeleteRequest(
             MachineImageDeleteTarget(), project_id, name, RequestIds(identity, project_id, name, "delete")
         )
-        is_retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
+        is_retry = context_is_retry(context)
 
         def attempt(generation: int) -> delete.Deletion:
             started = delete.start_delete(hook, request, generation, is_retry=is_retry, log=self.log)
