@@ -98,7 +98,12 @@ def client_settings(settings: ClientSettings) -> Iterator[None]:
     """Make every hook built inside the block use ``settings`` unless told otherwise."""
     patched = settings.as_kwargs()
     saved: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for cls in (ComputeEngineMachineImageHook, ComputeEngineMachineImageAsyncHook):
+    # The two hooks may share one constructor: save and patch each constructor's defaults once, or the
+    # second save would record the patched defaults and the restore would keep them for good.
+    constructors = {
+        id(cls.__init__): cls for cls in (ComputeEngineMachineImageHook, ComputeEngineMachineImageAsyncHook)
+    }
+    for cls in constructors.values():
         defaults = cls.__init__.__kwdefaults__
         assert defaults is not None and patched.keys() <= defaults.keys(), (
             f"{cls.__name__}.__init__ no longer takes {sorted(patched.keys() - (defaults or {}).keys())}"
