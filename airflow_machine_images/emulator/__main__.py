@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="random fault probability per request")
     parser.add_argument("--seed", type=int, default=None, help="seed for every random choice")
+    parser.add_argument(
+        "--clock-offset", type=float, default=0.0, help="seconds the server's clock runs ahead of this machine's"
+    )
     parser.add_argument("--self-link-base", default="https://www.googleapis.com", help="where selfLinks point")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the URL here once listening")
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
@@ -114,6 +117,7 @@ def _emulator(args: argparse.Namespace) -> ComputeEngineEmulator:
         concurrent_operations_limit=args.concurrent_operations_limit,
         partial_list_fraction=args.partial_list_fraction,
         partial_list_warning=None if args.partial_list_warning == "none" else args.partial_list_warning,
+        clock_offset_seconds=args.clock_offset,
     )
     for instance in args.instance:
         emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)

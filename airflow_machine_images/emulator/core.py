@@ -15,6 +15,7 @@ offers their public methods as its own (forwarded: one signature and docstring e
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -113,6 +114,8 @@ class ComputeEngineEmulator:
         ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` (None = no limit).
     :param partial_list_fraction: the share of each list page's items left out (0 = none).
     :param partial_list_warning: the ``warning.code`` those lists carry (None = none).
+    :param clock_offset_seconds: how far the emulated server's clock runs ahead of this machine's
+        (negative: behind), in every timestamp and ``Date`` header; see :class:`~.timefmt.Clock`.
 
     The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
     ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
@@ -139,6 +142,7 @@ class ComputeEngineEmulator:
         concurrent_operations_limit: int | None = None,
         partial_list_fraction: float = 0.0,
         partial_list_warning: str | None = "UNREACHABLE",
+        clock_offset_seconds: float = 0.0,
     ) -> None:
         _check_arguments(
             host,
@@ -162,7 +166,9 @@ class ComputeEngineEmulator:
         self.max_request_bytes = max_request_bytes
         self._requested_port = port
         self.stopping = threading.Event()
-        self.clock = Clock()
+        if not math.isfinite(clock_offset_seconds):
+            raise ValueError("clock_offset_seconds must be a finite number of seconds")
+        self.clock = Clock(clock_offset_seconds)
         self.links = Links(self_link_base.rstrip("/"))
         self._state = ComputeState(
             self.clock, operation_seconds=operation_seconds, request_id_ttl_seconds=request_id_ttl_seconds, seed=seed
@@ -231,6 +237,7 @@ class ComputeEngineEmulator:
                 self,
                 allow_any_host=self.allow_remote,
                 max_body_bytes=self.max_request_bytes,
+                wall_time=self.clock.wall_seconds,
             )
             self._requested_port = server.server_address[1]
             self._server = server

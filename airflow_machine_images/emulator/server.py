@@ -21,6 +21,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,6 +128,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.track(self.connection, add=False)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the emulated server's time (its clock may be set apart from this machine's)."""
+        return super().date_time_string(self.server.wall_time() if timestamp is None else timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line (the application logs its own)."""
@@ -251,6 +256,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     :param app: the application.
     :param allow_any_host: serve requests whatever their Host header (else loopback names only).
     :param max_body_bytes: the largest request body read (413 beyond).
+    :param wall_time: the server's time in seconds since the epoch, for the ``Date`` header of every
+        answer (RFC 9110, section 6.6.1); None: this machine's.
     """
 
     daemon_threads = True
@@ -264,12 +271,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         *,
         allow_any_host: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        wall_time: Callable[[], float] | None = None,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
         self.allow_any_host = allow_any_host
         self.max_body_bytes = max_body_bytes
+        self.wall_time = wall_time or time.time
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)

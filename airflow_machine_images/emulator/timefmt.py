@@ -63,11 +63,17 @@ def parse_rfc3339(text: str) -> datetime | None:
 
 
 class Clock:
-    """Monotonic time for durations, mapped onto wall time for the timestamps the API shows."""
+    """Monotonic time for durations, mapped onto wall time for the timestamps the API shows.
 
-    def __init__(self) -> None:
+    :param offset_seconds: how far the emulated server's clock runs ahead of this machine's (negative:
+        behind). Google's servers and an Airflow worker need not agree on the time (a worker without
+        NTP, a VM resumed from suspend): the package must never compare the two, and tests check that
+        with an offset.
+    """
+
+    def __init__(self, offset_seconds: float = 0.0) -> None:
         """Pin the wall clock to the monotonic clock once, so timestamps never go backwards."""
-        self._wall0 = time.time()
+        self._wall0 = time.time() + offset_seconds
         self._mono0 = time.monotonic()
 
     @staticmethod
@@ -82,6 +88,10 @@ class Clock:
         :return: an aware UTC datetime.
         """
         return datetime.fromtimestamp(self._wall0 + (mono - self._mono0), tz=timezone.utc)
+
+    def wall_seconds(self) -> float:
+        """:return: the server's current time in seconds since the epoch (its HTTP ``Date``)."""
+        return self._wall0 + (time.monotonic() - self._mono0)
 
     def mono(self, wall: datetime) -> float:
         """The monotonic instant of a wall-clock moment (inverse of :meth:`wall`).
