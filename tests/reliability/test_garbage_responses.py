@@ -263,7 +263,7 @@ def test_trigger_yields_an_error_event_never_dies(
     serve: ComputeLikeServer, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two waiters, so the coalescing poller lists operations; then a lone waiter, which long-polls."""
-    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # two waiters are coalesced into list calls
+    monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", 1)  # two waiters are coalesced into list calls
 
     async def first_event(trigger: MachineImageOperationTrigger) -> dict[str, Any]:
         async for event in trigger.run():
