@@ -200,10 +200,6 @@ def clear_error(error: BaseException) -> str:
     return message
 
 
-def check_operation(result: Any) -> None:
-    assert isinstance(result, dict) and isinstance(result.get("name"), str) and isinstance(result.get("status"), str)
-
-
 # --------------------------------------------------------------------------------------------------
 
 
