@@ -143,6 +143,21 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
     """
     if not isinstance(value, Mapping):
         raise MachineImageValidationError(parameter, _KEY_RULE, describe_secret(value))
+    key = _key_fields(value, parameter)
+    present = [field for field in _KEY_FIELDS if field in key]
+    if len(present) != 1:
+        got = f"{', '.join(present)}" if present else "none of them"
+        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    _check_key_values(key, parameter)
+    return key
+
+
+def _key_fields(value: Mapping[Any, Any], parameter: str) -> dict[str, str]:
+    """The fields of a ``CustomerEncryptionKey``, each a string of an allowed name (values not checked yet).
+
+    :param value: the key dict.
+    :param parameter: the argument name used in the error message.
+    """
     allowed = (*_KEY_FIELDS, "kmsKeyServiceAccount")
     key: dict[str, str] = {}
     for field, field_value in mapping_items(value, parameter):
@@ -165,10 +180,15 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
         if not isinstance(field_value, str):
             raise MachineImageValidationError(where, "must be a string", describe_secret(field_value))
         key[field] = str.__str__(field_value)
-    present = [field for field in _KEY_FIELDS if field in key]
-    if len(present) != 1:
-        got = f"{', '.join(present)}" if present else "none of them"
-        raise MachineImageValidationError(parameter, _KEY_RULE, got)
+    return key
+
+
+def _check_key_values(key: Mapping[str, str], parameter: str) -> None:
+    """Check each field's value: base64 of the right length, a KMS key name, a service account email.
+
+    :param key: the fields, as :func:`_key_fields` returned them.
+    :param parameter: the argument name used in the error message.
+    """
     if "rawKey" in key:
         raw = _is_canonical_base64(key["rawKey"]) if _RAW_KEY_RE.fullmatch(key["rawKey"]) else None
         if raw is None or len(raw) != 32:
@@ -202,7 +222,6 @@ def validate_encryption_key(value: object, parameter: str = "machine_image_encry
                 "must be a service account email such as name@project.iam.gserviceaccount.com",
                 show_value(key["kmsKeyServiceAccount"]),
             )
-    return key
 
 
 def validate_source_disk_encryption_keys(
