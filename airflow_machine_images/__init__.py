@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_machine_images.config import provider_config
+from airflow_machine_images.version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "get_provider_info"]
+
 
 _INTEGRATION = "Google Compute Engine Machine Images"
 

@@ -152,11 +152,6 @@ class ComputeEngineApiError(ComputeEngineError):
         self.retry_after = retry_after
         self.details = details or ErrorDetails()
 
-    @property
-    def error_info_reasons(self) -> list[str]:
-        """The ``ErrorInfo`` reasons of ``error.details`` (``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``, ...)."""
-        return [str(info.get("reason")) for info in self.details.error_info if info.get("reason")]
-
 
 class InvalidRequestError(ComputeEngineApiError, PermanentError):
     """HTTP 400: the API rejected the request's content."""

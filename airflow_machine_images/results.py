@@ -1,14 +1,25 @@
-"""The JSON summaries operators return (XCom): identifiers and facts, never key material."""
+"""The JSON summaries operators return (XCom): identifiers and facts, never key material.
+
+Every operator's return value (and the coverage check's ``coverage`` XCom) is built here, so what a
+downstream task can read is written down in one module: the create and delete summaries, the operation
+sensor's, retention's, the fleet list's and the coverage check's.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.links import instance_console_url, machine_image_console_url
+from airflow_machine_images.planning.coverage import MISSING, STALE, format_age
+from airflow_machine_images.validation import parse_source_instance
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Sequence
+    from datetime import timedelta
 
+    from airflow_machine_images.planning.coverage import CoverageRow
     from airflow_machine_images.planning.retention import RetentionPlan
 
 
@@ -201,3 +212,82 @@ def retention_summary(
     if dry_run:
         summary["would_delete"] = plan.delete
     return summary
+
+
+def listed_instance_summary(project_id: str, zone: str, instance: Mapping[str, Any]) -> dict[str, Any]:
+    """What the list operator returns per instance: ``{"project_id", "zone", "name", "source_instance",
+    "labels", "status"}``.
+
+    The project id and name come from the instance's ``selfLink`` when it has one (the API writes
+    the project id there even when the request named the project by number), so the
+    ``source_instance`` compares equal with an image's ``sourceInstance``.
+
+    :param project_id: the project listed (used when the instance has no readable ``selfLink``).
+    :param zone: the instance's zone (from the scope).
+    :param instance: an Instance resource.
+    """
+    project, name = project_id, str(instance["name"])
+    try:
+        ref = parse_source_instance(instance.get("selfLink"), default_project=project_id)
+        project, zone, name = ref.project, ref.zone, ref.instance
+    except MachineImageValidationError:
+        pass
+    labels = instance.get("labels")
+    return {
+        "project_id": project,
+        "zone": zone,
+        "name": name,
+        "source_instance": f"projects/{project}/zones/{zone}/instances/{name}",
+        "labels": dict(labels) if isinstance(labels, Mapping) else {},
+        "status": str(instance.get("status") or "UNKNOWN"),
+    }
+
+
+def listed_instances_summary(instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The list operator's XCom: the :func:`listed_instance_summary` of each selected instance, by zone and name.
+
+    :param instances: the selected instances' summaries, in any order.
+    """
+    return sorted(instances, key=lambda i: (i["zone"], i["name"], i["project_id"]))
+
+
+def coverage_row_summary(row: CoverageRow) -> dict[str, Any]:
+    """One row of the coverage check's XCom: ``{"instance", "status", "newest_image", "created",
+    "age_seconds", "age", "size_bytes"}``.
+
+    :param row: the instance's coverage row.
+    """
+    return {
+        "instance": row.instance,
+        "status": row.status,
+        "newest_image": row.newest_image,
+        "created": row.created,
+        "age_seconds": None if row.age_seconds is None else round(row.age_seconds),
+        "age": None if row.age_seconds is None else format_age(row.age_seconds),
+        "size_bytes": row.size_bytes,
+    }
+
+
+def coverage_summary(
+    *, project_id: str, backup_project_id: str, max_age: timedelta, rows: Sequence[CoverageRow]
+) -> dict[str, Any]:
+    """The coverage check's XCom (returned, and pushed as ``coverage``): ``{"project_id",
+    "backup_project_id", "max_age_seconds", "checked", "ok", "stale", "missing", "rows"}``.
+
+    :param project_id: the instances' project.
+    :param backup_project_id: the project holding the images.
+    :param max_age: the oldest a newest image may be.
+    :param rows: one coverage row per selected instance, in order.
+    """
+    stale = [row.instance for row in rows if row.status == STALE]
+    missing = [row.instance for row in rows if row.status == MISSING]
+    return {
+        "project_id": project_id,
+        "backup_project_id": backup_project_id,
+        "max_age_seconds": max_age.total_seconds(),
+        "checked": len(rows),
+        "ok": len(rows) - len(stale) - len(missing),
+        "stale": stale,
+        "missing": missing,
+        "rows": [coverage_row_summary(row) for row in rows],
+    }

@@ -201,7 +201,7 @@ def triggerer_main(job_file: Path, out: str | None) -> None:
         "budget": {
             "total": budget.configured_total(),
             "triggerers": budget.configured_triggerers(),
-            "share": budget.per_triggerer(),
+            "share": budget.shares(None)[0],
         },
         "measured": measured,
         "requests": requests,

@@ -654,7 +654,7 @@ def findings_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Findings and changes", ""]
     lines += [
         "- **The request budget was an average, not a cap (fixed).** The coalescing poller "
-        "(`airflow_machine_images/triggers/polling.py`) made each cycle's calls in one burst (every list page, then "
+        "(`airflow_machine_images/triggers/polling/`) made each cycle's calls in one burst (every list page, then "
         "every 50-name read-back) and only afterwards paused `calls x 60 / budget` seconds. The mean stayed "
         "near 60 per minute, but bursts piled into the same minute: a first 5,000-wait run (operations of "
         "60-180 s) had 84 reads in its busiest 60 s, for a detection p50 of 13 s and p99 of 27 s. "

@@ -155,11 +155,11 @@ def find_python(version: str) -> Path:
 
 def package_version() -> str:
     """``__version__`` of the work tree, read without importing the package."""
-    tree = ast.parse((REPO / PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / PACKAGE / "version.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
             return str(ast.literal_eval(node.value))
-    raise StepFailed(f"no __version__ in {PACKAGE}/__init__.py")
+    raise StepFailed(f"no __version__ in {PACKAGE}/version.py")
 
 
 def built_wheel() -> Path:

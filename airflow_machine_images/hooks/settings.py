@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
-from airflow_machine_images import __version__
 from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.api.responses import parse_response, response_too_large
 from airflow_machine_images.api.retry import AttemptTimeouts, RetryPolicy
 from airflow_machine_images.validation import validate_choice
+from airflow_machine_images.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -3,7 +3,7 @@
 DAG files import this module at parse time: like :mod:`airflow_machine_images.operators.machine_images` it loads no
 Google, ``requests`` or ``aiohttp`` code (the hook is built when a task runs). The selection rules are
 in :mod:`airflow_machine_images.planning.fleet`, the coverage rules in :mod:`airflow_machine_images.planning.coverage`;
-here are the arguments, the paged calls and the XCom.
+the XCom values are built in :mod:`airflow_machine_images.results`; here are the arguments and the paged calls.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from airflow_machine_images.exceptions import (
 )
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
-from airflow_machine_images.planning.coverage import MISSING, STALE, coverage_rows, format_table
+from airflow_machine_images.planning.coverage import coverage_rows, format_table
 from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector
+from airflow_machine_images.results import coverage_summary
 from airflow_machine_images.validation import (
     split_label_selector,
     validate_bool,
@@ -283,18 +284,8 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
             max_age,
             format_table(rows),
         )
-        stale = [row.instance for row in rows if row.status == STALE]
-        missing = [row.instance for row in rows if row.status == MISSING]
-        result = {
-            "project_id": project_id,
-            "backup_project_id": backup_project,
-            "max_age_seconds": max_age.total_seconds(),
-            "checked": len(rows),
-            "ok": len(rows) - len(stale) - len(missing),
-            "stale": stale,
-            "missing": missing,
-            "rows": [row.as_dict() for row in rows],
-        }
+        result = coverage_summary(project_id=project_id, backup_project_id=backup_project, max_age=max_age, rows=rows)
+        stale, missing = result["stale"], result["missing"]
         context["ti"].xcom_push(key="coverage", value=result)
         if stale or missing:
             parts = []

@@ -45,18 +45,6 @@ class CoverageRow:
     age_seconds: float | None = None
     size_bytes: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form (the operator's XCom)."""
-        return {
-            "instance": self.instance,
-            "status": self.status,
-            "newest_image": self.newest_image,
-            "created": self.created,
-            "age_seconds": None if self.age_seconds is None else round(self.age_seconds),
-            "age": None if self.age_seconds is None else format_age(self.age_seconds),
-            "size_bytes": self.size_bytes,
-        }
-
 
 def canonical_source(image: Mapping[str, Any]) -> str | None:
     """An image's source instance as ``projects/P/zones/Z/instances/I``, or None if it names none readable.

@@ -22,8 +22,8 @@ from typing import Any, Final
 
 from airflow_machine_images.api.list_warnings import HARMLESS_CODES
 from airflow_machine_images.exceptions import MachineImageValidationError, MalformedResponseError
+from airflow_machine_images.results import listed_instance_summary, listed_instances_summary
 from airflow_machine_images.validation import (
-    parse_source_instance,
     split_label_selector,
     validate_labels,
     validate_machine_image_name,
@@ -128,7 +128,8 @@ class FleetListing:
 
     :param project_id: the project listed.
     :param selector: what is selected.
-    :param instances: the selected instances, as :meth:`summary` dicts (by source instance).
+    :param instances: the selected instances, as
+        :func:`~airflow_machine_images.results.listed_instance_summary` dicts (by source instance).
     :param incomplete: the scopes (or ``answer``) that could not be read completely, with why.
     :param pages: pages taken.
     """
@@ -173,7 +174,7 @@ class FleetListing:
                         f"instances.aggregatedList: scope {scope!r} has an instance without a name"
                     )
                 if self.selector.selects(instance, zone):
-                    entry = self.summary(instance, zone)
+                    entry = listed_instance_summary(self.project_id, zone, instance)
                     self.instances[entry["source_instance"]] = entry
 
     def blocking_incomplete(self) -> dict[str, str]:
@@ -187,35 +188,9 @@ class FleetListing:
             if scope == "answer" or not scope.startswith("zones/") or scope[len("zones/") :] in zones
         }
 
-    def summary(self, instance: Mapping[str, Any], zone: str) -> dict[str, Any]:
-        """What the list operator returns per instance.
-
-        The project id and name come from the instance's ``selfLink`` when it has one (the API writes
-        the project id there even when the request named the project by number), so the
-        ``source_instance`` compares equal with an image's ``sourceInstance``.
-
-        :param instance: an Instance resource.
-        :param zone: its zone (from the scope).
-        """
-        project, name = self.project_id, str(instance["name"])
-        try:
-            ref = parse_source_instance(instance.get("selfLink"), default_project=self.project_id)
-            project, zone, name = ref.project, ref.zone, ref.instance
-        except MachineImageValidationError:
-            pass
-        labels = instance.get("labels")
-        return {
-            "project_id": project,
-            "zone": zone,
-            "name": name,
-            "source_instance": f"projects/{project}/zones/{zone}/instances/{name}",
-            "labels": dict(labels) if isinstance(labels, Mapping) else {},
-            "status": str(instance.get("status") or "UNKNOWN"),
-        }
-
     def selected(self) -> list[dict[str, Any]]:
-        """The selected instances, by zone and name."""
-        return sorted(self.instances.values(), key=lambda i: (i["zone"], i["name"], i["project_id"]))
+        """The selected instances, by zone and name (the list operator's XCom)."""
+        return listed_instances_summary(self.instances.values())
 
 
 def _why(warning: Mapping[str, Any]) -> str:
@@ -229,7 +204,7 @@ def backup_image_name(instance: Mapping[str, Any], suffix: str) -> str:
     The 6 hex digits of a SHA-256 of the instance's full path keep two instances of the same name (in
     other zones or projects, imaged into one backup project) apart; the name is cut to fit 63 characters.
 
-    :param instance: a :class:`FleetListing` summary (``name``, ``source_instance``).
+    :param instance: one instance the list operator returned (``name``, ``source_instance``).
     :param suffix: e.g. the run date ``20260520``.
     """
     digest = hashlib.sha256(str(instance["source_instance"]).encode()).hexdigest()[:6]

@@ -120,7 +120,7 @@ class RetentionPlan:
     :param by_source: per source instance, ``{"keep": [...], "delete": [...]}`` (newest first).
     :param guards: per source instance with deletions, the READY images whose existence justifies
         them (the newest ``keep_last``, at least one): the operator re-reads them before deleting.
-    :param listed: the entry each name of ``delete`` and ``guards`` was planned on (not in :meth:`as_dict`).
+    :param listed: the entry each name of ``delete`` and ``guards`` was planned on.
     """
 
     delete: list[str] = field(default_factory=list)
@@ -130,16 +130,6 @@ class RetentionPlan:
     by_source: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     guards: dict[str, list[str]] = field(default_factory=dict)
     listed: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (the operator's XCom)."""
-        return {
-            "delete": self.delete,
-            "keep": self.keep,
-            "not_ready": self.not_ready,
-            "skipped": self.skipped,
-            "by_source": self.by_source,
-        }
 
 
 def created_at(image: Mapping[str, Any]) -> datetime | None:

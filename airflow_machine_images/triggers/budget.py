@@ -82,16 +82,6 @@ def share(total: int, triggerers: int) -> int:
     return max(MIN_REQUESTS_PER_MINUTE, total // triggerers)
 
 
-def per_triggerer(task_total: int | None = None) -> int:
-    """This triggerer's budget per project: the task's total if given, else the configured one, shared.
-
-    :param task_total: a task's own ``requests_per_minute_per_project`` (None: the configured total).
-    :raises MachineImageValidationError: an option is not a whole number >= 1.
-    """
-    configured, task = shares(task_total)
-    return configured if task is None else task
-
-
 def shares(task_total: int | None) -> tuple[int, int | None]:
     """This triggerer's share of the configured total, and of the task's own total (None if it set none).
 

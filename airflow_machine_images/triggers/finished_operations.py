@@ -31,8 +31,8 @@ What no source settles, so nothing here relies on it for correctness:
 * How soon a finished operation shows in a list. The watermark trails the newest server time seen by
   :data:`OVERLAP_SECONDS`, so a completion that becomes visible a little late is still listed.
 
-The poller guards the rest (:class:`~airflow_machine_images.triggers.polling.OperationPoller`): every returned
-operation is checked against the filter (a server that ignored it would be caught), a 400 for the
+The poller guards the rest (:class:`~airflow_machine_images.triggers.polling.operations.OperationPoller`):
+every returned operation is checked against the filter (a server that ignored it would be caught), a 400 for the
 filter turns the form off, and a reconciliation every few cycles (the old unfinished-list reading)
 finds any waited-for operation the filtered lists missed; one miss turns the form off for the
 poller's life. The watermark is server time only: the worker's clock is never compared with it.

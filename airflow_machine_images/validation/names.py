@@ -1,7 +1,7 @@
 """Names and labels: resource names and ids, label keys and values, Cloud Storage locations.
 
 The resource-name patterns are the path-parameter patterns of Google's Compute Engine discovery
-documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/test_validation.py`` checks that
+documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/validation/test_names.py`` checks that
 they still agree with the installed documents. The compiled patterns and the rules (the words of the
 error messages) are public because the resource references are made of these names.
 """

@@ -86,11 +86,6 @@ class RunObservation:
         return "\n".join(f"  {ti_label(k)}: {' -> '.join(v)}" for k, v in sorted(self.seen_states.items()))
 
 
-def mapped_keys(tis: Iterable[dict[str, Any]], task_id: str | None = None) -> list[TiKey]:
-    """The mapped task instances (``map_index >= 0``), optionally of one task, sorted."""
-    return sorted(ti_key(ti) for ti in tis if ti["map_index"] >= 0 and (task_id is None or ti["task_id"] == task_id))
-
-
 def trigger_run(api: AirflowApi, dag_id: str, conf: dict[str, Any]) -> RunObservation:
     """Trigger a run now and start an observation of it."""
     run = api.trigger(dag_id, conf)

@@ -214,7 +214,7 @@ def test_image_trigger_fails_on_invalid_and_on_missing_when_asked(gcp_connection
 def test_transient_faults_while_polling_are_absorbed(
     gcp_connection: ComputeEngineEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # three waiters: coalesced list calls, not long-polls
+    monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", 1)  # three waiters: coalesced list calls, not long-polls
     names = start_inserts(3)
     gcp_connection.inject(Fault(kind="status", status=503, action="globalOperations.list", times=3))
 
@@ -228,7 +228,7 @@ def test_transient_faults_while_polling_are_absorbed(
 def test_coalesced_waits_report_failed_and_missing_operations_as_errors(
     gcp_connection: ComputeEngineEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # four waiters: coalesced list calls, not long-polls
+    monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", 1)  # four waiters: coalesced list calls, not long-polls
     gcp_connection.inject(
         Fault(kind="operation_error", action="machineImages.insert", error_code="QUOTA_EXCEEDED", error_message="no")
     )
@@ -273,7 +273,7 @@ def test_coalesced_waits_learn_completions_and_outcomes_from_lists_of_operations
     """Sixty waits over real HTTP: after one reading of the unfinished operations, every completion and
     its error come from "finished since" lists (the emulator evaluates their endTime filter); no
     operation is read back by name per completion."""
-    monkeypatch.setattr(polling, "RECONCILE_EVERY_CYCLES", 10_000)  # this test watches the steady cycle only
+    monkeypatch.setattr(polling.operations, "RECONCILE_EVERY_CYCLES", 10_000)  # this test watches the steady cycle only
     durations = [2.0 + 0.5 * i for i in range(12)]
     with ComputeEngineEmulator(default_project=PROJECT) as emu:
         for index, seconds in enumerate(durations):

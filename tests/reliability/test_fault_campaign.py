@@ -88,7 +88,7 @@ def faulty_emulator(fast_clients: ClientSettings, monkeypatch: pytest.MonkeyPatc
         project=PROJECT, instances=SOURCES, operation_seconds=OPERATION_SECONDS, wait_deadline=WAIT_DEADLINE, seed=SEED
     )
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emulator.url))
-    monkeypatch.setattr(polling, "MAX_LONG_POLLS", CAMPAIGN_MAX_LONG_POLLS)
+    monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", CAMPAIGN_MAX_LONG_POLLS)
     emulator.set_options(**QUOTA_OPTIONS)
     try:
         yield emulator

@@ -200,10 +200,6 @@ def clear_error(error: BaseException) -> str:
     return message
 
 
-def check_operation(result: Any) -> None:
-    assert isinstance(result, dict) and isinstance(result.get("name"), str) and isinstance(result.get("status"), str)
-
-
 # --------------------------------------------------------------------------------------------------
 
 
@@ -263,7 +259,7 @@ def test_trigger_yields_an_error_event_never_dies(
     serve: ComputeLikeServer, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two waiters, so the coalescing poller lists operations; then a lone waiter, which long-polls."""
-    monkeypatch.setattr(polling, "MAX_LONG_POLLS", 1)  # two waiters are coalesced into list calls
+    monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", 1)  # two waiters are coalesced into list calls
 
     async def first_event(trigger: MachineImageOperationTrigger) -> dict[str, Any]:
         async for event in trigger.run():

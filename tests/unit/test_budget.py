@@ -43,7 +43,7 @@ def test_env_names_follow_airflow_convention() -> None:
 def test_defaults_give_one_triggerer_sixty_a_minute() -> None:
     assert budget.configured_total() == 60
     assert budget.configured_triggerers() == 1
-    assert budget.per_triggerer() == 60
+    assert budget.shares(None)[0] == 60
 
 
 @pytest.mark.parametrize(
@@ -55,8 +55,8 @@ def test_each_triggerer_gets_the_total_divided_rounded_down(
 ) -> None:
     monkeypatch.setenv(TOTAL, total)
     monkeypatch.setenv(TRIGGERERS, triggerers)
-    assert budget.per_triggerer() == share
-    assert budget.per_triggerer() * int(triggerers) <= int(total)  # together within the total
+    assert budget.shares(None)[0] == share
+    assert budget.shares(None)[0] * int(triggerers) <= int(total)  # together within the total
 
 
 def test_more_triggerers_than_requests_get_one_each_with_a_warning(
@@ -66,16 +66,16 @@ def test_more_triggerers_than_requests_get_one_each_with_a_warning(
     monkeypatch.setenv(TRIGGERERS, "3")
     monkeypatch.setattr(budget, "_warned", set())
     with caplog.at_level(logging.WARNING, logger=budget.__name__):
-        assert budget.per_triggerer() == budget.MIN_REQUESTS_PER_MINUTE
-        assert budget.per_triggerer() == budget.MIN_REQUESTS_PER_MINUTE
+        assert budget.shares(None)[0] == budget.MIN_REQUESTS_PER_MINUTE
+        assert budget.shares(None)[0] == budget.MIN_REQUESTS_PER_MINUTE
     assert caplog.text.count("cannot be shared by 3 triggerers") == 1  # once per process, not per wait
 
 
 def test_a_task_total_replaces_the_configured_one_and_is_shared_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOTAL, "600")
     monkeypatch.setenv(TRIGGERERS, "3")
-    assert budget.per_triggerer(90) == 30
-    assert budget.per_triggerer(None) == 200
+    assert budget.shares(90)[1] == 30
+    assert budget.shares(None)[0] == 200
 
 
 @pytest.mark.parametrize("variable", [TOTAL, TRIGGERERS])
@@ -85,7 +85,7 @@ def test_bad_values_are_refused_naming_the_option_and_the_rule(
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(MachineImageValidationError) as raised:
-        budget.per_triggerer()
+        budget.shares(None)[0]
     option = variable.split("__")[-1].lower()
     assert f"[machine_images] {option}" in str(raised.value)
     assert variable in str(raised.value)

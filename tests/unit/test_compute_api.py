@@ -317,7 +317,7 @@ def test_concurrent_operations_quota_is_read_from_error_info_and_retried() -> No
     with pytest.raises(ConcurrentOperationsQuotaError) as info:
         parse_response(API.get_machine_image("p", "img"), 403, google_error_with_details(403, "forbidden", details), {})
     error = info.value
-    assert error.error_info_reasons == ["CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"]
+    assert [info["reason"] for info in error.details.error_info] == ["CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"]
     assert error.details.help_links == ({"description": "q", "url": "https://q.example"},)
     assert "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED" in str(error) and "https://q.example" in str(error)
     assert "global_concurrent_operations" in str(error)

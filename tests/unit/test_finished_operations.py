@@ -198,7 +198,7 @@ def test_the_emulator_compares_end_times_as_instants_across_utc_offsets() -> Non
 
 
 def test_reconciliation_runs_every_few_cycles(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "RECONCILE_EVERY_CYCLES", 2)
+    monkeypatch.setattr(polling.operations, "RECONCILE_EVERY_CYCLES", 2)
     scope = FakeScope(fleet(20))
     _, poller = run_waits(scope)
     assert poller.stats.reconciliations >= poller.stats.finished_listings // 2 - 1

@@ -10,6 +10,7 @@ import pytest
 from airflow_machine_images.exceptions import MalformedResponseError
 from airflow_machine_images.planning.coverage import coverage_rows, format_age, format_table, newest_ready_images
 from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector, backup_image_name, backup_kwargs
+from airflow_machine_images.results import coverage_row_summary
 from airflow_machine_images.validation import MachineImageValidationError
 
 NOW = datetime(2026, 5, 20, 12, tzinfo=timezone.utc)
@@ -161,7 +162,7 @@ def test_coverage_rows_mark_ok_stale_and_missing() -> None:
     ]
     rows = coverage_rows(fleet, images, now=NOW, max_age=timedelta(hours=24))
     assert [(r.status, r.newest_image) for r in rows] == [("ok", "w1"), ("stale", "w2"), ("missing", None)]
-    assert rows[0].as_dict()["age"] == "2h 00m" and rows[0].size_bytes == 100
+    assert coverage_row_summary(rows[0])["age"] == "2h 00m" and rows[0].size_bytes == 100
     # exactly max_age old is still ok
     edge = coverage_rows(fleet[:1], [image("e", WEB1, timedelta(hours=24))], now=NOW, max_age=timedelta(hours=24))
     assert edge[0].status == "ok"

@@ -29,8 +29,9 @@ print(json.dumps({{"added": added, "with_code": loaded_with_code}}))
     "module",
     [
         "airflow_machine_images.operators",
-        "airflow_machine_images.operators",
-        "airflow_machine_images.operators",
+        "airflow_machine_images.fleet_operators",
+        "airflow_machine_images.restore_operators",
+        "airflow_machine_images.fleet",
         "airflow_machine_images.sensors",
         "airflow_machine_images.assets",
         "airflow_machine_images.links",

@@ -103,7 +103,7 @@ def test_long_polling_resumes_only_when_half_as_many_wait(sizes: list[int], expe
 
 
 def test_no_sliding_window_sees_more_calls_than_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "BUDGET_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(polling.coalescing, "BUDGET_WINDOW_SECONDS", 0.3)
     poller = make_poller(FakeHook(), max_requests_per_minute=3)
 
     async def scenario() -> list[float]:
@@ -228,13 +228,13 @@ def test_a_shared_poller_keeps_to_the_smallest_budget_of_its_waiters() -> None:
 
 
 def test_the_burst_cap_follows_the_smallest_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "BUDGET_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(polling.coalescing, "BUDGET_WINDOW_SECONDS", 0.3)
     poller = make_poller(FakeHook(), max_requests_per_minute=60)
 
     async def scenario() -> list[float]:
         loop = asyncio.get_running_loop()
         # a waiter with a budget of 2, registered without starting the poll loop: the budget is driven by hand
-        poller._waiters["op-1"] = {polling._Waiter(lambda op: False, 60.0, loop.create_future(), 2)}
+        poller._waiters["op-1"] = {polling.coalescing._Waiter(lambda op: False, 60.0, loop.create_future(), 2)}
         granted = []
         for _ in range(4):
             await poller._within_budget()
