@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images.bodies.merging import body_fields
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation import validate_labels, validate_machine_image_name
 from airflow_machine_images.validation.body_schema import validate_body
@@ -105,6 +106,26 @@ def metadata_body(value: object, parameter: str = "metadata") -> dict[str, Any]:
     return {"items": items}
 
 
+def _dedicated_fields(metadata: object, network_interfaces: object, description: object) -> dict[str, Any]:
+    """The metadata, network interfaces and description arguments as Instance fields (None ones left out)."""
+    fields: dict[str, Any] = {}
+    if metadata is not None:
+        fields["metadata"] = metadata_body(metadata)
+    if network_interfaces is not None:
+        if not isinstance(network_interfaces, list) or not network_interfaces:
+            raise MachineImageValidationError(
+                "network_interfaces",
+                "must be a non-empty list of NetworkInterface dicts",
+                show_value(network_interfaces),
+            )
+        fields["networkInterfaces"] = network_interfaces
+    if description is not None:
+        if not isinstance(description, str):
+            raise MachineImageValidationError("description", "must be a string", show_value(description))
+        fields["description"] = description
+    return fields
+
+
 def build_instance_body(
     *,
     name: str,
@@ -136,40 +157,25 @@ def build_instance_body(
     :return: the body to send.
     """
     checked_name = validate_machine_image_name(name, "name")
-    extra = dict(validate_body(body, schemas, schema_name="Instance", parameter="body")) if body is not None else {}
-    for field, argument in (("name", "name"), ("sourceMachineImage", "source_machine_image")):
-        if field in extra:
-            raise MachineImageValidationError(f"body.{field}", f"set it with the {argument} argument, not in body")
-    arguments: dict[str, Any] = {
+    arguments = {
         "machineType": machine_type,
         "networkInterfaces": network_interfaces,
-        "labels": None,  # always set below
         "metadata": metadata,
         "description": description,
     }
-    for field, argument in _DEDICATED_FIELDS.items():
-        if arguments[field] is not None and field in extra:
-            raise MachineImageValidationError(f"body.{field}", f"also given as the {argument} argument; use one")
-    if "labels" in extra:
-        raise MachineImageValidationError("body.labels", "give labels with the labels argument")
+    extra = body_fields(
+        body,
+        schemas,
+        schema_name="Instance",
+        reserved={"name": "name", "sourceMachineImage": "source_machine_image", "labels": "labels"},
+        dedicated=_DEDICATED_FIELDS,
+        given=arguments,
+    )
     merged: dict[str, Any] = {"name": checked_name, "sourceMachineImage": source_machine_image}
     if machine_type is not None or "machineType" in extra:
         where = "machine_type" if machine_type is not None else "body.machineType"
         merged["machineType"] = machine_type_url(extra.pop("machineType", machine_type), zone, where)
-    if metadata is not None:
-        merged["metadata"] = metadata_body(metadata)
-    if network_interfaces is not None:
-        if not isinstance(network_interfaces, list) or not network_interfaces:
-            raise MachineImageValidationError(
-                "network_interfaces",
-                "must be a non-empty list of NetworkInterface dicts",
-                show_value(network_interfaces),
-            )
-        merged["networkInterfaces"] = network_interfaces
-    if description is not None:
-        if not isinstance(description, str):
-            raise MachineImageValidationError("description", "must be a string", show_value(description))
-        merged["description"] = description
+    merged.update(_dedicated_fields(metadata, network_interfaces, description))
     merged["labels"] = validate_labels(labels, "labels")
     merged.update(extra)
     return validate_body(merged, schemas, schema_name="Instance", parameter="body")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.bodies.keys import validate_encryption_key, validate_source_disk_encryption_keys
+from airflow_machine_images.bodies.merging import body_fields
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.body_schema import validate_body
 from airflow_machine_images.validation.names import (
@@ -73,10 +74,6 @@ def build_machine_image_body(
         raise MachineImageValidationError(
             "source_instance", "must be an InstanceRef (see parse_source_instance)", show_value(source_instance)
         )
-    extra = validate_body(body, schemas, parameter="body") if body is not None else {}
-    for field, argument in (("name", "name"), ("sourceInstance", "source_instance")):
-        if field in extra:
-            raise MachineImageValidationError(f"body.{field}", f"set it with the {argument} argument, not in body")
     arguments: dict[str, Any] = {
         "description": description,
         "labels": labels,
@@ -86,21 +83,38 @@ def build_machine_image_body(
         "sourceDiskEncryptionKeys": source_disk_encryption_keys,
         "params": machine_image_params,
     }
-    for field, argument in _DEDICATED_FIELDS.items():
-        if arguments[field] is not None and field in extra:
-            raise MachineImageValidationError(f"body.{field}", f"also given as the {argument} argument; use one")
-
+    extra = body_fields(
+        body,
+        schemas,
+        schema_name="MachineImage",
+        reserved={"name": "name", "sourceInstance": "source_instance"},
+        dedicated=_DEDICATED_FIELDS,
+        given=arguments,
+    )
     merged: dict[str, Any] = {"name": checked_name, "sourceInstance": source_instance.partial_url}
+    merged.update(_dedicated_fields(arguments, extra, schemas))
+    merged.update(extra)
+    return validate_body(merged, schemas, parameter="body")
+
+
+def _dedicated_fields(
+    arguments: Mapping[str, Any], extra: dict[str, Any], schemas: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Each dedicated field, from its argument or else from ``extra`` (taken out of it), checked.
+
+    :param arguments: the dedicated arguments by field (None: not given).
+    :param extra: the other fields of ``body``; a dedicated field found here is removed.
+    :param schemas: the discovery document's ``schemas`` map.
+    """
+    fields: dict[str, Any] = {}
     for field, argument in _DEDICATED_FIELDS.items():
-        given = arguments[field]
-        where = argument
+        given, where = arguments[field], argument
         if given is None:
             if field not in extra:
                 continue
             given, where = extra.pop(field), f"body.{field}"
-        merged[field] = _check_dedicated(field, given, where, schemas)
-    merged.update(extra)
-    return validate_body(merged, schemas, parameter="body")
+        fields[field] = _check_dedicated(field, given, where, schemas)
+    return fields
 
 
 def _check_dedicated(field: str, value: object, parameter: str, schemas: Mapping[str, Any]) -> Any:

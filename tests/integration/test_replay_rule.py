@@ -9,6 +9,7 @@ server's clock runs behind, and miss every real replay when it runs ahead.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,8 +35,12 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[ComputeEngineEmulator]:
         yield emu
 
 
+LOGICAL_DATE = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
 def run(dag_id: str, **conf: Any):  # type: ignore[no-untyped-def]
-    return load_dag(dag_id).test(run_conf=conf or None)
+    """Run the DAG with ``dag.test()``, always as the same DAG run (its task instances share their requestIds)."""
+    return load_dag(dag_id).test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=conf or None)
 
 
 def test_the_servers_date_is_its_own_clock(gcp_connection: ComputeEngineEmulator) -> None:

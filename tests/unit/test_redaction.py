@@ -213,3 +213,20 @@ def test_a_key_argument_rendered_to_text_is_parsed_and_masked(rendered: str) -> 
     request = operator.prepare_request({"ti": ti})  # type: ignore[arg-type]
     assert request.body["machineImageEncryptionKey"] == {"rawKey": CANARY_SLASH_KEY}
     assert request.body["sourceDiskEncryptionKeys"][0]["diskEncryptionKey"] == {"rsaEncryptedKey": CANARY_RSA_KEY}
+
+
+def test_the_restore_operator_masks_a_literal_key_in_its_body_like_the_insert_operator() -> None:
+    """The restore operator never got the insert operator's key masking: a key in its body reached the UI."""
+    from airflow_machine_images.operators import ComputeEngineRestoreMachineImageOperator
+
+    operator = ComputeEngineRestoreMachineImageOperator(
+        task_id="restore",
+        name="drill-1",
+        zone="us-central1-a",
+        source_machine_image="img-1",
+        project_id="p",
+        body={"sourceMachineImageEncryptionKey": {"rawKey": CANARY_SLASH_KEY}},
+    )
+    with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
+        operator.mask_key_material()
+    assert CANARY_SLASH_KEY in {call.args[0] for call in masked.call_args_list}
