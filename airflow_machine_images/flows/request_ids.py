@@ -14,19 +14,10 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
-
-from airflow_machine_images.exceptions import ComputeEngineError, ResubmissionNeeded
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from airflow_machine_images.logs import TaskLogger
+from typing import Protocol
 
 #: Fixed namespace for uuid5; changing it would change every derived id (and break dedup across upgrades).
 REQUEST_ID_NAMESPACE = uuid.UUID("6f1c1f56-5f0e-4c1b-9a57-3c2b8f6f0a11")
-
-T = TypeVar("T")
 
 
 class TaskInstanceLike(Protocol):
@@ -156,46 +147,3 @@ class RequestIds:
         if generation == 0:
             return self.fixed
         return str(uuid.uuid5(uuid.UUID(self.fixed), f"generation-{generation}"))
-
-
-def with_resubmissions(
-    attempt: Callable[[int], T],
-    *,
-    first_generation: int,
-    what: str,
-    log: TaskLogger,
-    reason: ResubmissionNeeded | None = None,
-) -> T:
-    """Run ``attempt(generation)``, submitting again under the next generation while it asks to.
-
-    ``attempt`` raises :class:`~airflow_machine_images.exceptions.ResubmissionNeeded` when the server's
-    answer leaves nothing to use and a fresh submission cannot duplicate anything; anything else it
-    raises (or a deferral) passes through.
-
-    There is no fixed cap on generations: each try walks the generations of the earlier tries (the
-    server replays each one's operation, one request apiece, so a crashed worker's resubmission still
-    deduplicates) and makes at most one fresh submission. A replayed failure always moves on to the
-    next generation; a fresh one (``ResubmissionNeeded.fresh``) ends the try with a retryable error, so
-    every Airflow try after a server-side failure gets exactly one new create.
-
-    :param attempt: one submission, given its generation.
-    :param first_generation: the generation to start at (after a deferral, the next one).
-    :param what: the resource, for the final error (``"Machine image web-1"``).
-    :param log: where each resubmission is announced.
-    :param reason: why the previous generation (before a deferral) asked for a resubmission.
-    :raises ComputeEngineError: this try's own submission left nothing to use (Airflow retries it).
-    """
-    generation = first_generation
-    while True:
-        if reason is not None:
-            if reason.fresh:
-                raise ComputeEngineError(
-                    f"{what}: {reason}. This try made its one submission (generation {generation - 1}); "
-                    f"the next try submits generation {generation}."
-                ) from reason
-            log.warning("%s. Submitting again with a new requestId (generation %d).", reason, generation)
-        try:
-            return attempt(generation)
-        except ResubmissionNeeded as why:
-            reason = why
-            generation += 1
