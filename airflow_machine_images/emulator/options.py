@@ -139,11 +139,6 @@ class RateQuota:
             self._counts[project] = (current, count + 1)
             return True
 
-    def seconds_to_refill(self, window: float) -> float:
-        """:param window: the window length. :return: seconds until the next window starts."""
-        now = self._wall()
-        return (math.floor(now / window) + 1) * window - now
-
 
 def thin_list(
     payload: dict[str, Any], fraction: float, code: str | None, rng: random.Random, scope: str = "global"
