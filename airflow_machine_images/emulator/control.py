@@ -35,13 +35,17 @@ ROUTES: list[dict[str, str]] = [
         "does": "seed an image; body: name, source_instance, project, status, creation_timestamp, labels, "
         "total_storage_bytes",
     },
-    {"route": "GET /_emulator/operations?project=P", "does": "every global operation (of one project)"},
+    {
+        "route": "GET /_emulator/operations?project=P&zone=Z",
+        "does": "every global operation (of one project), or with zone every zonal operation of that zone",
+    },
     {"route": "POST /_emulator/projects", "does": "make a project known; body: project, number (its project number)"},
     {"route": "GET /_emulator/instances?project=P", "does": "every instance (of one project)"},
     {
         "route": "POST /_emulator/instances",
         "does": "add an instance (any project); body: instance, project, disk_size_gb, operation_seconds, "
-        "labels, status, source_machine_image, disks ([{sizeGb, autoDelete}], boot first), deletion_protection",
+        "labels, status, source_machine_image, disks ([{sizeGb, autoDelete}], boot first), deletion_protection, "
+        "attach_disks",
     },
     {"route": "GET /_emulator/disks?project=P", "does": "every disk (of one project)"},
     {
@@ -164,7 +168,7 @@ class ControlEndpoints:
             ("DELETE", "/_emulator/requests"): lambda: _done(log.clear),
             ("GET", "/_emulator/machineImages"): lambda: seeder.machine_images(project),
             ("POST", "/_emulator/machineImages"): lambda: _call_with(body, seeder.add_machine_image),
-            ("GET", "/_emulator/operations"): lambda: seeder.operations(project),
+            ("GET", "/_emulator/operations"): lambda: seeder.operations(project, query.get("zone") or None),
             ("GET", "/_emulator/instances"): lambda: seeder.instances(project),
             ("POST", "/_emulator/instances"): lambda: _call_with(body, seeder.add_instance),
             ("GET", "/_emulator/disks"): lambda: seeder.disks(project),

@@ -59,6 +59,7 @@ class InstanceStore:
         source_machine_image: str | None = None,
         disks: list[DiskSpec] | None = None,
         deletion_protection: bool = False,
+        attach: list[str] | None = None,
     ) -> Instance:
         """Create (or replace) an instance at once, with its disks (seeding).
 
@@ -73,9 +74,14 @@ class InstanceStore:
         :param disks: its disks (None: one boot disk of ``disk_size_gb``, auto-deleted); named as a restore
             names them. A disk name already taken in the zone is an error.
         :param deletion_protection: its ``deletionProtection``.
+        :param attach: existing disks of its zone, attached to nothing, to attach too (``autoDelete`` false), as
+            ``instances.attachDisk`` would.
         :return: the instance.
-        :raises ValueError: a disk name is taken.
+        :raises ValueError: a disk name is taken, or a disk to attach is missing or in use.
         """
+        extra = [self._disks.get(project, zone, n) for n in attach or []]
+        if any(disk is None or disk.users for disk in extra):
+            raise ValueError(f"Disks to attach must exist in {project}/{zone} and be attached to nothing: {attach}")
         replaced = self._instances.pop((project, zone, name), None)
         if replaced is not None:
             for old in replaced.attached():
@@ -88,7 +94,7 @@ class InstanceStore:
         attached = [
             AttachedDisk(n, n, boot=index == 0, auto_delete=auto, size_gb=size)
             for index, (n, (size, auto)) in enumerate(zip(names, specs, strict=True))
-        ]
+        ] + [AttachedDisk(d.name, d.name, boot=False, auto_delete=False, size_gb=d.size_gb) for d in extra if d]
         instance = Instance(
             project=project,
             zone=zone,
@@ -104,10 +110,13 @@ class InstanceStore:
             deletion_protection=deletion_protection,
         )
         self._instances[(project, zone, name)] = instance
-        for disk in attached:
+        for disk in attached[: len(specs)]:
             self._disks.add(
                 project, zone, disk.disk_name, size_gb=disk.size_gb, created=instance.created, users=[instance.path]
             )
+        for existing in extra:
+            if existing is not None:
+                existing.users = [instance.path]
         return instance
 
     def unlisted(self, project: str, zone: str, name: str, now: float) -> Instance:

@@ -204,8 +204,12 @@ class InstanceHandlers:
         return instance
 
     def _ready_image(self, project: str, name: str) -> MachineImage:
-        """:return: the source image (lock held). :raises ApiError: 404 when missing, 400 when not READY."""
-        image = self._images.get(project, name)
+        """The source image, its project named by id or number (``sourceMachineImage`` takes either, as every
+        project reference does: see :mod:`.api`). Lock held.
+
+        :return: the image. :raises ApiError: 404 when missing, 400 when not READY.
+        """
+        image = self._images.get(self._state.project_id(project) or project, name)
         if image is None:
             raise errors.not_found(f"projects/{project}/global/machineImages/{name}")
         if image.status != "READY":

@@ -166,6 +166,7 @@ class Seeder:
         source_machine_image: str | None = None,
         disks: list[dict[str, Any]] | None = None,
         deletion_protection: bool = False,
+        attach_disks: list[str] | None = None,
     ) -> dict[str, Any]:
         """Create a source instance with its disks, in any project (the emulator serves every project).
 
@@ -181,6 +182,8 @@ class Seeder:
             ``disk_size_gb`` and true); None: one boot disk of ``disk_size_gb``, auto-deleted. They are named as
             a restore names them (the instance's name, then ``NAME-1``, ...), and kept by machine images of it.
         :param deletion_protection: its ``deletionProtection`` (kept by machine images of it).
+        :param attach_disks: names of disks of its zone, attached to nothing (``add_disk``), to attach too,
+            without ``autoDelete`` (a data disk attached after the instance was made).
         :return: the Instance JSON.
         """
         _require(instance, str, "instance")
@@ -191,6 +194,7 @@ class Seeder:
         _require(status, str, "status")
         _require(source_machine_image, (str, type(None)), "source_machine_image")
         _require(deletion_protection, bool, "deletion_protection")
+        _require(attach_disks, (list, type(None)), "attach_disks")
         specs = _disk_specs(disks, disk_size_gb)
         project_id, zone, name = self.instance_key(instance, project)
         if not PROJECT_RE.fullmatch(project_id) or not NAME_RE.fullmatch(zone) or not NAME_RE.fullmatch(name):
@@ -223,6 +227,7 @@ class Seeder:
                 source_machine_image=image_path,
                 disks=specs,
                 deletion_protection=deletion_protection,
+                attach=attach_disks,
             )
             return created.render(self._links, "beta")
 
@@ -367,8 +372,9 @@ class Seeder:
             found = sorted(self._disks.in_project(self.project(project)), key=lambda d: (d.zone, d.name))
             return [disk.render(self._links, "beta", now) for disk in found]
 
-    def operations(self, project: str | None = None) -> list[dict[str, Any]]:
-        """:param project: the project. :return: its operations, oldest first, as the API shows them now."""
+    def operations(self, project: str | None = None, zone: str | None = None) -> list[dict[str, Any]]:
+        """:param project: the project. :param zone: a zone (None: the global operations).
+        :return: its operations of that scope, oldest first, as the API shows them now."""
         with self._state.session() as now:
-            found = sorted(self._state.operations(self.project(project)), key=lambda op: (op.start, op.name))
+            found = sorted(self._state.operations(self.project(project), zone), key=lambda op: (op.start, op.name))
             return [op.render(now, self._state.clock, self._links) for op in found]

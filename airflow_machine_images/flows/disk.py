@@ -20,18 +20,20 @@ unless it still has the id read before and nothing uses it, deleted by that id, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
     DiskNotOwnedError,
     LeftoverDisksError,
+    OperationFailedError,
     ResourceNotFoundError,
+    ResubmissionNeeded,
 )
 from airflow_machine_images.flows import delete
-from airflow_machine_images.flows.resubmission import with_resubmissions
 from airflow_machine_images.results import disk_delete_summary
 from airflow_machine_images.validation import MachineImageValidationError, parse_machine_image_ref
 
@@ -42,7 +44,14 @@ if TYPE_CHECKING:
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
 
-__all__ = ["DiskDeleteTarget", "delete_disks", "surviving_disks"]
+__all__ = ["MAX_DISK_SUBMISSIONS", "DiskDeleteTarget", "delete_disks", "surviving_disks"]
+
+#: Submissions (generations) of one disk's delete in one try. Unlike other deletes, a failed one is not left
+#: to the next Airflow try: once its instance is gone, no later try can tell which disks were the restore's.
+MAX_DISK_SUBMISSIONS: Final = 4
+#: The pause after a failed submission, doubling (1, 2, 4 s): failures such as RESOURCE_OPERATION_RATE_EXCEEDED
+#: clear by themselves (googleapis/python-compute issue 279).
+_FIRST_PAUSE_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -210,13 +219,8 @@ def delete_disks(
             str(item["name"]),
             request.request_ids.derived(f"zones/{zone}/disks/{item['name']}", "delete"),
         )
-
-        def attempt(generation: int, disk_request: DeleteRequest = disk_request) -> Deletion:
-            started = delete.start_delete(hook, disk_request, generation, is_retry=is_retry, log=log)
-            return delete.wait_until_gone(hook, disk_request, started, timeout=timeout, poll_interval=5.0, log=log)
-
         try:
-            with_resubmissions(attempt, first_generation=0, what=disk_request.what, log=log)
+            _delete_disk(hook, disk_request, timeout=timeout, is_retry=is_retry, log=log)
         except DiskNotOwnedError as refused:
             kept.append({"name": item["name"], "why": str(refused)})
             continue
@@ -231,3 +235,30 @@ def delete_disks(
             f"{details}. Delete them yourself (gcloud compute disks delete NAME --zone {zone}) once they are free."
         )
     return {"disks_deleted": deleted, "disks_kept": kept}
+
+
+def _delete_disk(
+    hook: ComputeEngineMachineImageHook, request: DeleteRequest, *, timeout: float, is_retry: bool, log: Log
+) -> None:
+    """One disk through the delete flow, submitted again (next generation) after a failure, at most
+    :data:`MAX_DISK_SUBMISSIONS` times in all.
+
+    :raises ComputeEngineError: the last failure, saying how many submissions were made.
+    :raises DiskNotOwnedError: the disk is not the one read before, or something uses it.
+    """
+    pause = _FIRST_PAUSE_SECONDS
+    for generation in range(MAX_DISK_SUBMISSIONS):
+        try:
+            started = delete.start_delete(hook, request, generation, is_retry=is_retry, log=log)
+            delete.wait_until_gone(hook, request, started, timeout=timeout, poll_interval=5.0, log=log)
+            return
+        except (ResubmissionNeeded, OperationFailedError) as failure:
+            if generation + 1 == MAX_DISK_SUBMISSIONS:
+                raise ComputeEngineError(
+                    f"{request.what}: gave up after {MAX_DISK_SUBMISSIONS} submissions in this try: {failure}"
+                ) from failure
+            log.warning(
+                "%s: %s; submitting again (generation %d) in %.0f s", request.what, failure, generation + 1, pause
+            )
+            time.sleep(pause)
+            pause *= 2

@@ -109,6 +109,18 @@ def test_official_client_restored_disks_are_named_after_the_instance_and_keep_au
     assert http_error(disks.get(project=PROJECT, zone=ZONE, disk="r-1-1")).status_code == 404
 
 
+def test_official_client_restores_an_image_named_by_project_number_and_gets_the_project_id_back(
+    emu: ComputeEngineEmulator,
+) -> None:
+    client = compute(emu)
+    emu.add_machine_image("img-1", source_instance=f"{ZONE}/web-1")
+    number = emu.project_number(PROJECT)
+    made = wait(client, restore(client, "r-1", project=number))
+    assert made.get("error") is None
+    instance = client.instances().get(project=number, zone=ZONE, instance="r-1").execute()
+    assert instance["sourceMachineImage"].endswith(f"/projects/{PROJECT}/global/machineImages/img-1")  # the id
+
+
 def test_official_client_meets_a_taken_disk_name_as_a_409_naming_the_disk(emu: ComputeEngineEmulator) -> None:
     client = compute(emu)
     emu.add_machine_image("img-1", source_instance=f"{ZONE}/web-1")
