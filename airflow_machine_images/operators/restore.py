@@ -302,7 +302,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     :param zone: its zone. Templated.
     :param restore_id: the ``restore_id`` of the restore whose instance this is (from its XCom, e.g.
         ``"{{ ti.xcom_pull(task_ids='restore')['restore_id'] }}"``): only the instance that restore made is
-        deleted. Templated.
+        deleted. Templated; an empty rendering (the restore returned nothing) means not given.
     :param allow_dag_ids: other DAGs whose restores this task may delete too (by DAG id); by default only
         this DAG's.
     :param project_id: its project; defaults to the connection's. Templated.
@@ -365,7 +365,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
         zone = validate_zone(self.zone, "zone")
         name = validate_machine_image_name(self.name, "name")
         restore_id = None
-        if self.restore_id is not None:
+        if self.restore_id is not None and self.restore_id != "":
             if not isinstance(self.restore_id, str) or not _RESTORE_ID.fullmatch(self.restore_id):
                 raise MachineImageValidationError(
                     "restore_id", "must be a restore's restore_id (32 hexadecimal digits, from its XCom)",
