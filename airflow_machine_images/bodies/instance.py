@@ -312,12 +312,11 @@ def build_instance_body(
     :param description: ``description``.
     :param body: any other Instance fields.
     :param schemas: the discovery document's ``schemas`` map.
-    :param deletion_protection: ``deletionProtection`` (None: the image's, which it keeps from its source).
-    :param service_accounts: ``serviceAccounts`` (required for an image of another project).
-    :param source_machine_image_encryption_key: ``sourceMachineImageEncryptionKey`` (a CustomerEncryptionKey).
+    :param deletion_protection: ``deletionProtection`` (None: the image's, kept from its source).
+    :param service_accounts: ``serviceAccounts``.
+    :param source_machine_image_encryption_key: ``sourceMachineImageEncryptionKey``.
     :return: the body to send.
     """
-    checked_name = validate_machine_image_name(name, "name")
     arguments = {
         "machineType": machine_type,
         "networkInterfaces": network_interfaces,
@@ -335,7 +334,10 @@ def build_instance_body(
         dedicated=_DEDICATED_FIELDS,
         given=arguments,
     )
-    merged: dict[str, Any] = {"name": checked_name, "sourceMachineImage": source_machine_image}
+    merged: dict[str, Any] = {
+        "name": validate_machine_image_name(name, "name"),
+        "sourceMachineImage": source_machine_image,
+    }
     if machine_type is not None or "machineType" in extra:
         where = "machine_type" if machine_type is not None else "body.machineType"
         merged["machineType"] = machine_type_url(extra.pop("machineType", machine_type), zone, where)

@@ -13,7 +13,7 @@ from airflow_machine_images.emulator.resources import AttachedDisk, Instance
 
 if TYPE_CHECKING:
     from airflow_machine_images.emulator.disk_store import DiskStore
-    from airflow_machine_images.emulator.resources import MachineImage, Operation
+    from airflow_machine_images.emulator.resources import Disk, MachineImage, Operation
     from airflow_machine_images.emulator.state import ComputeState, Origin
 
 __all__ = ["DiskSpec", "InstanceStore", "restored_disk_names"]
@@ -79,22 +79,15 @@ class InstanceStore:
         :return: the instance.
         :raises ValueError: a disk name is taken, or a disk to attach is missing or in use.
         """
-        extra = [self._disks.get(project, zone, n) for n in attach or []]
-        if any(disk is None or disk.users for disk in extra):
-            raise ValueError(f"Disks to attach must exist in {project}/{zone} and be attached to nothing: {attach}")
+        extra = self._attachable(project, zone, attach or [])
         replaced = self._instances.pop((project, zone, name), None)
         if replaced is not None:
             for old in replaced.attached():
                 self._disks.detach(old.disk_name, project, zone, replaced.path, auto_delete=True)
         specs = disks if disks is not None else [(disk_size_gb, True)]
-        names = restored_disk_names(name, len(specs))
-        taken = [n for n in names if self._disks.get(project, zone, n) is not None]
-        if taken:
-            raise ValueError(f"Disk {taken[0]!r} already exists in {project}/{zone}")
-        attached = [
-            AttachedDisk(n, n, boot=index == 0, auto_delete=auto, size_gb=size)
-            for index, (n, (size, auto)) in enumerate(zip(names, specs, strict=True))
-        ] + [AttachedDisk(d.name, d.name, boot=False, auto_delete=False, size_gb=d.size_gb) for d in extra if d]
+        attached = self._seeded_disks(project, zone, name, specs) + [
+            AttachedDisk(d.name, d.name, boot=False, auto_delete=False, size_gb=d.size_gb) for d in extra
+        ]
         instance = Instance(
             project=project,
             zone=zone,
@@ -115,9 +108,28 @@ class InstanceStore:
                 project, zone, disk.disk_name, size_gb=disk.size_gb, created=instance.created, users=[instance.path]
             )
         for existing in extra:
-            if existing is not None:
-                existing.users = [instance.path]
+            existing.users = [instance.path]
         return instance
+
+    def _attachable(self, project: str, zone: str, names: list[str]) -> list[Disk]:
+        """:return: the disks to attach to a seeded instance. :raises ValueError: one is missing or in use."""
+        found = [self._disks.get(project, zone, n) for n in names]
+        ready = [disk for disk in found if disk is not None and not disk.users]
+        if len(ready) != len(names):
+            raise ValueError(f"Disks to attach must exist in {project}/{zone} and be attached to nothing: {names}")
+        return ready
+
+    def _seeded_disks(self, project: str, zone: str, name: str, specs: list[DiskSpec]) -> list[AttachedDisk]:
+        """:return: a seeded instance's own disks, named as a restore names them.
+        :raises ValueError: a name is taken."""
+        names = restored_disk_names(name, len(specs))
+        taken = [n for n in names if self._disks.get(project, zone, n) is not None]
+        if taken:
+            raise ValueError(f"Disk {taken[0]!r} already exists in {project}/{zone}")
+        return [
+            AttachedDisk(n, n, boot=index == 0, auto_delete=auto, size_gb=size)
+            for index, (n, (size, auto)) in enumerate(zip(names, specs, strict=True))
+        ]
 
     def unlisted(self, project: str, zone: str, name: str, now: float) -> Instance:
         """An instance the store does not keep: the source of a seeded image that need not exist.

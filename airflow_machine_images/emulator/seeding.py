@@ -55,6 +55,27 @@ def _creation_moment(creation_timestamp: datetime | str | None) -> datetime | No
     return created
 
 
+def _check_labels(labels: dict[str, str] | None) -> None:
+    """:param labels: seeded labels. :raises ValueError: a key or value the API would refuse."""
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+            raise ValueError(f"Invalid label key {key!r}")
+        if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
+            raise ValueError(f"Invalid label value {value!r} of {key!r}")
+
+
+def _image_path(source_machine_image: str | None, project: str) -> str | None:
+    """:param source_machine_image: a seeded instance's image reference, or None. :param project: its project.
+    :return: ``projects/P/global/machineImages/N``, or None. :raises ValueError: an unreadable reference."""
+    if source_machine_image is None:
+        return None
+    try:
+        image_project, image_name = parse_machine_image(source_machine_image, project)
+    except ApiError:
+        raise ValueError(f"Invalid source_machine_image {source_machine_image!r}") from None
+    return f"projects/{image_project}/global/machineImages/{image_name}"
+
+
 def _disk_specs(disks: list[dict[str, Any]] | None, disk_size_gb: int) -> list[DiskSpec] | None:
     """:param disks: the ``disks`` seeding argument. :param disk_size_gb: the boot disk's default size.
     :return: ``(size_gb, auto_delete)`` per disk, or None. :raises TypeError, ValueError: a bad entry."""
@@ -203,18 +224,8 @@ class Seeder:
             raise ValueError("disk_size_gb must be at least 1")
         if status not in INSTANCE_STATUSES:
             raise ValueError(f"status must be one of {', '.join(INSTANCE_STATUSES)}")
-        for key, value in (labels or {}).items():
-            if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
-                raise ValueError(f"Invalid label key {key!r}")
-            if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
-                raise ValueError(f"Invalid label value {value!r} of {key!r}")
-        image_path = None
-        if source_machine_image is not None:
-            try:
-                image_project, image_name = parse_machine_image(source_machine_image, project_id)
-            except ApiError:
-                raise ValueError(f"Invalid source_machine_image {source_machine_image!r}") from None
-            image_path = f"projects/{image_project}/global/machineImages/{image_name}"
+        _check_labels(labels)
+        image_path = _image_path(source_machine_image, project_id)
         with self._state.session():
             created = self._instances.add(
                 project_id,

@@ -225,21 +225,27 @@ def final_error(outcome: TaskOutcome) -> str:
     return str(outcome.final_error or "")
 
 
-@pytest.mark.timeout(600)
-def test_destructive_campaign(faulty_emulator: EmulatorProcess) -> None:
-    emu = faulty_emulator
-    seeded = seed(emu)
-    retained_ids, planned = seed_retention(emu)
-    instances_before = {i["id"] for i in emu.control("GET", f"instances?project={PROJECT}")}
-    disks_before = {d["id"] for d in emu.control("GET", f"disks?project={PROJECT}")}
-    emu.random_faults(rate=FAULT_RATE, kinds=KINDS, retry_after_seconds=1, slow_seconds=SLOW_SECONDS, seed=SEED)
+@dataclass
+class Campaign:
+    """What the campaign's tasks reported."""
 
+    restores: list[TaskOutcome]
+    cleanups: list[TaskOutcome]
+    refusals: list[TaskOutcome]
+    retention: list[TaskOutcome]
+    remade: dict[str, str]
+    pending: set[str]
+    seconds: float
+
+
+def run_phases(emu: EmulatorProcess, planned: set[str]) -> Campaign:
+    """Drills (restores, then their cleanups), foreign cleanups, then retention against another pipeline."""
     started = time.monotonic()
     restores, _ = run_campaign(drill_specs("restore"), make_operator, retries=RETRIES, workers=WORKERS)
     cleanups, _ = run_campaign(drill_specs("delete"), make_operator, retries=RETRIES, workers=WORKERS)
     refusals, _ = run_campaign(foreign_cleanup_specs(), make_operator, retries=RETRIES, workers=WORKERS)
     with Remaker(emu, planned) as remaker:
-        retention = []
+        retention: list[TaskOutcome] = []
         for attempt in range(8):  # runs (new task instances) until each planned name is pruned, each re-planning
             if attempt == 7:
                 emu.clear_faults()  # a run that fails on a fault deletes the rest: the last one runs clean
@@ -248,72 +254,98 @@ def test_destructive_campaign(faulty_emulator: EmulatorProcess) -> None:
             time.sleep(0.3)  # the remaker sees the last deletions
             if not remaker.pending:
                 break
-    seconds = time.monotonic() - started
-    emu.clear_faults()
-    zonal, global_ = settled(emu)
-    requests = emu.requests()
+    return Campaign(
+        restores, cleanups, refusals, retention, dict(remaker.made), set(remaker.pending), time.monotonic() - started
+    )
 
-    taken = seeded["leftovers"]
-    # --- every task ended as it must
-    for outcome in restores:
+
+def check_outcomes(campaign: Campaign, taken: dict[str, str]) -> None:
+    """Every task ended as it must: restores succeed but where a disk is in the way (one try, naming it),
+    cleanups succeed, foreign cleanups are refused on their first try."""
+    for outcome in campaign.restores:
         if outcome.spec.name in taken:
             assert not outcome.succeeded and len(outcome.tries) == 1, (outcome.spec.name, outcome.tries)
             assert f"disks/{outcome.spec.name}" in final_error(outcome), final_error(outcome)
         else:
             assert outcome.succeeded, (outcome.spec.name, final_error(outcome))
-    assert all(o.succeeded for o in cleanups), [(o.spec.name, final_error(o)) for o in cleanups if not o.succeeded]
-    for outcome in refusals:
+    failed = [(o.spec.name, final_error(o)) for o in campaign.cleanups if not o.succeeded]
+    assert failed == []
+    for outcome in campaign.refusals:
         assert not outcome.succeeded and len(outcome.tries) == 1, outcome.tries
         assert "restored by another DAG" in final_error(outcome), final_error(outcome)
 
-    # --- 0 duplicates: at most one successful insert per drill name
-    good_inserts = Counter(
+
+def audit_books(
+    emu: EmulatorProcess, seeded: dict[str, Any], before: set[str], retained: dict[str, str], remade: dict[str, str]
+) -> dict[str, Any]:
+    """The server's books against the tasks: duplicates, lost, wrong deletions (see the module docstring).
+
+    :param before: ids of every instance and disk that existed before the campaign.
+    :param retained: id -> name of the images retention was seeded with.
+    :param remade: name -> id of the images the other pipeline re-made.
+    """
+    zonal, global_ = settled(emu)
+    taken, planned = seeded["leftovers"], set(seeded["planned"])
+    good = Counter(
         str(op["targetLink"]).rsplit("/", 1)[-1]
         for op in zonal
         if op["operationType"] == "insert" and not op.get("error")
     )
-    duplicates = [name for name, count in good_inserts.items() if count > 1]
-    # --- 0 lost: nothing of a drill left billing (the left-over disks in their way are not the drills')
     instances = emu.control("GET", f"instances?project={PROJECT}")
     disks = emu.control("GET", f"disks?project={PROJECT}")
     lost = [i["name"] for i in instances if i["name"].startswith("drill-")]
     lost += [d["name"] for d in disks if d["name"].startswith("drill-") and d["id"] != taken.get(d["name"])]
-    # --- 0 wrong deletions: every delete targets an id the tasks own
     made_by_drills = {str(op["targetId"]) for op in zonal if op["operationType"] == "insert"}
-    protected_ids = set(seeded["foreign"]) | instances_before | disks_before | set(remaker.made.values())
-    wrong = [
-        op
-        for op in zonal + global_
-        if op["operationType"] == "delete"
-        and (
-            str(op["targetId"]) in protected_ids
-            or (op in global_ and retained_ids.get(str(op["targetId"])) not in planned)
-            or (op in zonal and "/instances/" in op["targetLink"] and str(op["targetId"]) not in made_by_drills)
-        )
+    untouchable = before | set(remade.values())
+    wrong = [op for op in zonal if op["operationType"] == "delete" and str(op["targetId"]) in untouchable]
+    wrong += [op for op in zonal if op["operationType"] == "delete" and "/instances/" in op["targetLink"]
+              and str(op["targetId"]) not in made_by_drills]  # fmt: skip
+    wrong += [
+        op for op in global_ if op["operationType"] == "delete" and retained.get(str(op["targetId"])) not in planned
     ]
-    survivors = {i["id"] for i in instances}
     images = {i["name"]: i["id"] for i in emu.machine_images()}
-    disk_ids = {d["id"] for d in disks}
+    return {
+        "duplicates": [name for name, count in good.items() if count > 1],
+        "lost": lost,
+        "wrong": wrong,
+        "survivors": {i["id"] for i in instances} | {d["id"] for d in disks},
+        "images": images,
+        "pruned": sorted(name for image_id, name in retained.items() if images.get(name) != image_id),
+    }
+
+
+@pytest.mark.timeout(600)
+def test_destructive_campaign(faulty_emulator: EmulatorProcess) -> None:
+    emu = faulty_emulator
+    seeded = seed(emu)
+    retained, planned = seed_retention(emu)
+    seeded["planned"] = sorted(planned)
+    before = {i["id"] for i in emu.control("GET", f"instances?project={PROJECT}")}
+    before |= {d["id"] for d in emu.control("GET", f"disks?project={PROJECT}")}
+    emu.random_faults(rate=FAULT_RATE, kinds=KINDS, retry_after_seconds=1, slow_seconds=SLOW_SECONDS, seed=SEED)
+    campaign = run_phases(emu, planned)
+    emu.clear_faults()
+    books = audit_books(emu, seeded, before, retained, campaign.remade)
+    requests = emu.requests()
     faults = Counter(str(r["fault"]) for r in requests if r.get("fault"))
-    deleted_by_retention = sorted(name for image_id, name in retained_ids.items() if images.get(name) != image_id)
+    sent = Counter(str(r["action"]) for r in requests)
     SUMMARIES.append(
-        f"[destructive] {DRILLS} drills ({len(taken)} with a taken boot disk), {FOREIGN} foreign cleanups, retention "
-        f"of {len(planned)} planned images with re-made names, in {seconds:.1f} s: duplicates {len(duplicates)}, "
-        f"lost {len(lost)}, wrong deletions {len(wrong)}\n"
+        f"[destructive] {DRILLS} drills ({len(seeded['leftovers'])} with a taken boot disk), {FOREIGN} foreign "
+        f"cleanups, retention of {len(planned)} planned images with re-made names, in {campaign.seconds:.1f} s: "
+        f"duplicates {len(books['duplicates'])}, lost {len(books['lost'])}, wrong deletions {len(books['wrong'])}\n"
         f"  API requests {len(requests)}, faulted {sum(faults.values())} "
         f"({sum(faults.values()) / max(1, len(requests)):.1%}): {dict(sorted(faults.items()))}\n"
-        f"  instances.insert {sum(1 for r in requests if r['action'] == 'instances.insert')}, setDeletionProtection "
-        f"{sum(1 for r in requests if r['action'] == 'instances.setDeletionProtection')}, disks.delete "
-        f"{sum(1 for r in requests if r['action'] == 'disks.delete')}; retention deleted {len(deleted_by_retention)}, "
-        f"re-made {len(remaker.made)} in {len(retention)} runs; tries per cleanup "
-        f"{dict(Counter(len(o.tries) for o in cleanups))}"
+        f"  instances.insert {sent['instances.insert']}, "
+        f"setDeletionProtection {sent['instances.setDeletionProtection']}, "
+        f"disks.delete {sent['disks.delete']}; retention pruned {len(books['pruned'])}, re-made {len(campaign.remade)} "
+        f"in {len(campaign.retention)} runs; tries per cleanup {dict(Counter(len(o.tries) for o in campaign.cleanups))}"
     )
-    assert duplicates == []
-    assert lost == []
-    assert wrong == []
-    assert instances_before <= survivors and disks_before <= disk_ids  # every foreign instance and disk survives
-    assert all(images.get(name) == made for name, made in remaker.made.items())  # every re-made image survives
-    assert sorted(remaker.made) == sorted(planned) == deleted_by_retention
+    check_outcomes(campaign, seeded["leftovers"])
+    assert books["duplicates"] == []
+    assert books["lost"] == []
+    assert books["wrong"] == []
+    assert before <= books["survivors"]  # every foreign instance and disk survives
+    assert all(books["images"].get(name) == made for name, made in campaign.remade.items())  # re-made ones survive
+    assert sorted(campaign.remade) == sorted(planned) == books["pruned"]
     assert {"status", "drop", "accept_then_drop", "operation_error"} <= set(faults), faults
-    assert sum(1 for r in requests if r["action"] == "instances.setDeletionProtection") >= 1
-    assert sum(1 for r in requests if r["action"] == "disks.delete") >= 1
+    assert sent["instances.setDeletionProtection"] >= 1 and sent["disks.delete"] >= 1
