@@ -157,3 +157,27 @@ def test_instances_without_both_restore_labels_are_not_restored() -> None:
     assert not is_restored({"labels": {"restored-by": "airflow-machine-images"}})
     assert not is_restored({"labels": {"restored-by": "someone-else", "restored-from": "img-a"}})
     assert not is_restored({})
+
+
+@pytest.mark.parametrize("given", [{"rawKey": KEY}, '{"rawKey": "' + KEY + '"}', str({"rawKey": KEY})])
+def test_the_image_key_argument_is_masked_and_sent_whatever_it_rendered_to(given: object) -> None:
+    from unittest import mock
+
+    from airflow_machine_images.operators import ComputeEngineRestoreMachineImageOperator
+
+    operator = ComputeEngineRestoreMachineImageOperator(
+        task_id="restore",
+        name="drill-1",
+        zone="us-central1-a",
+        source_machine_image="img-1",
+        project_id="p",
+        source_machine_image_encryption_key=given,  # type: ignore[arg-type]
+    )
+    with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
+        operator.mask_key_material()
+    assert KEY in {call.args[0] for call in masked.call_args_list}
+    ti = mock.Mock(dag_id="d", task_id="restore", run_id="r", map_index=-1)
+    request = operator.prepare_request({"ti": ti})  # type: ignore[arg-type]
+    assert request.body["sourceMachineImageEncryptionKey"] == {"rawKey": KEY}
+    assert request.body["deletionProtection"] is False  # a drill's instance is deletable by default
+    assert KEY not in repr(request)
