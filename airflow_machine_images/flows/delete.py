@@ -3,7 +3,7 @@
 A machine image (the delete operator, each image retention prunes), an instance a restore made (the
 delete-restored operator, a failed restore's cleanup) and a disk such an instance leaves behind are
 deleted the same way; what differs is told by a small adapter, a :class:`DeleteTarget`
-(:mod:`~airflow_machine_images.flows.machine_image`, :mod:`~airflow_machine_images.flows.instance`,
+(:mod:`~airflow_machine_images.flows.machine_image`, :mod:`~airflow_machine_images.flows.instance_delete`,
 :mod:`~airflow_machine_images.flows.disk`): how to read and delete the resource, what proves it may be
 deleted, what must happen first and what it leaves behind.
 
@@ -127,7 +127,7 @@ class Deletion:
 
     :param generation: which submission of this task instance it is (0 first).
     :param request_id: the requestId sent (None when the resource was gone before anything was sent).
-    :param resource_id: the numeric id of the resource checked and deleted (None: deleted by name, or gone).
+    :param resource_id: the numeric id of the resource checked and deleted (None: it was gone already).
     :param operation: the delete operation as last seen; None if the resource did not exist.
     :param replayed: the server answered with an earlier try's operation (a remembered requestId).
     :param leftovers: what the delete leaves behind, as the target noted it before the delete.
