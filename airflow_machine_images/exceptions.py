@@ -360,7 +360,23 @@ class InstanceNotRunningError(ComputeEngineError, PermanentError):
 
 
 class NotARestoredInstanceError(ComputeEngineError, PermanentError):
-    """The delete-restored operator refused an instance without the restore labels (never retried)."""
+    """The delete-restored operator refused an instance: no restore labels, or not restored by its DAG or the
+    restore it was given (never retried; nothing is deleted)."""
+
+
+class DiskNotOwnedError(ComputeEngineError, PermanentError):
+    """A disk a deleted instance left is not the one read before (another id), or something uses it: left alone."""
+
+
+class LeftoverDisksError(ComputeEngineError, PermanentError):
+    """The instance is deleted, but disks it left (its own, proven) could not be deleted: the message names them.
+
+    Permanent: a retry would find the instance gone and could no longer tell which disks were its own.
+    """
+
+
+class ChangedSinceListedError(ComputeEngineError, PermanentError):
+    """An image retention planned to delete changed since it was listed (another id, status, labels): left alone."""
 
 
 class MachineImageValidationError(ValueError):

@@ -87,6 +87,7 @@ def restored_instance_summary(
     instance: Mapping[str, Any] | None,
     reused: bool = False,
     replayed: bool = False,
+    restore_id: str | None = None,
 ) -> dict[str, Any]:
     """The restore operator's XCom: identifiers and facts, never the body.
 
@@ -99,8 +100,12 @@ def restored_instance_summary(
     :param instance: the Instance resource, once read back.
     :param reused: an existing instance was reused instead of created.
     :param replayed: the server answered the requestId with an earlier submission's operation.
+    :param restore_id: the ``restore-id`` label binding the instance to the restore that made it (pass it to
+        the delete-restored operator to delete exactly that instance).
     """
     operation, instance = operation or {}, instance or {}
+    labels = instance.get("labels")
+    restore_label = labels.get("restore-id") if isinstance(labels, dict) else None
     return {
         "project_id": project_id,
         "zone": zone,
@@ -111,6 +116,13 @@ def restored_instance_summary(
         "status": instance.get("status") or "PROVISIONING",
         "source_machine_image": source_machine_image,
         "id": instance.get("id"),
+        "restore_id": restore_label or restore_id,
+        "deletion_protection": instance.get("deletionProtection"),
+        "disks": [
+            {"name": str(d.get("source") or "").rsplit("/", 1)[-1], "auto_delete": d.get("autoDelete")}
+            for d in instance.get("disks") or []
+            if isinstance(d, dict)
+        ],
         "reused": reused,
         "replayed": replayed,
         "console_url": instance_console_url(project_id, zone, name),
@@ -118,7 +130,13 @@ def restored_instance_summary(
 
 
 def delete_summary(
-    project_id: str, name: str, *, deleted: bool, operation: Mapping[str, Any] | None, request_id: str | None
+    project_id: str,
+    name: str,
+    *,
+    deleted: bool,
+    operation: Mapping[str, Any] | None,
+    request_id: str | None,
+    image_id: str | None = None,
 ) -> dict[str, Any]:
     """The delete operator's XCom.
 
@@ -127,13 +145,36 @@ def delete_summary(
     :param deleted: whether this task deleted it (False: it was already gone).
     :param operation: the delete operation, if one was made.
     :param request_id: the requestId sent.
+    :param image_id: the numeric id of the image checked and deleted (None if it was already gone).
     """
     return {
         "project_id": project_id,
         "name": name,
+        "id": image_id,
         "deleted": deleted,
         "operation_name": (operation or {}).get("name"),
         "request_id": request_id,
+    }
+
+
+def disk_delete_summary(
+    *, project_id: str, zone: str, name: str, disk_id: str | None, operation: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """One disk's delete (the delete-restored operator lists the names of those it deleted).
+
+    :param project_id: the project.
+    :param zone: the zone.
+    :param name: the disk's name.
+    :param disk_id: the numeric id of the disk deleted (None if it was already gone).
+    :param operation: the zonal delete operation, if one was made.
+    """
+    return {
+        "project_id": project_id,
+        "zone": zone,
+        "name": name,
+        "id": disk_id,
+        "deleted": operation is not None,
+        "operation_name": (operation or {}).get("name"),
     }
 
 
@@ -145,8 +186,11 @@ def restored_instance_delete_summary(
     instance_id: str | None,
     operation: Mapping[str, Any] | None,
     request_id: str | None,
+    cleanup: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The delete-restored operator's XCom.
+    """The delete-restored operator's XCom: the instance, and the disks it left (``disks_deleted``: names;
+    ``disks_kept``: ``{"name", "why"}`` of disks not proven the restore's; ``disks_pending``: names still
+    attached when the task returned without waiting).
 
     :param project_id: the project.
     :param zone: the zone.
@@ -154,7 +198,9 @@ def restored_instance_delete_summary(
     :param instance_id: the numeric id of the instance deleted (None if it was already gone).
     :param operation: the zonal delete operation, if one was made.
     :param request_id: the requestId sent.
+    :param cleanup: what was done with the disks it left (the delete flow's ``finish``).
     """
+    cleanup = cleanup or {}
     return {
         "project_id": project_id,
         "zone": zone,
@@ -164,6 +210,9 @@ def restored_instance_delete_summary(
         "operation_name": (operation or {}).get("name"),
         "status": operation.get("status") if operation is not None else "NOT_FOUND",
         "request_id": request_id,
+        "disks_deleted": list(cleanup.get("disks_deleted") or []),
+        "disks_kept": [dict(kept) for kept in cleanup.get("disks_kept") or []],
+        "disks_pending": list(cleanup.get("disks_pending") or []),
     }
 
 
@@ -189,22 +238,28 @@ def retention_summary(
     *,
     dry_run: bool,
     deleted: list[str] | None,
-    skipped: list[str] | None = None,
+    skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The retention operator's XCom: ``project_id``, ``dry_run``, ``deleted``, ``kept``, ``not_ready``,
-    ``skipped``, ``by_source``, and in a dry run ``would_delete``.
+    ``skipped`` (with ``why_skipped``: name -> reason), ``unmanaged``, ``by_source``, and in a dry run
+    ``would_delete``.
 
     :param project_id: the project.
     :param plan: the retention plan.
     :param dry_run: whether nothing was deleted on purpose.
     :param deleted: the names deleted (None in a dry run).
-    :param skipped: names planned for deletion but left alone because they changed since the listing.
+    :param skipped: names planned for deletion but left alone, and why (changed since the listing, or a
+        delete the server's answer would have had to submit again).
     """
+    why = {name: "it changed while it was listed" for name in plan.skipped}
+    why.update(skipped or {})
     summary: dict[str, Any] = {
         "project_id": project_id,
         "dry_run": dry_run,
         "not_ready": plan.not_ready,
-        "skipped": sorted({*plan.skipped, *(skipped or [])}),
+        "skipped": sorted(why),
+        "why_skipped": dict(sorted(why.items())),
+        "unmanaged": plan.unmanaged,
         "by_source": plan.by_source,
         "deleted": sorted(deleted or []),
         "kept": plan.keep,

@@ -5,14 +5,31 @@ machine image of one instance (``machineImages.list``), restores it into a scrat
 :class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator`
 (deferrable: the worker slot is free while Compute Engine boots it), checks that the instance is
 RUNNING, and deletes it with
-:class:`~airflow_machine_images.operators.ComputeEngineDeleteRestoredInstanceOperator`,
-which deletes only instances carrying the restore labels. The delete runs whatever happened before
-it (``trigger_rule="all_done"``), so a failed drill leaves no scratch VM behind, and the final
-``drill_passed`` task makes the run fail when the drill did.
+:class:`~airflow_machine_images.operators.ComputeEngineDeleteRestoredInstanceOperator`.
+
+What the cleanup may delete, and how it leaves nothing billed behind:
+
+- **Ownership.** The restore labels its instance with this DAG (``restore-dag``) and with itself
+  (``restore-id``, also in its XCom as ``restore_id``). The cleanup is given that ``restore_id``, so it
+  deletes exactly the instance this run's restore made, and refuses anything else (a permanent failure,
+  nothing deleted), even a VM another DAG restored that carries the restore labels: a production VM a
+  disaster-recovery DAG restored keeps them for life. Without ``restore_id`` it would delete only
+  restores of this DAG (``allow_dag_ids=[...]`` names others).
+- **Protection.** A VM restored from an image of a protected VM inherits its deletion protection. The
+  scratch VM is made unprotected (``deletion_protection=False``, the default); an owned instance that is
+  protected anyway is unprotected by the cleanup (``instances.setDeletionProtection``) before it is deleted.
+- **Disks.** Disks whose ``autoDelete`` is false in the image survive ``instances.delete``. The cleanup
+  reads them before deleting the instance and deletes those the restore made once it is gone, by id,
+  each confirmed gone; its XCom lists them (``disks_deleted``; ``disks_kept`` for any it may not touch).
+  A restore that ends unusable (TERMINATED) deletes what it made the same way before failing.
+
+The delete runs whatever happened before it (``trigger_rule="all_done"``), so a failed drill leaves no
+scratch VM behind, and the final ``drill_passed`` task makes the run fail when the drill did.
 
 Runs as is against the bundled emulator, or against Google Cloud with the ``google_cloud_default``
 connection: set the ``source_instance`` param (and ``image_project`` if backups live in a separate
-backup project).
+backup project: a restore across projects then also needs ``service_accounts`` and ``network_interfaces``
+of the scratch VM's project, which the restore operator asks for, naming them, before any request).
 """
 
 from __future__ import annotations
@@ -76,6 +93,7 @@ with DAG(
         zone="{{ params.zone }}",
         source_machine_image=image,
         labels={"purpose": "restore-drill"},
+        deletion_protection=False,  # the default, written out: inherited protection would block the cleanup
         deferrable=True,
         timeout=1800,
     )
@@ -96,6 +114,8 @@ with DAG(
         task_id="delete_scratch_instance",
         name=SCRATCH_NAME,
         zone="{{ params.zone }}",
+        # exactly what this run's restore made; empty if the restore never returned (then: this DAG's restores)
+        restore_id="{{ (ti.xcom_pull(task_ids='restore') or {}).get('restore_id') or '' }}",
         deferrable=True,
         trigger_rule="all_done",  # clean up even when the restore or the check failed
     )

@@ -38,6 +38,9 @@ _PERMISSIONS = {
     "instances.insert": ("compute.instances.create", "compute.machineImages.useReadOnly"),
     "instances.get": ("compute.instances.get",),
     "instances.delete": ("compute.instances.delete",),
+    "instances.setDeletionProtection": ("compute.instances.setDeletionProtection",),
+    "disks.get": ("compute.disks.get",),
+    "disks.delete": ("compute.disks.delete",),
     "zoneOperations.get": ("compute.zoneOperations.get",),
     "zoneOperations.wait": ("compute.zoneOperations.get",),
     "zoneOperations.list": ("compute.zoneOperations.list",),
@@ -177,10 +180,11 @@ class ComputeApi:
         )
 
     def delete_machine_image(self, project: str, name: str, *, request_id: str) -> ApiCall:
-        """``machineImages.delete``.
+        """``machineImages.delete`` (``name`` may be the numeric id: the ``machineImage`` path pattern of both
+        discovery documents is ``[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}``).
 
         :param project: the image's project.
-        :param name: the image name.
+        :param name: the image name or numeric id.
         :param request_id: the UUID the server deduplicates repeats by.
         """
         return ApiCall(
@@ -314,6 +318,49 @@ class ComputeApi:
             "instances.delete",
             "DELETE",
             self._project_url(project, "zones", zone, "instances", instance),
+            params={"requestId": request_id},
+        )
+
+    def set_deletion_protection(
+        self, project: str, zone: str, instance: str, *, protect: bool, request_id: str
+    ) -> ApiCall:
+        """``instances.setDeletionProtection``: its ``deletionProtection`` query parameter defaults to true in
+        both discovery documents, so it is always sent; it takes a ``requestId`` and answers a zonal Operation.
+
+        :param project: the instance's project.
+        :param zone: the instance's zone.
+        :param instance: its name or numeric id (the ``resource`` pattern allows both).
+        :param protect: the new ``deletionProtection``.
+        :param request_id: the UUID the server deduplicates repeats by.
+        """
+        return ApiCall(
+            "instances.setDeletionProtection",
+            "POST",
+            self._project_url(project, "zones", zone, "instances", instance, "setDeletionProtection"),
+            params={"deletionProtection": "true" if protect else "false", "requestId": request_id},
+        )
+
+    def get_disk(self, project: str, zone: str, disk: str) -> ApiCall:
+        """``disks.get`` (``disk`` is a name or a numeric id: the discovery pattern allows both).
+
+        :param project: the disk's project.
+        :param zone: the disk's zone.
+        :param disk: its name or numeric id.
+        """
+        return ApiCall("disks.get", "GET", self._project_url(project, "zones", zone, "disks", disk))
+
+    def delete_disk(self, project: str, zone: str, disk: str, *, request_id: str) -> ApiCall:
+        """``disks.delete`` (``disk`` is a name or a numeric id); answers a zonal Operation.
+
+        :param project: the disk's project.
+        :param zone: the disk's zone.
+        :param disk: its name or numeric id.
+        :param request_id: the UUID the server deduplicates repeats by.
+        """
+        return ApiCall(
+            "disks.delete",
+            "DELETE",
+            self._project_url(project, "zones", zone, "disks", disk),
             params={"requestId": request_id},
         )
 

@@ -10,8 +10,10 @@ from airflow_machine_images.validation import MAX_LABELS, sanitize_label_value
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: Default label marking images made by this package (retention selects on it).
+#: Default label marking images made by this package (retention prunes only images carrying it, unless told).
 MANAGED_BY_LABEL = "managed-by"
+#: Its value.
+MANAGED_BY_VALUE = "airflow"
 #: Default label holding the task-instance key of the task that made the image.
 OWNER_LABEL = "airflow-ti"
 
@@ -25,7 +27,7 @@ def default_labels(identity: TaskInstanceIdentity) -> dict[str, str]:
     :param identity: the task instance.
     """
     return {
-        MANAGED_BY_LABEL: "airflow",
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
         "airflow-dag": sanitize_label_value(identity.dag_id),
         "airflow-task": sanitize_label_value(identity.task_id),
         OWNER_LABEL: task_instance_key(identity),

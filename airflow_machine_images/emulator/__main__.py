@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clock-offset", type=float, default=0.0, help="seconds the server's clock runs ahead of this machine's"
     )
+    parser.add_argument(
+        "--source-image-limit-scale",
+        type=float,
+        default=None,
+        help="apply the per-source-instance machine-image limit (1 per 10 min, 6 per 60 min), windows times this",
+    )
     parser.add_argument("--self-link-base", default="https://www.googleapis.com", help="where selfLinks point")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the URL here once listening")
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
@@ -118,6 +124,7 @@ def _emulator(args: argparse.Namespace) -> ComputeEngineEmulator:
         partial_list_fraction=args.partial_list_fraction,
         partial_list_warning=None if args.partial_list_warning == "none" else args.partial_list_warning,
         clock_offset_seconds=args.clock_offset,
+        source_image_limit_scale=args.source_image_limit_scale,
     )
     for instance in args.instance:
         emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)

@@ -1,9 +1,10 @@
 """The emulated Compute Engine REST surface: every handler module's routes, and the checks all methods share.
 
 A resource is one handler module (its :class:`~.routing.RoutePattern` list and a handler per action:
-:mod:`.machine_images`, :mod:`.instances`, :mod:`.operations`) over one store (:mod:`.machine_image_store`,
-:mod:`.instance_store`); :class:`EmulatedApi` routes to them after checking what every method checks
-(query parameters, the project and path parameters, a project number standing for its id).
+:mod:`.machine_images`, :mod:`.instances`, :mod:`.disks`, :mod:`.operations`) over one store
+(:mod:`.machine_image_store`, :mod:`.instance_store`, :mod:`.disk_store`); :class:`EmulatedApi` routes to
+them after checking what every method checks (query parameters, the project and path parameters, a
+project number standing for its id).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.emulator import errors
+from airflow_machine_images.emulator.disks import DiskHandlers
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.instances import InstanceHandlers
 from airflow_machine_images.emulator.machine_images import MachineImageHandlers
@@ -22,6 +24,7 @@ from airflow_machine_images.emulator.schema import NAME_PATTERN, NAME_RE, PROJEC
 
 if TYPE_CHECKING:
     from airflow_machine_images.emulator.context import ApiContext
+    from airflow_machine_images.emulator.disk_store import DiskStore
     from airflow_machine_images.emulator.instance_store import InstanceStore
     from airflow_machine_images.emulator.machine_image_store import MachineImageStore
     from airflow_machine_images.emulator.routing import Call, Handler
@@ -33,6 +36,7 @@ ROUTES: tuple[RoutePattern, ...] = (
     *MachineImageHandlers.ROUTES,
     *OperationHandlers.ROUTES,
     *InstanceHandlers.ROUTES,
+    *DiskHandlers.ROUTES,
 )
 _RESOURCE_ID = re.compile(rf"{NAME_PATTERN}|[1-9][0-9]{{0,19}}")
 
@@ -53,6 +57,7 @@ class EmulatedApi:
     :param context: the state, links and fault give-back every handler module shares.
     :param images: the machine images.
     :param instances: the instances.
+    :param disks: the disks.
     :param wait_deadline_seconds: how long ``globalOperations.wait`` long-polls at most.
     :param early_wait_probability: chance a wait answers at once.
     :param seed: seed for early-wait draws.
@@ -63,6 +68,7 @@ class EmulatedApi:
         context: ApiContext,
         images: MachineImageStore,
         instances: InstanceStore,
+        disks: DiskStore,
         *,
         wait_deadline_seconds: float,
         early_wait_probability: float,
@@ -77,10 +83,12 @@ class EmulatedApi:
             seed=seed,
         )
         self.instances = InstanceHandlers(context, instances, images)
+        self.disks = DiskHandlers(context, disks)
         self._handlers: dict[str, Handler] = {
             **self.machine_images.actions(),
             **self.operations.actions(),
             **self.instances.actions(),
+            **self.disks.actions(),
         }
 
     def call(self, call: Call) -> dict[str, Any]:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_machine_images.emulator.faults import Fault
+    from airflow_machine_images.emulator.options import EmulatorOptions
     from airflow_machine_images.emulator.resources import Links, Operation
     from airflow_machine_images.emulator.routing import Call
     from airflow_machine_images.emulator.state import ComputeState
@@ -33,11 +34,13 @@ class ApiContext:
     :param state: the state (lock, operations, requestIds).
     :param links: selfLink builder.
     :param give_back: returns a scripted fault that had no effect (an ``operation_error`` on a replay).
+    :param options: the standing options in force (the per-source machine-image limit is read at insert).
     """
 
     state: ComputeState
     links: Links
     give_back: Callable[[Fault], None] | None = None
+    options: Callable[[], EmulatorOptions] | None = None
 
     def render_operation(self, operation: Operation, now: float, version: str) -> dict[str, Any]:
         """:param operation: the operation. :param now: ``time.monotonic()``. :param version: the request's.

@@ -35,12 +35,22 @@ ROUTES: list[dict[str, str]] = [
         "does": "seed an image; body: name, source_instance, project, status, creation_timestamp, labels, "
         "total_storage_bytes",
     },
-    {"route": "GET /_emulator/operations?project=P", "does": "every global operation (of one project)"},
+    {
+        "route": "GET /_emulator/operations?project=P&zone=Z",
+        "does": "every global operation (of one project), or with zone every zonal operation of that zone",
+    },
     {"route": "POST /_emulator/projects", "does": "make a project known; body: project, number (its project number)"},
+    {"route": "GET /_emulator/instances?project=P", "does": "every instance (of one project)"},
     {
         "route": "POST /_emulator/instances",
         "does": "add an instance (any project); body: instance, project, disk_size_gb, operation_seconds, "
-        "labels, status, source_machine_image",
+        "labels, status, source_machine_image, disks ([{sizeGb, autoDelete}], boot first), deletion_protection, "
+        "attach_disks",
+    },
+    {"route": "GET /_emulator/disks?project=P", "does": "every disk (of one project)"},
+    {
+        "route": "POST /_emulator/disks",
+        "does": "add a disk attached to nothing; body: name, zone, project, size_gb, labels",
     },
     {
         "route": "POST /_emulator/unreachable-zones",
@@ -61,8 +71,8 @@ ROUTES: list[dict[str, str]] = [
     {
         "route": "PUT /_emulator/options",
         "does": "change standing options; body: any of rate_quota_per_minute, rate_quota_window_seconds, "
-        "concurrent_operations_limit, request_id_ttl_seconds, partial_list_fraction, partial_list_warning "
-        "(null turns a limit off)",
+        "concurrent_operations_limit, request_id_ttl_seconds, partial_list_fraction, partial_list_warning, "
+        "source_image_limit_scale (null turns a limit off)",
     },
 ]
 
@@ -158,8 +168,11 @@ class ControlEndpoints:
             ("DELETE", "/_emulator/requests"): lambda: _done(log.clear),
             ("GET", "/_emulator/machineImages"): lambda: seeder.machine_images(project),
             ("POST", "/_emulator/machineImages"): lambda: _call_with(body, seeder.add_machine_image),
-            ("GET", "/_emulator/operations"): lambda: seeder.operations(project),
+            ("GET", "/_emulator/operations"): lambda: seeder.operations(project, query.get("zone") or None),
+            ("GET", "/_emulator/instances"): lambda: seeder.instances(project),
             ("POST", "/_emulator/instances"): lambda: _call_with(body, seeder.add_instance),
+            ("GET", "/_emulator/disks"): lambda: seeder.disks(project),
+            ("POST", "/_emulator/disks"): lambda: _call_with(body, seeder.add_disk),
             ("POST", "/_emulator/projects"): lambda: _call_with(body, seeder.add_project),
             ("POST", "/_emulator/unreachable-zones"): lambda: {"zones": _call_with(body, seeder.set_unreachable_zones)},
             ("POST", "/_emulator/faults"): lambda: self._faults(body),

@@ -23,6 +23,7 @@ from airflow_machine_images.emulator.api import EmulatedApi
 from airflow_machine_images.emulator.behaviour import Behaviour
 from airflow_machine_images.emulator.context import ApiContext
 from airflow_machine_images.emulator.control import ControlEndpoints
+from airflow_machine_images.emulator.disk_store import DiskStore
 from airflow_machine_images.emulator.dispatch import Dispatcher
 from airflow_machine_images.emulator.instance_store import InstanceStore
 from airflow_machine_images.emulator.machine_image_store import MachineImageStore
@@ -92,7 +93,7 @@ def _check_arguments(
 
 
 class ComputeEngineEmulator:
-    """A local Compute Engine API (machine images, global operations, instances) over real HTTP.
+    """A local Compute Engine API (machine images, instances, disks, their operations) over real HTTP.
 
     :param host: address to bind (loopback only unless ``allow_remote``).
     :param port: port to bind (0 = pick a free one).
@@ -116,6 +117,8 @@ class ComputeEngineEmulator:
     :param partial_list_warning: the ``warning.code`` those lists carry (None = none).
     :param clock_offset_seconds: how far the emulated server's clock runs ahead of this machine's
         (negative: behind), in every timestamp and ``Date`` header; see :class:`~.timefmt.Clock`.
+    :param source_image_limit_scale: the per-source-instance machine-image limit (one image per 10 minutes,
+        6 per 60 minutes), its windows multiplied by this (1: as documented); None (default): no limit.
 
     The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
     ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
@@ -143,6 +146,7 @@ class ComputeEngineEmulator:
         partial_list_fraction: float = 0.0,
         partial_list_warning: str | None = "UNREACHABLE",
         clock_offset_seconds: float = 0.0,
+        source_image_limit_scale: float | None = None,
     ) -> None:
         _check_arguments(
             host,
@@ -160,6 +164,7 @@ class ComputeEngineEmulator:
             request_id_ttl_seconds=request_id_ttl_seconds,
             partial_list_fraction=partial_list_fraction,
             partial_list_warning=partial_list_warning,
+            source_image_limit_scale=source_image_limit_scale,
         )
         self.host = host
         self.allow_remote = allow_remote
@@ -173,14 +178,17 @@ class ComputeEngineEmulator:
         self._state = ComputeState(
             self.clock, operation_seconds=operation_seconds, request_id_ttl_seconds=request_id_ttl_seconds, seed=seed
         )
-        images, instances = MachineImageStore(self._state), InstanceStore(self._state)
+        disks = DiskStore(self._state)
+        images, instances = MachineImageStore(self._state), InstanceStore(self._state, disks)
         self._behaviour = Behaviour(self._state, options, seed)
-        self._seeder = Seeder(self._state, images, instances, self.links, default_project)
+        self._seeder = Seeder(self._state, images, instances, self.links, default_project, disks=disks)
         self._log = RequestLog()
+        behaviour = self._behaviour
         api = EmulatedApi(
-            ApiContext(self._state, self.links, self._behaviour.faults.give_back),
+            ApiContext(self._state, self.links, behaviour.faults.give_back, lambda: behaviour.options),
             images,
             instances,
+            disks,
             wait_deadline_seconds=wait_deadline_seconds,
             early_wait_probability=early_wait_probability,
             seed=None if seed is None else seed + 1,
@@ -298,6 +306,9 @@ class ComputeEngineEmulator:
     add_project = _forwarded("_seeder", Seeder.add_project)
     project_number = _forwarded("_seeder", Seeder.project_number)
     add_instance = _forwarded("_seeder", Seeder.add_instance)
+    add_disk = _forwarded("_seeder", Seeder.add_disk)
+    disks = _forwarded("_seeder", Seeder.disks)
+    instances = _forwarded("_seeder", Seeder.instances)
     set_unreachable_zones = _forwarded("_seeder", Seeder.set_unreachable_zones)
     add_machine_image = _forwarded("_seeder", Seeder.add_machine_image)
     machine_images = _forwarded("_seeder", Seeder.machine_images)

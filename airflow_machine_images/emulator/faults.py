@@ -31,11 +31,26 @@ __all__ = [
 ACTIONS: tuple[str, ...] = tuple(SCHEMA_ACTIONS)
 #: Actions that change state (the only ones random ``accept_then_drop`` picks).
 MUTATING_ACTIONS = frozenset(
-    {"machineImages.insert", "machineImages.delete", "machineImages.setLabels", "instances.insert", "instances.delete"}
+    {
+        "machineImages.insert",
+        "machineImages.delete",
+        "machineImages.setLabels",
+        "instances.insert",
+        "instances.delete",
+        "instances.setDeletionProtection",
+        "disks.delete",
+    }
 )
 #: Actions whose operation an ``operation_error`` fault can fail.
 OPERATION_ERROR_ACTIONS = frozenset(
-    {"machineImages.insert", "machineImages.delete", "instances.insert", "instances.delete"}
+    {
+        "machineImages.insert",
+        "machineImages.delete",
+        "instances.insert",
+        "instances.delete",
+        "instances.setDeletionProtection",
+        "disks.delete",
+    }
 )
 #: Actions that long-poll an operation (where ``early_wait`` applies).
 WAIT_ACTIONS = frozenset({"globalOperations.wait", "zoneOperations.wait"})

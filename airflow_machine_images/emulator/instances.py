@@ -1,4 +1,4 @@
-"""``instances.get``, ``aggregatedList``, ``insert`` from a machine image and ``delete``: zonal resources.
+"""``instances.get``, ``aggregatedList``, ``insert`` from a machine image, ``delete`` and ``setDeletionProtection``.
 
 What the real API does, and where it is written:
 
@@ -12,7 +12,25 @@ What the real API does, and where it is written:
   image 404; an image that is not READY is refused with 400 ``resourceNotReady`` (the documentation
   does not say; the safe reading is that nothing is made from an image still being created).
 - ``instances.delete`` takes a name or a numeric id (the path parameter's pattern allows both) and
-  answers a zonal Operation; the instance is STOPPING until it is gone.
+  answers a zonal Operation; the instance is STOPPING until it is gone, and its disks without
+  ``autoDelete`` survive it (:mod:`.disk_store`).
+- Deletion protection: an instance restored from a machine image inherits
+  ``sourceInstanceProperties.deletionProtection`` unless the request sets ``deletionProtection`` (discovery
+  documents: "Whether the instance created from this machine image should be protected against
+  deletion"); ``instances.delete`` of a protected instance answers 400 ``invalidResourceUsage``, "Invalid
+  resource usage: 'Resource cannot be deleted if it's protected against deletion.'"
+  (terraform-provider-google PR 1211, googleapis/python-compute PR 208);
+  ``instances.setDeletionProtection?deletionProtection=false`` (a requestId, a zonal Operation) clears it.
+- Disks are named after the instance; a taken disk name is 409 ``alreadyExists`` naming the disk, not the
+  instance (hashicorp/terraform issue 7998; :func:`.instance_store.restored_disk_names`).
+- Restoring into another project than the image's: a ``serviceAccounts`` entry is required (Terraform
+  sends one because "ServiceAccount is required when the image is from a different project",
+  terraform-provider-google-beta ``resource_compute_instance_from_machine_image``), and a network of
+  another project is refused, 400 "Cross-project references for this resource are not allowed." (shared
+  VPC is not modelled; the exact shape of both answers is unverified).
+- An image protected by a customer-supplied key needs ``sourceMachineImageEncryptionKey`` (Instance schema;
+  Terraform's ``source_machine_image_encryption_key``); the key must be the image's (the wording of both
+  refusals is unverified).
 - Both deduplicate by ``requestId`` exactly as ``machineImages.insert`` does.
 - ``instances.aggregatedList`` answers every zone scope (:mod:`.aggregated_instances`).
 
@@ -29,6 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_machine_images.emulator import errors
 from airflow_machine_images.emulator.aggregated_instances import aggregated_instances
 from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.keys import echo_key
 from airflow_machine_images.emulator.references import parse_machine_image
 from airflow_machine_images.emulator.routing import RoutePattern
 from airflow_machine_images.emulator.schema import instance_fields
@@ -44,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InstanceHandlers"]
 
+_NETWORK_PROJECT = re.compile(r"projects/(?P<project>[^/]+)/global/networks/")
 _MACHINE_TYPE = re.compile(
     r"(?:https?://[^/]+/compute/(?:v1|beta|alpha)/(?=projects/))?"
     r"(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/machineTypes/(?P<type>[a-z0-9][-a-z0-9]{0,62})"
@@ -61,6 +81,9 @@ class InstanceHandlers:
     ROUTES: ClassVar[tuple[RoutePattern, ...]] = (
         RoutePattern("zones/{zone}/instances", {"POST": "instances.insert"}),
         RoutePattern("zones/{zone}/instances/{instance}", {"GET": "instances.get", "DELETE": "instances.delete"}),
+        RoutePattern(
+            "zones/{zone}/instances/{instance}/setDeletionProtection", {"POST": "instances.setDeletionProtection"}
+        ),
         RoutePattern("aggregated/instances", {"GET": "instances.aggregatedList"}),
     )
 
@@ -77,6 +100,7 @@ class InstanceHandlers:
             "instances.aggregatedList": self.aggregated_list,
             "instances.insert": self.insert,
             "instances.delete": self.delete,
+            "instances.setDeletionProtection": self.set_deletion_protection,
         }
 
     def get(self, call: Call) -> dict[str, Any]:
@@ -116,6 +140,12 @@ class InstanceHandlers:
             if self._instances.get(call.project, zone, name) is not None:
                 raise errors.already_exists(f"projects/{call.project}/zones/{zone}/instances/{name}")
             image = self._ready_image(image_project, image_name)
+            _check_image_key(image, body.get("sourceMachineImageEncryptionKey"))
+            if image.project != call.project:
+                _check_cross_project(call.project, image, body)
+            taken = self._instances.taken_disk(call.project, zone, name, image)
+            if taken is not None:
+                raise errors.already_exists(taken)
             return self._instances.restore(
                 project=call.project,
                 zone=zone,
@@ -139,9 +169,31 @@ class InstanceHandlers:
             instance = self._instance_or_404(call)
             if instance.operation is not None and instance.operation.operation_type == "delete":
                 raise ApiError(400, "resourceNotReady", f"The resource '{instance.path}' is not ready")
+            if instance.deletion_protection:
+                raise ApiError(
+                    400,
+                    "invalidResourceUsage",
+                    "Invalid resource usage: 'Resource cannot be deleted if it's protected against deletion.'.",
+                )
             return self._instances.delete(instance, now=now, origin=origin)
 
         return self._context.start_once(call, request_id(call), start_deleting)
+
+    def set_deletion_protection(self, call: Call) -> dict[str, Any]:
+        """``instances.setDeletionProtection`` (by name or numeric id): ``deletionProtection`` defaults to true
+        (discovery documents); a remembered requestId is replayed.
+
+        :param call: the request.
+        """
+        value = call.query.get("deletionProtection", "true")
+        if value not in ("true", "false"):
+            raise errors.invalid_field("deletionProtection", value, "Must be a boolean.")
+
+        def protect(now: float, origin: Origin) -> Operation:
+            instance = self._instance_or_404(call)
+            return self._instances.set_deletion_protection(instance, value == "true", now=now, origin=origin)
+
+        return self._context.start_once(call, request_id(call), protect)
 
     def _instance_or_404(self, call: Call) -> Instance:
         """:return: the instance the path names (lock held). :raises ApiError: 404."""
@@ -152,8 +204,12 @@ class InstanceHandlers:
         return instance
 
     def _ready_image(self, project: str, name: str) -> MachineImage:
-        """:return: the source image (lock held). :raises ApiError: 404 when missing, 400 when not READY."""
-        image = self._images.get(project, name)
+        """The source image, its project named by id or number (``sourceMachineImage`` takes either, as every
+        project reference does: see :mod:`.api`). Lock held.
+
+        :return: the image. :raises ApiError: 404 when missing, 400 when not READY.
+        """
+        image = self._images.get(self._state.project_id(project) or project, name)
         if image is None:
             raise errors.not_found(f"projects/{project}/global/machineImages/{name}")
         if image.status != "READY":
@@ -231,8 +287,67 @@ def _instance_fields(body: dict[str, Any], zone: str) -> dict[str, Any]:
     if description is not None:
         fields["description"] = description
     interfaces = body.get("networkInterfaces")
-    if interfaces is not None and (
-        not isinstance(interfaces, list) or not all(isinstance(i, dict) for i in interfaces)
-    ):
-        raise errors.invalid_field("resource.networkInterfaces", "", "Must be a list of NetworkInterface objects.")
+    if interfaces is not None:
+        if not isinstance(interfaces, list) or not all(isinstance(i, dict) for i in interfaces):
+            raise errors.invalid_field("resource.networkInterfaces", "", "Must be a list of NetworkInterface objects.")
+        fields["network_interfaces"] = [dict(interface) for interface in interfaces]
+    accounts = body.get("serviceAccounts")
+    if accounts is not None:
+        if not isinstance(accounts, list) or not all(isinstance(a, dict) and a.get("email") for a in accounts):
+            raise errors.invalid_field("resource.serviceAccounts", "", "Must be a list of ServiceAccount objects.")
+        fields["service_accounts"] = [dict(account) for account in accounts]
+    protection = optional_field(body, "deletionProtection", bool, "Must be a boolean.")
+    if protection is not None:
+        fields["deletion_protection"] = protection
     return fields
+
+
+def _check_image_key(image: MachineImage, given: object) -> None:
+    """An image protected by a customer-supplied key is restored only with that key
+    (``sourceMachineImageEncryptionKey``); the wording of both refusals is unverified.
+
+    :param image: the source image.
+    :param given: the ``sourceMachineImageEncryptionKey`` sent, if any.
+    """
+    protected = image.encryption_key
+    if given is None:
+        if protected is not None:
+            raise errors.invalid(
+                f"The machine image '{image.path}' is protected by a customer-supplied encryption key: "
+                "resource.sourceMachineImageEncryptionKey is required."
+            )
+        return
+    echoed = echo_key(given, "resource.sourceMachineImageEncryptionKey")
+    if protected is None or any(echoed.get(k) != protected.get(k) for k in ("sha256", "kmsKeyName") if k in protected):
+        raise errors.invalid_field(
+            "resource.sourceMachineImageEncryptionKey",
+            "",
+            f"The key does not decrypt the machine image '{image.path}'.",
+        )
+
+
+def _check_cross_project(project: str, image: MachineImage, body: dict[str, Any]) -> None:
+    """Restoring an image of another project: a service account is required, and the network interfaces (the
+    request's, else the image's) must not name a network of another project (see the module text).
+
+    :param project: the new instance's project.
+    :param image: the source image (of another project).
+    :param body: the Instance resource sent.
+    """
+    if not body.get("serviceAccounts"):
+        raise errors.invalid(
+            "Invalid value for field 'resource.serviceAccounts': ''. ServiceAccount is required when the image is "
+            "from a different project."
+        )
+    interfaces = body.get("networkInterfaces")
+    if interfaces is None:
+        interfaces = image.saved_network or [{"network": f"projects/{image.source.project}/global/networks/default"}]
+    for interface in interfaces:
+        network = str(interface.get("network") or "")
+        match = _NETWORK_PROJECT.search(network)
+        if match is not None and match.group("project") != project:
+            raise errors.invalid_field(
+                "resource.networkInterfaces[].network",
+                network,
+                "Cross-project references for this resource are not allowed.",
+            )

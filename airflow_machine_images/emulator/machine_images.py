@@ -8,13 +8,11 @@ KMS names) are kept and shown, as the API does.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_machine_images.emulator import errors
 from airflow_machine_images.emulator.errors import ApiError
+from airflow_machine_images.emulator.keys import echo_key
 from airflow_machine_images.emulator.references import parse_source_instance
 from airflow_machine_images.emulator.routing import RoutePattern
 from airflow_machine_images.emulator.schema import machine_image_fields
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
     from airflow_machine_images.emulator.state import Origin
 
 __all__ = ["MachineImageHandlers"]
-
-_KEY_FIELDS = frozenset({"rawKey", "rsaEncryptedKey", "kmsKeyName", "sha256", "kmsKeyServiceAccount"})
 
 
 class MachineImageHandlers:
@@ -85,6 +81,8 @@ class MachineImageHandlers:
             instance = self._existing_instance(source)
             if self._images.get(call.project, name) is not None:
                 raise errors.already_exists(_image_path(call.project, name))
+            scale = self._context.options().source_image_limit_scale if self._context.options else None
+            origin = self._images.source_limit.check(instance.path, now, scale, origin)
             _, operation = self._images.create(
                 project=call.project,
                 name=name,
@@ -197,7 +195,7 @@ def _image_fields(body: dict[str, Any]) -> dict[str, Any]:
         fields["storage_locations"] = _storage_locations(locations)
     _check_params(body.get("params"))
     if body.get("machineImageEncryptionKey") is not None:
-        fields["encryption_key"] = _echo_key(body["machineImageEncryptionKey"], "resource.machineImageEncryptionKey")
+        fields["encryption_key"] = echo_key(body["machineImageEncryptionKey"], "resource.machineImageEncryptionKey")
     if body.get("sourceDiskEncryptionKeys") is not None:
         fields["source_disk_keys"] = _disk_keys(body["sourceDiskEncryptionKeys"])
     return fields
@@ -231,38 +229,6 @@ def _check_params(params: Any) -> None:
             raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}'.")
 
 
-def _echo_key(value: Any, where: str) -> dict[str, str]:
-    """What the API shows of a customer key: its sha256 and KMS name, never the key material.
-
-    :param value: the CustomerEncryptionKey sent.
-    :param where: its field name, for errors.
-    """
-    if not isinstance(value, dict):
-        raise errors.invalid_field(where, "", "Expected a CustomerEncryptionKey object.")
-    unknown = set(value) - _KEY_FIELDS
-    if unknown:
-        raise errors.invalid(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at '{where}'.")
-    for name, item in value.items():
-        if not isinstance(item, str):
-            raise errors.invalid_field(f"{where}.{name}", "", "Must be a string.")
-    out: dict[str, str] = {}
-    for material in ("rawKey", "rsaEncryptedKey"):
-        if material in value:
-            try:
-                decoded = base64.b64decode(str(value[material]), validate=True)
-            except (binascii.Error, ValueError):
-                raise errors.invalid_field(f"{where}.{material}", "", "The key must be base64 encoded.") from None
-            if material == "rawKey" and len(decoded) != 32:
-                raise errors.invalid_field(f"{where}.{material}", "", "The key must be a 256-bit AES key.")
-            out["sha256"] = base64.b64encode(hashlib.sha256(decoded).digest()).decode()
-    for name in ("kmsKeyName", "kmsKeyServiceAccount"):
-        if name in value:
-            out[name] = str(value[name])
-    if not out:
-        raise errors.invalid_field(where, "", "A key needs rawKey, rsaEncryptedKey or kmsKeyName.")
-    return out
-
-
 def _disk_keys(disk_keys: Any) -> list[dict[str, Any]]:
     """``sourceDiskEncryptionKeys`` as the API echoes them (each disk with its key's sha256).
 
@@ -279,6 +245,6 @@ def _disk_keys(disk_keys: Any) -> list[dict[str, Any]]:
             raise errors.invalid_field(f"{where}.sourceDisk", "", "Must be a URL.")
         item: dict[str, Any] = {"sourceDisk": entry["sourceDisk"]}
         if entry.get("diskEncryptionKey") is not None:
-            item["diskEncryptionKey"] = _echo_key(entry["diskEncryptionKey"], f"{where}.diskEncryptionKey")
+            item["diskEncryptionKey"] = echo_key(entry["diskEncryptionKey"], f"{where}.diskEncryptionKey")
         echoed.append(item)
     return echoed

@@ -23,6 +23,10 @@ flag; each models a documented behaviour of Compute Engine:
   items and carry ``warning`` {code, message, data} (discovery: ``OperationList.warning``,
   ``MachineImageList.warning``, codes ``UNREACHABLE``, ``PARTIAL_SUCCESS``,
   ``LIST_OVERHEAD_QUOTA_EXCEED``); a ``partial_list_warning`` of None leaves items out silently.
+* ``source_image_limit_scale``: machine images of one source instance "at most once every 10 minutes, at
+  most 6 requests in 60 minutes" (Create machine images page); a scale of 1 applies those windows, a
+  smaller one shortens them for tests, None (the default: existing tests image one source several times a
+  minute) turns the limit off. Answered as :class:`~.machine_image_store.SourceImageLimit` says.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class EmulatorOptions:
     :param request_id_ttl_seconds: how long requestIds are remembered (None = forever).
     :param partial_list_fraction: the share of each list page's items left out (0 = none).
     :param partial_list_warning: the ``warning.code`` of a thinned list (None = leave items out silently).
+    :param source_image_limit_scale: the per-source-instance machine-image limit's windows times this (None = off).
     """
 
     rate_quota_per_minute: int | None = None
@@ -66,6 +71,7 @@ class EmulatorOptions:
     request_id_ttl_seconds: float | None = None
     partial_list_fraction: float = 0.0
     partial_list_warning: str | None = "UNREACHABLE"
+    source_image_limit_scale: float | None = None
 
     def __post_init__(self) -> None:
         """Reject values that make no sense (each error names the option)."""
@@ -77,12 +83,13 @@ class EmulatorOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, or null; got {value!r}")
-        for name in ("rate_quota_window_seconds", "request_id_ttl_seconds"):
+        for name in ("rate_quota_window_seconds", "request_id_ttl_seconds", "source_image_limit_scale"):
             value = getattr(self, name)
-            if value is None and name == "request_id_ttl_seconds":
+            if value is None and name != "rate_quota_window_seconds":
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds; got {value!r}")
+                unit = "" if name == "source_image_limit_scale" else " of seconds"
+                raise ValueError(f"{name} must be a positive number{unit}; got {value!r}")
         fraction = self.partial_list_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
             raise ValueError(f"partial_list_fraction must be at least 0 and below 1; got {fraction!r}")

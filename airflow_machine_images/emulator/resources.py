@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GIB",
+    "AttachedDisk",
+    "Disk",
     "Instance",
     "Links",
     "MachineImage",
     "Operation",
     "OperationFailure",
+    "SavedDisk",
     "label_fingerprint",
     "storage_location_for",
 ]
@@ -66,15 +69,51 @@ class Links:
         return f"{self.base}/compute/{version}/{path}"
 
 
+@dataclass(frozen=True)
+class AttachedDisk:
+    """A disk attached to an instance (the Instance's ``disks[]``, an AttachedDisk of the discovery documents).
+
+    :param disk_name: the disk's name, in the instance's project and zone.
+    :param device_name: its device name.
+    :param boot: the boot disk.
+    :param auto_delete: deleted with the instance (``autoDelete``); otherwise it survives, detached.
+    :param size_gb: its size.
+    """
+
+    disk_name: str
+    device_name: str
+    boot: bool
+    auto_delete: bool
+    size_gb: int
+
+
+@dataclass(frozen=True)
+class SavedDisk:
+    """A disk as a machine image keeps it (``sourceInstanceProperties.disks[]``, a SavedAttachedDisk).
+
+    :param device_name: its device name.
+    :param boot: the boot disk.
+    :param auto_delete: ``autoDelete``, kept in the image and given to the disks of restored instances.
+    :param size_gb: its size.
+    :param source_path: ``projects/P/zones/Z/disks/D``: the source instance's disk it was saved from.
+    """
+
+    device_name: str
+    boot: bool
+    auto_delete: bool
+    size_gb: int
+    source_path: str
+
+
 @dataclass
 class Instance:
-    """A VM that machine images can be made from.
+    """A VM: a source of machine images, or an instance restored from one.
 
     :param project: its project.
     :param zone: its zone.
     :param name: its name.
     :param id: numeric id (text).
-    :param disk_size_gb: size of its one boot disk.
+    :param disk_size_gb: size of its boot disk.
     :param operation_seconds: how long an insert from it takes (None = the emulator's default).
     :param created: creation moment.
     :param labels: its labels (``instances.aggregatedList`` filters can select on them).
@@ -84,6 +123,12 @@ class Instance:
     :param metadata: its metadata ``items`` (key/value pairs), if any.
     :param description: as given.
     :param source_machine_image: the machine image it was restored from (partial URL), if any.
+    :param disks: its attached disks (None: one boot disk named after it, ``disk_size_gb``, auto-deleted,
+        that no disk store keeps: the source of a seeded image that need not exist).
+    :param deletion_protection: ``deletionProtection``: ``instances.delete`` refuses it while set.
+    :param network_interfaces: its ``networkInterfaces`` as given at insert (None: the default network of
+        its project).
+    :param service_accounts: its ``serviceAccounts`` as given at insert, if any.
     :param operation: the insert or delete operation it is going through (its status follows the
         operation's clock: see :meth:`status_at`).
     """
@@ -101,6 +146,10 @@ class Instance:
     metadata: list[dict[str, str]] | None = None
     description: str | None = None
     source_machine_image: str | None = None
+    disks: list[AttachedDisk] | None = None
+    deletion_protection: bool = False
+    network_interfaces: list[dict[str, Any]] | None = None
+    service_accounts: list[dict[str, Any]] | None = None
     operation: Operation | None = field(default=None, repr=False)
 
     def status_at(self, now: float | None) -> str:
@@ -124,45 +173,45 @@ class Instance:
         """:return: ``projects/P/zones/Z/instances/I``."""
         return f"projects/{self.project}/zones/{self.zone}/instances/{self.name}"
 
-    def disk_path(self) -> str:
-        """:return: the path of its boot disk (named after the instance)."""
-        return f"projects/{self.project}/zones/{self.zone}/disks/{self.name}"
+    def disk_path(self, disk_name: str | None = None) -> str:
+        """:param disk_name: a disk of its zone (None: its boot disk's default name, its own).
+        :return: ``projects/P/zones/Z/disks/D``."""
+        return f"projects/{self.project}/zones/{self.zone}/disks/{disk_name or self.name}"
 
-    def _disk(self, links: Links, version: str, kind: str) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "type": "PERSISTENT",
-            "mode": "READ_WRITE",
-            "source": links.url(version, self.disk_path()),
-            "deviceName": self.name,
-            "index": 0,
-            "boot": True,
-            "autoDelete": True,
-            "interface": "SCSI",
-            "diskSizeGb": str(self.disk_size_gb),
-        }
+    def attached(self) -> list[AttachedDisk]:
+        """:return: its disks, boot disk first (see ``disks``)."""
+        if self.disks is not None:
+            return list(self.disks)
+        return [AttachedDisk(self.name, self.name, boot=True, auto_delete=True, size_gb=self.disk_size_gb)]
 
-    def _network(self, links: Links, version: str) -> list[dict[str, Any]]:
+    def saved_disks(self) -> tuple[SavedDisk, ...]:
+        """:return: its disks as a machine image made of it now keeps them."""
+        return tuple(
+            SavedDisk(d.device_name, d.boot, d.auto_delete, d.size_gb, self.disk_path(d.disk_name))
+            for d in self.attached()
+        )
+
+    def _disks(self, links: Links, version: str) -> list[dict[str, Any]]:
         return [
             {
-                "kind": "compute#networkInterface",
-                "network": links.url(version, f"projects/{self.project}/global/networks/default"),
-                "networkIP": "10.128.0.2",
-                "name": "nic0",
-                "stackType": "IPV4_ONLY",
+                "kind": "compute#attachedDisk",
+                "type": "PERSISTENT",
+                "mode": "READ_WRITE",
+                "source": links.url(version, self.disk_path(disk.disk_name)),
+                "deviceName": disk.device_name,
+                "index": index,
+                "boot": disk.boot,
+                "autoDelete": disk.auto_delete,
+                "interface": "SCSI",
+                "diskSizeGb": str(disk.size_gb),
             }
+            for index, disk in enumerate(self.attached())
         ]
 
-    def properties(self, links: Links, version: str) -> dict[str, Any]:
-        """:return: the ``sourceInstanceProperties`` a machine image of this instance shows (a subset)."""
-        return {
-            "machineType": "e2-medium",
-            "canIpForward": False,
-            "networkInterfaces": self._network(links, version),
-            "disks": [self._disk(links, version, "compute#savedAttachedDisk")],
-            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
-            "deletionProtection": False,
-        }
+    def _network(self, links: Links, version: str) -> list[dict[str, Any]]:
+        if self.network_interfaces is not None:
+            return [dict(interface) for interface in self.network_interfaces]
+        return default_network(links, version, self.project)
 
     def render(self, links: Links, version: str, now: float | None = None) -> dict[str, Any]:
         """:param links: link builder. :param version: API version. :param now: ``time.monotonic()`` for the
@@ -182,19 +231,97 @@ class Instance:
                 "status": self.status_at(now),
                 "zone": links.url(version, zone),
                 "networkInterfaces": self._network(links, version),
-                "disks": [self._disk(links, version, "compute#attachedDisk")],
+                "disks": self._disks(links, version),
                 "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
                 "selfLink": links.url(version, self.path),
                 "labelFingerprint": label_fingerprint(self.labels),
-                "deletionProtection": False,
+                "deletionProtection": self.deletion_protection,
             }
         )
+        if self.service_accounts is not None:
+            out["serviceAccounts"] = [dict(account) for account in self.service_accounts]
         if self.labels:
             out["labels"] = dict(self.labels)
         if self.metadata is not None:
             out["metadata"] = {"kind": "compute#metadata", "items": [dict(item) for item in self.metadata]}
         if self.source_machine_image is not None:
             out["sourceMachineImage"] = links.url(version, self.source_machine_image)
+        return out
+
+
+def default_network(links: Links, version: str, project: str) -> list[dict[str, Any]]:
+    """:param links: link builder. :param version: API version. :param project: the project.
+    :return: ``networkInterfaces`` on the project's ``default`` network."""
+    return [
+        {
+            "kind": "compute#networkInterface",
+            "network": links.url(version, f"projects/{project}/global/networks/default"),
+            "networkIP": "10.128.0.2",
+            "name": "nic0",
+            "stackType": "IPV4_ONLY",
+        }
+    ]
+
+
+@dataclass
+class Disk:
+    """A zonal persistent disk (the Disk resource of the discovery documents, a subset).
+
+    :param project: its project.
+    :param zone: its zone.
+    :param name: its name.
+    :param id: numeric id (text).
+    :param size_gb: its size.
+    :param created: creation moment.
+    :param users: the instances it is attached to (``projects/P/zones/Z/instances/I``).
+    :param source_machine_image: the machine image it was restored from (partial URL), if any.
+    :param source_machine_image_id: that image's id.
+    :param labels: its labels.
+    :param operation: the delete operation it is going through (DELETING until it is DONE).
+    """
+
+    project: str
+    zone: str
+    name: str
+    id: str
+    size_gb: int
+    created: datetime
+    users: list[str] = field(default_factory=list)
+    source_machine_image: str | None = None
+    source_machine_image_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    operation: Operation | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> str:
+        """:return: ``projects/P/zones/Z/disks/D``."""
+        return f"projects/{self.project}/zones/{self.zone}/disks/{self.name}"
+
+    def render(self, links: Links, version: str, now: float | None = None) -> dict[str, Any]:
+        """:param links: link builder. :param version: API version. :param now: ``time.monotonic()`` (None:
+        as settled). :return: the Disk JSON (a subset)."""
+        zone = f"projects/{self.project}/zones/{self.zone}"
+        deleting = self.operation is not None and now is not None and self.operation.phase(now)[0] != "DONE"
+        out: dict[str, Any] = {
+            "kind": "compute#disk",
+            "id": self.id,
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "sizeGb": str(self.size_gb),
+            "zone": links.url(version, zone),
+            "status": "DELETING" if deleting else "READY",
+            "selfLink": links.url(version, self.path),
+            "type": links.url(version, f"{zone}/diskTypes/pd-balanced"),
+            "labelFingerprint": label_fingerprint(self.labels),
+            "physicalBlockSizeBytes": "4096",
+        }
+        if self.users:
+            out["users"] = [links.url(version, user) for user in self.users]
+        if self.source_machine_image is not None:
+            out["sourceMachineImage"] = links.url(version, self.source_machine_image)
+            out["sourceMachineImageId"] = self.source_machine_image_id
+        if self.labels:
+            out["labels"] = dict(self.labels)
         return out
 
 
@@ -336,8 +463,13 @@ class MachineImage:
     :param guest_flush: as given.
     :param encryption_key: ``machineImageEncryptionKey`` as the API echoes it (no key material).
     :param source_disk_keys: ``sourceDiskEncryptionKeys`` as echoed (no key material).
-    :param total_storage_bytes: fixed size (None = a quarter of the source disk once READY).
+    :param total_storage_bytes: fixed size (None = a quarter of the source disks once READY).
     :param version: API version its selfLinks use when read outside HTTP (snapshots).
+    :param saved_disks: the source's disks as kept at creation (None: as the source has them now).
+    :param deletion_protection: the source's ``deletionProtection`` at creation, kept as
+        ``sourceInstanceProperties.deletionProtection`` ("Whether the instance created from this machine image
+        should be protected against deletion", discovery documents) and inherited by restored instances.
+    :param saved_network: the source's ``networkInterfaces`` at creation (None: its project's default network).
     """
 
     project: str
@@ -354,17 +486,60 @@ class MachineImage:
     source_disk_keys: list[dict[str, Any]] | None = None
     total_storage_bytes: int | None = None
     version: str = "beta"
+    saved_disks: tuple[SavedDisk, ...] | None = None
+    deletion_protection: bool = False
+    saved_network: list[dict[str, Any]] | None = None
 
     @property
     def path(self) -> str:
         """:return: ``projects/P/global/machineImages/N``."""
         return f"projects/{self.project}/global/machineImages/{self.name}"
 
+    def disks(self) -> tuple[SavedDisk, ...]:
+        """:return: the saved disks, boot disk first."""
+        return self.saved_disks if self.saved_disks is not None else self.source.saved_disks()
+
+    def disk_bytes(self) -> list[int]:
+        """:return: each saved disk's ``storageBytes`` once READY (a quarter of its size; the boot disk takes
+        what a fixed ``total_storage_bytes`` leaves)."""
+        sizes = [disk.size_gb * GIB // 4 for disk in self.disks()]
+        if self.total_storage_bytes is not None:
+            sizes[0] = max(0, self.total_storage_bytes - sum(sizes[1:]))
+        return sizes
+
     def storage_bytes(self) -> int:
         """:return: the ``totalStorageBytes`` it shows when READY."""
-        if self.total_storage_bytes is not None:
-            return self.total_storage_bytes
-        return self.source.disk_size_gb * GIB // 4
+        return sum(self.disk_bytes())
+
+    def properties(self, links: Links, version: str) -> dict[str, Any]:
+        """:return: the ``sourceInstanceProperties`` it shows (a subset)."""
+        network = self.saved_network
+        return {
+            "machineType": "e2-medium",
+            "canIpForward": False,
+            "networkInterfaces": (
+                [dict(i) for i in network]
+                if network is not None
+                else default_network(links, version, self.source.project)
+            ),
+            "disks": [
+                {
+                    "kind": "compute#savedAttachedDisk",
+                    "type": "PERSISTENT",
+                    "mode": "READ_WRITE",
+                    "source": links.url(version, disk.source_path),
+                    "deviceName": disk.device_name,
+                    "index": index,
+                    "boot": disk.boot,
+                    "autoDelete": disk.auto_delete,
+                    "interface": "SCSI",
+                    "diskSizeGb": str(disk.size_gb),
+                }
+                for index, disk in enumerate(self.disks())
+            ],
+            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False},
+            "deletionProtection": self.deletion_protection,
+        }
 
     def render(self, links: Links, version: str | None = None) -> dict[str, Any]:
         """The MachineImage JSON.
@@ -385,21 +560,22 @@ class MachineImage:
         out["selfLink"] = links.url(version, self.path)
         out["sourceInstance"] = links.url(version, self.source.path)
         out["status"] = self.status
-        properties = self.source.properties(links, version)
+        properties = self.properties(links, version)
         out["sourceInstanceProperties"] = properties
         out["instanceProperties"] = properties
         if self.status in ("READY", "DELETING"):
-            size = self.storage_bytes()
+            sizes = self.disk_bytes()
             out["savedDisks"] = [
                 {
                     "kind": "compute#savedDisk",
-                    "sourceDisk": links.url(version, self.source.disk_path()),
+                    "sourceDisk": links.url(version, disk.source_path),
                     "storageBytes": str(size),
                     "storageBytesStatus": "UP_TO_DATE",
                     "architecture": "X86_64",
                 }
+                for disk, size in zip(self.disks(), sizes, strict=True)
             ]
-            out["totalStorageBytes"] = str(size)
+            out["totalStorageBytes"] = str(sum(sizes))
         out["storageLocations"] = list(self.storage_locations)
         if self.encryption_key is not None:
             out["machineImageEncryptionKey"] = dict(self.encryption_key)

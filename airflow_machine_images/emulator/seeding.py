@@ -1,4 +1,4 @@
-"""Seeding the emulator directly (projects, instances, machine images, unreachable zones) and reading it back.
+"""Seeding the emulator directly (projects, instances, disks, machine images, unreachable zones) and reading it back.
 
 Nothing here is an API request: nothing is recorded or faulted. Arguments may come from the control
 API's JSON, so each is checked for its type as well as its value (``TypeError`` / ``ValueError``, a
@@ -20,7 +20,8 @@ from airflow_machine_images.emulator.timefmt import parse_rfc3339
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from airflow_machine_images.emulator.instance_store import InstanceStore
+    from airflow_machine_images.emulator.disk_store import DiskStore
+    from airflow_machine_images.emulator.instance_store import DiskSpec, InstanceStore
     from airflow_machine_images.emulator.machine_image_store import MachineImageStore
     from airflow_machine_images.emulator.resources import Instance, Links
     from airflow_machine_images.emulator.state import ComputeState
@@ -54,6 +55,50 @@ def _creation_moment(creation_timestamp: datetime | str | None) -> datetime | No
     return created
 
 
+def _check_labels(labels: dict[str, str] | None) -> None:
+    """:param labels: seeded labels. :raises ValueError: a key or value the API would refuse."""
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+            raise ValueError(f"Invalid label key {key!r}")
+        if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
+            raise ValueError(f"Invalid label value {value!r} of {key!r}")
+
+
+def _image_path(source_machine_image: str | None, project: str) -> str | None:
+    """:param source_machine_image: a seeded instance's image reference, or None. :param project: its project.
+    :return: ``projects/P/global/machineImages/N``, or None. :raises ValueError: an unreadable reference."""
+    if source_machine_image is None:
+        return None
+    try:
+        image_project, image_name = parse_machine_image(source_machine_image, project)
+    except ApiError:
+        raise ValueError(f"Invalid source_machine_image {source_machine_image!r}") from None
+    return f"projects/{image_project}/global/machineImages/{image_name}"
+
+
+def _disk_specs(disks: list[dict[str, Any]] | None, disk_size_gb: int) -> list[DiskSpec] | None:
+    """:param disks: the ``disks`` seeding argument. :param disk_size_gb: the boot disk's default size.
+    :return: ``(size_gb, auto_delete)`` per disk, or None. :raises TypeError, ValueError: a bad entry."""
+    if disks is None:
+        return None
+    _require(disks, list, "disks")
+    if not disks:
+        raise ValueError("disks must name at least the boot disk")
+    specs: list[DiskSpec] = []
+    for index, disk in enumerate(disks):
+        _require(disk, dict, f"disks[{index}]")
+        unknown = set(disk) - {"sizeGb", "autoDelete"}
+        if unknown:
+            raise ValueError(f"disks[{index}] has unknown fields {sorted(unknown)} (sizeGb, autoDelete)")
+        size, auto = disk.get("sizeGb", disk_size_gb), disk.get("autoDelete", True)
+        _require(size, int, f"disks[{index}].sizeGb")
+        _require(auto, bool, f"disks[{index}].autoDelete")
+        if size < 1:
+            raise ValueError(f"disks[{index}].sizeGb must be at least 1")
+        specs.append((size, auto))
+    return specs
+
+
 class Seeder:
     """Seeds the stores and reads them back: the emulator's methods of the same names.
 
@@ -62,6 +107,7 @@ class Seeder:
     :param instances: the instances.
     :param links: selfLink builder.
     :param default_project: the project of calls that name none.
+    :param disks: the disks (instances' and left-over ones).
     """
 
     def __init__(
@@ -71,10 +117,13 @@ class Seeder:
         instances: InstanceStore,
         links: Links,
         default_project: str,
+        *,
+        disks: DiskStore,
     ) -> None:
         self._state = state
         self._images = images
         self._instances = instances
+        self._disks = disks
         self._links = links
         self.default_project = default_project
 
@@ -136,8 +185,11 @@ class Seeder:
         labels: dict[str, str] | None = None,
         status: str = "RUNNING",
         source_machine_image: str | None = None,
+        disks: list[dict[str, Any]] | None = None,
+        deletion_protection: bool = False,
+        attach_disks: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Create a source instance, in any project (the emulator serves every project).
+        """Create a source instance with its disks, in any project (the emulator serves every project).
 
         :param instance: ``ZONE/NAME``, ``projects/P/zones/Z/instances/I`` or a full URL.
         :param project: its project (default: the one in ``instance``, else ``default_project``).
@@ -147,6 +199,12 @@ class Seeder:
         :param status: its status, one of :data:`INSTANCE_STATUSES` (default RUNNING).
         :param source_machine_image: the machine image it was restored from (``projects/P/global/machineImages/N``,
             ``global/machineImages/N`` or a URL; it need not exist), shown as its ``sourceMachineImage``.
+        :param disks: its disks, boot disk first, each ``{"sizeGb": int, "autoDelete": bool}`` (both optional:
+            ``disk_size_gb`` and true); None: one boot disk of ``disk_size_gb``, auto-deleted. They are named as
+            a restore names them (the instance's name, then ``NAME-1``, ...), and kept by machine images of it.
+        :param deletion_protection: its ``deletionProtection`` (kept by machine images of it).
+        :param attach_disks: names of disks of its zone, attached to nothing (``add_disk``), to attach too,
+            without ``autoDelete`` (a data disk attached after the instance was made).
         :return: the Instance JSON.
         """
         _require(instance, str, "instance")
@@ -156,6 +214,9 @@ class Seeder:
         _require(labels, (dict, type(None)), "labels")
         _require(status, str, "status")
         _require(source_machine_image, (str, type(None)), "source_machine_image")
+        _require(deletion_protection, bool, "deletion_protection")
+        _require(attach_disks, (list, type(None)), "attach_disks")
+        specs = _disk_specs(disks, disk_size_gb)
         project_id, zone, name = self.instance_key(instance, project)
         if not PROJECT_RE.fullmatch(project_id) or not NAME_RE.fullmatch(zone) or not NAME_RE.fullmatch(name):
             raise ValueError(f"Invalid instance {instance!r}")
@@ -163,18 +224,8 @@ class Seeder:
             raise ValueError("disk_size_gb must be at least 1")
         if status not in INSTANCE_STATUSES:
             raise ValueError(f"status must be one of {', '.join(INSTANCE_STATUSES)}")
-        for key, value in (labels or {}).items():
-            if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
-                raise ValueError(f"Invalid label key {key!r}")
-            if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
-                raise ValueError(f"Invalid label value {value!r} of {key!r}")
-        image_path = None
-        if source_machine_image is not None:
-            try:
-                image_project, image_name = parse_machine_image(source_machine_image, project_id)
-            except ApiError:
-                raise ValueError(f"Invalid source_machine_image {source_machine_image!r}") from None
-            image_path = f"projects/{image_project}/global/machineImages/{image_name}"
+        _check_labels(labels)
+        image_path = _image_path(source_machine_image, project_id)
         with self._state.session():
             created = self._instances.add(
                 project_id,
@@ -185,8 +236,39 @@ class Seeder:
                 labels=labels,
                 status=status,
                 source_machine_image=image_path,
+                disks=specs,
+                deletion_protection=deletion_protection,
+                attach=attach_disks,
             )
             return created.render(self._links, "beta")
+
+    def add_disk(
+        self, name: str, zone: str, project: str | None = None, size_gb: int = 10, labels: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Seed a disk attached to nothing: e.g. one left behind by an earlier instance of a name.
+
+        :param name: its name (free in its zone).
+        :param zone: its zone.
+        :param project: its project (default ``default_project``).
+        :param size_gb: its size.
+        :param labels: its labels.
+        :return: the Disk JSON.
+        """
+        for value, what in ((name, "name"), (zone, "zone")):
+            _require(value, str, what)
+            if not NAME_RE.fullmatch(value):
+                raise ValueError(f"Invalid disk {what} {value!r}")
+        _require(project, (str, type(None)), "project")
+        _require(size_gb, int, "size_gb")
+        _require(labels, (dict, type(None)), "labels")
+        project_id = self.project(project)
+        with self._state.session() as now:
+            if self._disks.get(project_id, zone, name) is not None:
+                raise ValueError(f"Disk {name!r} already exists in {project_id}/{zone}")
+            created = self._disks.add(
+                project_id, zone, name, size_gb=size_gb, created=self._state.clock.wall(now), labels=labels
+            )
+            return created.render(self._links, "beta", now)
 
     def set_unreachable_zones(self, zones: Iterable[str] = ()) -> list[str]:
         """Make zones unreachable for ``instances.aggregatedList`` (empty: every zone answers again).
@@ -287,8 +369,23 @@ class Seeder:
             image = self._images.get(self.project(project), name)
             return None if image is None else image.render(self._links)
 
-    def operations(self, project: str | None = None) -> list[dict[str, Any]]:
-        """:param project: the project. :return: its operations, oldest first, as the API shows them now."""
+    def instances(self, project: str | None = None) -> list[dict[str, Any]]:
+        """:param project: the project (default ``default_project``). :return: its instances, by zone and name,
+        as the API shows them now."""
         with self._state.session() as now:
-            found = sorted(self._state.operations(self.project(project)), key=lambda op: (op.start, op.name))
+            found = sorted(self._instances.in_project(self.project(project)), key=lambda i: (i.zone, i.name))
+            return [instance.render(self._links, "beta", now) for instance in found]
+
+    def disks(self, project: str | None = None) -> list[dict[str, Any]]:
+        """:param project: the project (default ``default_project``). :return: its disks, by zone and name, as
+        the API shows them now."""
+        with self._state.session() as now:
+            found = sorted(self._disks.in_project(self.project(project)), key=lambda d: (d.zone, d.name))
+            return [disk.render(self._links, "beta", now) for disk in found]
+
+    def operations(self, project: str | None = None, zone: str | None = None) -> list[dict[str, Any]]:
+        """:param project: the project. :param zone: a zone (None: the global operations).
+        :return: its operations of that scope, oldest first, as the API shows them now."""
+        with self._state.session() as now:
+            found = sorted(self._state.operations(self.project(project), zone), key=lambda op: (op.start, op.name))
             return [op.render(now, self._state.clock, self._links) for op in found]

@@ -9,8 +9,9 @@ or final, and what the task's summary is.
 One create, as :class:`~airflow_machine_images.operators.base.CreateAndWaitBaseOperator` drives it:
 
 1. :func:`submit` sends the insert with the generation's task-derived ``requestId``. A 409 for the
-   resource goes to :func:`adopt_existing`; an operation still running is returned as it is; a DONE
-   one goes to :func:`finish_operation`. Replays are told by
+   resource goes to :func:`adopt_existing`; a 409 naming another resource (a restore's boot disk left by
+   an earlier instance of the name) fails at once (:func:`other_resource_taken`); an operation still
+   running is returned as it is; a DONE one goes to :func:`finish_operation`. Replays are told by
    :func:`~airflow_machine_images.flows.resubmission.is_replay`.
 2. The operator waits for a running operation (on the worker, or deferred to the triggerer), then
    calls :func:`finish_operation`: a failure whose code means "the name is taken" is a 409 in disguise,
@@ -26,6 +27,7 @@ to use and submitting again (the next generation's ``requestId``) cannot duplica
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 ALREADY_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "alreadyExists"})
 #: ``extra["waiting_for"]`` of a deferral on the resource itself (``"image"``: the name of earlier releases).
 WAITING_FOR_RESOURCE = ("resource", "image")
+#: A resource path quoted in an answer: ``projects/P/zones/Z/disks/NAME``, ``projects/P/global/machineImages/NAME``.
+_QUOTED_RESOURCE = re.compile(r"projects/[^/\s'\"]+/(?:(?:zones|regions)/[^/\s'\"]+|global)/([A-Za-z]+)/([^/\s'\"]+)")
 
 
 class Readiness(Enum):
@@ -74,6 +78,10 @@ class CreateTarget(Protocol):
     @property
     def kind(self) -> str:
         """The resource for messages, capitalised (``"Machine image"``)."""
+
+    @property
+    def collection(self) -> str:
+        """The API collection of the resource (``"machineImages"``, ``"instances"``), as a 409 quotes its path."""
 
     @property
     def ready_status(self) -> str:
@@ -108,6 +116,9 @@ class CreateTarget(Protocol):
 
     def conflict(self, message: str) -> ComputeEngineError:
         """The error for a name taken by something this request must not adopt."""
+
+    def taken_hint(self, request: CreateRequest, taken: str) -> str:
+        """What to do when a 409 names ``taken``, another resource than the one requested."""
 
     def where(self, request: CreateRequest) -> str:
         """Where the resource lives, for messages (``"in project p"``)."""
@@ -211,7 +222,10 @@ def submit(
     sent = time.monotonic()
     try:
         operation = request.target.insert(hook, request, request_id, log)
-    except ResourceAlreadyExistsError:
+    except ResourceAlreadyExistsError as taken:
+        other = other_resource_taken(request, [taken.message, *(str(e.get("message")) for e in taken.errors)])
+        if other is not None:
+            raise _taken_by_another(request, other, "the insert was answered HTTP 409 alreadyExists") from None
         return adopt_existing(hook, request, generation, log)
     waited = time.monotonic() - sent
     replayed = is_replay(operation, answered_at=server_time_of(operation), waited=waited, is_retry=is_retry)
@@ -283,9 +297,41 @@ def on_operation_failed(
     :raises OperationFailedError: this try's own failure.
     """
     if ALREADY_EXISTS_CODES.intersection(failure.codes):
+        other = other_resource_taken(request, [str(error.get("message")) for error in failure.errors])
+        if other is not None:
+            raise _taken_by_another(request, other, f"operation {failure.operation_name} failed as already existing")
         return adopt_existing(hook, request, state.generation, log)
     resubmit_if_replayed(failure, replayed=state.replayed, what=request.what)
     raise failure
+
+
+def other_resource_taken(request: CreateRequest, texts: Iterable[str]) -> str | None:
+    """The resource an "already exists" answer names, when it is not the one requested.
+
+    Compute Engine's 409 names the resource whose name is taken (``The resource
+    'projects/P/zones/Z/disks/NAME' already exists``): for a restore that is often the boot disk an
+    earlier instance of the name left behind (hashicorp/terraform issue 7998), not the instance. Reading
+    the instance then finds nothing, and submitting again meets the same 409: a loop. An answer naming
+    the requested resource, or naming nothing, is the resource itself (adopted or refused as ``if_exists``
+    says).
+
+    :param request: the validated request.
+    :param texts: the answer's messages.
+    :return: the other resource's path, or None.
+    """
+    quoted = [match for text in texts for match in _QUOTED_RESOURCE.finditer(text)]
+    if any((match.group(1), match.group(2)) == (request.target.collection, request.name) for match in quoted):
+        return None
+    return quoted[0].group(0) if quoted else None
+
+
+def _taken_by_another(request: CreateRequest, taken: str, how: str) -> ComputeEngineError:
+    """The target's (permanent) conflict error for a name taken by another resource: nothing made, nothing adopted."""
+    return request.target.conflict(
+        f"{request.target.announce(request)} failed: {how} for {taken}, another resource than the "
+        f"{request.target.kind.lower()} itself; nothing was created and nothing is adopted. "
+        f"{request.target.taken_hint(request, taken)}"
+    )
 
 
 def read_back(hook: ComputeEngineMachineImageHook, request: CreateRequest, state: CreateState, log: Log) -> CreateState:

@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow_machine_images.bodies.labels import OWNER_LABEL
-from airflow_machine_images.exceptions import MachineImageConflictError, MachineImageNotUsableError
+from airflow_machine_images.exceptions import (
+    ChangedSinceListedError,
+    MachineImageConflictError,
+    MachineImageNotUsableError,
+)
 from airflow_machine_images.flows.create import Readiness
 from airflow_machine_images.flows.source_names import SourceNames, has_numbers
+from airflow_machine_images.planning.retention import why_changed
 from airflow_machine_images.results import delete_summary, machine_image_summary
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError, parse_source_instance
 
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
     from airflow_machine_images.flows.delete import DeleteRequest, Deletion
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger as Log
+    from airflow_machine_images.planning.retention import RetentionPolicy
 
 #: Image statuses from which READY will not come (MachineImage ``status`` in the discovery documents).
 UNUSABLE_IMAGE_STATES: Final = frozenset({"INVALID", "DELETING"})
@@ -42,6 +48,8 @@ class MachineImageTarget:
     names: SourceNames = field(default_factory=SourceNames, compare=False, repr=False)
 
     kind: ClassVar[str] = "Machine image"
+    #: The resource collection a 409 names (``projects/P/global/machineImages/NAME``).
+    collection: ClassVar[str] = "machineImages"
     ready_status: ClassVar[str] = "READY"
     zone: ClassVar[None] = None  # global: machine images and their operations
     max_poll_interval: ClassVar[None] = None
@@ -154,6 +162,10 @@ class MachineImageTarget:
         """:class:`MachineImageConflictError`."""
         return MachineImageConflictError(message)
 
+    def taken_hint(self, request: CreateRequest, taken: str) -> str:
+        """What to do when a 409 names ``taken``, another resource than the image."""
+        return f"Delete {taken} if nothing needs it, or choose another image name."
+
     def where(self, request: CreateRequest) -> str:
         """``in project P``."""
         return f"in project {request.project_id}"
@@ -185,28 +197,72 @@ class MachineImageTarget:
 
 @dataclass(frozen=True)
 class MachineImageDeleteTarget:
-    """A machine image, for the delete flow: deleted by name, with no check of its own.
+    """A machine image, for the delete flow: read, checked, and deleted by the numeric id read.
 
-    The delete operator deletes the image it names; retention checks each image against its plan
-    right before the delete (:func:`~airflow_machine_images.planning.retention.changed_since_listed`).
+    The delete operator deletes the image it names (no other check); retention gives the entry its plan
+    was made on and its policy, so the image is checked against them on the very read that precedes its
+    delete (:func:`~airflow_machine_images.planning.retention.why_changed`): another id under the name (the
+    image was deleted and made again), another status, labels or creation time is left alone.
+
+    ``machineImages.delete`` takes the id in place of the name (the ``machineImage`` path pattern of both
+    discovery documents allows ``[1-9][0-9]{0,19}``), so an image re-made under the name after the read is
+    never the one deleted.
+
+    :param planned: the entry a retention plan decided on (None: the delete operator's image).
+    :param policy: the retention policy the image must still match (with ``planned``).
     """
+
+    planned: Mapping[str, Any] | None = field(default=None, repr=False)
+    policy: RetentionPolicy | None = None
 
     kind: ClassVar[str] = "Machine image"
     zone: ClassVar[None] = None
-    by_identity: ClassVar[bool] = False
 
     def get(self, hook: ComputeEngineMachineImageHook, request: DeleteRequest) -> Mapping[str, Any]:
         """``machineImages.get`` of the request's image."""
         return hook.get_machine_image(name=request.name, project_id=request.project_id)
 
     def check(self, request: DeleteRequest, resource: Mapping[str, Any]) -> None:
-        """Nothing to check: the caller chose the image."""
+        """Retention's image must be as planned; the delete operator's image needs no check (the caller named it).
+
+        :raises ChangedSinceListedError: it changed since it was listed (nothing is deleted).
+        """
+        if self.planned is None or self.policy is None:
+            return
+        why = why_changed(self.planned, resource, self.policy)
+        if why is not None:
+            raise ChangedSinceListedError(f"{request.what}: {why} since the listing")
+
+    def prepare(
+        self,
+        hook: ComputeEngineMachineImageHook,
+        request: DeleteRequest,
+        resource: Mapping[str, Any],
+        generation: int,
+        *,
+        is_retry: bool,
+        log: Log,
+    ) -> tuple[dict[str, Any], ...]:
+        """Nothing to prepare; an image leaves nothing behind."""
+        return ()
 
     def delete(
         self, hook: ComputeEngineMachineImageHook, request: DeleteRequest, identity: str, request_id: str
     ) -> Mapping[str, Any]:
-        """``machineImages.delete`` of ``identity``."""
+        """``machineImages.delete`` of ``identity`` (the numeric id just checked)."""
         return hook.delete_machine_image(name=identity, request_id=request_id, project_id=request.project_id)
+
+    def clean_up(
+        self,
+        hook: ComputeEngineMachineImageHook,
+        request: DeleteRequest,
+        deletion: Deletion,
+        *,
+        is_retry: bool,
+        log: Log,
+    ) -> dict[str, Any]:
+        """Nothing was left behind."""
+        return {}
 
     def where(self, request: DeleteRequest) -> str:
         """``in project P``."""
@@ -220,4 +276,5 @@ class MachineImageDeleteTarget:
             deleted=deletion.deleted,
             operation=deletion.operation,
             request_id=deletion.request_id,
+            image_id=deletion.resource_id,
         )

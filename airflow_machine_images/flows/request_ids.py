@@ -111,6 +111,18 @@ def task_instance_key(identity: TaskInstanceIdentity) -> str:
     return uuid.uuid5(REQUEST_ID_NAMESPACE, key).hex
 
 
+def dag_key(dag_id: str) -> str:
+    """A 32-hex-digit key of a DAG id, short enough for a label value (``[a-z0-9_-]``, at most 63).
+
+    A restore labels its instance with it, and the delete-restored operator deletes only instances whose
+    key is its own DAG's (or of DAGs it is told): unlike a sanitized DAG id, two DAG ids that differ only in
+    case or after 63 characters do not share a key.
+
+    :param dag_id: the DAG id.
+    """
+    return uuid.uuid5(REQUEST_ID_NAMESPACE, json.dumps(["dag", dag_id], separators=(",", ":"))).hex
+
+
 @dataclass(frozen=True)
 class RequestIds:
     """The requestIds of one call of one task instance, one per generation (submission).
@@ -147,3 +159,14 @@ class RequestIds:
         if generation == 0:
             return self.fixed
         return str(uuid.uuid5(uuid.UUID(self.fixed), f"generation-{generation}"))
+
+    def derived(self, resource_name: str, verb: str) -> RequestIds:
+        """The requestIds of another call of the same task instance (a step of this one, or a resource it
+        leaves behind): its own resource and verb, so no two calls share an id. A fixed requestId gives
+        each derived call a fixed id of its own (a UUIDv5 of it), never itself.
+
+        :param resource_name: the resource the other call acts on.
+        :param verb: what it does (``"unprotect"``, ``"delete"``).
+        """
+        fixed = None if self.fixed is None else str(uuid.uuid5(uuid.UUID(self.fixed), f"{resource_name}/{verb}"))
+        return RequestIds(self.identity, self.project_id, resource_name, verb, fixed=fixed)

@@ -262,7 +262,7 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
     def delete_machine_image(self, *, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
         """Start deleting a machine image (permanent); return the delete Operation.
 
-        :param name: the image name.
+        :param name: the image name or numeric id (the delete flow sends the id of the image it checked).
         :param request_id: the UUID the server deduplicates repeats by.
         :param project_id: the project; defaults to the connection's.
         """
@@ -360,6 +360,45 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
         :param project_id: the project; defaults to the connection's.
         """
         call = self.api.delete_instance(self.resolve_project_id(project_id), zone, name, request_id=request_id)
+        return self.execute_call(call)
+
+    def set_instance_deletion_protection(
+        self, *, zone: str, name: str, protect: bool, request_id: str, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """Set or clear an instance's ``deletionProtection``; return the zonal Operation.
+
+        :param zone: its zone.
+        :param name: its name or numeric id.
+        :param protect: the new value.
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        call = self.api.set_deletion_protection(
+            self.resolve_project_id(project_id), zone, name, protect=protect, request_id=request_id
+        )
+        return self.execute_call(call)
+
+    # ------------------------------------------------------------------ disks
+
+    def get_disk(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Return a zonal persistent disk (``disks.get``): its ``id``, ``users``, ``creationTimestamp``.
+
+        :param zone: its zone.
+        :param name: its name or numeric id.
+        :param project_id: its project; defaults to the connection's.
+        :raises ResourceNotFoundError: no such disk.
+        """
+        return self.execute_call(self.api.get_disk(self.resolve_project_id(project_id), zone, name))
+
+    def delete_disk(self, *, zone: str, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
+        """Start deleting a disk (permanent); return the zonal delete Operation.
+
+        :param zone: its zone.
+        :param name: its name or numeric id.
+        :param request_id: the UUID the server deduplicates repeats by.
+        :param project_id: the project; defaults to the connection's.
+        """
+        call = self.api.delete_disk(self.resolve_project_id(project_id), zone, name, request_id=request_id)
         return self.execute_call(call)
 
     # ------------------------------------------------------------------ operations

@@ -368,10 +368,13 @@ class DeleteAndConfirmBaseOperator(ComputeEngineWaitingBaseOperator):
         request = self._prepare_or_fail(context)
         self.start_deadline(event)
         try:
-            return delete.resume(self.hook, request, event, self.log).summary(request)
+            gone = delete.resume(self.hook, request, event, self.log)
         except ResubmissionNeeded as why:
             generation = int((event.get("extra") or {}).get("generation", 0))
             return self._delete(context, request, first_generation=generation + 1, reason=why)
+        return delete.finish(self.hook, request, gone, is_retry=context_is_retry(context), log=self.log).summary(
+            request
+        )
 
     def _prepare_or_fail(self, context: Context) -> DeleteRequest:
         with failing_on_bad_input():
@@ -388,7 +391,9 @@ class DeleteAndConfirmBaseOperator(ComputeEngineWaitingBaseOperator):
                 raise AirflowFailException(
                     f"{request.what} does not exist {request.target.where(request)} and fail_if_missing=True"
                 )
-            if not started.deleted or not self.wait_for_completion:
+            if not started.deleted:
+                return delete.finish(self.hook, request, started, is_retry=is_retry, log=self.log).summary(request)
+            if not self.wait_for_completion:
                 return started.summary(request)
             if self.deferrable and started.pending:
                 trigger = self.operation_trigger(
@@ -406,7 +411,7 @@ class DeleteAndConfirmBaseOperator(ComputeEngineWaitingBaseOperator):
                 poll_interval=self.poll_interval,
                 log=self.log,
             )
-            return finished.summary(request)
+            return delete.finish(self.hook, request, finished, is_retry=is_retry, log=self.log).summary(request)
 
         return with_resubmissions(
             attempt, first_generation=first_generation, what=request.what, log=self.log, reason=reason

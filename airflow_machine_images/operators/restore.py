@@ -3,21 +3,33 @@
 DAG files import this module at parse time, so nothing here loads Google, ``requests`` or
 ``aiohttp`` code. A restore is the one create flow (:mod:`airflow_machine_images.flows.create`) with
 the restored-instance target of :mod:`airflow_machine_images.flows.instance`; its cleanup is the one
-delete flow (:mod:`airflow_machine_images.flows.delete`) with the target that refuses any instance a
-restore did not make.
+delete flow (:mod:`airflow_machine_images.flows.delete`) with the target that deletes only what the
+deleting task owns (:mod:`airflow_machine_images.flows.instance_delete`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.schema import machine_image_schemas
-from airflow_machine_images.bodies.instance import RESTORE_LABEL_KEYS, build_instance_body, restore_labels
+from airflow_machine_images.bodies.instance import (
+    RESTORE_LABEL_KEYS,
+    RestoreOwnership,
+    build_instance_body,
+    restore_labels,
+)
+from airflow_machine_images.bodies.keys import parse_key_argument
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
-from airflow_machine_images.exceptions import MachineImageValidationError
+from airflow_machine_images.exceptions import InstanceNotRunningError, MachineImageValidationError
 from airflow_machine_images.flows.create import CreateRequest
 from airflow_machine_images.flows.delete import DeleteRequest
-from airflow_machine_images.flows.instance import RestoredInstanceDeleteTarget, RestoredInstanceTarget
+from airflow_machine_images.flows.instance import RestoredInstanceTarget
+from airflow_machine_images.flows.instance_delete import (
+    RestoredInstanceDeleteTarget,
+    clean_up_failed_restore,
+    instance_key,
+)
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.links import InstanceLink
@@ -26,6 +38,7 @@ from airflow_machine_images.operators.base import (
     IF_EXISTS_CHOICES,
     CreateAndWaitBaseOperator,
     DeleteAndConfirmBaseOperator,
+    context_is_retry,
 )
 from airflow_machine_images.validation import (
     parse_machine_image_ref,
@@ -35,6 +48,7 @@ from airflow_machine_images.validation import (
     validate_request_id,
     validate_zone,
 )
+from airflow_machine_images.validation.primitives import show_value
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,9 +58,8 @@ if TYPE_CHECKING:
 __all__ = ["ComputeEngineDeleteRestoredInstanceOperator", "ComputeEngineRestoreMachineImageOperator"]
 
 
-def _instance_key(zone: str, name: str) -> str:
-    """The resource an instance's requestIds are derived for (zone and name)."""
-    return f"zones/{zone}/instances/{name}"
+#: A ``restore_id``: a restore task instance's key (``flows.request_ids.task_instance_key``).
+_RESTORE_ID: re.Pattern[str] = re.compile(r"[0-9a-f]{32}")
 
 
 class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
@@ -58,15 +71,24 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     operation (``zoneOperations.wait`` long-polls, or the triggerer), reads the instance back and
     waits until it is ``RUNNING``.
 
-    The instance carries the labels ``restored-by=airflow-machine-images`` and ``restored-from=<image>``
-    (plus ``managed-by``, ``airflow-dag``, ``airflow-task``, ``airflow-ti``), by which
-    :class:`ComputeEngineDeleteRestoredInstanceOperator` recognises it.
+    The instance carries the labels ``restored-by=airflow-machine-images`` and ``restored-from=<image>``,
+    and binds itself to who made it: ``restore-dag`` (a key of this DAG's id) and ``restore-id`` (this task
+    instance's key, returned as ``restore_id``), plus ``managed-by``, ``airflow-dag``, ``airflow-task``,
+    ``airflow-ti``. :class:`ComputeEngineDeleteRestoredInstanceOperator` deletes only instances bound to
+    its own DAG (or to the restore it is given).
+
+    Deletion protection: an instance restored from a machine image inherits the protection its source
+    had (``sourceInstanceProperties.deletionProtection``); a drill's scratch instance must be deletable, so
+    ``deletion_protection=False`` is sent by default. If the restore ends in a state from which RUNNING
+    will not come (TERMINATED, ...), what it made is deleted again (only what this task instance made),
+    disks included, and the task fails saying so.
 
     .. seealso::
         https://cloud.google.com/compute/docs/machine-images/create-instance-from-machine-image
 
     Returns ``{"project_id", "zone", "name", "self_link", "operation_name", "request_id", "status",
-    "source_machine_image", "id", "reused", "replayed", "console_url"}``.
+    "source_machine_image", "id", "restore_id", "deletion_protection", "disks", "reused", "replayed",
+    "console_url"}``.
 
     :param name: the new instance's name. Templated.
     :param zone: its zone, e.g. ``us-central1-a``. Templated.
@@ -75,14 +97,24 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     :param machine_type: another machine type than the image's: ``e2-standard-2`` or
         ``zones/ZONE/machineTypes/TYPE``. Templated.
     :param network_interfaces: other ``networkInterfaces`` than the image's (NetworkInterface dicts). Templated.
-    :param labels: labels for the instance; ``restored-by``/``restored-from`` are reserved. Templated.
+    :param labels: labels for the instance; ``restored-by``, ``restored-from``, ``restore-dag`` and ``restore-id``
+        are reserved. Templated.
     :param metadata: metadata for the instance: a dict of keys to string values. Templated.
     :param description: the instance description. Templated.
     :param body: any other Instance fields; unknown or output-only fields are rejected before any request. Templated.
     :param request_id: a fixed requestId (UUID) instead of the task-derived one. Templated.
-    :param if_exists: ``"reuse"``: an existing instance of that name restored from the same image is
-        success (waited for until RUNNING), any other fails naming it; ``"fail"``: any existing instance
-        fails, except one an earlier try of this task instance made (its ``airflow-ti`` label).
+    :param deletion_protection: ``False`` (default: a drill's instance must be deletable), ``True``, or
+        ``None`` to keep what the image carries from its source.
+    :param service_accounts: the instance's ``serviceAccounts`` (ServiceAccount dicts). Required when the image
+        is in another project than the instance: Compute Engine then refuses the image's own. Templated.
+    :param source_machine_image_encryption_key: the CustomerEncryptionKey protecting the image (``rawKey``,
+        ``rsaEncryptedKey`` or ``kmsKeyName``), required to restore an image made with one. Templated; masked
+        like every key (logs, rendered fields, XCom, errors).
+    :param if_exists: ``"reuse"``: an existing instance of that name restored from the same image by this DAG
+        is success (waited for until RUNNING), any other fails naming it; ``"fail"``: any existing instance
+        fails, except one an earlier try of this task instance made (its ``airflow-ti`` label). Restoring
+        across projects also needs ``network_interfaces`` of the instance's project: the image's name
+        networks of its own project, which Compute Engine refuses there.
     :param project_id: the project the instance is created in; defaults to the connection's. Templated.
     :param api_version: ``beta`` or ``v1``.
     :param wait_for_completion: wait until the instance is RUNNING; if False, return once the insert is
@@ -109,9 +141,11 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         "description",
         "body",
         "request_id",
+        "service_accounts",
+        "source_machine_image_encryption_key",
     )
     template_fields_renderers = {"labels": "json", "body": "json", "metadata": "json", "network_interfaces": "json"}
-    key_fields = ("body",)
+    key_fields = ("body", "source_machine_image_encryption_key")
     ui_color = "#d9fbe3"
     operator_extra_links = (InstanceLink(),)
     #: :class:`InstanceLink` reads the URL from the running operator.
@@ -130,6 +164,9 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         description: str | None = None,
         body: dict[str, Any] | None = None,
         request_id: str | None = None,
+        deletion_protection: bool | None = False,
+        service_accounts: list[dict[str, Any]] | None = None,
+        source_machine_image_encryption_key: dict[str, str] | str | None = None,
         if_exists: str = "reuse",
         wait_for_completion: bool = True,
         deferrable: bool = DEFAULT_DEFERRABLE,
@@ -156,7 +193,40 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.description = description
         self.body = body
         self.request_id = request_id
+        if deletion_protection is not None and not isinstance(deletion_protection, bool):
+            raise MachineImageValidationError(
+                "deletion_protection", "must be True, False or None", show_value(deletion_protection)
+            )
+        self.deletion_protection = deletion_protection
+        self.service_accounts = service_accounts
+        self.source_machine_image_encryption_key = source_machine_image_encryption_key
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return super().execute(context)
+        except InstanceNotRunningError as error:
+            raise self._after_unusable(context, error) from error
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the triggerer (see :meth:`CreateAndWaitBaseOperator.execute_complete`).
+
+        :param context: the task's context.
+        :param event: the trigger's event.
+        """
+        try:
+            return super().execute_complete(context, event)
+        except InstanceNotRunningError as error:
+            raise self._after_unusable(context, error) from error
+
+    def _after_unusable(self, context: Context, error: InstanceNotRunningError) -> InstanceNotRunningError:
+        """Delete what this restore made (only if this task instance made it); the error, saying what was done."""
+        request = self.prepare_request(context)
+        done = clean_up_failed_restore(
+            self.hook, request, dag_id=context["ti"].dag_id, is_retry=context_is_retry(context), log=self.log
+        )
+        self.log.warning("Restored instance %s is unusable: %s", request.name, done)
+        return InstanceNotRunningError(f"{error} After that, {done}.")
 
     def prepare_request(self, context: Context) -> CreateRequest:
         """Validate every argument and build the Instance body; no request is sent.
@@ -177,25 +247,29 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         reserved = sorted(RESTORE_LABEL_KEYS.intersection(given))
         if reserved:
             raise MachineImageValidationError(f"labels[{reserved[0]!r}]", "is set by the restore operator itself")
-        target = RestoredInstanceTarget(zone=zone, image_project=image_project, image_name=image_name)
+        target = RestoredInstanceTarget(zone, image_project, image_name, dag_id=identity.dag_id)
+        owner = restore_labels(image_name, dag_id=identity.dag_id, restore_id=task_instance_key(identity))
         body = build_instance_body(
             name=name,
             zone=zone,
             source_machine_image=target.source_machine_image,
             machine_type=self.machine_type,
             network_interfaces=self.network_interfaces,
-            labels=merge_default_labels({**given, **restore_labels(image_name)}, default_labels(identity)),
+            labels=merge_default_labels({**given, **owner}, default_labels(identity)),
             metadata=self.metadata,
             description=self.description,
-            body=self.body,
+            body=parse_key_argument(self.body),  # type: ignore[arg-type]  # checked by the builder
             schemas=machine_image_schemas(self.api_version),
+            deletion_protection=self.deletion_protection,
+            service_accounts=self.service_accounts,
+            source_machine_image_encryption_key=parse_key_argument(self.source_machine_image_encryption_key),  # type: ignore[arg-type]
         )
         return CreateRequest(
             target=target,
             project_id=project_id,
             name=name,
             body=body,
-            request_ids=RequestIds(identity, project_id, _instance_key(zone, name), "restore", fixed=request_id),
+            request_ids=RequestIds(identity, project_id, instance_key(zone, name), "restore", fixed=request_id),
             owner_key=task_instance_key(identity),
             if_exists=self.if_exists,
         )
@@ -207,17 +281,30 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
 
 
 class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
-    """Delete an instance that :class:`ComputeEngineRestoreMachineImageOperator` made, and no other.
+    """Delete an instance that a restore of this DAG made (or the one restore given), its disks with it, and no other.
 
-    The instance is read first: without the restore labels (``restored-by=airflow-machine-images``
-    and ``restored-from``) the task fails at once, without retries, and nothing is deleted, so a
-    restore drill can never delete a production instance. The delete names the instance by the id
-    just read and carries a task-derived ``requestId``; an instance already gone is success.
+    The instance is read first and deleted only if it is this task's to delete: it carries the restore
+    labels, and its ``restore-dag`` label is this DAG's (or one of ``allow_dag_ids``), or, given
+    ``restore_id``, its ``restore-id`` label is that one. Anything else, a production VM restored months
+    ago by a disaster-recovery DAG included, is refused: the task fails at once, without retries, and
+    nothing is deleted. An owned instance protected against deletion (restores inherit protection from
+    their image) is unprotected first (``instances.setDeletionProtection`` with a requestId). The delete
+    names the instance by the id just read and carries a task-derived ``requestId``; an instance already
+    gone is success. Its disks without ``autoDelete`` survive ``instances.delete``: those its restore made
+    (attached to it, created with it) are read before and deleted by id once it is gone, each confirmed
+    gone; any other is kept and reported.
 
-    Returns ``{"project_id", "zone", "name", "id", "deleted", "operation_name", "status", "request_id"}``.
+    Returns ``{"project_id", "zone", "name", "id", "deleted", "operation_name", "status", "request_id",
+    "disks_deleted", "disks_kept", "disks_pending"}`` (``disks_pending``: with ``wait_for_completion=False``,
+    the disks still attached, which are not deleted).
 
     :param name: the instance to delete. Templated.
     :param zone: its zone. Templated.
+    :param restore_id: the ``restore_id`` of the restore whose instance this is (from its XCom, e.g.
+        ``"{{ ti.xcom_pull(task_ids='restore')['restore_id'] }}"``): only the instance that restore made is
+        deleted. Templated; an empty rendering (the restore returned nothing) means not given.
+    :param allow_dag_ids: other DAGs whose restores this task may delete too (by DAG id); by default only
+        this DAG's.
     :param project_id: its project; defaults to the connection's. Templated.
     :param request_id: a fixed requestId (UUID) instead of the task-derived one. Templated.
     :param wait_for_completion: wait until the instance is gone.
@@ -233,7 +320,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     :param api_endpoint: another API root (e.g. the emulator). Templated.
     """
 
-    template_fields: Sequence[str] = connection_template_fields("name", "zone", "request_id")
+    template_fields: Sequence[str] = connection_template_fields("name", "zone", "request_id", "restore_id")
     ui_color = "#fbe3d9"
 
     def __init__(
@@ -241,6 +328,8 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
         *,
         name: str,
         zone: str,
+        restore_id: str | None = None,
+        allow_dag_ids: list[str] | tuple[str, ...] = (),
         request_id: str | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = DEFAULT_DEFERRABLE,
@@ -259,6 +348,12 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
         )
         self.name = name
         self.zone = zone
+        self.restore_id = restore_id
+        if isinstance(allow_dag_ids, str) or not all(isinstance(d, str) and d for d in allow_dag_ids):
+            raise MachineImageValidationError(
+                "allow_dag_ids", "must be a list of DAG ids (non-empty strings)", show_value(allow_dag_ids)
+            )
+        self.allow_dag_ids = tuple(allow_dag_ids)
         self.request_id = request_id
 
     def prepare_request(self, context: Context) -> DeleteRequest:
@@ -269,7 +364,16 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
         fixed = validate_request_id(self.request_id) if self.request_id is not None else None
         zone = validate_zone(self.zone, "zone")
         name = validate_machine_image_name(self.name, "name")
+        restore_id = None
+        if self.restore_id is not None and self.restore_id != "":
+            if not isinstance(self.restore_id, str) or not _RESTORE_ID.fullmatch(self.restore_id):
+                raise MachineImageValidationError(
+                    "restore_id", "must be a restore's restore_id (32 hexadecimal digits, from its XCom)",
+                    show_value(self.restore_id),
+                )  # fmt: skip
+            restore_id = self.restore_id
         project_id = self.resolve_project_id()
         identity = TaskInstanceIdentity.of(context["ti"])
-        request_ids = RequestIds(identity, project_id, _instance_key(zone, name), "delete", fixed=fixed)
-        return DeleteRequest(RestoredInstanceDeleteTarget(zone), project_id, name, request_ids)
+        request_ids = RequestIds(identity, project_id, instance_key(zone, name), "delete", fixed=fixed)
+        ownership = RestoreOwnership((identity.dag_id, *self.allow_dag_ids), restore_id=restore_id)
+        return DeleteRequest(RestoredInstanceDeleteTarget(zone, ownership), project_id, name, request_ids)

@@ -1,7 +1,10 @@
 """Pruning machine images by a retention policy: keep the newest per source instance, delete the rest.
 
 The plan is pure (:mod:`airflow_machine_images.planning.retention`); each delete goes through the one
-delete flow (:mod:`airflow_machine_images.flows.delete`), right after the image is read again.
+delete flow (:mod:`airflow_machine_images.flows.delete`): the image is read again, checked against the
+entry it was planned on (id, status, selector, creation time), and deleted by the id read. A delete the
+server's answer would have to submit again (a replayed failure, a resource that did not go) is never
+submitted again without planning again: that image is skipped, and the next run decides on fresh data.
 """
 
 from __future__ import annotations
@@ -14,17 +17,18 @@ from typing import TYPE_CHECKING, Any
 from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
 from airflow_machine_images.compat import AirflowFailException, timezone
 from airflow_machine_images.exceptions import (
+    ChangedSinceListedError,
     ComputeEngineError,
     ComputeEngineRetentionError,
     MachineImageValidationError,
     PartialListingError,
+    ResubmissionNeeded,
     failing_on_bad_input,
 )
 from airflow_machine_images.flows import delete
 from airflow_machine_images.flows.delete import DeleteRequest
 from airflow_machine_images.flows.machine_image import MachineImageDeleteTarget
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
-from airflow_machine_images.flows.resubmission import with_resubmissions
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator, context_is_retry
 from airflow_machine_images.planning.retention import (
@@ -57,17 +61,23 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     Lists the project's images matching the selector (server-side filter, every page), groups them
     by source instance, keeps the newest ``keep_last`` READY images of each source and every image
     younger than ``max_age``, and deletes the rest, ``max_concurrency`` at a time. It never deletes
-    an image outside the selector, the newest READY image of a source, or an image that is not
-    READY; a configuration that could (no selector, ``keep_last=0``, ``max_age=0``, neither) is
-    rejected before any request. Each delete carries a task-derived requestId, so a retried or
-    re-run task deletes nothing twice.
+    an image outside the selector, an image this package did not make (``managed-by=airflow``) unless
+    ``include_unmanaged``, the newest READY image of a source, or an image that is not READY; a
+    configuration that could (no selector, ``keep_last=0``, ``max_age=0``, neither) is rejected before
+    any request. Each image is read again right before its delete and deleted by the numeric id read,
+    only if it is still the image planned on (an image deleted and made again under the name since is
+    another id, and left alone). Each delete carries a task-derived requestId, so a retried or re-run
+    task deletes nothing twice.
 
-    Returns ``{"project_id", "dry_run", "deleted", "kept", "not_ready", "by_source"}``.
+    Returns ``{"project_id", "dry_run", "deleted", "kept", "not_ready", "skipped", "why_skipped",
+    "unmanaged", "by_source"}``.
 
     :param label_selector: images must carry all of these labels (e.g. ``{"managed-by": "airflow"}``). Templated.
     :param name_prefix: images' names must start with this. Templated.
     :param keep_last: keep the newest N READY images of each source instance (N >= 1).
     :param max_age: keep images younger than this (a timedelta, or seconds).
+    :param include_unmanaged: also prune selected images without ``managed-by=airflow`` (made by hand or
+        another tool); by default they are listed as ``unmanaged`` and left alone.
     :param dry_run: log the plan and delete nothing.
     :param max_concurrency: deletions in flight at once.
     :param timeout: seconds to wait for each deletion.
@@ -89,6 +99,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         name_prefix: str | None = None,
         keep_last: int | None = None,
         max_age: timedelta | float | None = None,
+        include_unmanaged: bool = False,
         dry_run: bool | str = False,
         max_concurrency: int = 4,
         timeout: float = 3600.0,
@@ -103,6 +114,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         self.name_prefix = name_prefix
         self.keep_last = keep_last
         self.max_age: timedelta | None = timedelta(seconds=max_age) if isinstance(max_age, (int, float)) else max_age
+        self.include_unmanaged = validate_bool(include_unmanaged, "include_unmanaged")
         # Stored (and templated) under another name: BaseOperator.dry_run() is a method. A template
         # such as "{{ params.dry_run }}" is checked once rendered (see execute); anything else now.
         self.plan_only: bool | str = dry_run if is_templated(dry_run) else validate_bool(dry_run, "dry_run")
@@ -121,6 +133,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
             name_prefix=self.name_prefix or None,
             keep_last=self.keep_last,
             max_age=self.max_age,
+            include_unmanaged=self.include_unmanaged,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -142,6 +155,12 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         )
         if plan.skipped:
             self.log.warning("Left alone, they changed while they were listed: %s", plan.skipped)
+        if plan.unmanaged:
+            self.log.info(
+                "Left alone, made by something else than this package (no managed-by=airflow; include_unmanaged "
+                "prunes them too): %s",
+                plan.unmanaged,
+            )
         for source, decision in plan.by_source.items():
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
         if plan.not_ready:
@@ -168,15 +187,15 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
 
     def _delete_all(
         self, context: Context, project_id: str, plan: RetentionPlan, policy: RetentionPolicy
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[str], dict[str, str]]:
         """Delete the plan's images with bounded concurrency; raise naming every failure after trying them all.
 
         The listing is a past view: before a source's images are deleted, the images that justify it
-        (:attr:`RetentionPlan.guards`) are read again, and each image is read again right before its
-        delete. Anything that changed since the listing (gone, no longer READY, no longer selected,
-        made again) is skipped and logged; the next run decides on fresh data.
+        (:attr:`RetentionPlan.guards`) are read again, and each image is checked against its planned entry on
+        the read that precedes its delete. Anything that changed since the listing (gone, no longer READY, no
+        longer selected, made again) is skipped and logged; the next run decides on fresh data.
 
-        :return: the names deleted, and the names skipped because they (or their guards) changed.
+        :return: the names deleted, and the names skipped with why.
         """
         hooks = threading.local()
 
@@ -188,62 +207,66 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         guard_names = sorted({name for names in plan.guards.values() for name in names})
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="retention") as pool:
             guard_changes = dict(zip(guard_names, pool.map(_or_error(changed), guard_names), strict=True))
-            skipped: list[str] = []
+            skipped: dict[str, str] = {}
             candidates: list[str] = []
             for source, decision in plan.by_source.items():
                 moved = {name: guard_changes[name] for name in plan.guards.get(source, ()) if guard_changes[name]}
                 if moved:
+                    why = "; ".join(f"{name}: {why}" for name, why in sorted(moved.items()))
                     self.log.warning(
                         "Not deleting %s of %s: the newer image(s) that justify it changed since the listing (%s)",
                         decision["delete"],
                         source,
-                        "; ".join(f"{name}: {why}" for name, why in sorted(moved.items())),
+                        why,
                     )
-                    skipped += decision["delete"]
+                    skipped.update(
+                        (name, f"the newer images that justify it changed ({why})") for name in decision["delete"]
+                    )
                 else:
                     candidates += decision["delete"]
-            results = pool.map(lambda name: self._delete_one(context, project_id, name, changed), candidates)
+            results = pool.map(lambda name: self._delete_one(context, project_id, plan, policy, name), candidates)
             outcomes = dict(zip(candidates, results, strict=True))
         failures = {name: why for name, (outcome, why) in outcomes.items() if outcome == "failed"}
-        skipped += [name for name, (outcome, _) in outcomes.items() if outcome == "skipped"]
+        skipped.update((name, str(why)) for name, (outcome, why) in outcomes.items() if outcome == "skipped")
         deleted = sorted(name for name, (outcome, _) in outcomes.items() if outcome == "deleted")
         if failures:
             details = "; ".join(f"{name}: {error}" for name, error in sorted(failures.items()))
             raise ComputeEngineRetentionError(
                 f"Retention deleted {len(deleted)} image(s) but failed on {len(failures)}: {details}"
             )
-        return deleted, sorted(skipped)
+        return deleted, skipped
 
     def _delete_one(
-        self, context: Context, project_id: str, name: str, changed: Callable[[str], str | None]
+        self, context: Context, project_id: str, plan: RetentionPlan, policy: RetentionPolicy, name: str
     ) -> tuple[str, str | None]:
-        """Re-read one image, then delete it and confirm it is gone (the delete flow, on this worker).
+        """Read one image, check it against its planned entry, delete it by id and confirm it is gone.
 
-        :return: ``("deleted", None)`` (also if it was already gone while deleting), ``("skipped", why)``
-            when it changed since the listing, or ``("failed", error text)``.
+        One submission only: a delete that the server's answer would have to submit again is not
+        resubmitted without planning again (an image of that name may be another by then).
+
+        :return: ``("deleted", None)``, ``("skipped", why)`` when it is gone or changed since the listing or
+            would need a new submission, or ``("failed", error text)``.
         """
-        try:
-            why = changed(name)
-        except (ComputeEngineError, AirflowFailException) as error:
-            return "failed", f"could not read it again before deleting: {error}"
-        if why is not None:
-            self.log.warning("Not deleting machine image %s: %s since the listing", name, why)
-            return "skipped", why
         hook = self.new_hook()  # one session per thread
+        planned = plan.listed[name]
         identity = TaskInstanceIdentity.of(context["ti"])
         request = DeleteRequest(
-            MachineImageDeleteTarget(), project_id, name, RequestIds(identity, project_id, name, "delete")
+            MachineImageDeleteTarget(planned=planned, policy=policy),
+            project_id,
+            name,
+            RequestIds(identity, project_id, f"{name}@{planned.get('id')}", "delete"),
         )
-        is_retry = context_is_retry(context)
-
-        def attempt(generation: int) -> delete.Deletion:
-            started = delete.start_delete(hook, request, generation, is_retry=is_retry, log=self.log)
-            return delete.wait_until_gone(
-                hook, request, started, timeout=self.timeout, poll_interval=10.0, log=self.log
-            )
-
         try:
-            with_resubmissions(attempt, first_generation=0, what=request.what, log=self.log)
+            started = delete.start_delete(hook, request, 0, is_retry=context_is_retry(context), log=self.log)
+            if not started.deleted:
+                return "skipped", "it is gone"
+            delete.wait_until_gone(hook, request, started, timeout=self.timeout, poll_interval=10.0, log=self.log)
+        except ChangedSinceListedError as changed:
+            self.log.warning("Not deleting %s", changed)
+            return "skipped", str(changed).removeprefix(f"{request.what}: ")
+        except ResubmissionNeeded as again:
+            self.log.warning("Not deleting %s again without planning again: %s", request.what, again)
+            return "skipped", f"the delete would have to be submitted again ({again}); the next run plans again"
         except (ComputeEngineError, AirflowFailException) as error:
             return "failed", str(error)
         return "deleted", None

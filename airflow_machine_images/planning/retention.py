@@ -4,6 +4,9 @@ The rules, all enforced here and re-checked on the images the server returned:
 
 * only images matching the selector (every label of ``label_selector``, and ``name_prefix``) are
   considered; the server-side filter narrows the list, this module decides;
+* only images this package made (``managed-by=airflow``, a default label of the insert operator) are
+  pruned, unless the policy opts in to others (``include_unmanaged``); the others are reported
+  (``unmanaged``) and left alone;
 * images that are not READY are never deleted (one being created, uploaded, deleted, or INVALID);
 * per source instance, the newest READY image is always kept, plus the newest ``keep_last`` READY
   images and every image younger than ``max_age``; the rest is deleted.
@@ -28,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from airflow_machine_images.api.timestamps import parse_timestamp
+from airflow_machine_images.bodies.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from airflow_machine_images.exceptions import MachineImageValidationError, ResourceNotFoundError
 from airflow_machine_images.validation import parse_source_instance, validate_labels
 from airflow_machine_images.validation.primitives import show_value
@@ -41,12 +45,15 @@ class RetentionPolicy:
     :param name_prefix: images' names must start with this.
     :param keep_last: keep the newest N READY images of each source instance (N >= 1).
     :param max_age: keep images younger than this.
+    :param include_unmanaged: also prune selected images without ``managed-by=airflow`` (made by hand or by
+        other tools); by default they are left alone.
     """
 
     label_selector: Mapping[str, str] = field(default_factory=dict)
     name_prefix: str | None = None
     keep_last: int | None = None
     max_age: timedelta | None = None
+    include_unmanaged: bool = False
 
     def __post_init__(self) -> None:
         labels = validate_labels(dict(self.label_selector or {}), "label_selector")
@@ -73,9 +80,20 @@ class RetentionPolicy:
             raise MachineImageValidationError("keep_last", f"must be an integer >= 1{why}", show_value(self.keep_last))
         if self.max_age is not None and (not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0)):
             raise MachineImageValidationError("max_age", "must be a positive duration (max_age=0 keeps nothing young)")
+        managed = labels.get(MANAGED_BY_LABEL, MANAGED_BY_VALUE)
+        if managed != MANAGED_BY_VALUE and not self.include_unmanaged:
+            raise MachineImageValidationError(
+                f"label_selector[{MANAGED_BY_LABEL!r}]",
+                f"selects images this package did not make ({MANAGED_BY_LABEL}={MANAGED_BY_VALUE} is the label it "
+                "gives them); retention prunes those only with include_unmanaged=True",
+                show_value(managed),
+            )
 
     def server_filter(self) -> str:
-        """A Compute list filter narrowing the list to the selector's labels (or, alone, the prefix)."""
+        """A Compute list filter narrowing the list to the selector's labels (or, alone, the prefix).
+
+        Unmanaged images are listed too (not filtered out on the server) so that the plan can report them.
+        """
         if self.label_selector:
             return " AND ".join(f'(labels.{key} = "{value}")' for key, value in sorted(self.label_selector.items()))
         return f"name eq '{self.name_prefix}.*'"
@@ -92,6 +110,15 @@ class RetentionPolicy:
         if self.name_prefix and not name.startswith(self.name_prefix):
             return False
         return all(labels.get(key) == value for key, value in self.label_selector.items())
+
+    def may_prune(self, image: Mapping[str, Any]) -> bool:
+        """Whether a selected ``image`` may be pruned: made by this package, or the policy includes the others.
+
+        :param image: a MachineImage resource.
+        """
+        labels = image.get("labels")
+        managed = isinstance(labels, Mapping) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+        return managed or self.include_unmanaged
 
 
 class MachineImageReader(Protocol):
@@ -117,6 +144,8 @@ class RetentionPlan:
     :param keep: names kept because of the policy (newest, keep_last, max_age).
     :param not_ready: names left alone because they are not READY.
     :param skipped: names left alone because they changed while they were listed.
+    :param unmanaged: selected names left alone because this package did not make them (no
+        ``managed-by=airflow``, and the policy does not include them).
     :param by_source: per source instance, ``{"keep": [...], "delete": [...]}`` (newest first).
     :param guards: per source instance with deletions, the READY images whose existence justifies
         them (the newest ``keep_last``, at least one): the operator re-reads them before deleting.
@@ -127,6 +156,7 @@ class RetentionPlan:
     keep: list[str] = field(default_factory=list)
     not_ready: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
     by_source: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     guards: dict[str, list[str]] = field(default_factory=dict)
     listed: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
@@ -214,6 +244,9 @@ def plan_retention(images: Iterable[Mapping[str, Any]], policy: RetentionPolicy,
             continue
         if not policy.selects(image):
             continue
+        if not policy.may_prune(image):
+            plan.unmanaged.append(name)
+            continue
         when = created_at(image)
         if image.get("status") != "READY":
             plan.not_ready.append(name)
@@ -244,6 +277,7 @@ def plan_retention(images: Iterable[Mapping[str, Any]], policy: RetentionPolicy,
     plan.delete.sort()
     plan.not_ready.sort()
     plan.skipped.sort()
+    plan.unmanaged.sort()
     return plan
 
 
@@ -257,17 +291,30 @@ def changed_since_listed(
     :param listed: the entry the plan was made on.
     :param policy: the selector it must still match.
     """
-    name = str(listed.get("name"))
     try:
-        current = hook.get_machine_image(name=name, project_id=project_id)
+        current = hook.get_machine_image(name=str(listed.get("name")), project_id=project_id)
     except ResourceNotFoundError:
         return "it is gone"
+    return why_changed(listed, current, policy)
+
+
+def why_changed(listed: Mapping[str, Any], current: Mapping[str, Any], policy: RetentionPolicy) -> str | None:
+    """How an image read now differs from the entry it was planned on, or None if it is as planned on.
+
+    Another id under the name (deleted and made again), another status, labels that no longer match the
+    selector (or no longer say this package made it) and another creation time all mean the plan no longer
+    speaks of this image.
+
+    :param listed: the entry the plan was made on.
+    :param current: the image as read now.
+    :param policy: the selector it must still match.
+    """
     before, now = listed.get("id"), current.get("id")
-    if before is not None and now is not None and str(before) != str(now):
+    if before is None or now is None or str(before) != str(now):
         return f"it was made again (id {now}, listed as {before})"
     if current.get("status") != "READY":
         return f"it is {str(current.get('status'))[:40]}"
-    if not policy.selects(current):
+    if not policy.selects(current) or not policy.may_prune(current):
         return "its labels no longer match the selector"
     if current.get("creationTimestamp") != listed.get("creationTimestamp"):
         return "its creation time differs"

@@ -50,11 +50,15 @@ def test_delete_of_a_missing_image_succeeds_unless_told_otherwise(gcp_connection
 
 
 def test_rerunning_a_delete_sends_the_same_request_id(gcp_connection: ComputeEngineEmulator) -> None:
-    gcp_connection.add_machine_image("img-d", source_instance="us-central1-a/web-1")
+    image = gcp_connection.add_machine_image("img-d", source_instance="us-central1-a/web-1")
     first = xcom_result(run("ami_test_delete"), "delete")
     second = xcom_result(run("ami_test_delete"), "delete")
+    assert first["deleted"] is True and first["id"] == image["id"]
     assert second["request_id"] == first["request_id"]
-    assert second["operation_name"] == first["operation_name"]  # the server replayed it
+    # The rerun reads the image first (deletes go by the id read): it is gone, so nothing is sent again.
+    assert second["deleted"] is False and second["operation_name"] is None
+    (sent,) = [r for r in gcp_connection.requests if r.action == "machineImages.delete"]
+    assert sent.path.endswith(f"/machineImages/{image['id']}")
 
 
 @pytest.mark.parametrize("dag_id", ["ami_test_delete_retries", "ami_test_delete_deferrable_retries"])
@@ -97,13 +101,15 @@ def test_a_failed_delete_fails_retention_naming_the_image(
     gcp_connection: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
     old = datetime.now(timezone.utc) - timedelta(days=3)
+    by_id = {}
     for n in range(3):
-        gcp_connection.add_machine_image(
+        seeded = gcp_connection.add_machine_image(
             f"old-{n}",
             source_instance="us-central1-a/web-1",
             labels={"managed-by": "airflow"},
             creation_timestamp=old + timedelta(hours=n),
         )
+        by_id[seeded["id"]] = seeded["name"]
     # keep_last=1 plans to delete old-0 and old-1; the first delete the server gets fails on the server
     gcp_connection.inject(
         Fault(
@@ -115,8 +121,8 @@ def test_a_failed_delete_fails_retention_naming_the_image(
     )
     dag_run = run("ami_test_retention")
     deletes = [r for r in gcp_connection.requests if r.action == "machineImages.delete"]
-    assert sorted(r.path.rsplit("/", 1)[-1] for r in deletes) == ["old-0", "old-1"]
-    (failed,) = [r.path.rsplit("/", 1)[-1] for r in deletes if r.fault == "operation_error"]
+    assert sorted(by_id[r.path.rsplit("/", 1)[-1]] for r in deletes) == ["old-0", "old-1"]  # by id
+    (failed,) = [by_id[r.path.rsplit("/", 1)[-1]] for r in deletes if r.fault == "operation_error"]
     result = xcom_result(dag_run, "prune")
     assert task_states(dag_run) == {"prune": "failed"}, f"{failed} failed to delete, but the task reported {result}"
     assert result is None  # nothing reported, so the failed image is not in "deleted"

@@ -202,6 +202,7 @@ def test_standing_options_are_set_over_the_control_api_and_checked(emu: ComputeE
     assert "partial_list_fraction" in refused({"partial_list_fraction": 1})
     assert "partial_list_warning" in refused({"partial_list_warning": "NO_RESULTS_ON_PAGE"})
     assert "Unknown options: colour" in refused({"colour": "red"})
+    assert "source_image_limit_scale" in refused({"source_image_limit_scale": 0})
     assert control(emu, "GET", "options")["rate_quota_per_minute"] == 2  # a refused change changes nothing
     control(emu, "PUT", "options", json={"rate_quota_per_minute": None, "partial_list_fraction": 0})
     assert emu.options.rate_quota_per_minute is None
@@ -211,13 +212,14 @@ def test_cli_sets_the_standing_options(tmp_path: Path) -> None:
     process, url = _start_cli(
         "--quiet", "--rate-quota", "1", "--rate-quota-window", "600", "--concurrent-operations-limit", "2",
         "--request-id-ttl", "3600", "--partial-list-fraction", "0.5", "--partial-list-warning", "none",
-        tmp_path=tmp_path,
+        "--source-image-limit-scale", "0.01", tmp_path=tmp_path,
     )  # fmt: skip
     try:
         options = requests.get(f"{url}/_emulator/options", timeout=5).json()
         assert options == {
             "rate_quota_per_minute": 1, "rate_quota_window_seconds": 600.0, "concurrent_operations_limit": 2,
             "request_id_ttl_seconds": 3600.0, "partial_list_fraction": 0.5, "partial_list_warning": None,
+            "source_image_limit_scale": 0.01,
         }  # fmt: skip
         listing = f"{url}/compute/beta/projects/demo-project/global/machineImages"
         assert requests.get(listing, timeout=5).status_code == 200

@@ -92,7 +92,7 @@ def seed_nightly_images(emulator: ComputeEngineEmulator, dag_id: str) -> None:
             f"web-1-old-{day}",
             source_instance="us-central1-a/web-1",
             creation_timestamp=f"2026-03-0{day + 1}T00:00:00Z",
-            labels={"backup": "nightly", "airflow-dag": dag_id},
+            labels={"managed-by": "airflow", "backup": "nightly", "airflow-dag": dag_id},  # as the package labels them
         )
 
 
@@ -215,7 +215,7 @@ def test_label_selector_as_text_and_not_ready_images_named(
         "web-1-broken",
         source_instance="us-central1-a/web-1",
         status="INVALID",
-        labels={"backup": "nightly", "airflow-dag": "dag-a"},
+        labels={"managed-by": "airflow", "backup": "nightly", "airflow-dag": "dag-a"},
     )
     op = ComputeEngineMachineImageRetentionOperator(
         task_id="prune", label_selector="backup=nightly, airflow-dag=dag-a", keep_last=2, dry_run=True

@@ -4,7 +4,8 @@ Each test drives an operator (``execute``/``execute_complete`` with a fake task 
 trigger run in a real event loop) against the emulator over real HTTP:
 
 - adopting an existing instance checks the restore labels, not only the machine image it came from;
-- an adopted restore that is TERMINATED or STOPPING fails instead of passing for RUNNING;
+- an adopted restore that is TERMINATED or STOPPING fails instead of passing for RUNNING; what this task
+  instance made is then deleted again (instance, protection and disks), what another run made is not;
 - a resumed restore whose operation left no instance (a replayed failure, or an instance deleted
   meanwhile) submits again under the next generation's requestId and makes exactly one instance;
 - a delete answered DONE while the very image it was sent for (same id) is still there is never
@@ -21,8 +22,10 @@ import pytest
 import requests
 from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_machine_images.bodies.instance import restore_labels
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
 from airflow_machine_images.exceptions import InstanceConflictError, InstanceNotRunningError, ResourceNotFoundError
+from airflow_machine_images.flows.request_ids import TaskInstanceIdentity, task_instance_key
 from airflow_machine_images.flows.resubmission import REPLAY_TOLERANCE_SECONDS
 from airflow_machine_images.hooks import ComputeEngineMachineImageHook
 from airflow_machine_images.operators import (
@@ -39,7 +42,8 @@ pytestmark = pytest.mark.integration
 
 ZONE = "us-central1-a"
 IMAGE = f"projects/{PROJECT}/global/machineImages/img-a"
-RESTORE_LABELS = {"restored-by": "airflow-machine-images", "restored-from": "img-a"}
+#: A restore of img-a by the test DAG (``deferral_dag``), made by another run than the tests'.
+RESTORE_LABELS = restore_labels("img-a", dag_id="deferral_dag", restore_id="f" * 32)
 
 
 @pytest.fixture
@@ -144,12 +148,51 @@ def test_an_adopted_restore_that_is_terminated_or_stopping_fails(
     )
     assert seeded["status"] == status and seeded["sourceMachineImage"].endswith(IMAGE)
 
-    with pytest.raises(InstanceNotRunningError, match=status):
+    with pytest.raises(InstanceNotRunningError, match=status) as failure:
         restore_operator().execute(restore_context())
 
-    after = get_instance()
+    after = get_instance()  # another run made it: not this restore's to clean up
     assert after is not None and after["id"] == seeded["id"] and after["status"] == status
+    assert "left alone, not being this restore's own" in str(failure.value)
     assert zone_insert_operations() == []
+    assert emulator_with_image.count("instances.delete") == 0
+
+
+def test_an_instance_of_the_same_image_restored_by_another_dag_is_not_adopted(
+    emulator_with_image: ComputeEngineEmulator,
+) -> None:
+    labels = restore_labels("img-a", dag_id="disaster-recovery", restore_id="f" * 32)
+    seeded = emulator_with_image.add_instance(f"{ZONE}/restored-1", labels=labels, source_machine_image=IMAGE)
+    with pytest.raises(InstanceConflictError, match="not by DAG 'deferral_dag'"):
+        restore_operator().execute(restore_context())
+    after = get_instance()
+    assert after is not None and after["id"] == seeded["id"]
+    assert emulator_with_image.count("instances.delete") == 0
+
+
+def test_a_restore_of_this_task_instance_that_ended_terminated_is_cleaned_up_disks_and_protection_included(
+    emulator_with_image: ComputeEngineEmulator,
+) -> None:
+    # An earlier try of this very task instance made it (its restore-id), protected, with a disk that
+    # survives the instance; it is TERMINATED now: the restore fails, and deletes what it made.
+    own = task_instance_key(TaskInstanceIdentity.of(restore_context()["ti"]))  # type: ignore[arg-type]
+    seeded = emulator_with_image.add_instance(
+        f"{ZONE}/restored-1",
+        labels=restore_labels("img-a", dag_id="deferral_dag", restore_id=own),
+        status="TERMINATED",
+        source_machine_image=IMAGE,
+        disks=[{"autoDelete": True}, {"autoDelete": False}],
+        deletion_protection=True,
+    )
+    with pytest.raises(InstanceNotRunningError, match="TERMINATED") as failure:
+        restore_operator().execute(restore_context())
+    assert "it was cleaned up" in str(failure.value) and "restored-1-1" in str(failure.value)
+    assert get_instance() is None
+    assert [d["name"] for d in emulator_with_image.disks()] == ["web-1"]  # the source's own disk only
+    (unprotect,) = [r for r in emulator_with_image.requests if r.action == "instances.setDeletionProtection"]
+    assert unprotect.query["deletionProtection"] == "false" and unprotect.path.endswith(
+        seeded["id"] + "/setDeletionProtection"
+    )
 
 
 def test_the_emulator_seeds_a_restored_instance_through_its_control_api(gcp_connection: ComputeEngineEmulator) -> None:

@@ -51,6 +51,23 @@ def test_restore_drill_restores_the_newest_image_checks_it_and_deletes_it(backup
     assert sorted(op["operationType"] for op in zone_operations()) == ["delete", "insert"]
 
 
+def test_restore_drill_of_a_protected_vm_with_a_surviving_disk_leaves_no_instance_and_no_disk(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    gcp_connection.add_instance(
+        f"{ZONE}/db-1", disks=[{"autoDelete": True}, {"autoDelete": False}], deletion_protection=True
+    )
+    gcp_connection.add_machine_image("db-1-new", source_instance=f"{ZONE}/db-1")
+    dag_run = load_dag("example_restore_drill").test(run_conf={"source_instance": f"{ZONE}/db-1"})
+    assert str(dag_run.state) == "success"
+    restored, deleted = xcom_result(dag_run, "restore"), xcom_result(dag_run, "delete_scratch_instance")
+    assert restored["deletion_protection"] is False  # the drill's scratch VM does not inherit it
+    assert deleted["deleted"] is True and deleted["disks_deleted"] == [f"{restored['name']}-1"]
+    leftovers = [d["name"] for d in gcp_connection.disks(PROJECT) if d["name"].startswith("drill-")]
+    instances = [i["name"] for i in gcp_connection.instances(PROJECT) if i["name"].startswith("drill-")]
+    assert leftovers == [] and instances == []
+
+
 def test_a_failed_restore_still_cleans_up_and_fails_the_run(backups: ComputeEngineEmulator) -> None:
     # The insert operation fails on try 1 and try 2 (retries=1): the drill fails, and the delete still runs.
     backups.inject(Fault(kind="operation_error", action="instances.insert", times=None))

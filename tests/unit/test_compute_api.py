@@ -94,6 +94,10 @@ def every_call(api: ComputeApi) -> list[ApiCall]:
             "p", "z", {"name": "i"}, request_id="r", source_machine_image="projects/p/global/machineImages/m"
         ),
         api.delete_instance("p", "z", "i", request_id="r"),
+        api.set_deletion_protection("p", "z", "4567890123456789012", protect=False, request_id="r"),
+        api.get_disk("p", "z", "4567890123456789012"),
+        api.delete_disk("p", "z", "d", request_id="r"),
+        api.delete_machine_image("123456789012", "4567890123456789012", request_id="r"),
         api.get_operation("p", "op", zone="z"),
         api.wait_operation("p", "op", zone="z"),
         api.list_operations("p", filter_="f", max_results=5, page_token="t", zone="z"),

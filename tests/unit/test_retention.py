@@ -84,10 +84,22 @@ def test_non_ready_and_unselected_images_are_never_touched() -> None:
 
 
 def test_name_prefix_selects_too() -> None:
-    images = [image("nightly-1", 1, labels={}), image("nightly-2", 2, labels={}), image("other", 3, labels={})]
+    images = [image("nightly-1", 1), image("nightly-2", 2), image("other", 3)]
     policy = RetentionPolicy(name_prefix="nightly-", keep_last=1)
     assert policy.server_filter() == "name eq 'nightly-.*'"
     assert plan_retention(images, policy, NOW).delete == ["nightly-2"]
+
+
+def test_images_this_package_did_not_make_are_pruned_only_when_the_policy_includes_them() -> None:
+    images = [image("nightly-1", 1, labels={}), image("nightly-2", 2, labels={}), image("nightly-3", 3)]
+    plan = plan_retention(images, RetentionPolicy(name_prefix="nightly-", keep_last=1), NOW)
+    assert plan.delete == [] and plan.keep == ["nightly-3"]
+    assert plan.unmanaged == ["nightly-1", "nightly-2"]  # no managed-by=airflow: reported, left alone
+    opted_in = RetentionPolicy(name_prefix="nightly-", keep_last=1, include_unmanaged=True)
+    assert plan_retention(images, opted_in, NOW).delete == ["nightly-2", "nightly-3"]
+    with pytest.raises(MachineImageValidationError, match="include_unmanaged=True"):
+        RetentionPolicy(label_selector={"managed-by": "terraform"}, keep_last=1)
+    RetentionPolicy(label_selector={"managed-by": "terraform"}, keep_last=1, include_unmanaged=True)
 
 
 def test_server_filter_for_labels() -> None:

@@ -57,6 +57,7 @@ with dag("ami_test_restore_no_wait"):
         timeout=60,
     )
 
+# These DAGs delete what another DAG (ami_test_restore) restored: they name it, widening the ownership rule.
 for dag_id, extra in {
     "ami_test_delete_restored": {},
     "ami_test_delete_restored_deferrable": {"deferrable": True},
@@ -67,6 +68,7 @@ for dag_id, extra in {
             task_id="delete",
             name="{{ params.name }}",
             zone="{{ params.zone }}",
+            allow_dag_ids=["ami_test_restore"],
             poll_interval=0.5,
             timeout=600,
             **extra,
@@ -77,6 +79,7 @@ with dag("ami_test_delete_restored_no_wait"):
         task_id="delete",
         name="{{ params.name }}",
         zone="{{ params.zone }}",
+        allow_dag_ids=["ami_test_restore"],
         wait_for_completion=False,
     )
     deleting >> ComputeEngineMachineImageOperationSensor(
