@@ -98,8 +98,11 @@ def is_restored(instance: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class RestoreOwnership:
-    """Which restored instances a task may delete: one restore's (``restore_id``), or else its own DAG's and
-    those of the DAGs it names.
+    """Which restored instances a task may delete: its own DAG's restores and those of the DAGs it names
+    (``allow_dag_ids``, never templated), narrowed to one restore when a ``restore_id`` is given.
+
+    A ``restore_id`` only narrows: it is templated (it may come from ``dag_run.conf``) and is readable in
+    any restored instance's labels, so on its own it would let any DAG delete a restore it names.
 
     :param dag_ids: the task's own DAG id first, then any others whose restores it may delete.
     :param restore_id: the ``restore_id`` of one restore (its XCom): only the instance that restore made.
@@ -119,11 +122,6 @@ class RestoreOwnership:
                 f"it does not carry the restore labels ({RESTORED_BY_LABEL}={RESTORED_BY_VALUE} and "
                 f"{RESTORED_FROM_LABEL}), so it was not made by ComputeEngineRestoreMachineImageOperator"
             )
-        if self.restore_id is not None:
-            found = labels.get(RESTORE_ID_LABEL)
-            if found != self.restore_id:
-                return f"its {RESTORE_ID_LABEL} label is {found!r}, not the restore_id given ({self.restore_id!r})"
-            return None
         found = labels.get(RESTORE_DAG_LABEL)
         if found is None:
             return (
@@ -135,15 +133,21 @@ class RestoreOwnership:
             return f"it was restored by another DAG ({_DAG_LABEL}={made_by!r}), not by " + " or ".join(
                 repr(dag_id) for dag_id in self.dag_ids
             )
+        if self.restore_id is not None and labels.get(RESTORE_ID_LABEL) != self.restore_id:
+            found_id = labels.get(RESTORE_ID_LABEL)
+            return f"its {RESTORE_ID_LABEL} label is {found_id!r}, not the restore_id given ({self.restore_id!r})"
         return None
 
     def what_to_do(self) -> str:
         """What a refused task can do about it, for messages."""
         if self.restore_id is not None:
-            return "pass the restore_id of the restore that made it (its XCom), or delete it yourself"
+            return (
+                "pass the restore_id of the restore that made it (its XCom), with allow_dag_ids=[...] naming its "
+                "DAG if another DAG made it, or delete it yourself"
+            )
         return (
-            "pass the restore task's restore_id (its XCom) to delete exactly what it made, allow_dag_ids=[...] "
-            "to delete restores of other DAGs by intent, or delete it yourself"
+            "pass allow_dag_ids=[...] to delete restores of other DAGs by intent (with the restore task's "
+            "restore_id, its XCom, to delete exactly what it made), or delete it yourself"
         )
 
 

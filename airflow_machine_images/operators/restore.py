@@ -62,6 +62,18 @@ __all__ = ["ComputeEngineDeleteRestoredInstanceOperator", "ComputeEngineRestoreM
 _RESTORE_ID: re.Pattern[str] = re.compile(r"[0-9a-f]{32}")
 
 
+def _protection(argument: bool | None, body: object) -> bool | None:
+    """The ``deletion_protection`` to send: the argument, except that its default (False) yields to a
+    ``deletionProtection`` a DAG written before the argument existed sets in ``body``.
+
+    :param argument: the operator's ``deletion_protection``.
+    :param body: the operator's ``body``, parsed.
+    """
+    if argument is False and isinstance(body, dict) and "deletionProtection" in body:
+        return None
+    return argument
+
+
 class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     """Create a new instance from a machine image (``instances.insert`` with ``sourceMachineImage``), exactly once.
 
@@ -104,7 +116,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     :param body: any other Instance fields; unknown or output-only fields are rejected before any request. Templated.
     :param request_id: a fixed requestId (UUID) instead of the task-derived one. Templated.
     :param deletion_protection: ``False`` (default: a drill's instance must be deletable), ``True``, or
-        ``None`` to keep what the image carries from its source.
+        ``None`` to keep what the image carries from its source. A ``deletionProtection`` in ``body`` (the
+        way before this argument) is sent when the argument is left at its default.
     :param service_accounts: the instance's ``serviceAccounts`` (ServiceAccount dicts). Required when the image
         is in another project than the instance: Compute Engine then refuses the image's own. Templated.
     :param source_machine_image_encryption_key: the CustomerEncryptionKey protecting the image (``rawKey``,
@@ -249,6 +262,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             raise MachineImageValidationError(f"labels[{reserved[0]!r}]", "is set by the restore operator itself")
         target = RestoredInstanceTarget(zone, image_project, image_name, dag_id=identity.dag_id)
         owner = restore_labels(image_name, dag_id=identity.dag_id, restore_id=task_instance_key(identity))
+        body = parse_key_argument(self.body)
         body = build_instance_body(
             name=name,
             zone=zone,
@@ -258,9 +272,9 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             labels=merge_default_labels({**given, **owner}, default_labels(identity)),
             metadata=self.metadata,
             description=self.description,
-            body=parse_key_argument(self.body),  # type: ignore[arg-type]  # checked by the builder
+            body=body,  # type: ignore[arg-type]  # checked by the builder
             schemas=machine_image_schemas(self.api_version),
-            deletion_protection=self.deletion_protection,
+            deletion_protection=_protection(self.deletion_protection, body),
             service_accounts=self.service_accounts,
             source_machine_image_encryption_key=parse_key_argument(self.source_machine_image_encryption_key),  # type: ignore[arg-type]
         )

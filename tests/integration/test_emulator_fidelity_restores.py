@@ -224,13 +224,34 @@ def test_official_client_restores_a_key_protected_image_only_with_its_key(emu: C
         operation = client.globalOperations().wait(project=PROJECT, operation=operation["name"]).execute()
     body = {"name": "r-1", "sourceMachineImage": f"projects/{PROJECT}/global/machineImages/img-k"}
     missing = http_error(client.instances().insert(project=PROJECT, zone=ZONE, body=body))
-    assert missing.status_code == 400 and "sourceMachineImageEncryptionKey" in str(missing)
+    assert missing.status_code == 400 and "customer supplied encryption key, but none was provided" in str(missing)
     wrong = {**body, "sourceMachineImageEncryptionKey": {"rawKey": base64.b64encode(b"w" * 32).decode()}}
     assert http_error(client.instances().insert(project=PROJECT, zone=ZONE, body=wrong)).status_code == 400
     right = {**body, "sourceMachineImageEncryptionKey": {"rawKey": KEY}}
     made = wait(client, client.instances().insert(project=PROJECT, zone=ZONE, body=right).execute())
     assert made.get("error") is None
     assert KEY not in str(emu.requests)  # the request log redacts key material
+
+
+def test_official_client_restores_an_image_under_a_kms_key_without_any_key(emu: ComputeEngineEmulator) -> None:
+    """Only a customer-supplied key must be sent back (Instance.sourceMachineImageEncryptionKey: "Required if
+    the source machine image is protected by a customer-supplied encryption key"); a Cloud KMS key is not."""
+    client = compute(emu)
+    kms = "projects/k/locations/us/keyRings/r/cryptoKeys/c"
+    operation = (
+        client.machineImages()
+        .insert(
+            project=PROJECT,
+            body={"name": "img-kms", "machineImageEncryptionKey": {"kmsKeyName": kms}},
+            sourceInstance=f"projects/{PROJECT}/zones/{ZONE}/instances/web-1",
+        )
+        .execute()
+    )
+    while operation["status"] != "DONE":
+        operation = client.globalOperations().wait(project=PROJECT, operation=operation["name"]).execute()
+    body = {"name": "r-kms", "sourceMachineImage": f"projects/{PROJECT}/global/machineImages/img-kms"}
+    made = wait(client, client.instances().insert(project=PROJECT, zone=ZONE, body=body).execute())
+    assert made.get("error") is None
 
 
 def test_official_client_meets_the_per_source_machine_image_limit_when_it_is_on(emu: ComputeEngineEmulator) -> None:

@@ -68,6 +68,27 @@ def test_overrides_become_instance_fields(version: str) -> None:
     } == LABELS
 
 
+def test_a_body_deletion_protection_of_a_dag_written_before_the_argument_still_works() -> None:
+    """``deletion_protection`` defaults to False; a DAG that set ``body={"deletionProtection": True}`` before
+    the argument existed must keep working (it failed: "also given as the deletion_protection argument")."""
+    from unittest import mock
+
+    from airflow_machine_images.operators import ComputeEngineRestoreMachineImageOperator
+
+    ti = mock.Mock(dag_id="drill", task_id="restore", run_id="r", map_index=-1)
+    for body, expected in (({"deletionProtection": True}, True), (None, False)):
+        operator = ComputeEngineRestoreMachineImageOperator(
+            task_id="restore", name="drill-1", zone="us-central1-a", source_machine_image="img-a", project_id="p",
+            body=body,
+        )  # fmt: skip
+        assert operator.prepare_request({"ti": ti}).body["deletionProtection"] is expected  # type: ignore[arg-type]
+    with pytest.raises(MachineImageValidationError, match="deletion_protection"):
+        ComputeEngineRestoreMachineImageOperator(
+            task_id="restore", name="drill-1", zone="us-central1-a", source_machine_image="img-a", project_id="p",
+            body={"deletionProtection": True}, deletion_protection=True,
+        ).prepare_request({"ti": ti})  # type: ignore[arg-type]  # fmt: skip
+
+
 def test_protection_service_accounts_and_the_image_key_have_their_own_arguments() -> None:
     account = [{"email": "runner@p.iam.gserviceaccount.com", "scopes": []}]
     built = body(
@@ -114,11 +135,15 @@ def instance(**labels: str) -> dict[str, Any]:
     return {"name": "drill-1", "labels": labels}
 
 
-def test_ownership_is_the_dag_or_the_one_restore_never_the_restore_labels_alone() -> None:
+def test_ownership_is_the_dag_narrowed_by_the_restore_never_the_restore_labels_alone() -> None:
     mine = instance(**LABELS)
     assert RestoreOwnership(("drill",)).refusal(mine) is None
     assert RestoreOwnership(("other", "drill")).refusal(mine) is None  # widened to named DAGs
-    assert RestoreOwnership(("other",), restore_id=RESTORE_ID).refusal(mine) is None  # the restore given
+    assert RestoreOwnership(("drill",), restore_id=RESTORE_ID).refusal(mine) is None  # narrowed to the restore given
+    assert RestoreOwnership(("other", "drill"), restore_id=RESTORE_ID).refusal(mine) is None
+    # A restore_id is templated and readable in any restored instance's labels: alone it grants nothing.
+    alone = RestoreOwnership(("other",), restore_id=RESTORE_ID).refusal(mine)
+    assert alone is not None and "another DAG" in alone
     foreign = RestoreOwnership(("cleanup-dag",)).refusal({**mine, "labels": {**LABELS, "airflow-dag": "dr"}})
     assert foreign is not None and "another DAG" in foreign and "'dr'" in foreign
     wrong_restore = RestoreOwnership(("drill",), restore_id="f" * 32).refusal(mine)
