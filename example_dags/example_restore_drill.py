@@ -13,8 +13,8 @@ What the cleanup may delete, and how it leaves nothing billed behind:
   (``restore-id``, also in its XCom as ``restore_id``). The cleanup is given that ``restore_id``, so it
   deletes exactly the instance this run's restore made, and refuses anything else (a permanent failure,
   nothing deleted), even a VM another DAG restored that carries the restore labels: a production VM a
-  disaster-recovery DAG restored keeps them for life. Without ``restore_id`` it would delete only
-  restores of this DAG (``allow_dag_ids=[...]`` names others).
+  disaster-recovery DAG restored keeps them for life. The ``restore_id`` only narrows: the cleanup
+  deletes restores of this DAG alone (``allow_dag_ids=[...]`` names others), and of those only this one.
 - **Protection.** A VM restored from an image of a protected VM inherits its deletion protection. The
   scratch VM is made unprotected (``deletion_protection=False``, the default); an owned instance that is
   protected anyway is unprotected by the cleanup (``instances.setDeletionProtection``) before it is deleted.

@@ -298,8 +298,8 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     """Delete an instance that a restore of this DAG made (or the one restore given), its disks with it, and no other.
 
     The instance is read first and deleted only if it is this task's to delete: it carries the restore
-    labels, and its ``restore-dag`` label is this DAG's (or one of ``allow_dag_ids``), or, given
-    ``restore_id``, its ``restore-id`` label is that one. Anything else, a production VM restored months
+    labels, its ``restore-dag`` label is this DAG's (or one of ``allow_dag_ids``), and, given
+    ``restore_id``, its ``restore-id`` label is that one too. Anything else, a production VM restored months
     ago by a disaster-recovery DAG included, is refused: the task fails at once, without retries, and
     nothing is deleted. An owned instance protected against deletion (restores inherit protection from
     their image) is unprotected first (``instances.setDeletionProtection`` with a requestId). The delete
@@ -315,10 +315,11 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     :param name: the instance to delete. Templated.
     :param zone: its zone. Templated.
     :param restore_id: the ``restore_id`` of the restore whose instance this is (from its XCom, e.g.
-        ``"{{ ti.xcom_pull(task_ids='restore')['restore_id'] }}"``): only the instance that restore made is
-        deleted. Templated; an empty rendering (the restore returned nothing) means not given.
+        ``"{{ ti.xcom_pull(task_ids='restore')['restore_id'] }}"``): of this DAG's restores (and
+        ``allow_dag_ids``'), only the instance that restore made is deleted. It narrows and never widens: it is
+        templated, and readable in any restored instance's labels. An empty rendering means not given.
     :param allow_dag_ids: other DAGs whose restores this task may delete too (by DAG id); by default only
-        this DAG's.
+        this DAG's. Not templated.
     :param project_id: its project; defaults to the connection's. Templated.
     :param request_id: a fixed requestId (UUID) instead of the task-derived one. Templated.
     :param wait_for_completion: wait until the instance is gone.
