@@ -27,7 +27,7 @@ from airflow_machine_images.emulator.dispatch import Dispatcher
 from airflow_machine_images.emulator.instance_store import InstanceStore
 from airflow_machine_images.emulator.machine_image_store import MachineImageStore
 from airflow_machine_images.emulator.options import EmulatorOptions
-from airflow_machine_images.emulator.recording import RequestLog
+from airflow_machine_images.emulator.recording import DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_ENTRIES, RequestLog
 from airflow_machine_images.emulator.resources import Links
 from airflow_machine_images.emulator.schema import PROJECT_RE
 from airflow_machine_images.emulator.seeding import IMAGE_STATUSES, INSTANCE_STATUSES, Seeder
@@ -116,10 +116,12 @@ class ComputeEngineEmulator:
     :param partial_list_warning: the ``warning.code`` those lists carry (None = none).
     :param clock_offset_seconds: how far the emulated server's clock runs ahead of this machine's
         (negative: behind), in every timestamp and ``Date`` header; see :class:`~.timefmt.Clock`.
+    :param request_log_max_entries: the most requests the request log keeps (the oldest go first).
+    :param request_log_max_bytes: about the most bytes the request log keeps.
 
     The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
-    ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
-    as the API does.
+    ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]`` (a refused request's only as a
+    summary), within its limits of entries and bytes; images show the keys' ``sha256``, as the API does.
     """
 
     def __init__(
@@ -143,6 +145,8 @@ class ComputeEngineEmulator:
         partial_list_fraction: float = 0.0,
         partial_list_warning: str | None = "UNREACHABLE",
         clock_offset_seconds: float = 0.0,
+        request_log_max_entries: int = DEFAULT_MAX_LOG_ENTRIES,
+        request_log_max_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
         _check_arguments(
             host,
@@ -176,7 +180,7 @@ class ComputeEngineEmulator:
         images, instances = MachineImageStore(self._state), InstanceStore(self._state)
         self._behaviour = Behaviour(self._state, options, seed)
         self._seeder = Seeder(self._state, images, instances, self.links, default_project)
-        self._log = RequestLog()
+        self._log = RequestLog(request_log_max_entries, request_log_max_bytes)
         api = EmulatedApi(
             ApiContext(self._state, self.links, self._behaviour.faults.give_back),
             images,
@@ -330,6 +334,11 @@ class ComputeEngineEmulator:
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
         self._log.clear()
+
+    def request_log_usage(self) -> dict[str, int]:
+        """:return: the request log's kept ``entries``, about how many ``bytes`` they take, and how many
+        requests were ``forgotten`` to keep within its limits (since the last clear)."""
+        return {"entries": len(self._log.snapshot()), "bytes": self._log.kept_bytes(), "forgotten": self._log.forgotten}
 
     def count(self, action: str | None = None, *, status: int | None = None) -> int:
         """:param action: only this action. :param status: only this answered status.
