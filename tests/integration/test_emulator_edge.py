@@ -84,13 +84,14 @@ def test_the_emulators_own_origin_is_served(emu: ComputeEngineEmulator) -> None:
 def test_a_body_that_is_not_json_is_refused_on_every_mutating_route(
     emu: ComputeEngineEmulator, content_type: str
 ) -> None:
-    for path, body in ATTACKS:
+    for path, body in [(path, body) for path, body in ATTACKS if body]:
         answer = post(emu, path, body, {"Content-Type": content_type})
         assert answer.status_code == 400, (path, answer.text)
         error = answer.json()["error"]
         assert error["errors"][0]["reason"] == "badContent"
         assert error["message"] == f"Unsupported content with type: {content_type}"
-    # No Content-Type with a body is no JSON either; a PUT of the options too.
+    # No Content-Type with a body is no JSON either; a PUT of the options too. (An empty body may carry
+    # any type: a web page's empty POST meets the Origin check instead.)
     status, _ = raw_request(emu, head("POST", "/_emulator/faults", "127.0.0.1", "Content-Length: 2\r\n"), b"{}")
     assert status == 400
     answer = requests.put(f"{emu.url}/_emulator/options", data=b'{"rate_quota_per_minute": 1}', timeout=10)
