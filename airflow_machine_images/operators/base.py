@@ -64,7 +64,7 @@ class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOp
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
-        ``compute_api_endpoint``. Templated.
+        ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields()

@@ -96,7 +96,7 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
-        ``compute_api_endpoint``. Templated.
+        ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
 
     Declare ``outlets=[machine_image_asset(...)]`` (:mod:`airflow_machine_images.assets`) to emit
     an asset event per image, with its self link, source instance, size and request id as extra.
@@ -245,7 +245,7 @@ class ComputeEngineDeleteMachineImageOperator(DeleteAndConfirmBaseOperator):
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields("name", "request_id")

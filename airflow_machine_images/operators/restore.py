@@ -95,7 +95,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields(
@@ -230,7 +230,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields("name", "zone", "request_id")

@@ -34,9 +34,11 @@ from airflow_machine_images.events import (
 )
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
+    InsecureEndpointError,
     OperationFailedError,
 )
 from airflow_machine_images.hooks.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
+from airflow_machine_images.hooks.transport_security import check_endpoint_allowed
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.triggers.budget import shares
 from airflow_machine_images.triggers.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
@@ -167,6 +169,22 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         self.configured_requests_per_minute, self.max_requests_per_minute = configured, task
         return None
 
+    async def _check_endpoint(self) -> str | None:
+        """Why the stored ``api_endpoint`` may not be called (``[machine_images] allowed_endpoints``), or None.
+
+        The kwargs come from the database, where anyone who can write it could point a wait (and its
+        token) elsewhere; refused here, the trigger yields an error event and joins no shared poller.
+        The option is read off the event loop (its first read may discover every provider).
+        """
+        if self.api_endpoint is None:
+            return None  # the connection extra, or Google's: the hook checks those before reading credentials
+        try:
+            endpoint = validate_api_endpoint(self.api_endpoint)
+            await asyncio.to_thread(check_endpoint_allowed, endpoint, "the trigger's api_endpoint")
+        except (MachineImageValidationError, InsecureEndpointError) as error:
+            return str(error)
+        return None
+
     def _poller(
         self,
         kind: type[CoalescingPoller],
@@ -270,7 +288,7 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
         name = self.operation_name
-        problem = self._problem(self._check_own_kwargs) or await self._read_budget()
+        problem = self._problem(self._check_own_kwargs) or await self._read_budget() or await self._check_endpoint()
         if problem:
             yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
@@ -354,7 +372,7 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
             validate_bool(self.fail_on_missing, "fail_on_missing")
             reference = parse_machine_image_ref(given, self.project_id)
 
-        problem = self._problem(check) or await self._read_budget()
+        problem = self._problem(check) or await self._read_budget() or await self._check_endpoint()
         if problem or reference is None:
             yield self._event("error", str(problem), EVENT_INVALID_ARGUMENT, machine_image=given, image=None)
             return
