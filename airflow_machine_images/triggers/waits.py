@@ -157,8 +157,9 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         """Read ``[machine_images]``: set the budgets of this wait; why they cannot be set, or None.
 
         :attr:`configured_requests_per_minute` is this triggerer's share of the configured total (the
-        default of the poller, which counts every wait without a total of its own);
-        :attr:`max_requests_per_minute` is its share of the task's ``requests_per_minute_per_project``.
+        project's budget across all its pollers here, and the budget of every wait without a total of its
+        own); :attr:`max_requests_per_minute` is its share of the task's ``requests_per_minute_per_project``,
+        which paces this wait's own reads only.
         Read off the event loop: the first read of a provider option may make Airflow discover every
         installed provider, which would block every other trigger meanwhile.
         """
