@@ -49,10 +49,11 @@ def provider_config() -> dict[str, Any]:
                         "The most Compute Engine API requests per minute that the waits of this package "
                         "(deferred operators and sensors) may send to one project, in total across all "
                         "triggerers. Each triggerer takes an equal share: this value divided by "
-                        f"``{TRIGGERERS}``, rounded down, and never less than 1. A task may set its own "
-                        f"total with the ``{REQUESTS_PER_MINUTE_PER_PROJECT}`` argument; waits on one "
-                        "project share one poller per triggerer, which keeps to the smallest budget "
-                        "among its waits.\n"
+                        f"``{TRIGGERERS}``, rounded down, and never less than 1, counted across every wait "
+                        "of the project in that triggerer (operations of every zone, global ones, machine "
+                        "images). A task may set a smaller total with the "
+                        f"``{REQUESTS_PER_MINUTE_PER_PROJECT}`` argument: it paces the reads made for that "
+                        "task's wait alone, and never slows the other waits.\n"
                     ),
                     "version_added": VERSION_ADDED,
                     "type": "integer",

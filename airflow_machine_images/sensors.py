@@ -139,7 +139,7 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     """
 
     template_fields: Sequence[str] = connection_template_fields("operation_name", "zone")
@@ -206,7 +206,7 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     """
 
     template_fields: Sequence[str] = connection_template_fields("machine_image")

@@ -179,8 +179,8 @@ class CoalescingPoller(ABC):
         :param name: the resource name.
         :param is_final: whether a state of the resource ends the wait.
         :param poll_interval: the longest pause this waiter accepts between checks.
-        :param max_requests_per_minute: the most calls per minute this waiter allows the poller (None: the
-            poller's default); while it waits, the poller keeps to the smallest of its waiters' budgets.
+        :param max_requests_per_minute: this waiter's own budget (None: the poller's default; never above
+            it): it paces the reads made for this waiter alone, never the others' (see the class docstring).
         :raises ComputeEngineApiError: the API kept failing (or refused: permissions).
         """
         waiter = _Waiter(is_final, poll_interval, asyncio.get_running_loop().create_future(), max_requests_per_minute)
