@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from airflow_machine_images import config
 from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.compat import conf
-from airflow_machine_images.exceptions import InsecureEndpointError
+from airflow_machine_images.exceptions import InsecureEndpointError, MachineImageValidationError
 from airflow_machine_images.validation import is_loopback_host
 from airflow_machine_images.validation.endpoints import AllowedEndpoint, endpoint_is_allowed, parse_allowed_endpoints
 
@@ -34,10 +34,14 @@ if TYPE_CHECKING:
 def configured_allowed_endpoints() -> tuple[AllowedEndpoint, ...]:
     """``[machine_images] allowed_endpoints`` of this process (its environment variable, airflow.cfg or the default).
 
-    :raises MachineImageValidationError: the option breaks its rule (the message names it).
+    :raises InsecureEndpointError: the option breaks its rule (the message names the option and the
+        rule): with no list to trust, nothing may be sent anywhere (not retried).
     """
     text = conf.get(config.SECTION, config.ALLOWED_ENDPOINTS, fallback=config.DEFAULT_ALLOWED_ENDPOINTS)
-    return _parsed(text)
+    try:
+        return _parsed(text)
+    except MachineImageValidationError as error:
+        raise InsecureEndpointError(f"{error} Nothing was sent.") from error
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,8 +59,8 @@ def check_endpoint_allowed(endpoint: str, source: str) -> None:
 
     :param endpoint: the API root, format-checked (:func:`~airflow_machine_images.validation.validate_api_endpoint`).
     :param source: where it came from, for the error (``the api_endpoint argument``).
-    :raises InsecureEndpointError: the endpoint is not listed (not retried).
-    :raises MachineImageValidationError: the option breaks its rule.
+    :raises InsecureEndpointError: the endpoint is not listed, or the option breaks its rule (then the
+        message names the option and the rule): either way nothing may be sent (not retried).
     """
     if endpoint_is_allowed(endpoint, configured_allowed_endpoints()):
         return

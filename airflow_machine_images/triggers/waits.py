@@ -38,7 +38,7 @@ from airflow_machine_images.exceptions import (
     OperationFailedError,
 )
 from airflow_machine_images.hooks.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
-from airflow_machine_images.hooks.transport_security import check_endpoint_allowed
+from airflow_machine_images.hooks.transport_security import check_endpoint_allowed, configured_allowed_endpoints
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.triggers.budget import shares
 from airflow_machine_images.triggers.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
@@ -177,11 +177,12 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         token) elsewhere; refused here, the trigger yields an error event and joins no shared poller.
         The option is read off the event loop (its first read may discover every provider).
         """
-        if self.api_endpoint is None:
-            return None  # the connection extra, or Google's: the hook checks those before reading credentials
         try:
-            endpoint = validate_api_endpoint(self.api_endpoint)
-            await asyncio.to_thread(check_endpoint_allowed, endpoint, "the trigger's api_endpoint")
+            if self.api_endpoint is None:  # the connection extra, or Google's: the hook checks it; the list now
+                await asyncio.to_thread(configured_allowed_endpoints)
+            else:
+                endpoint = validate_api_endpoint(self.api_endpoint)
+                await asyncio.to_thread(check_endpoint_allowed, endpoint, "the trigger's api_endpoint")
         except (MachineImageValidationError, InsecureEndpointError) as error:
             return str(error)
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -173,10 +174,24 @@ def test_the_administrators_list_is_what_counts(
     with pytest.raises(InsecureEndpointError):  # loopback, but not the listed name and port
         ComputeEngineMachineImageHook(api_endpoint=f"http://localhost:{port}").list_machine_images(project_id=PROJECT)
     assert len(gcp_connection.requests) == 1
+    # A list that cannot be read allows nothing: every path fails at once, naming the option and the rule.
     monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", "https://compute.googleapis.com, 127.0.0.1")
-    with pytest.raises(MachineImageValidationError, match=r"Invalid \[machine_images\] allowed_endpoints"):
+    malformed = (
+        r"Invalid \[machine_images\] allowed_endpoints \(or AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS\): must be"
+    )
+    with pytest.raises(InsecureEndpointError, match=malformed) as info:
         ComputeEngineMachineImageHook(api_endpoint=f"http://127.0.0.1:{port}").list_machine_images(project_id=PROJECT)
-    trigger = MachineImageOperationTrigger(operation_name="op-1", project_id=PROJECT, api_endpoint=gcp_connection.url)
-    event = asyncio.run(first_event(trigger))
-    assert event["status"] == "error" and "allowed_endpoints" in event["message"]
+    assert isinstance(info.value.__cause__, MachineImageValidationError)
+    for trigger in (
+        MachineImageOperationTrigger(operation_name="op-1", project_id=PROJECT, api_endpoint=gcp_connection.url),
+        MachineImageOperationTrigger(operation_name="op-1", project_id=PROJECT),  # the connection's endpoint
+    ):
+        event = asyncio.run(first_event(trigger))
+        assert event["status"] == "error" and event["reason"] == "invalid_argument", event
+        assert re.search(malformed, event["message"]), event["message"]
+    operator = ComputeEngineInsertMachineImageOperator(
+        task_id="create", name="img-a", source_instance="us-central1-a/web-1"
+    )
+    with pytest.raises(AirflowFailException, match=malformed):  # not retried by Airflow
+        operator.execute(context_of(FakeTaskInstance("endpoints", "create", "manual__1", -1, 1)))
     assert len(gcp_connection.requests) == 1
