@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher"]
 
+#: Answers that refuse the request's body itself (bad request, too large): the log keeps only a summary.
+_REFUSED_BODY_STATUSES = frozenset({400, 413})
 #: Fault kinds answered with an error instead of asking the API.
 _ERROR_FAULTS = ("status", "rate_limit", "concurrent_operations")
 
@@ -181,14 +183,16 @@ class Dispatcher:
     def _record(self, request: _Request, outcome: _Outcome, raw: bytes) -> None:
         """Keep the finished request and tell ``on_request``.
 
-        The body is kept parsed with its key material redacted; a refused request's (answered 400 or
-        more: it may be anything, up to the size limit) only as a summary.
+        The body is kept parsed with its key material redacted; a refused one (answered 400 or 413, or
+        sent to no known method: it may be anything, up to the size limit) only as a summary. A body the
+        API took but answered otherwise (409, 404 for the resource, a fault) is kept: its sender may be
+        the thing under test, and the log's limits bound it.
 
         :param request: the request.
         :param outcome: its answer.
         :param raw: its body as received.
         """
-        refused = outcome.status is not None and outcome.status >= 400
+        refused = outcome.status in _REFUSED_BODY_STATUSES or request.route.action == "unknown"
         kept = redact_secrets(request.body) if isinstance(request.body, dict) and not refused else None
         recorded = RecordedRequest(
             action=request.route.action,

@@ -2,9 +2,9 @@
 
 The log lives as long as the emulator, which users leave running: it keeps at most ``max_entries``
 requests and about ``max_bytes`` of them (the oldest go first; :meth:`RequestLog.count` still counts
-every request since the last clear). A refused request keeps no body, only a summary of it
-(:func:`body_summary`: size, sha256, and its first bytes with anything key-like hidden): 20 refused
-4 MB inserts once grew the emulator by 478 MB.
+every request since the last clear). A refused body (400, 413, or no known method) is kept only as a
+summary (:func:`body_summary`: size, sha256, and its first bytes with anything key-like hidden): 20
+refused 4 MB inserts once grew the emulator by 478 MB.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ class RecordedRequest:
     :param path: the URL path, without the query string.
     :param query: the query parameters (last value wins for repeated ones).
     :param body: the parsed JSON body as the client sent it (key material redacted), or None; always None
-        for a refused request (answered 400 or more).
+        for a refused body (answered 400 or 413, or sent to no known method).
     :param status: the HTTP status answered, or None when the connection was dropped without an answer.
     :param fault: the kind of fault injected into this request, if any.
     :param has_authorization: whether an ``Authorization`` header was sent (its value is never kept).
     :param started: ``time.monotonic()`` when the request had been read.
     :param finished: ``time.monotonic()`` when the answer was ready to send (or the connection was dropped).
-    :param body_summary: for a refused request with a body, :func:`body_summary` of it; else None.
+    :param body_summary: for a refused body, :func:`body_summary` of it; else None.
     """
 
     action: str
