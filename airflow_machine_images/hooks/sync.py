@@ -70,7 +70,9 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
     :param impersonation_chain: service account(s) to impersonate, as in the Google provider.
     :param api_version: ``beta`` (machine images are GA in both; beta carries the newest fields) or ``v1``.
     :param api_endpoint: another API root, e.g. ``http://127.0.0.1:8085`` for the emulator. Defaults to
-        the connection extra ``compute_api_endpoint``, then ``https://compute.googleapis.com``.
+        the connection extra ``compute_api_endpoint``, then ``https://compute.googleapis.com``; whichever
+        it is must be one ``[machine_images] allowed_endpoints`` lists (checked before any credentials
+        are read).
     :param retry_policy: when and how long to back off.
     :param connect_timeout: seconds to wait for a TCP connection.
     :param read_timeout: seconds to wait for an answer to an ordinary call.

@@ -267,7 +267,8 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator).
+    :param api_endpoint: another API root (e.g. the emulator); refused (an error event) unless
+        ``[machine_images] allowed_endpoints`` lists it.
     :param poll_interval: the longest pause between checks when polls are coalesced.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
     :param requests_per_minute_per_project: this wait's total budget for the project across all
@@ -344,7 +345,8 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator).
+    :param api_endpoint: another API root (e.g. the emulator); refused (an error event) unless
+        ``[machine_images] allowed_endpoints`` lists it.
     :param poll_interval: the longest pause between checks.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
     :param requests_per_minute_per_project: this wait's total budget for the project across all
