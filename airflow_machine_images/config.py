@@ -2,7 +2,8 @@
 
 Data only, so the package's ``__init__`` can declare it without importing anything: Airflow's
 providers manager merges it into ``airflow config list`` and gives the defaults to ``conf``; the
-values are read (and checked) by :mod:`airflow_machine_images.triggers.budget` when a trigger runs.
+values are read (and checked) by :mod:`airflow_machine_images.triggers.budget` when a trigger runs,
+and ``allowed_endpoints`` by :mod:`airflow_machine_images.hooks.transport_security` when a hook is used.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ SECTION = "machine_images"
 REQUESTS_PER_MINUTE_PER_PROJECT = "requests_per_minute_per_project"
 #: How many triggerers share that total (each takes its share).
 TRIGGERERS = "triggerers"
+#: Where requests (and with them tokens and keys) may go: see :mod:`airflow_machine_images.validation.endpoints`.
+ALLOWED_ENDPOINTS = "allowed_endpoints"
 
 DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT = 60
 DEFAULT_TRIGGERERS = 1
+#: Google's API hosts over https (the API's root and the regional, locational and Private Service Connect
+#: names under googleapis.com), and loopback for the emulator.
+DEFAULT_ALLOWED_ENDPOINTS = "https://compute.googleapis.com, https://*.googleapis.com, loopback"
 #: The release that added the section.
 VERSION_ADDED = "0.1.0"
+#: The release that adds ``allowed_endpoints`` (the next after 0.1.0).
+ALLOWED_ENDPOINTS_ADDED = "0.2.0"
 
 
 def env_var(option: str) -> str:
@@ -41,15 +49,32 @@ def provider_config() -> dict[str, Any]:
                         "The most Compute Engine API requests per minute that the waits of this package "
                         "(deferred operators and sensors) may send to one project, in total across all "
                         "triggerers. Each triggerer takes an equal share: this value divided by "
-                        f"``{TRIGGERERS}``, rounded down, and never less than 1. A task may set its own "
-                        f"total with the ``{REQUESTS_PER_MINUTE_PER_PROJECT}`` argument; waits on one "
-                        "project share one poller per triggerer, which keeps to the smallest budget "
-                        "among its waits.\n"
+                        f"``{TRIGGERERS}``, rounded down, and never less than 1, counted across every wait "
+                        "of the project in that triggerer (operations of every zone, global ones, machine "
+                        "images). A task may set a smaller total with the "
+                        f"``{REQUESTS_PER_MINUTE_PER_PROJECT}`` argument: it paces the reads made for that "
+                        "task's wait alone, and never slows the other waits.\n"
                     ),
                     "version_added": VERSION_ADDED,
                     "type": "integer",
                     "example": "120",
                     "default": str(DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT),
+                },
+                ALLOWED_ENDPOINTS: {
+                    "description": (
+                        "The API endpoints the hooks of this package may call (and so send credentials and "
+                        "customer-supplied keys to), as a comma-separated list. An entry is ``loopback`` (any "
+                        "loopback host, http or https, any port: the emulator) or ``SCHEME://HOST[:PORT]``, "
+                        "where HOST may be ``*.DOMAIN`` and PORT ``*`` (no port: the scheme's default). An "
+                        "endpoint given by an operator's ``api_endpoint``, the connection extra "
+                        "``compute_api_endpoint`` or a trigger's stored kwargs that is not listed is refused "
+                        "before any credentials are read. Set it where tasks and triggers run (workers and "
+                        "triggerers); DAG authors cannot change it.\n"
+                    ),
+                    "version_added": ALLOWED_ENDPOINTS_ADDED,
+                    "type": "string",
+                    "example": "https://compute.googleapis.com, https://compute-backups.p.googleapis.com, loopback",
+                    "default": DEFAULT_ALLOWED_ENDPOINTS,
                 },
                 TRIGGERERS: {
                     "description": (

@@ -134,12 +134,12 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     :param deferrable: wait in the triggerer (defaults to ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     """
 
     template_fields: Sequence[str] = connection_template_fields("operation_name", "zone")
@@ -201,12 +201,12 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     :param deferrable: wait in the triggerer (defaults to ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks (and the trigger's poll interval).
     :param requests_per_minute_per_project: when deferrable, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     """
 
     template_fields: Sequence[str] = connection_template_fields("machine_image")

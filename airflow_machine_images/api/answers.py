@@ -22,11 +22,14 @@ class ServerAnswer(dict[str, Any]):
 
     :param data: the parsed JSON object.
     :param answered_at: the answer's ``Date`` header as an aware datetime (None without a valid one).
+    :param size: the answer's body in bytes, as read (a paged walk counts them:
+        :class:`~airflow_machine_images.api.paging.PageWalk`).
     """
 
-    def __init__(self, data: Mapping[str, Any], answered_at: datetime | None) -> None:
+    def __init__(self, data: Mapping[str, Any], answered_at: datetime | None, size: int = 0) -> None:
         super().__init__(data)
         self.answered_at = answered_at
+        self.size = size
 
 
 def parse_http_date(value: str | None) -> datetime | None:

@@ -1,9 +1,9 @@
 """Walking a paged list (``items``, ``nextPageToken``) to its end, and no further.
 
 Both hooks and the triggers' pollers page through ``.list`` answers with :class:`PageWalk`: it counts
-the pages, refuses a list that would never end (a repeated token, more than :data:`MAX_PAGES` pages)
-and keeps every page's ``warning``. Nothing here does I/O: the walkers are handed the function that
-fetches a page.
+the pages and their bytes, refuses a list that would never end (a repeated token, more than
+:data:`MAX_PAGES` pages) or that grows past :data:`MAX_WALK_BYTES`, and keeps every page's
+``warning``. Nothing here does I/O: the walkers are handed the function that fetches a page.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 #: The most pages a walk through a paged list follows (500 items a page: half a million items).
 MAX_PAGES = 1000
+#: The most bytes of answers one walk keeps. Each answer may be up to 32 MiB (the hooks'
+#: ``max_response_bytes``), so pages alone bounded a walk at 32 GB; a page of 500 machine images is
+#: well under 1 MiB and one of 500 instances a few MiB, so 256 MiB is tens of thousands of resources.
+MAX_WALK_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -26,14 +30,17 @@ class PageWalk:
     """Where a walk through a paged list (``items``, ``nextPageToken``) stands; pure, the walkers fetch.
 
     A misbehaving endpoint cannot keep a walk going: it ends with :class:`ResponseLimitError` after
-    ``max_pages`` pages, or at once when a page names a token an earlier page named (the list would
-    cycle).
+    ``max_pages`` pages, once its answers add up to more than ``max_bytes`` (a page's size is what the
+    hook read: :attr:`~airflow_machine_images.api.answers.ServerAnswer.size`), or at once when a page
+    names a token an earlier page named (the list would cycle).
 
     :param token: the token of the next page to fetch (None: the first, or the walk is over).
     :param done: the last page has been taken.
     :param what: the list, for errors (e.g. ``machineImages.list``).
     :param max_pages: the most pages followed.
+    :param max_bytes: the most bytes of answers taken.
     :param pages: pages taken so far.
+    :param size: bytes of answers taken so far.
     :param seen: the page tokens met so far.
     :param warnings: the ``warning`` of every page that carried one (a list with a warning may have
         left items out: :mod:`airflow_machine_images.api.list_warnings`).
@@ -43,7 +50,9 @@ class PageWalk:
     done: bool = False
     what: str = "a paged list"
     max_pages: int = MAX_PAGES
+    max_bytes: int = MAX_WALK_BYTES
     pages: int = 0
+    size: int = 0
     seen: set[str] = field(default_factory=set, repr=False)
     warnings: list[ListWarning] = field(default_factory=list)
 
@@ -51,9 +60,16 @@ class PageWalk:
         """Record a fetched page and return its items; without a ``nextPageToken`` it was the last.
 
         :param page: one answer of a ``.list`` call.
-        :raises ResponseLimitError: the page repeats a token, or the walk reached ``max_pages``.
+        :raises ResponseLimitError: the page repeats a token, or the walk reached ``max_pages`` or ``max_bytes``.
         """
         self.pages += 1
+        self.size += getattr(page, "size", 0)
+        if self.size > self.max_bytes:
+            raise ResponseLimitError(
+                f"{self.what}: more than {self.max_bytes / 2**20:g} MiB of answers in {self.pages} pages, the "
+                "limit of one walk (MAX_WALK_BYTES); narrow the filter, or the endpoint misbehaves",
+                action=self.what,
+            )
         warning = list_warning(page)
         if warning is not None:
             self.warnings.append(warning)

@@ -89,6 +89,13 @@ _OPERATION_ACTIONS = frozenset(
         "zoneOperations.list",
     }
 )
+#: The deepest nesting of objects and lists an answer may have. The API's answers are protocol buffers
+#: rendered as JSON, and protobuf's JSON parser refuses messages nested deeper than 100 levels by default
+#: (``google.protobuf.json_format.Parse``, ``max_recursion_depth=100``, in the venv); Compute Engine's own
+#: resources nest fewer than 10. Anything deeper comes
+#: from a misbehaving endpoint, and would overflow the recursion of what reads it next (a serializer,
+#: a logger): a 200,000-level answer raised a bare ``RecursionError`` that failed every waiter of a poller.
+MAX_ANSWER_DEPTH = 100
 #: The statuses an Operation may have.
 OPERATION_STATUSES = frozenset({"PENDING", "RUNNING", "DONE"})
 #: The JSON types of the fields the package reads, in a resource or a list item.
@@ -233,13 +240,46 @@ def parse_response(
     :raises ComputeEngineApiError: a subclass chosen by status and reason.
     """
     secrets = list(secrets)
-    if status >= 300:
-        raise _status_error(call, status, raw, headers, secrets)
-    data = _json_object(call, status, raw, secrets)
-    problem = _answer_problem(call.action, data)
+    try:
+        if status >= 300:
+            raise _status_error(call, status, raw, headers, secrets)
+        data = _json_object(call, status, raw, secrets)
+        problem = _answer_problem(call.action, data)
+    except RecursionError:  # any step that walks the answer: never a bare RecursionError (it fails every waiter)
+        raise _too_deep(call, status) from None
     if problem:
         raise MalformedResponseError(f"{call.describe()} answered {problem}", http_status=status, action=call.action)
-    return ServerAnswer(data, parse_http_date(_header(headers, "Date")))
+    return ServerAnswer(data, parse_http_date(_header(headers, "Date")), size=len(raw))
+
+
+def _too_deep(call: ApiCall, status: int) -> MalformedResponseError:
+    """The error for an answer nested deeper than :data:`MAX_ANSWER_DEPTH` levels.
+
+    :param call: the call that was made.
+    :param status: the HTTP status.
+    """
+    return MalformedResponseError(
+        f"{call.describe()} answered HTTP {status} with JSON nested deeper than {MAX_ANSWER_DEPTH} levels; "
+        "no Compute Engine answer is: the endpoint misbehaves",
+        http_status=status,
+        action=call.action,
+    )
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_ANSWER_DEPTH) -> bool:
+    """Whether parsed JSON nests objects and lists deeper than ``limit`` (walked without recursion).
+
+    :param value: parsed JSON.
+    :param limit: the deepest nesting allowed.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (current.values() if isinstance(current, dict) else current))
+    return False
 
 
 def _status_error(
@@ -271,6 +311,8 @@ def _json_object(call: ApiCall, status: int, raw: bytes, secrets: list[str | Non
     """
     try:
         data = json.loads(raw) if raw else {}
+    except RecursionError:
+        raise _too_deep(call, status) from None
     except ValueError:
         raise MalformedResponseError(
             f"{call.describe()} answered HTTP {status} with a body that is not JSON: "
@@ -284,6 +326,8 @@ def _json_object(call: ApiCall, status: int, raw: bytes, secrets: list[str | Non
             http_status=status,
             action=call.action,
         )
+    if nesting_exceeds(data):  # the triggers, serializers and loggers after us recurse
+        raise _too_deep(call, status)
     return data
 
 
@@ -428,7 +472,9 @@ def _error_details(raw: bytes) -> tuple[str, str | None, list[dict[str, Any]], E
     """
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        return _snippet(raw), None, [], ErrorDetails()
+    if nesting_exceeds(data):  # kept on the error (errors[], details): read it as the text it is
         return _snippet(raw), None, [], ErrorDetails()
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):

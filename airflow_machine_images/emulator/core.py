@@ -28,7 +28,7 @@ from airflow_machine_images.emulator.dispatch import Dispatcher
 from airflow_machine_images.emulator.instance_store import InstanceStore
 from airflow_machine_images.emulator.machine_image_store import MachineImageStore
 from airflow_machine_images.emulator.options import EmulatorOptions
-from airflow_machine_images.emulator.recording import RequestLog
+from airflow_machine_images.emulator.recording import DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_ENTRIES, RequestLog
 from airflow_machine_images.emulator.resources import Links
 from airflow_machine_images.emulator.schema import PROJECT_RE
 from airflow_machine_images.emulator.seeding import IMAGE_STATUSES, INSTANCE_STATUSES, Seeder
@@ -119,10 +119,12 @@ class ComputeEngineEmulator:
         (negative: behind), in every timestamp and ``Date`` header; see :class:`~.timefmt.Clock`.
     :param source_image_limit_scale: the per-source-instance machine-image limit (one image per 10 minutes,
         6 per 60 minutes), its windows multiplied by this (1: as documented); None (default): no limit.
+    :param request_log_max_entries: the most requests the request log keeps (the oldest go first).
+    :param request_log_max_bytes: about the most bytes the request log keeps.
 
     The request log (:attr:`requests`, ``GET /_emulator/requests``) keeps bodies with every
-    ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]``; images show the keys' ``sha256``,
-    as the API does.
+    ``rawKey``/``rsaEncryptedKey`` value replaced by ``[redacted]`` (a refused request's only as a
+    summary), within its limits of entries and bytes; images show the keys' ``sha256``, as the API does.
     """
 
     def __init__(
@@ -147,6 +149,8 @@ class ComputeEngineEmulator:
         partial_list_warning: str | None = "UNREACHABLE",
         clock_offset_seconds: float = 0.0,
         source_image_limit_scale: float | None = None,
+        request_log_max_entries: int = DEFAULT_MAX_LOG_ENTRIES,
+        request_log_max_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
         _check_arguments(
             host,
@@ -182,7 +186,7 @@ class ComputeEngineEmulator:
         images, instances = MachineImageStore(self._state), InstanceStore(self._state, disks)
         self._behaviour = Behaviour(self._state, options, seed)
         self._seeder = Seeder(self._state, images, instances, self.links, default_project, disks=disks)
-        self._log = RequestLog()
+        self._log = RequestLog(request_log_max_entries, request_log_max_bytes)
         behaviour = self._behaviour
         api = EmulatedApi(
             ApiContext(self._state, self.links, behaviour.faults.give_back, lambda: behaviour.options),
@@ -341,6 +345,11 @@ class ComputeEngineEmulator:
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
         self._log.clear()
+
+    def request_log_usage(self) -> dict[str, int]:
+        """:return: the request log's kept ``entries``, about how many ``bytes`` they take, and how many
+        requests were ``forgotten`` to keep within its limits (since the last clear)."""
+        return {"entries": len(self._log.snapshot()), "bytes": self._log.kept_bytes(), "forgotten": self._log.forgotten}
 
     def count(self, action: str | None = None, *, status: int | None = None) -> int:
         """:param action: only this action. :param status: only this answered status.

@@ -19,7 +19,7 @@ from airflow_machine_images.emulator.api import route
 from airflow_machine_images.emulator.bodies import json_bytes, parse_json_body, redact_secrets
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.faults import LIST_ACTIONS
-from airflow_machine_images.emulator.recording import RecordedRequest
+from airflow_machine_images.emulator.recording import RecordedRequest, body_summary
 from airflow_machine_images.emulator.routing import Call
 from airflow_machine_images.emulator.server import Response
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher"]
 
+#: Answers that refuse the request's body itself (bad request, too large): the log keeps only a summary.
+_REFUSED_BODY_STATUSES = frozenset({400, 413})
 #: Fault kinds answered with an error instead of asking the API.
 _ERROR_FAULTS = ("status", "rate_limit", "concurrent_operations")
 
@@ -111,13 +113,12 @@ class Dispatcher:
         else:
             fault = self._behaviour.take_fault(routed.action) if routed.error is None else None
             outcome = self._faulted(routed, fault) or self._answer(request, fault)
-        sent = redact_secrets(request.body) if isinstance(request.body, dict) else None  # never keep key material
         return Response(
             status=outcome.status,
             body=b"" if outcome.payload is None else json_bytes(outcome.payload),
             headers=outcome.headers,
             delay=fault.delay_seconds if fault is not None and outcome.kind == "slow" else 0.0,
-            on_finish=lambda: self._record(request, outcome, sent),
+            on_finish=lambda: self._record(request, outcome, body),
         )
 
     def _read(self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes) -> _Request:
@@ -179,24 +180,32 @@ class Dispatcher:
             outcome.status = None
         return outcome
 
-    def _record(self, request: _Request, outcome: _Outcome, body: dict[str, Any] | None) -> None:
+    def _record(self, request: _Request, outcome: _Outcome, raw: bytes) -> None:
         """Keep the finished request and tell ``on_request``.
+
+        The body is kept parsed with its key material redacted; a refused one (answered 400 or 413, or
+        sent to no known method: it may be anything, up to the size limit) only as a summary. A body the
+        API took but answered otherwise (409, 404 for the resource, a fault) is kept: its sender may be
+        the thing under test, and the log's limits bound it.
 
         :param request: the request.
         :param outcome: its answer.
-        :param body: its body as recorded (secrets redacted), if an object.
+        :param raw: its body as received.
         """
+        refused = outcome.status in _REFUSED_BODY_STATUSES or request.route.action == "unknown"
+        kept = redact_secrets(request.body) if isinstance(request.body, dict) and not refused else None
         recorded = RecordedRequest(
             action=request.route.action,
             method=request.method,
             path=request.path,
             query=request.query,
-            body=body,
+            body=kept,  # never key material
             status=outcome.status,
             fault=outcome.kind,
             has_authorization=request.has_authorization,
             started=request.started,
             finished=time.monotonic(),
+            body_summary=body_summary(raw) if refused and raw else None,
         )
         self._log.add(request.seq, recorded)
         if self.on_request is not None:

@@ -6,8 +6,19 @@ It guards the machine it runs on before the application sees anything:
   served (unless the server was made with ``allow_any_host``, the emulator's ``--allow-remote``):
   a web page the user visits cannot rebind its own name to 127.0.0.1 and read the emulator's
   request log or state (DNS rebinding).
+* **Origin check.** A request carrying an ``Origin`` header (a web page's request: browsers add it
+  to every cross-origin request, and send a "simple" ``text/plain`` POST without asking first) is
+  served only if that origin is the emulator's own (``http``, a loopback host, the emulator's port),
+  whatever ``allow_any_host`` says: otherwise a page the user visits could inject faults, seed images
+  or start inserts. The real API authenticates every request (bearer token), so any page may call it;
+  the emulator authenticates nothing, so it refuses cross-site requests instead (the safe reading).
 * **Bodies.** At most ``max_body_bytes`` are read (413 beyond, announced or chunked); a
-  Content-Length that is not a single decimal number, or a body shorter than announced, is a 400.
+  Content-Length that is not a single decimal number, or a body shorter than announced, is a 400. A
+  request whose method changes something (``POST``, ``PUT``, ``PATCH``, ``DELETE``, after
+  ``X-HTTP-Method-Override``) with a body must send it as ``application/json``: otherwise 400
+  ``badContent`` "Unsupported content with type: ...", the answer Google's APIs give
+  (googleapis/elixir-google-api issue 4266). An empty body may carry any type (aiohttp labels an
+  empty POST ``application/octet-stream``); a web page's empty POST still meets the Origin check.
 * **Every request is answered** (JSON, as the API writes errors), unless a fault asks to drop it: an
   unexpected exception is a 500, not a dropped connection.
 """
@@ -26,6 +37,7 @@ import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +48,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "Application", "EmulatorHTTPServer", "Respo
 #: The largest request body read (an insert with 64 labels and keys is a few kilobytes).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 _DECIMAL = re.compile(r"[0-9]+")
+#: Methods that change something: their bodies must be JSON.
+_MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def is_loopback_host(host: str) -> bool:
@@ -152,6 +166,43 @@ class _Handler(BaseHTTPRequestHandler):
                 "(allow_remote=True) to serve other hosts.",
             )
 
+    def _check_origin(self) -> None:
+        """:raises _Refused: an ``Origin`` header names another origin than the emulator's own (403)."""
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return
+        try:
+            parts = urlsplit(origin.strip())
+            own = (
+                parts.scheme == "http"
+                and is_loopback_host(parts.hostname or "")
+                and parts.port == self.server.server_port
+                and not (parts.path or parts.query or parts.username)
+            )
+        except ValueError:
+            own = False
+        if not own:
+            raise _Refused(
+                403,
+                "forbidden",
+                f"Origin {json.dumps(origin[:100])} is not this emulator's: it answers programs and its own "
+                "origin only, never another web page (which could otherwise change its faults and resources).",
+            )
+
+    def _check_content_type(self, body: bytes) -> None:
+        """:raises _Refused: a mutating request's body is not sent as ``application/json`` (400)."""
+        method = self.command
+        override = self.headers.get("X-HTTP-Method-Override")
+        if method == "POST" and override:
+            method = override.strip().upper()
+        if method not in _MUTATING_METHODS:
+            return
+        given = self.headers.get("Content-Type")
+        media = (given or "").split(";", 1)[0].strip().lower()
+        if body.strip() and media != "application/json":  # an empty body may say anything (aiohttp: octet-stream)
+            shown = json.dumps((given or "none")[:100])[1:-1]
+            raise _Refused(400, "badContent", f"Unsupported content with type: {shown}")
+
     def _read_body(self) -> bytes:
         """:return: the request body (Content-Length or chunked). :raises _Refused: 400 or 413."""
         limit = self.server.max_body_bytes
@@ -211,7 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Handle one request of any method."""
         try:
             self._check_host()
+            self._check_origin()
             body = self._read_body()
+            self._check_content_type(body)
         except _Refused as refusal:
             self._refuse(refusal)
             return

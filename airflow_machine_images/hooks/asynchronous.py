@@ -84,16 +84,18 @@ class ComputeEngineMachineImageAsyncHook(MachineImageHookSettings, GoogleBaseAsy
         import aiohttp
 
         sync_hook: ComputeEngineMachineImageHook = await self.get_sync_hook()
+        # The endpoint (form, allow-list; reading the connection and the option) before the credentials.
+        api = await asyncio.to_thread(lambda: sync_hook.api)
         credentials = await asyncio.to_thread(sync_hook.get_credentials)
         anonymous = credentials_are_anonymous(credentials)
-        check_transport_security(sync_hook.api.endpoint, anonymous=anonymous)
-        proxy = await asyncio.to_thread(proxy_for, sync_hook.api.endpoint)  # may consult the OS (macOS)
+        check_transport_security(api.endpoint, anonymous=anonymous)
+        proxy = await asyncio.to_thread(proxy_for, api.endpoint)  # may consult the OS (macOS)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
         )
         return SharedClient(
-            api=sync_hook.api,
+            api=api,
             session=session,
             credentials=credentials,
             anonymous=anonymous,

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
 
 DEFAULT_CONN_ID = "google_cloud_default"
-#: The connection settings users template (the API version is checked when the DAG is parsed).
-CONNECTION_TEMPLATE_FIELDS = ("project_id", "gcp_conn_id", "impersonation_chain", "api_endpoint")
+#: The connection settings users template (the API version is checked when the DAG is parsed). Not
+#: ``api_endpoint``: where requests (with their token and any key) go is no value a ``dag_run.conf`` or a
+#: Variable may choose; it is given literally, and must be one ``[machine_images] allowed_endpoints`` lists.
+CONNECTION_TEMPLATE_FIELDS = ("project_id", "gcp_conn_id", "impersonation_chain")
 
 
 def connection_template_fields(*fields: str) -> tuple[str, ...]:
@@ -37,9 +39,10 @@ def connection_template_fields(*fields: str) -> tuple[str, ...]:
 class ComputeEngineConnectionMixin:
     """Connection settings, the hooks built from them, the project, and the kwargs a trigger needs.
 
-    Call :meth:`set_connection` from ``__init__``. ``project_id``, ``gcp_conn_id``,
-    ``impersonation_chain`` and ``api_endpoint`` are templated in operators and sensors (see
-    :func:`connection_template_fields`); the hook is built on first use, after rendering.
+    Call :meth:`set_connection` from ``__init__``. ``project_id``, ``gcp_conn_id`` and
+    ``impersonation_chain`` are templated in operators and sensors (see :func:`connection_template_fields`);
+    ``api_endpoint`` is not (the hooks check it against ``[machine_images] allowed_endpoints``). The hook
+    is built on first use, after rendering.
     """
 
     project_id: str | None

@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
 )
 from airflow_machine_images.hooks.settings import ENDPOINT_EXTRA, MachineImageHookSettings, user_agent
 from airflow_machine_images.hooks.transport_security import (
+    check_endpoint_allowed,
     check_key_transport,
     check_transport_security,
     credentials_are_anonymous,
@@ -69,7 +70,9 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
     :param impersonation_chain: service account(s) to impersonate, as in the Google provider.
     :param api_version: ``beta`` (machine images are GA in both; beta carries the newest fields) or ``v1``.
     :param api_endpoint: another API root, e.g. ``http://127.0.0.1:8085`` for the emulator. Defaults to
-        the connection extra ``compute_api_endpoint``, then ``https://compute.googleapis.com``.
+        the connection extra ``compute_api_endpoint``, then ``https://compute.googleapis.com``; whichever
+        it is must be one ``[machine_images] allowed_endpoints`` lists (checked before any credentials
+        are read).
     :param retry_policy: when and how long to back off.
     :param connect_timeout: seconds to wait for a TCP connection.
     :param read_timeout: seconds to wait for an answer to an ordinary call.
@@ -91,9 +94,18 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
 
     @cached_property
     def api(self) -> ComputeApi:
-        """The request builder for the configured endpoint and API version."""
-        configured = self.api_endpoint or self._get_field(ENDPOINT_EXTRA) or DEFAULT_ENDPOINT
-        endpoint = validate_api_endpoint(configured, "api_endpoint" if self.api_endpoint else ENDPOINT_EXTRA)
+        """The request builder for the configured endpoint and API version.
+
+        The endpoint (the ``api_endpoint`` argument, else the connection extra, else Google's) is checked
+        for its form and against ``[machine_images] allowed_endpoints`` here, before any credentials are
+        read.
+        """
+        extra = None if self.api_endpoint else self._get_field(ENDPOINT_EXTRA)
+        configured = self.api_endpoint or extra or DEFAULT_ENDPOINT
+        parameter = "api_endpoint" if self.api_endpoint else ENDPOINT_EXTRA
+        endpoint = validate_api_endpoint(configured, parameter)
+        source = "the default endpoint" if not (self.api_endpoint or extra) else f"the {parameter} setting"
+        check_endpoint_allowed(endpoint, source)
         return ComputeApi(endpoint=normalize_endpoint(endpoint), version=self.api_version)
 
     @cached_property
@@ -103,8 +115,9 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
 
         from airflow_machine_images.hooks.requests_transport import mount_deadline_adapters
 
+        endpoint = self.api.endpoint  # checked (form, allow-list) before the credentials are read
         credentials = self.get_credentials()
-        check_transport_security(self.api.endpoint, anonymous=credentials_are_anonymous(credentials))
+        check_transport_security(endpoint, anonymous=credentials_are_anonymous(credentials))
         session = AuthorizedSession(credentials)
         session.headers["User-Agent"] = user_agent()
         mount_deadline_adapters(session)

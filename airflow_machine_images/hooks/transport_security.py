@@ -1,10 +1,11 @@
 """Transport security: where credentials, key material and requests may go.
 
-Both hooks check every endpoint and call here before anything is sent: credentials go only over
-https or to a loopback address (:func:`check_transport_security`), customer-supplied key material
-likewise even without credentials (:func:`check_key_transport`), and a request goes through the
-proxy ``requests`` would choose for it, never for a loopback endpoint (:func:`proxy_for`). Redirects
-are never followed: each transport sends with redirects off, and
+Both hooks check every endpoint and call here before anything is sent: the endpoint must be one
+``[machine_images] allowed_endpoints`` lists (:func:`check_endpoint_allowed`, before any credentials
+are read), credentials go only over https or to a loopback address (:func:`check_transport_security`),
+customer-supplied key material likewise even without credentials (:func:`check_key_transport`), and a
+request goes through the proxy ``requests`` would choose for it, never for a loopback endpoint
+(:func:`proxy_for`). Redirects are never followed: each transport sends with redirects off, and
 :func:`airflow_machine_images.api.responses.redirect_error` reports one.
 
 ``requests`` and google-auth are imported inside the functions that need them (transports load only
@@ -13,17 +14,63 @@ when a hook is used).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from airflow_machine_images import config
 from airflow_machine_images.api.redaction import iter_key_material
-from airflow_machine_images.exceptions import InsecureEndpointError
+from airflow_machine_images.compat import conf
+from airflow_machine_images.exceptions import InsecureEndpointError, MachineImageValidationError
 from airflow_machine_images.validation import is_loopback_host
+from airflow_machine_images.validation.endpoints import AllowedEndpoint, endpoint_is_allowed, parse_allowed_endpoints
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
     from airflow_machine_images.api.calls import ApiCall
+
+
+def configured_allowed_endpoints() -> tuple[AllowedEndpoint, ...]:
+    """``[machine_images] allowed_endpoints`` of this process (its environment variable, airflow.cfg or the default).
+
+    :raises InsecureEndpointError: the option breaks its rule (the message names the option and the
+        rule): with no list to trust, nothing may be sent anywhere (not retried).
+    """
+    text = conf.get(config.SECTION, config.ALLOWED_ENDPOINTS, fallback=config.DEFAULT_ALLOWED_ENDPOINTS)
+    try:
+        return _parsed(text)
+    except MachineImageValidationError as error:
+        raise InsecureEndpointError(f"{error} Nothing was sent.") from error
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: object) -> tuple[AllowedEndpoint, ...]:
+    parameter = f"[{config.SECTION}] {config.ALLOWED_ENDPOINTS} (or {config.env_var(config.ALLOWED_ENDPOINTS)})"
+    return parse_allowed_endpoints(text, parameter)
+
+
+def check_endpoint_allowed(endpoint: str, source: str) -> None:
+    """Refuse an API endpoint that ``[machine_images] allowed_endpoints`` does not list.
+
+    Called with the endpoint a hook is about to use, before it reads any credentials: a token or a key
+    never goes to a host the administrator did not list, whoever chose the endpoint (an operator
+    argument, a connection extra, a trigger's stored kwargs).
+
+    :param endpoint: the API root, format-checked (:func:`~airflow_machine_images.validation.validate_api_endpoint`).
+    :param source: where it came from, for the error (``the api_endpoint argument``).
+    :raises InsecureEndpointError: the endpoint is not listed, or the option breaks its rule (then the
+        message names the option and the rule): either way nothing may be sent (not retried).
+    """
+    if endpoint_is_allowed(endpoint, configured_allowed_endpoints()):
+        return
+    parts = urlsplit(endpoint)
+    shown = f"{parts.scheme}://{parts.netloc}"[:200]
+    raise InsecureEndpointError(
+        f"Refusing to call {shown!r} ({source}): it is not in [{config.SECTION}] {config.ALLOWED_ENDPOINTS} "
+        f"({config.env_var(config.ALLOWED_ENDPOINTS)}), the endpoints an administrator allows requests, "
+        "credentials and keys to go to; nothing was sent. Add it there, where the tasks and triggers run."
+    )
 
 
 def check_transport_security(endpoint: str, *, anonymous: bool) -> None:

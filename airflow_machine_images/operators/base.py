@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_machine_images.bodies.keys import key_material_in
+from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
 from airflow_machine_images.compat import AirflowFailException, conf, mask_secret
 from airflow_machine_images.exceptions import OperationFailedError, ResubmissionNeeded, failing_on_bad_input
 from airflow_machine_images.flows import create, delete
@@ -64,7 +64,7 @@ class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOp
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
-        ``compute_api_endpoint``. Templated.
+        ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields()
@@ -100,9 +100,25 @@ class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOp
         self.mask_key_material()
 
     def mask_key_material(self) -> None:
-        """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) of the ``key_fields``."""
-        for secret in key_material_in(*(getattr(self, name, None) for name in self.key_fields)):
-            mask_secret(secret)
+        """Mask every customer-supplied key (``rawKey``, ``rsaEncryptedKey``) of the ``key_fields``, and read
+        the fields that rendered to text back into the dicts and lists they spell.
+
+        The one key-masking path of every operator that takes key material. A field may hold a dict or a
+        list (literal, or rendered natively), or text: a templated JSON string, a Variable's text, a
+        dict's ``repr`` (:func:`~airflow_machine_images.bodies.keys.parse_key_argument`). Each key is
+        registered with the secrets masker in every spelling the text gives it; text that cannot be read
+        registers whatever in it is shaped like a key. Text that can be read is replaced by what it
+        spells, so the rendered-fields table stores the masked structure and ``prepare_request`` of any
+        operator reads a dict; text that cannot be read is left as it is, and its validation error never
+        shows it (:func:`~airflow_machine_images.validation.primitives.show_value`).
+        """
+        for name in self.key_fields:
+            value = getattr(self, name, None)
+            for secret in key_material_in(value):
+                mask_secret(secret)
+            parsed = parse_key_argument(value)
+            if parsed is not value:
+                setattr(self, name, parsed)
 
 
 class ComputeEngineWaitingBaseOperator(ComputeEngineMachineImageBaseOperator):

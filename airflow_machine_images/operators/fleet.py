@@ -137,7 +137,7 @@ class ComputeEngineListInstancesOperator(_FleetSelectionMixin, ComputeEngineMach
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields("label_selector", "filter", "zones")
@@ -213,7 +213,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields(

@@ -92,11 +92,11 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
     :param timeout: seconds to wait for the image before failing.
     :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
     :param api_endpoint: another API root (e.g. the emulator); defaults to the connection extra
-        ``compute_api_endpoint``. Templated.
+        ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
 
     Declare ``outlets=[machine_image_asset(...)]`` (:mod:`airflow_machine_images.assets`) to emit
     an asset event per image, with its self link, source instance, size and request id as extra.
@@ -241,11 +241,11 @@ class ComputeEngineDeleteMachineImageOperator(DeleteAndConfirmBaseOperator):
     :param timeout: seconds to wait before failing.
     :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields("name", "request_id")

@@ -137,10 +137,10 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
     :param timeout: seconds to wait for the instance before failing.
     :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields(
@@ -328,11 +328,11 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
     :param timeout: seconds to wait before failing.
     :param requests_per_minute_per_project: while deferred, the most requests per minute this wait may
         cost the project across all triggerers, instead of ``[machine_images] requests_per_minute_per_project``
-        (None: that); waits on one project share a poller, which keeps to the smallest budget among them.
+        (None: that), for the reads made for this wait alone, never above the configured total.
     :param api_version: ``beta`` or ``v1``.
     :param gcp_conn_id: the Airflow connection to Google Cloud. Templated.
     :param impersonation_chain: service account(s) to impersonate. Templated.
-    :param api_endpoint: another API root (e.g. the emulator). Templated.
+    :param api_endpoint: another API root (e.g. the emulator), one ``[machine_images] allowed_endpoints`` lists.
     """
 
     template_fields: Sequence[str] = connection_template_fields("name", "zone", "request_id", "restore_id")

@@ -1,16 +1,21 @@
 """The request budget of one triggerer's pollers on one project, from the ``[machine_images]`` section.
 
 The user sets the total a project may see (``requests_per_minute_per_project``) and how many
-triggerers share it (``triggerers``); each triggerer's poller of a project gets
-``total // triggerers`` requests per minute. Rounding down keeps the triggerers together within the
-total (100 shared by 3: 33 each, 99 in all). The share is never below
-:data:`MIN_REQUESTS_PER_MINUTE`: a poller that may not call at all would never end a wait, so with more
-triggerers than requests the total is exceeded (one per triggerer) and a warning says so.
+triggerers share it (``triggerers``); each triggerer gets ``total // triggerers`` requests per minute
+for the project, counted across every poller of the project in its process (operations, global and of
+every zone, and machine images: one request window per event loop and project,
+:mod:`airflow_machine_images.triggers.polling.windows`). That share is the one thing the triggerers
+divide among themselves: nothing is counted across processes, so together they stay within the total
+only if ``triggerers`` is the number of triggerers running these waits. Rounding down keeps them within
+it (100 shared by 3: 33 each, 99 in all). The share is never below :data:`MIN_REQUESTS_PER_MINUTE`: a
+poller that may not call at all would never end a wait, so with more triggerers than requests the total
+is exceeded (one per triggerer) and a warning says so.
 
 The values are read when a trigger runs, in the triggerer (whose configuration counts), never when
 a DAG file is parsed. A task's own total (the ``requests_per_minute_per_project`` argument of the
-deferring operators and sensors, carried in the trigger's kwargs) replaces the configured total for
-its wait and is shared in the same way.
+deferring operators and sensors, carried in the trigger's kwargs) is shared among the triggerers the
+same way, and that share limits what the task's wait costs by itself (its own reads), never more than
+the configured share; it never slows the other waits of the project.
 """
 
 from __future__ import annotations
@@ -85,8 +90,9 @@ def share(total: int, triggerers: int) -> int:
 def shares(task_total: int | None) -> tuple[int, int | None]:
     """This triggerer's share of the configured total, and of the task's own total (None if it set none).
 
-    The first is the default budget of the triggerer's poller of a project (every wait without a total
-    of its own counts with it); the second is the budget of one wait.
+    The first is the project's budget in this triggerer (every poller of the project counts against
+    it, and every wait without a total of its own has it); the second is the budget of one wait's own
+    reads.
 
     :param task_total: a task's own ``requests_per_minute_per_project``, or None.
     :raises MachineImageValidationError: an option is not a whole number >= 1.

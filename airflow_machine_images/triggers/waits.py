@@ -34,9 +34,11 @@ from airflow_machine_images.events import (
 )
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
+    InsecureEndpointError,
     OperationFailedError,
 )
 from airflow_machine_images.hooks.connection import DEFAULT_CONN_ID, ComputeEngineConnectionMixin
+from airflow_machine_images.hooks.transport_security import check_endpoint_allowed, configured_allowed_endpoints
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.triggers.budget import shares
 from airflow_machine_images.triggers.polling import CoalescingPoller, MachineImagePoller, OperationPoller, poller_for
@@ -155,8 +157,9 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         """Read ``[machine_images]``: set the budgets of this wait; why they cannot be set, or None.
 
         :attr:`configured_requests_per_minute` is this triggerer's share of the configured total (the
-        default of the poller, which counts every wait without a total of its own);
-        :attr:`max_requests_per_minute` is its share of the task's ``requests_per_minute_per_project``.
+        project's budget across all its pollers here, and the budget of every wait without a total of its
+        own); :attr:`max_requests_per_minute` is its share of the task's ``requests_per_minute_per_project``,
+        which paces this wait's own reads only.
         Read off the event loop: the first read of a provider option may make Airflow discover every
         installed provider, which would block every other trigger meanwhile.
         """
@@ -165,6 +168,23 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
         except MachineImageValidationError as error:
             return str(error)
         self.configured_requests_per_minute, self.max_requests_per_minute = configured, task
+        return None
+
+    async def _check_endpoint(self) -> str | None:
+        """Why the stored ``api_endpoint`` may not be called (``[machine_images] allowed_endpoints``), or None.
+
+        The kwargs come from the database, where anyone who can write it could point a wait (and its
+        token) elsewhere; refused here, the trigger yields an error event and joins no shared poller.
+        The option is read off the event loop (its first read may discover every provider).
+        """
+        try:
+            if self.api_endpoint is None:  # the connection extra, or Google's: the hook checks it; the list now
+                await asyncio.to_thread(configured_allowed_endpoints)
+            else:
+                endpoint = validate_api_endpoint(self.api_endpoint)
+                await asyncio.to_thread(check_endpoint_allowed, endpoint, "the trigger's api_endpoint")
+        except (MachineImageValidationError, InsecureEndpointError) as error:
+            return str(error)
         return None
 
     def _poller(
@@ -247,7 +267,8 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator).
+    :param api_endpoint: another API root (e.g. the emulator); refused (an error event) unless
+        ``[machine_images] allowed_endpoints`` lists it.
     :param poll_interval: the longest pause between checks when polls are coalesced.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
     :param requests_per_minute_per_project: this wait's total budget for the project across all
@@ -270,7 +291,7 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait (coalesced with every other waiter on this project) and yield the outcome."""
         name = self.operation_name
-        problem = self._problem(self._check_own_kwargs) or await self._read_budget()
+        problem = self._problem(self._check_own_kwargs) or await self._read_budget() or await self._check_endpoint()
         if problem:
             yield self._event("error", problem, EVENT_INVALID_ARGUMENT, operation_name=name, operation=None, errors=[])
             return
@@ -324,7 +345,8 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
     :param gcp_conn_id: the Airflow connection to Google Cloud.
     :param impersonation_chain: service account(s) to impersonate.
     :param api_version: ``beta`` or ``v1``.
-    :param api_endpoint: another API root (e.g. the emulator).
+    :param api_endpoint: another API root (e.g. the emulator); refused (an error event) unless
+        ``[machine_images] allowed_endpoints`` lists it.
     :param poll_interval: the longest pause between checks.
     :param event_extra: JSON-serialisable data returned unchanged in the event.
     :param requests_per_minute_per_project: this wait's total budget for the project across all
@@ -354,7 +376,7 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
             validate_bool(self.fail_on_missing, "fail_on_missing")
             reference = parse_machine_image_ref(given, self.project_id)
 
-        problem = self._problem(check) or await self._read_budget()
+        problem = self._problem(check) or await self._read_budget() or await self._check_endpoint()
         if problem or reference is None:
             yield self._event("error", str(problem), EVENT_INVALID_ARGUMENT, machine_image=given, image=None)
             return

@@ -14,6 +14,7 @@ import re
 import reprlib
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images.api.redaction import MASK, SECRET_KEY_FIELDS, redact_key_material
 from airflow_machine_images.exceptions import MachineImageValidationError
 
 if TYPE_CHECKING:
@@ -23,8 +24,14 @@ if TYPE_CHECKING:
 IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
 
 _HIDDEN: Final = "a value that is not shown (key material)"
-#: Containers mentioning these field names may hold key material: never echoed in messages.
+#: Values mentioning these field names may hold key material: never echoed in messages.
 _SECRET_HINT_RE: Final = re.compile(r"(?i)rawkey|rsaencryptedkey|encryptionkey")
+#: A camelCase field name ending in ``Key``: key material when it sits under an encryption-key field.
+_KEY_NAMED_RE: Final = re.compile(r"[a-z][A-Za-z0-9]*Key")
+#: Items of a container copied for its rendering (reprlib shows far fewer).
+_SHOWN_ITEMS: Final = 64
+#: What a container nested deeper than the rendering shows stands for (reprlib prints ``[...]`` for them).
+_ELIDED: Final[dict[type, object]] = {dict: {0: 0}, list: [0], tuple: (0,), set: {0}, frozenset: frozenset({0})}
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 80
@@ -32,20 +39,82 @@ _REPR.maxother = 80
 _REPR.maxlevel = 3
 
 
+class _Redacted:
+    """Stands for an object of another type in a rendering: its ``repr`` with key-shaped text hidden.
+
+    :param value: the object.
+    """
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return redact_key_material(repr(self.value))
+
+
+def _mentions_key_fields(value: object) -> bool:
+    """Whether ``value`` (text in full, a container as far as it is rendered) names an encryption-key field."""
+    if isinstance(value, str):
+        return _SECRET_HINT_RE.search(value) is not None
+    try:
+        return _SECRET_HINT_RE.search(_REPR.repr(value)) is not None
+    except Exception:
+        return False
+
+
+def _is_key_field(name: object, under_key: bool) -> bool:
+    """Whether a mapping key names key material: ``rawKey``, ``rsaEncryptedKey``, or any ``*Key`` under a key."""
+    if not isinstance(name, str):
+        return False
+    return name in SECRET_KEY_FIELDS or (under_key and _KEY_NAMED_RE.fullmatch(name) is not None)
+
+
+def _without_key_material(value: object, depth: int = 0, under_key: bool = False) -> object:
+    """A copy of ``value``, as deep as it is rendered, with key material hidden: the values of key-named
+    fields replaced by the mask, and text shaped like a key (``redaction.looks_like_key_material``) too.
+
+    Text is redacted whole before it is cut for display, so no part of a key survives the cut.
+    """
+    if isinstance(value, str):
+        return redact_key_material(str.__str__(value))
+    if isinstance(value, (bool, int, float, type(None))):
+        return value
+    if depth > _REPR.maxlevel:  # elided by the rendering: a stand-in of the same kind (non-empty, so "[...]")
+        return _ELIDED.get(type(value), _Redacted(value))
+    if isinstance(value, dict):
+        return {
+            _without_key_material(key, depth + 1): MASK
+            if _is_key_field(key, under_key)
+            else _without_key_material(
+                item, depth + 1, under_key or (isinstance(key, str) and _SECRET_HINT_RE.search(key) is not None)
+            )
+            for key, item in list(value.items())[:_SHOWN_ITEMS]
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_without_key_material(item, depth + 1, under_key) for item in list(value)[:_SHOWN_ITEMS]]
+        if isinstance(value, (set, frozenset)):
+            return frozenset(items) if isinstance(value, frozenset) else set(items)
+        return items if isinstance(value, list) else tuple(items)
+    return _Redacted(value)
+
+
 def show_value(value: object) -> str:
     """A short, safe rendering of any value for an error message (type name added for non-strings).
 
-    A container whose rendering mentions an encryption-key field is described by its type only.
+    Never key material: text or a container that names an encryption-key field (``rawKey``,
+    ``rsaEncryptedKey``, ``...EncryptionKey``: a key argument or a body, possibly as text) is described by
+    its type only; anywhere else, the value of a key-named field and any text shaped like a key (base64
+    of 32 bytes, or of 256 bytes and more) are replaced by ``***`` before the rendering is cut short.
 
     :param value: the bad value.
     :return: the text to put after ``got`` in a message.
     """
+    if _mentions_key_fields(value):
+        return f"a {type(value).__name__} that is not shown (it holds encryption key fields)"
     try:
-        text = _REPR.repr(value)
+        text = _REPR.repr(_without_key_material(value))
     except Exception:
         text = "<unprintable>"
-    if not isinstance(value, str) and _SECRET_HINT_RE.search(text):
-        return f"a {type(value).__name__} that is not shown (it holds encryption key fields)"
     if isinstance(value, str):
         return text
     return f"{text} ({type(value).__name__})"
@@ -67,7 +136,7 @@ def show_key(key: object) -> str:
     :return: its short rendering.
     """
     try:
-        return _REPR.repr(key)
+        return _REPR.repr(_without_key_material(key))
     except Exception:
         return "<unprintable>"
 

@@ -127,9 +127,10 @@ def test_a_missing_source_fails_once_without_retries(gcp_connection: ComputeEngi
 
 
 @pytest.mark.parametrize("endpoint", ["http://no-such-host.invalid:8085", "http://127.0.0.1:9"])
-def test_an_unreachable_endpoint_is_not_retried(endpoint: str) -> None:
+def test_an_unreachable_endpoint_is_not_retried(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_machine_images.exceptions import EndpointUnreachableError
 
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", f"{endpoint}, loopback")  # listed, unreachable
     hook = ComputeEngineMachineImageHook(api_endpoint=endpoint)
     with pytest.raises(EndpointUnreachableError, match=r"does not resolve|refused the connection") as raised:
         hook.get_machine_image(name="img-a", project_id=PROJECT)

@@ -207,6 +207,7 @@ def test_endpoint_argument_beats_the_connection_extra(
 def test_credentials_are_never_sent_over_plain_http_to_a_remote_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from google.oauth2.credentials import Credentials
 
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", "http://compute.example.com:8080")  # listed
     hook = ComputeEngineMachineImageHook(api_endpoint="http://compute.example.com:8080")
     monkeypatch.setattr(hook, "get_credentials", lambda: Credentials(token="secret-token"))
     with pytest.raises(InsecureEndpointError, match="plain http") as info:

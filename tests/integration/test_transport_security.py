@@ -129,6 +129,13 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def allowed_test_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The made-up hosts these tests call are listed, as an administrator would list a private endpoint."""
+    allowed = "https://compute.proxied.example, https://compute.bypassed.example, loopback"
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", allowed)
+
+
 def sync_insert(endpoint: str) -> Callable[[], object]:
     hook = ComputeEngineMachineImageHook(api_endpoint=endpoint, retry_policy=ONE_ATTEMPT)
     return lambda: hook.insert_machine_image(
@@ -278,6 +285,7 @@ def test_key_material_is_refused_over_plain_http_even_without_credentials(
     server = Recorder(ok_operation, host="0.0.0.0")
     endpoint = f"http://{non_loopback_address()}:{server.url.rsplit(':', 1)[1]}"
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(endpoint))  # anonymous
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", endpoint)  # listed: the rule below is another
     try:
         with pytest.raises(InsecureEndpointError, match="key material") as info:
             TRANSPORTS[transport](endpoint)()

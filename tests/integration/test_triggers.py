@@ -101,10 +101,11 @@ def test_two_hundred_triggers_share_a_few_list_calls() -> None:
         assert reads <= budget, f"{reads} reads for 200 waits (budget {budget:.0f})"
 
 
-def test_running_triggers_share_a_poller_at_the_configured_share_or_a_tasks_smaller_one(
+def test_running_triggers_keep_to_the_configured_share_and_a_tasks_smaller_one_paces_only_its_own_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """[machine_images] 120 per project over 2 triggerers: 60 here; a task asking 40 in all (20 here) lowers it."""
+    """[machine_images] 120 per project over 2 triggerers: 60 here for the project; a task asking 40 in all
+    (20 here) paces its own reads at 20, and the poller and the project stay at 60 (issue 23: it was 20)."""
     monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__REQUESTS_PER_MINUTE_PER_PROJECT", "120")
     monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__TRIGGERERS", "2")
     with ComputeEngineEmulator(default_project=PROJECT, operation_seconds=600) as emu:  # nothing finishes
@@ -114,26 +115,27 @@ def test_running_triggers_share_a_poller_at_the_configured_share_or_a_tasks_smal
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emu.url))
         first, second = start_inserts(2)
 
-        async def budget_when_waiting(count: int) -> float:
+        async def budgets_when_waiting(count: int) -> tuple[float, float, float]:
             while True:  # no deadline of our own: pytest's timeout guards a hang
                 pollers = polling.active_pollers()
                 if pollers and pollers[0].waiting == count:
-                    return pollers[0].max_requests_per_minute
+                    own = pollers[0]._own_window(second).limit if count == 2 else 0.0
+                    return pollers[0].max_requests_per_minute, polling.project_window(PROJECT, 0).limit, own
                 await asyncio.sleep(0.01)
 
-        async def scenario() -> list[float]:
+        async def scenario() -> list[tuple[float, float, float]]:
             configured = asyncio.create_task(first_event(operation_trigger(first)))
-            seen = [await budget_when_waiting(1)]
+            seen = [await budgets_when_waiting(1)]
             frugal = asyncio.create_task(first_event(operation_trigger(second, requests_per_minute_per_project=40)))
-            seen.append(await budget_when_waiting(2))
+            seen.append(await budgets_when_waiting(2))
             frugal.cancel()
             await asyncio.gather(frugal, return_exceptions=True)
-            seen.append(await budget_when_waiting(1))
+            seen.append(await budgets_when_waiting(1))
             configured.cancel()
             await asyncio.gather(configured, return_exceptions=True)
             return seen
 
-        assert asyncio.run(scenario()) == [60, 20, 60]
+        assert asyncio.run(scenario()) == [(60, 60, 0), (60, 60, 20), (60, 60, 0)]
     assert polling.active_pollers() == []
 
 

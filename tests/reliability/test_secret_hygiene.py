@@ -470,6 +470,7 @@ def non_loopback_address() -> str:
 def test_no_request_leaves_with_credentials_over_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
     listener = Listener()
     endpoint = f"http://{non_loopback_address()}:{listener.port}"
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__ALLOWED_ENDPOINTS", endpoint)  # listed: the http rule is tested here
     try:
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(endpoint, is_anonymous=False))
         monkeypatch.setattr(ComputeEngineMachineImageHook, "get_credentials", lambda self: token_credentials())

@@ -102,7 +102,14 @@ def test_the_section_is_declared_in_airflows_provider_info_schema() -> None:
     options = info["config"]["machine_images"]["options"]
     assert options["requests_per_minute_per_project"]["default"] == "60"
     assert options["triggerers"]["default"] == "1"
-    assert {option["type"] for option in options.values()} == {"integer"}
+    assert (
+        options["allowed_endpoints"]["default"] == "https://compute.googleapis.com, https://*.googleapis.com, loopback"
+    )
+    assert {name: option["type"] for name, option in options.items()} == {
+        "requests_per_minute_per_project": "integer",
+        "triggerers": "integer",
+        "allowed_endpoints": "string",
+    }
 
 
 def test_airflow_config_shows_the_section_and_the_env_override() -> None:

@@ -103,7 +103,7 @@ def test_long_polling_resumes_only_when_half_as_many_wait(sizes: list[int], expe
 
 
 def test_no_sliding_window_sees_more_calls_than_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling.coalescing, "BUDGET_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(polling.windows, "BUDGET_WINDOW_SECONDS", 0.3)
     poller = make_poller(FakeHook(), max_requests_per_minute=3)
 
     async def scenario() -> list[float]:
@@ -202,44 +202,83 @@ def test_only_a_404_of_the_operation_itself_ends_a_wait_as_not_found() -> None:
     assert [r["status"] for r in results[:-1]] == ["DONE"] * (len(names) - 1)
 
 
-def test_a_shared_poller_keeps_to_the_smallest_budget_of_its_waiters() -> None:
+# ---------------------------------------------------------------------------------- budgets (issue 23)
+
+
+def test_a_waiters_budget_is_its_own_never_above_the_projects_and_the_poller_follows_the_most_generous() -> None:
+    """A poller kept to the smallest budget among its waiters: one frugal wait slowed every other."""
     hook = FakeHook(done_after=10**9)  # nothing finishes: the waits are cancelled
     poller = make_poller(hook, max_requests_per_minute=60)
 
     async def scenario() -> list[float]:
         seen = [poller.max_requests_per_minute]
-        generous = asyncio.create_task(poller.wait_for("op-1", lambda op: False, 0.01, max_requests_per_minute=120))
+        frugal = asyncio.create_task(poller.wait_for("op-1", lambda op: False, 0.01, max_requests_per_minute=1))
         await asyncio.sleep(0)
-        seen.append(poller.max_requests_per_minute)
-        frugal = asyncio.create_task(poller.wait_for("op-2", lambda op: False, 0.01, max_requests_per_minute=20))
-        default = asyncio.create_task(poller.wait_for("op-3", lambda op: False, 0.01))
+        seen.append(poller.max_requests_per_minute)  # alone: its own
+        default = asyncio.create_task(poller.wait_for("op-2", lambda op: False, 0.01))
+        greedy = asyncio.create_task(poller.wait_for("op-3", lambda op: False, 0.01, max_requests_per_minute=500))
         await asyncio.sleep(0)
-        seen.append(poller.max_requests_per_minute)
-        frugal.cancel()
-        await asyncio.gather(frugal, return_exceptions=True)
-        seen.append(poller.max_requests_per_minute)  # the frugal waiter left: the default waiter's 60
-        for task in (generous, default):
+        seen.append(poller.max_requests_per_minute)  # the most generous, never above the project's
+        tasks = (frugal, default, greedy)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(generous, default, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         seen.append(poller.max_requests_per_minute)
         return seen
 
-    assert asyncio.run(scenario()) == [60, 120, 20, 60, 60]
+    assert asyncio.run(scenario()) == [60, 1, 60, 60]
 
 
-def test_the_burst_cap_follows_the_smallest_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling.coalescing, "BUDGET_WINDOW_SECONDS", 0.3)
-    poller = make_poller(FakeHook(), max_requests_per_minute=60)
+def test_a_frugal_waiters_own_reads_wait_while_the_others_long_poll_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its own long-polls keep to its budget (1 per window here); the other waiters are not held back."""
+    monkeypatch.setattr(polling.windows, "BUDGET_WINDOW_SECONDS", 30.0)
+    hook = FakeHook(done_after=4)  # every wait answers at once, RUNNING, until the 4th read
+    poller = make_poller(hook, max_requests_per_minute=6000)
 
-    async def scenario() -> list[float]:
-        loop = asyncio.get_running_loop()
-        # a waiter with a budget of 2, registered without starting the poll loop: the budget is driven by hand
-        poller._waiters["op-1"] = {polling.coalescing._Waiter(lambda op: False, 60.0, loop.create_future(), 2)}
-        granted = []
-        for _ in range(4):
+    async def scenario() -> tuple[dict[str, int], bool]:
+        frugal = asyncio.create_task(poller.wait_for("frugal", lambda op: op["status"] == "DONE", 0.01, 1))
+        others = [poller.wait_for(f"op-{n}", lambda op: op["status"] == "DONE", 0.01) for n in range(5)]
+        await asyncio.gather(*others)
+        reads, waiting = dict(hook.reads), not frugal.done()
+        frugal.cancel()
+        await asyncio.gather(frugal, return_exceptions=True)
+        return reads, waiting
+
+    reads, frugal_waiting = asyncio.run(scenario())
+    assert {name: n for name, n in reads.items() if name != "frugal"} == {f"op-{n}": 4 for n in range(5)}
+    assert reads["frugal"] == 1 and frugal_waiting  # its second read waits for its window, alone
+
+
+def test_a_frugal_waiter_rides_along_the_coalesced_reads_of_the_others_at_no_cost() -> None:
+    """Coalesced: a cycle follows the most eager waiter; the frugal one is answered by the same lists."""
+    hook = FakeHook(done_after=3)
+    poller = make_poller(hook, max_requests_per_minute=6000)
+    names = [f"operation-{i:02d}" for i in range(polling.MAX_LONG_POLLS + 3)]
+
+    async def scenario() -> list[Any]:
+        done = lambda op: op["status"] == "DONE"  # noqa: E731
+        frugal = poller.wait_for("frugal", done, 0.01, max_requests_per_minute=1)
+        return list(await asyncio.gather(frugal, *(poller.wait_for(name, done, 0.01) for name in names)))
+
+    results = asyncio.run(scenario())
+    assert [r["status"] for r in results] == ["DONE"] * (len(names) + 1)
+    assert hook.waits == 0 and hook.lists <= 2 * 3  # a few coalesced lists, not one per waiter, nor paced by 1/min
+
+
+def test_every_poller_of_a_project_shares_one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pollers were keyed by kind and zone, each with its own count: N zones spent N times the budget."""
+    monkeypatch.setattr(polling.windows, "BUDGET_WINDOW_SECONDS", 600.0)  # nothing leaves it during the test
+    pollers = [
+        OperationPoller(FakeHook(), "demo-project", max_requests_per_minute=3, zone=zone)  # type: ignore[arg-type]
+        for zone in (None, "us-central1-a", "us-east1-b")
+    ]
+
+    async def scenario() -> tuple[bool, bool, int]:
+        for poller in pollers:  # one call each, three pollers: the project's three
             await poller._within_budget()
-            granted.append(loop.time())
-        return granted
+        window = polling.project_window("demo-project", 3)
+        other = polling.project_window("other-project", 3)
+        return window.try_take(), other.try_take(), window.used
 
-    granted = asyncio.run(scenario())
-    assert granted[2] - granted[0] >= 0.3 * 0.99  # a 3rd call waits until the first leaves the window
+    fourth_of_project, first_of_other, used = asyncio.run(scenario())
+    assert (fourth_of_project, first_of_other, used) == (False, True, 3)

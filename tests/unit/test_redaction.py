@@ -230,3 +230,48 @@ def test_the_restore_operator_masks_a_literal_key_in_its_body_like_the_insert_op
     with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
         operator.mask_key_material()
     assert CANARY_SLASH_KEY in {call.args[0] for call in masked.call_args_list}
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        json.dumps({"sourceMachineImageEncryptionKey": {"rawKey": CANARY_SLASH_KEY}}).replace("/", "\\/"),
+        str({"sourceMachineImageEncryptionKey": {"rawKey": CANARY_SLASH_KEY}}),
+    ],
+)
+def test_the_restore_operator_reads_and_masks_a_body_that_rendered_to_text(rendered: str) -> None:
+    """A Variable's text as the restore operator's body was stored whole (unmasked) and then refused."""
+    from airflow_machine_images.operators import ComputeEngineRestoreMachineImageOperator
+
+    operator = ComputeEngineRestoreMachineImageOperator(
+        task_id="restore", name="drill-1", zone="us-central1-a", source_machine_image="img-1", project_id="p"
+    )
+    operator.body = rendered  # type: ignore[assignment]  # as rendering leaves it
+    with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
+        operator.mask_key_material()
+    assert CANARY_SLASH_KEY in {call.args[0] for call in masked.call_args_list}
+    assert operator.body == {"sourceMachineImageEncryptionKey": {"rawKey": CANARY_SLASH_KEY}}  # stored parsed
+    ti = mock.Mock(dag_id="d", task_id="restore", run_id="r", map_index=-1)
+    request = operator.prepare_request({"ti": ti})  # type: ignore[arg-type]
+    assert request.body["sourceMachineImageEncryptionKey"] == {"rawKey": CANARY_SLASH_KEY}
+
+
+def test_a_text_body_that_cannot_be_read_is_masked_by_shape_and_never_shown() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
+
+    text = '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]'
+    operator = ComputeEngineInsertMachineImageOperator(
+        task_id="create", name="img", source_instance="us-central1-a/web-1", project_id="p"
+    )
+    operator.body = text % CANARY_RAW_KEY  # type: ignore[assignment]
+    with mock.patch("airflow_machine_images.operators.base.mask_secret") as masked:
+        operator.mask_key_material()
+    assert CANARY_RAW_KEY in {call.args[0] for call in masked.call_args_list}
+    assert operator.body == text % CANARY_RAW_KEY  # not readable: left as it is
+    ti = mock.Mock(dag_id="d", task_id="create", run_id="r", map_index=-1, try_number=1)
+    with pytest.raises(AirflowFailException) as info:
+        operator.execute({"ti": ti})  # type: ignore[arg-type]
+    assert "Invalid body" in str(info.value)
+    assert not any(CANARY_RAW_KEY[i : i + 8] in str(info.value) for i in range(len(CANARY_RAW_KEY) - 8))

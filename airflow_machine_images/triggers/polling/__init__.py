@@ -22,24 +22,28 @@ A list is not a snapshot and not evidence of absence: a list answer may carry a 
 do not show is read on its own (``globalOperations.get`` / ``machineImages.get``) before its absence
 ends any wait; only a 404 there says it does not exist. The warnings are logged once per cycle.
 
-A cycle's calls are spread so that one project never sees more than ``max_requests_per_minute``
-from one process; the cycle interval is the smallest ``poll_interval`` any waiter asked for. The
-triggers make a poller with their triggerer's share of the configured per-project total as its
-default budget (:mod:`airflow_machine_images.triggers.budget`), and a waiter whose task set a total of its own
-brings its share of that; a poller keeps to the smallest budget among its waiters still waiting (the
-default for those that brought none), the reading that never exceeds the budget of any of them.
+Budgets. Every call of every poller of one project in the process (operations, global and per zone;
+machine images) takes a slot of the project's request window (:mod:`.windows`: one per event loop and
+project), which the first poller makes with the triggerer's share of the configured per-project total
+(:mod:`airflow_machine_images.triggers.budget`): no sliding minute sees more than that share from the
+process, whatever the kinds and zones. A waiter whose task set a total of its own brings its share of
+it (never more than the project's), which applies to that waiter only: the reads made for it alone (its
+long-polls and read-backs) keep to it, while a read it shares with other waiters (a list, another
+waiter's long-poll of the same operation) costs it nothing extra and keeps to the most generous budget
+among the waiters it serves. A cycle follows the soonest check any waiter wants (its ``poll_interval``,
+no sooner than its budget allows), so a smaller budget never slows the other waiters.
 
 The modules, by job: :mod:`.coalescing` (the generic poller: waiters, the cycle loop, budget pacing,
-long-polls), :mod:`.operations` and :mod:`.machine_images` (the pollers per resource) and
-:mod:`.registry` (the process-wide pollers: :func:`poller_for`, :func:`active_pollers`). Everything is
+long-polls), :mod:`.operations` and :mod:`.machine_images` (the pollers per resource), :mod:`.windows`
+(the request windows: per project, per waiter) and :mod:`.registry` (the process-wide pollers:
+:func:`poller_for`, :func:`active_pollers`). Everything is
 importable from here. All of them log to this package's logger.
 """
 
 from __future__ import annotations
 
-from airflow_machine_images.triggers.polling import coalescing, machine_images, operations, registry
+from airflow_machine_images.triggers.polling import coalescing, machine_images, operations, registry, windows
 from airflow_machine_images.triggers.polling.coalescing import (
-    BUDGET_WINDOW_SECONDS,
     CHUNK_SIZE,
     MAX_FAILED_CYCLES,
     MAX_LONG_POLLS,
@@ -53,6 +57,7 @@ from airflow_machine_images.triggers.polling.coalescing import (
 from airflow_machine_images.triggers.polling.machine_images import MachineImagePoller
 from airflow_machine_images.triggers.polling.operations import LIST_PAGE_SIZE, RECONCILE_EVERY_CYCLES, OperationPoller
 from airflow_machine_images.triggers.polling.registry import active_pollers, poller_for
+from airflow_machine_images.triggers.polling.windows import BUDGET_WINDOW_SECONDS, RequestWindow, project_window
 
 __all__ = [
     "BUDGET_WINDOW_SECONDS",
@@ -66,6 +71,7 @@ __all__ = [
     "MachineImagePoller",
     "OperationPoller",
     "PollerStats",
+    "RequestWindow",
     "Resource",
     "active_pollers",
     "chunks",
@@ -74,5 +80,7 @@ __all__ = [
     "name_filter",
     "operations",
     "poller_for",
+    "project_window",
     "registry",
+    "windows",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from airflow_machine_images.api.list_warnings import ListWarning, describe_all, 
 from airflow_machine_images.api.paging import PageWalk, collect_pages
 from airflow_machine_images.api.retry import EarlyAnswerBackoff
 from airflow_machine_images.exceptions import ComputeEngineApiError, ResourceNotFoundError, TransientApiError
+from airflow_machine_images.triggers.polling import windows
+from airflow_machine_images.triggers.polling.windows import RequestWindow, project_window
 
 if TYPE_CHECKING:
     from airflow_machine_images.hooks.asynchronous import ComputeEngineMachineImageAsyncHook
@@ -41,9 +42,6 @@ CHUNK_SIZE = 50
 MAX_LONG_POLLS = 12
 #: Failed cycles in a row (after the hook's own retries) before waiters are failed.
 MAX_FAILED_CYCLES = 3
-#: The window the request budget is counted over: a minute, plus margin for network jitter (the
-#: server timestamps requests a little later, and not all equally late).
-BUDGET_WINDOW_SECONDS = 60.5
 
 
 def _resume_long_polls_at() -> int:
@@ -74,7 +72,7 @@ class _Waiter:
     is_final: IsFinal
     poll_interval: float
     future: asyncio.Future[Resource | None]
-    #: This waiter's budget (None: the poller's default).
+    #: This waiter's own budget (None: the poller's default), for the reads made for it alone.
     max_requests_per_minute: float | None = None
 
 
@@ -93,15 +91,26 @@ class PollerStats:
     finished_listings: int = 0
     reconciliations: int = 0
     finished_list_misses: int = 0
+    #: Reads of one resource put off to a later cycle because its waiters' own budget was spent.
+    deferred_reads: int = 0
 
 
 class CoalescingPoller(ABC):
     """Waits for many resources of one project with shared calls; one instance per loop and key.
 
+    Budgets. Every call counts against the project's window (:func:`~.windows.project_window`), shared
+    by every poller of the project in the event loop: at most ``max_requests_per_minute`` (the
+    triggerer's share of the configured total) in any minute, whatever the kinds and zones. A waiter may
+    bring a smaller budget of its own (its task's ``requests_per_minute_per_project``, this triggerer's
+    share of it; never above the project's): it applies to that waiter only. Reads made for it alone
+    (its long-polls, its read-backs) are paced by it; a read that serves other waiters too (a list, a
+    long-poll another waiter shares) costs it nothing extra, and is paced by the most generous budget
+    among the waiters it serves, so a smaller budget never slows the others.
+
     :param hook: the async hook (its shared client is leased while the poller runs).
     :param project_id: the project.
-    :param max_requests_per_minute: the most calls per minute this poller makes for waiters that bring
-        no budget of their own (see :attr:`max_requests_per_minute`).
+    :param max_requests_per_minute: the project's budget in this loop if this poller makes its window
+        (the first poller of the project does), and the budget of waiters that bring none.
     :param zone: the zone of zonal resources (None: global ones); a poller serves one scope.
     """
 
@@ -124,25 +133,33 @@ class CoalescingPoller(ABC):
         self._failed_cycles = 0
         self._long_polls: dict[str, asyncio.Task[None]] = {}
         self._coalescing = False
-        self._recent_calls: deque[float] = deque()
+        #: The windows of the reads made for one name alone (its waiters' own budget).
+        self._own_windows: dict[str, RequestWindow] = {}
         self.on_idle: Callable[[], None] | None = None
 
     @property
     def max_requests_per_minute(self) -> float:
-        """The budget now: the smallest among the unanswered waiters' budgets (the default for a waiter
-        that brought none); the default when nobody waits.
-
-        Waiters sharing a poller may have been given different budgets; keeping to the smallest never
-        exceeds the budget of any of them (the safe reading for the project's quota).
+        """The most calls per minute this poller makes now: the most generous budget among its waiters
+        (each at most the project's), the project's when nobody waits. Every poller of the project keeps
+        to the project's window besides.
         """
-        default = self.default_requests_per_minute
-        budgets = {
-            default if w.max_requests_per_minute is None else w.max_requests_per_minute
-            for ws in self._waiters.values()
-            for w in ws
-            if not w.future.done()
-        }
-        return min(budgets, default=default)
+        budgets = [self._budget_of(w) for ws in self._waiters.values() for w in ws if not w.future.done()]
+        return max(budgets, default=self.default_requests_per_minute)
+
+    def _budget_of(self, waiter: _Waiter) -> float:
+        """A waiter's budget: its own if it brought one, never above the project's; else the project's."""
+        own, default = waiter.max_requests_per_minute, self.default_requests_per_minute
+        return default if own is None else min(own, default)
+
+    def _own_window(self, name: str) -> RequestWindow:
+        """The window of reads made for ``name`` alone, sized by the most generous budget among its waiters."""
+        budgets = [self._budget_of(w) for w in self._waiters.get(name, ()) if not w.future.done()]
+        window = self._own_windows.get(name)
+        if window is None:
+            window = self._own_windows[name] = RequestWindow(max(budgets, default=self.default_requests_per_minute))
+        elif budgets:
+            window.limit = max(1, int(max(budgets)))
+        return window
 
     @property
     def waiting(self) -> int:
@@ -162,8 +179,8 @@ class CoalescingPoller(ABC):
         :param name: the resource name.
         :param is_final: whether a state of the resource ends the wait.
         :param poll_interval: the longest pause this waiter accepts between checks.
-        :param max_requests_per_minute: the most calls per minute this waiter allows the poller (None: the
-            poller's default); while it waits, the poller keeps to the smallest of its waiters' budgets.
+        :param max_requests_per_minute: this waiter's own budget (None: the poller's default; never above
+            it): it paces the reads made for this waiter alone, never the others' (see the class docstring).
         :raises ComputeEngineApiError: the API kept failing (or refused: permissions).
         """
         waiter = _Waiter(is_final, poll_interval, asyncio.get_running_loop().create_future(), max_requests_per_minute)
@@ -179,6 +196,7 @@ class CoalescingPoller(ABC):
                 registered.discard(waiter)
                 if not registered:
                     del self._waiters[name]
+                    self._own_windows.pop(name, None)
             self._changed.set()
 
     # ------------------------------------------------------------------ the loop
@@ -218,9 +236,24 @@ class CoalescingPoller(ABC):
             self._failed_cycles = 0
         for name, resource in resources.items():
             self._resolve(name, resource)
-        calls = max(1, self.stats.calls - calls_before)
-        interval = max(self._poll_interval(), calls * 60.0 / self.max_requests_per_minute)
-        await self._pause_until(started + interval)
+        await self._pause_until(started + self._cycle_interval(max(1, self.stats.calls - calls_before)))
+
+    def _cycle_interval(self, calls: int) -> float:
+        """The pause from one cycle's start to the next: the soonest any waiter wants a check.
+
+        A waiter wants one every ``poll_interval``, but no sooner than its budget allows for a cycle
+        of ``calls`` calls; so the cycle follows the most eager waiter its budget lets go, and a waiter
+        with a smaller budget rides along at no cost of its own. (The project's window caps every call.)
+
+        :param calls: the calls the last cycle made.
+        """
+        wants = [
+            max(w.poll_interval, calls * windows.BUDGET_WINDOW_SECONDS / self._budget_of(w))
+            for ws in self._waiters.values()
+            for w in ws
+            if not w.future.done()
+        ]
+        return min(wants, default=10.0)
 
     def _should_long_poll(self, pending: set[str]) -> bool:
         """Long-poll each waiter while at most :data:`MAX_LONG_POLLS` wait; once coalescing, until half as many."""
@@ -262,12 +295,12 @@ class CoalescingPoller(ABC):
                     self._fail(name, error)
                     return
                 log.warning("Waiting for %s in project %s failed (%s); trying again", name, self.project_id, error)
-                await asyncio.sleep(self._poll_interval())
+                await asyncio.sleep(self._poll_interval(name))
                 continue
             failures = 0
             if self._resolve(name, resource):
                 return
-            pause = backoff.pause_after(loop.time() - asked, self._poll_interval())
+            pause = backoff.pause_after(loop.time() - asked, self._poll_interval(name))
             if pause > 0:
                 await asyncio.sleep(pause)
 
@@ -280,21 +313,22 @@ class CoalescingPoller(ABC):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _within_budget(self) -> None:
-        """Wait until one more call keeps this poller within ``max_requests_per_minute`` in any 60 s.
+        """Wait until one more call keeps the project within its budget in any sliding minute.
 
-        The cycle interval keeps the average under budget; this also caps bursts (a cycle's list pages
-        and read-backs), so no sliding minute ever sees more than the budget.
+        The window is the project's, shared by every poller of the project in this loop (kinds and
+        zones alike): the cycle interval keeps each poller's average under its budget, and this caps the
+        sum, bursts included (a cycle's list pages and read-backs).
         """
-        loop = asyncio.get_running_loop()
-        limit = max(1, int(self.max_requests_per_minute))
-        while True:
-            now = loop.time()
-            while self._recent_calls and now - self._recent_calls[0] >= BUDGET_WINDOW_SECONDS:
-                self._recent_calls.popleft()
-            if len(self._recent_calls) < limit:
-                self._recent_calls.append(now)
-                return
-            await asyncio.sleep(BUDGET_WINDOW_SECONDS - (now - self._recent_calls[0]))
+        await project_window(self.project_id, self.default_requests_per_minute).take()
+
+    async def _own_read(self, name: str) -> None:
+        """Wait until one more read made for ``name`` alone keeps within its waiters' own budget, then
+        within the project's (:meth:`_within_budget`).
+
+        :param name: the resource read.
+        """
+        await self._own_window(name).take()
+        await self._within_budget()
 
     async def _pause_until(self, when: float) -> None:
         """Sleep until ``when``; wake early if nobody waits any more, or once few enough wait to long-poll."""
@@ -310,8 +344,10 @@ class CoalescingPoller(ABC):
 
     # ------------------------------------------------------------------ waiters
 
-    def _poll_interval(self) -> float:
-        intervals = [w.poll_interval for ws in self._waiters.values() for w in ws if not w.future.done()]
+    def _poll_interval(self, name: str | None = None) -> float:
+        """The shortest ``poll_interval`` among the waiters (of ``name``, if given) still waiting."""
+        groups = self._waiters.values() if name is None else [self._waiters.get(name, set())]
+        intervals = [w.poll_interval for ws in groups for w in ws if not w.future.done()]
         return min(intervals, default=10.0)
 
     def _resolve(self, name: str, resource: Resource | None) -> bool:
@@ -370,6 +406,9 @@ class CoalescingPoller(ABC):
                 len(unlisted),
             )
         for name in unlisted:
+            if not self._own_window(name).try_take():  # its waiters' own budget is spent: a later cycle
+                self.stats.deferred_reads += 1
+                continue
             states[name] = await self._get_one(name)
         return states
 

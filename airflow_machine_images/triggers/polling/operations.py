@@ -203,7 +203,7 @@ class OperationPoller(CoalescingPoller):
 
     async def long_poll(self, name: str) -> Resource | None:
         """One ``globalOperations.wait`` (``zoneOperations.wait`` for a zone; a 404 is evidence of absence: None)."""
-        await self._within_budget()
+        await self._own_read(name)
         self.stats.calls += 1
         try:
             return await self.hook.wait_operation(operation_name=name, project_id=self.project_id, zone=self.zone)
