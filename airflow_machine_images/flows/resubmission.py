@@ -30,10 +30,11 @@ T = TypeVar("T")
 
 #: Slack of the replay rule, in seconds. A new operation's age on the server can never exceed the
 #: submission's wait on the worker (``insertTime`` is written after the request arrives, and the ``Date``
-#: header's whole seconds are truncated, which only lowers the age); the slack covers a server that
-#: rounds its ``Date`` up and the two clocks' rates. A replay is recognised once it is older than this
-#: plus the wait plus up to one second of ``Date`` truncation.
-REPLAY_TOLERANCE_SECONDS: Final = 1.0
+#: header's whole seconds are truncated, which only lowers the age); the slack covers a server whose
+#: front end (``Date``) and back end (``insertTime``) clocks differ by a little, or that rounds its
+#: ``Date`` up, and the two clocks' rates. A replay is recognised once it is older than this plus the
+#: wait plus up to one second of ``Date`` truncation.
+REPLAY_TOLERANCE_SECONDS: Final = 0.5
 #: Resubmissions one try may make for answers that changed under it (a resource reported to exist
 #: and then gone, an image that vanished while being reused); replays of earlier tries do not count.
 MAX_CHANGED_RESUBMISSIONS_PER_TRY: Final = 3
