@@ -15,6 +15,8 @@ handful of list calls per cycle and wakes each waiter when its resource reaches 
   waits of up to two minutes cost no more calls than one list every 10 s); beyond that the polls are
   coalesced (the long-polls are abandoned), and long-polling resumes when at most half as many remain.
 * Machine images (:class:`MachineImagePoller`): ``machineImages.list`` with chunked name filters.
+* The images of a fleet backup run (:class:`RunImagesPoller`): ``machineImages.list`` filtered by the
+  run's ``airflow-ti`` label, one wait per run whatever its number of images.
 
 A list is not a snapshot and not evidence of absence: a list answer may carry a ``warning``
 (``UNREACHABLE``, ``PARTIAL_SUCCESS``, ``LIST_OVERHEAD_QUOTA_EXCEED``: discovery documents,
@@ -37,7 +39,7 @@ importable from here. All of them log to this package's logger.
 
 from __future__ import annotations
 
-from airflow_machine_images.triggers.polling import coalescing, machine_images, operations, registry
+from airflow_machine_images.triggers.polling import coalescing, machine_images, operations, registry, run_images
 from airflow_machine_images.triggers.polling.coalescing import (
     BUDGET_WINDOW_SECONDS,
     CHUNK_SIZE,
@@ -53,6 +55,7 @@ from airflow_machine_images.triggers.polling.coalescing import (
 from airflow_machine_images.triggers.polling.machine_images import MachineImagePoller
 from airflow_machine_images.triggers.polling.operations import LIST_PAGE_SIZE, RECONCILE_EVERY_CYCLES, OperationPoller
 from airflow_machine_images.triggers.polling.registry import active_pollers, poller_for
+from airflow_machine_images.triggers.polling.run_images import RunImagesPoller
 
 __all__ = [
     "BUDGET_WINDOW_SECONDS",
@@ -67,6 +70,7 @@ __all__ = [
     "OperationPoller",
     "PollerStats",
     "Resource",
+    "RunImagesPoller",
     "active_pollers",
     "chunks",
     "coalescing",
@@ -75,4 +79,5 @@ __all__ = [
     "operations",
     "poller_for",
     "registry",
+    "run_images",
 ]
