@@ -25,7 +25,7 @@ the connection (still failing after the hook's retries) fail the task, whose ret
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import astuple, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.bodies.labels import OWNER_LABEL, owner_label_filter
@@ -139,6 +139,10 @@ class Submission:
         )
 
 
+#: The fields of a row as the task keeps it (:meth:`FleetBackup.to_json`).
+_COLUMNS: Final = [f.name for f in fields(Submission)]
+
+
 @dataclass
 class FleetBackup:
     """One fleet backup of one task instance: what is made where, and where each instance stands.
@@ -218,14 +222,19 @@ class FleetBackup:
         return sum(1 for row in self.table.values() if row.in_flight or (row.status == SUCCEEDED and not row.reused))
 
     def to_json(self) -> dict[str, Any]:
-        """What the task keeps across a deferral (its XCom): settings and rows, never key material."""
+        """What the task keeps across a deferral (its XCom): settings and rows, never key material.
+
+        Each row is the list of its :class:`Submission` fields in order (``columns`` names them): about
+        200 bytes per instance, a megabyte at 5,000.
+        """
         return {
             "project_id": self.project_id,
             "run_label": self.run_label,
             "body": self.body,
             "submissions": self.submissions,
             "deferrals": self.deferrals,
-            "rows": [asdict(row) for row in self.rows()],
+            "columns": _COLUMNS,
+            "rows": [list(astuple(row)) for row in self.rows()],
         }
 
     @classmethod
@@ -235,8 +244,10 @@ class FleetBackup:
         :param data: the kept JSON.
         :param identity: the task instance (the same as when it was kept).
         """
-        known = {f.name for f in fields(Submission)}
-        rows = [Submission(**{k: v for k, v in row.items() if k in known}) for row in data["rows"]]
+        columns = list(data["columns"])
+        rows = [
+            Submission(**{k: v for k, v in zip(columns, row, strict=True) if k in _COLUMNS}) for row in data["rows"]
+        ]
         return cls(
             project_id=str(data["project_id"]),
             run_label=str(data["run_label"]),

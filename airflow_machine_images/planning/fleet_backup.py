@@ -238,19 +238,24 @@ class RunProgress:
     the run's images account for every insert it waits for (``expected``) or the lists have said the
     same for ``settle_cycles`` cycles in a row (an insert that failed before any list saw its image
     leaves nothing to count). Refill rounds hand back earlier, once at most ``pending_at_most`` are
-    on the way. The task reads the exact outcomes itself, so handing back early costs a look, never
-    a wrong result.
+    on the way. A list that warns of missing items is no evidence either way; after
+    ``max_warned_cycles`` of them in a row the run is handed back all the same. The task reads the
+    exact outcomes itself (and defers again if anything is still on the way), so handing back early
+    costs a look, never a wrong result.
 
     :param expected: images the run expects to see (READY ones already made included).
     :param pending_at_most: hand back once this few are on the way (0: only when none is).
     :param settle_cycles: cycles with nothing on the way and nothing new before handing back anyway.
+    :param max_warned_cycles: warned lists in a row before handing back for the task to look by name.
     """
 
     expected: int
     pending_at_most: int = 0
     settle_cycles: int = 2
+    max_warned_cycles: int = 6
     seen: dict[str, str] = field(default_factory=dict)
     quiet_cycles: int = 0
+    warned_cycles: int = 0
     pending: int = 0
 
     def take(self, images: Mapping[str, str], complete: bool) -> bool:
@@ -266,8 +271,9 @@ class RunProgress:
         self.seen.update(images)
         self.pending = sum(1 for status in images.values() if status in CREATING_STATUSES)
         if not complete:  # a partial list is no evidence that nothing is on the way
-            self.quiet_cycles = 0
-            return False
+            self.quiet_cycles, self.warned_cycles = 0, self.warned_cycles + 1
+            return self.warned_cycles >= self.max_warned_cycles
+        self.warned_cycles = 0
         if self.pending_at_most and self.pending <= self.pending_at_most:
             return True
         if self.pending:
