@@ -58,7 +58,9 @@ def test_a_list_that_leaves_images_out_is_never_taken_for_nothing_on_the_way(
     gcp_connection: ComputeEngineEmulator,
 ) -> None:
     insert_images(12)
-    gcp_connection.inject(Fault(kind="partial_list", action="machineImages.list", times=3, omit_fraction=0.9))
+    while any(image["status"] != "READY" for image in gcp_connection.machine_images(PROJECT)):
+        time.sleep(0.1)  # all made: a list that leaves every one out looks like "nothing on the way"
+    gcp_connection.inject(Fault(kind="partial_list", action="machineImages.list", times=3, omit_fraction=0.99))
     gcp_connection.clear_requests()
     event = asyncio.run(first_event(trigger(expected=12)))
     assert event["status"] == "success" and event["progress"]["images"] == 12
