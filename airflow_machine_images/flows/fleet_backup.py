@@ -325,7 +325,16 @@ def _submit_row(
     is_retry: bool,
     log: Log,
 ) -> None:
-    """Submit one instance under the create flow's resubmission rules; record where it stands."""
+    """Submit one instance under the create flow's resubmission rules; record where it stands.
+
+    :param hook: the sync hook.
+    :param fleet: the run.
+    :param row: the instance's row.
+    :param first_generation: the generation to submit first.
+    :param reason: why the previous generation asked for a resubmission (None: a first submission).
+    :param is_retry: this is not the task's first try.
+    :param log: the task's logger.
+    """
     request = fleet.request(row)
 
     def attempt(generation: int) -> CreateState:
@@ -356,14 +365,23 @@ def _submit_row(
 
 
 def _failed(row: Submission, error: ComputeEngineError) -> None:
-    """End a row on an error about its instance: deferred for the per-source limit, else failed."""
+    """End a row on an error about its instance: deferred for the per-source limit, else failed.
+
+    :param row: the instance's row.
+    :param error: the error about it.
+    """
     kind = failure_kind(error.codes) if isinstance(error, OperationFailedError) else FAILED
     note = " (the per-source limit; the next run backs it up)" if kind == DEFERRED else ""
     row.finish(kind, f"{error}{note}")
 
 
 def _take(row: Submission, request: CreateRequest, state: CreateState) -> None:
-    """Record a state the create flow returned: an operation running, an image READY, or one starting."""
+    """Record a state the create flow returned: an operation running, an image READY, or one starting.
+
+    :param row: the instance's row.
+    :param request: its create request.
+    :param state: where the create flow says it stands.
+    """
     row.replayed, row.reused, row.sent = state.replayed, state.reused, True
     if state.operation_pending:
         row.operation = str((state.operation or {}).get("name"))
@@ -431,7 +449,15 @@ def _resubmit(
     log: Log,
 ) -> None:
     """Move one instance to its next generation (within the create flow's bounds), unless its failure
-    was the per-source limit."""
+    was the per-source limit.
+
+    :param hook: the sync hook.
+    :param fleet: the run.
+    :param row: the instance's row.
+    :param why: why the create flow asks for a new submission.
+    :param is_retry: this is not the task's first try.
+    :param log: the task's logger.
+    """
     cause = why.__cause__
     if isinstance(cause, OperationFailedError) and failure_kind(cause.codes) == DEFERRED:
         row.finish(DEFERRED, f"{cause} (the per-source limit; the next run backs it up)")
@@ -443,7 +469,12 @@ def _resubmit(
 def _operations_by_name(
     hook: ComputeEngineMachineImageHook, project_id: str, names: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """The operations named, read with chunked name filters (50 per call); those not listed are left out."""
+    """The operations named, read with chunked name filters (50 per call); those not listed are left out.
+
+    :param hook: the sync hook.
+    :param project_id: the project of the (global) operations.
+    :param names: the operation names.
+    """
     found: dict[str, dict[str, Any]] = {}
     ordered = sorted(set(names))
     for start in range(0, len(ordered), NAMES_PER_CALL):
@@ -456,7 +487,12 @@ def _operations_by_name(
 
 
 def _operation_or_none(hook: ComputeEngineMachineImageHook, project_id: str, name: str) -> dict[str, Any] | None:
-    """One operation a list left out, read on its own (a list is no evidence of absence); None on a 404."""
+    """One operation a list left out, read on its own (a list is no evidence of absence); None on a 404.
+
+    :param hook: the sync hook.
+    :param project_id: its project.
+    :param name: its name.
+    """
     try:
         return hook.get_operation(operation_name=name, project_id=project_id)
     except ResourceNotFoundError:

@@ -214,7 +214,10 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
             self._labels({})
 
     def _labels(self, defaults: dict[str, str]) -> dict[str, str]:
-        """The user's labels and the defaults; the run's ``airflow-ti`` label always among them."""
+        """The user's labels and the defaults; the run's ``airflow-ti`` label always among them.
+
+        :param defaults: the default labels of the task instance (empty when checked at parse time).
+        """
         given = validate_labels(self.labels if self.labels is not None else {}, "labels")
         if OWNER_LABEL in given:
             raise MachineImageValidationError(
@@ -226,7 +229,10 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         return merged
 
     def _plan(self, context: Context) -> FleetBackup:
-        """Validate every argument, select the instances (a listing, for a selection), plan the run."""
+        """Validate every argument, select the instances (a listing, for a selection), plan the run.
+
+        :param context: the task's context.
+        """
         with failing_on_bad_input():
             identity = TaskInstanceIdentity.of(context["ti"])
             run_label = task_instance_key(identity)
@@ -251,7 +257,11 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         )
 
     def _body(self, first: Any, labels: dict[str, str]) -> dict[str, Any]:
-        """The shared MachineImage body, checked against the schema once (for the first instance)."""
+        """The shared MachineImage body, checked against the schema once (for the first instance).
+
+        :param first: the first planned instance (None: nothing to back up).
+        :param labels: the images' labels.
+        """
         if first is None:
             return {}
         body = build_machine_image_body(
@@ -300,7 +310,11 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         return self._go_on(context, fleet)
 
     def _go_on(self, context: Context, fleet: FleetBackup) -> dict[str, Any]:
-        """Defer (or wait here) while anything is in flight or still to submit; then the result."""
+        """Defer (or wait here) while anything is in flight or still to submit; then the result.
+
+        :param context: the task's context.
+        :param fleet: the run.
+        """
         is_retry = context_is_retry(context)
         while fleet.unsent() and not fleet.in_flight():  # everything finished on arrival: go on submitting
             flow.submit(self.hook, fleet, limit=self.max_in_flight, is_retry=is_retry, log=self.log)
@@ -320,7 +334,11 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         return self._finish(context, fleet)
 
     def _defer_run(self, context: Context, fleet: FleetBackup) -> None:
-        """Keep the table (an XCom of this task instance) and hand the wait to one trigger."""
+        """Keep the table (an XCom of this task instance) and hand the wait to one trigger.
+
+        :param context: the task's context.
+        :param fleet: the run.
+        """
         fleet.deferrals += 1
         context["ti"].xcom_push(key=TABLE_XCOM_KEY, value=fleet.to_json())
         refill = max(0, self.max_in_flight * 3 // 4) if fleet.unsent() else 0
@@ -334,7 +352,11 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         self.defer_to(trigger, f"the {in_flight} image(s) in flight of run {fleet.run_label} are made")
 
     def _finish(self, context: Context, fleet: FleetBackup) -> dict[str, Any]:
-        """The result; asset events per image; the policy's verdict (a failure Airflow retries)."""
+        """The result; asset events per image; the policy's verdict (a failure Airflow retries).
+
+        :param context: the task's context.
+        :param fleet: the run, every instance decided.
+        """
         rows = [row.row() for row in fleet.rows()]
         counts = {status: sum(1 for row in rows if row["status"] == status) for status in ("succeeded", "failed")}
         verdict = self.policy.verdict(counts)
