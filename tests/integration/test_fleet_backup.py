@@ -270,3 +270,54 @@ def test_one_asset_event_per_image_through_an_alias(gcp_connection: ComputeEngin
     by_uri = {uri: extra for uri, extra in events}
     assert sorted(by_uri) == sorted(f"gce-machine-image://{PROJECT}/{i.split('/', 2)[2]}" for i in instances)
     assert all(extra["project_id"] == BACKUPS and extra["status"] == "READY" for extra in by_uri.values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parameter"),
+    [
+        ({"instances": ["us-central1-a/vm-0000", "Bad Zone/vm-1"]}, "instances[1]"),
+        ({"instances": "not a list"}, "instances"),
+        ({"image_name": "{instance}-{when}"}, "image_name"),
+        ({"image_name": "Backup-{instance}"}, "image_name"),
+        ({"image_name": "nightly"}, "image_name"),  # every instance would get the same name
+        ({"labels": {"airflow-ti": "mine"}}, "labels"),
+        ({"backup_project_id": "Bad Project!"}, "backup_project_id"),
+        ({"label_selector": "Fleet=x", "instances": None}, "label_selector['Fleet']"),
+    ],
+)
+def test_bad_input_fails_before_any_request_naming_the_parameter(
+    gcp_connection: ComputeEngineEmulator, overrides: dict[str, Any], parameter: str
+) -> None:
+    from airflow_machine_images.compat import AirflowFailException
+    from airflow_machine_images.operators import ComputeEngineFleetBackupOperator
+    from tests.integration.test_bad_input import FakeTI
+
+    seed_fleet(gcp_connection, 3)
+    gcp_connection.clear_requests()
+    arguments: dict[str, Any] = {"instances": ["us-central1-a/vm-0000", "us-central1-b/vm-0001"], **overrides}
+    rendered = {key: value for key, value in arguments.items() if value is not None}
+    templated = {key: "{{ params.x }}" for key in rendered if key != "backup_project_id"}
+    operator = ComputeEngineFleetBackupOperator(
+        task_id="backup", **templated, backup_project_id=rendered.get("backup_project_id")
+    )
+    for key, value in rendered.items():  # as Airflow leaves them once rendered
+        setattr(operator, key, value)
+    with pytest.raises(AirflowFailException, match=parameter.replace("[", r"\[").replace("]", r"\]")):
+        operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert gcp_connection.requests == []
+
+
+def test_a_name_that_only_a_listed_instance_breaks_fails_after_the_listing_before_any_insert(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    from airflow_machine_images.compat import AirflowFailException
+    from airflow_machine_images.operators import ComputeEngineFleetBackupOperator
+    from tests.integration.test_bad_input import FakeTI
+
+    gcp_connection.add_instance("us-central1-a/web-1", labels=LABELS)
+    gcp_connection.add_instance("us-east1-b/web-1", labels=LABELS)  # same name, another zone
+    gcp_connection.clear_requests()
+    operator = ComputeEngineFleetBackupOperator(task_id="backup", label_selector=LABELS, image_name="{instance}-{run}")
+    with pytest.raises(AirflowFailException, match=r"image_name.*add \{hash\} or \{zone\}"):
+        operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert [r.action for r in gcp_connection.requests] == ["instances.aggregatedList"]
