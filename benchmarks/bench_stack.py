@@ -67,12 +67,11 @@ def all_task_instances(api: AirflowApi, dag_id: str, run_id: str) -> list[dict[s
     from urllib.parse import quote
 
     found: list[dict[str, Any]] = []
-    while True:
-        page = api.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", limit=1000, offset=len(found))[
-            "task_instances"
-        ]
-        found += page
-        if len(page) < 1000:
+    path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+    while True:  # the API caps a page at [api] maximum_page_limit (100 by default), whatever the limit asked
+        answer = api.get(path, limit=100, offset=len(found))
+        found += answer["task_instances"]
+        if not answer["task_instances"] or len(found) >= int(answer["total_entries"]):
             return found
 
 

@@ -99,8 +99,10 @@ def render_stack(results: dict[str, Any]) -> str:
         "The emulator's image inserts take 60-120 s (evenly spread). `fleet`: `ComputeEngineFleetBackupOperator` "
         "with its defaults (`e2e_fleet_backup_operator`); `mapped`: the list operator, then the deferrable insert "
         "operator mapped over it (`bench_stack_mapped`). Task starts are the api-server's `Task started` lines of "
-        "the run's task instances (a resume after a deferral is a start); reads are every `get`/`list`/`wait`; the "
-        "loop lag is a probe trigger sleeping 50 ms in the same triggerer.",
+        "the run's task instances (a resume after a deferral is a start); reads are every `get`/`list`/`wait` of any "
+        "process (the budget, `[machine_images] requests_per_minute_per_project`, binds the triggerer's pollers; "
+        "a resumed task's own reads come on top); the loop lag is a probe trigger sleeping 50 ms in the same "
+        "triggerer.",
         "",
     ]
     if not names:
@@ -109,6 +111,7 @@ def render_stack(results: dict[str, Any]) -> str:
     lines += ["|---|" + "---|" * len(names)]
     for label, cell in MEASURES:
         lines.append(f"| {label} | " + " | ".join(str(cell(steps[name])).replace("|", "/") for name in names) + " |")
+    lines += ["", *(f"- `{name}`: {steps[name]['note']}" for name in names if steps[name].get("note"))]
     lines += ["", *goals(steps), "", END]
     return "\n".join(lines)
 
