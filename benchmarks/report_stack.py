@@ -112,7 +112,14 @@ def render_stack(results: dict[str, Any]) -> str:
     for label, cell in MEASURES:
         lines.append(f"| {label} | " + " | ".join(str(cell(steps[name])).replace("|", "/") for name in names) + " |")
     lines += ["", *(f"- `{name}`: {steps[name]['note']}" for name in names if steps[name].get("note"))]
-    lines += ["", *goals(steps), "", END]
+    lines += ["", *goals(steps), ""]
+    lines += [
+        "Rerun (each column merges into `docs/benchmarks_stack.json` and rewrites only this section): "
+        "`make bench-stack` (all six, about an hour and a half on 2 cores), or some of them with "
+        "`.venv/bin/python -m benchmarks.run_all --preset stack --only fleet_1000 mapped_1000 fleet_5000 mapped_5000`.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 

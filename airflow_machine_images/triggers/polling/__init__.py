@@ -32,7 +32,7 @@ brings its share of that; a poller keeps to the smallest budget among its waiter
 default for those that brought none), the reading that never exceeds the budget of any of them.
 
 The modules, by job: :mod:`.coalescing` (the generic poller: waiters, the cycle loop, budget pacing,
-long-polls), :mod:`.operations` and :mod:`.machine_images` (the pollers per resource) and
+long-polls), :mod:`.operations`, :mod:`.machine_images` and :mod:`.run_images` (the pollers per resource) and
 :mod:`.registry` (the process-wide pollers: :func:`poller_for`, :func:`active_pollers`). Everything is
 importable from here. All of them log to this package's logger.
 """
