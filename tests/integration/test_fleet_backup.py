@@ -321,3 +321,46 @@ def test_a_name_that_only_a_listed_instance_breaks_fails_after_the_listing_befor
     with pytest.raises(AirflowFailException, match=r"image_name.*add \{hash\} or \{zone\}"):
         operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
     assert [r.action for r in gcp_connection.requests] == ["instances.aggregatedList"]
+
+
+def test_the_example_backs_up_prunes_and_checks_the_fleet(gcp_connection: ComputeEngineEmulator) -> None:
+    instances = []
+    for index in range(9):
+        zone = ("us-central1-a", "us-east1-b", "europe-west1-c")[index % 3]
+        gcp_connection.add_instance(f"{zone}/app-{index}", labels={"backup": "fleet"})
+        instances.append(f"projects/{PROJECT}/zones/{zone}/instances/app-{index}")
+    today = datetime.now(timezone.utc).replace(microsecond=0)
+    conf = {"workload_project": PROJECT, "backup_project": BACKUPS}
+    dag_run = load_dag("example_fleet_backup").test(logical_date=today, run_after=today, run_conf=conf)
+    assert task_states(dag_run) == {
+        "backup_fleet": "success",
+        "prune_old_images": "success",
+        "check_coverage": "success",
+    }
+    check_outcome(gcp_connection, sorted(instances), xcom_result(dag_run, "backup_fleet"))
+    coverage = xcom_result(dag_run, "check_coverage")
+    assert (coverage["checked"], coverage["ok"], coverage["backup_project_id"]) == (9, 9, BACKUPS)
+
+
+def test_the_coverage_check_reads_a_failed_backups_result_rendered_to_text_and_names_the_gap(
+    gcp_connection: ComputeEngineEmulator,
+) -> None:
+    """As the example hands it over: ``{{ ti.xcom_pull(..., key='fleet_backup') }}`` renders the dict to text."""
+    from airflow_machine_images.exceptions import BackupCoverageError
+    from airflow_machine_images.operators import ComputeEngineMachineImageCoverageCheckOperator
+    from tests.integration.test_bad_input import FakeTI
+
+    instances = seed_fleet(gcp_connection, 4)
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=1, **TRANSIENT))
+    dag_run = run("ami_test_fleet_backup_deferrable", datetime(2026, 4, 3, tzinfo=timezone.utc))
+    assert task_states(dag_run) == {"backup": "failed"}
+    result = xcom_result_key(dag_run, "backup", "fleet_backup")
+    (failed,) = result["summary"]["failed_instances"]
+    check = ComputeEngineMachineImageCoverageCheckOperator(task_id="check", fleet_backup="{{ x }}", max_age=3600)
+    check.fleet_backup = str(result)  # what the template renders
+    gcp_connection.clear_requests()
+    with pytest.raises(BackupCoverageError, match=failed.replace("/", "/")) as caught:
+        check.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert "1 without any READY image in test-backups" in str(caught.value)
+    assert sorted(instances) == sorted(row["instance"] for row in result["instances"])
+    assert [r.action for r in gcp_connection.requests] == ["machineImages.list"]  # no listing of the fleet
