@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean dist compat compat-ci architecture
+.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -69,6 +69,13 @@ compat-ci: dist
 # Measured comparisons (about 10 minutes on 2 cores); regenerates docs/benchmarks.md. Not part of `make test`.
 bench: install
 	$(RUN) python -m benchmarks.run_all
+
+# Fleet backups on a real Airflow stack (issue 27): the fleet operator and mapped inserts at 200, 1,000 and
+# 5,000 instances, a fresh stack each (about an hour and a half on 2 cores; needs `scripts/e2e_setup.sh`).
+# Merges into docs/benchmarks_stack.json and rewrites only section 7 of docs/benchmarks.md. Some sizes:
+# `.venv/bin/python -m benchmarks.run_all --preset stack --only fleet_5000 mapped_5000`.
+bench-stack: install
+	$(RUN) python -m benchmarks.run_all --preset stack
 
 # The long reliability campaign (docs/reliability.md): 2,000 creations under injected faults and
 # 1,000 hypothesis examples per bad-input strategy, about 18 minutes on 2 cores.

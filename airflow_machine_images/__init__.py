@@ -46,11 +46,20 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.operators.retention",
                     "airflow_machine_images.operators.restore",
                     "airflow_machine_images.operators.fleet",
+                    "airflow_machine_images.operators.fleet_backup",
                 ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers.waits"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_machine_images.triggers.waits",
+                    "airflow_machine_images.triggers.fleet_backup",
+                ],
+            }
+        ],
         "extra-links": [
             "airflow_machine_images.links.MachineImageLink",
             "airflow_machine_images.links.InstanceLink",

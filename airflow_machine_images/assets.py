@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 from airflow_machine_images.validation import (
     MachineImageValidationError,
@@ -90,3 +90,35 @@ def record_outlet_events(context: Context, outlets: Iterable[object], summary: M
     events = context["outlet_events"]
     for asset in ours:
         events[asset].extra.update(extra)
+
+
+def record_fleet_outlet_events(context: Context, outlets: Iterable[object], result: Mapping[str, Any]) -> None:
+    """The fleet backup's asset events: one per image made, and the run's counts on its own assets.
+
+    Every ``AssetAlias`` outlet gets one event per succeeded instance, on the ``gce-machine-image`` asset
+    of that source instance (:func:`machine_image_asset`), with the image's name, project, source and
+    run label as extra; every ``gce-machine-image`` asset outlet gets one event with the run's counts.
+
+    :param context: the task's context.
+    :param outlets: the task's outlets.
+    :param result: the fleet backup operator's result (``summary`` and ``instances``).
+    """
+    summary = result["summary"]
+    events = context["outlet_events"]
+    aliases = [o for o in outlets if isinstance(o, AssetAlias)]
+    for row in result["instances"] if aliases else ():
+        if row["status"] != "succeeded":
+            continue
+        source = parse_source_instance(row["instance"], default_project=None)
+        extra = {
+            "name": row["image"],
+            "project_id": summary["project_id"],
+            "source_instance": row["instance"],
+            "run_label": summary["run_label"],
+            "status": "READY",
+        }
+        for alias in aliases:
+            events[alias].add(machine_image_asset(source.project, source.partial_url), extra=extra)
+    counts = {key: summary[key] for key in ("project_id", "run_label", "instances", "succeeded", "failed", "deferred")}
+    for asset in (o for o in outlets if isinstance(o, Asset) and o.uri.startswith(f"{SCHEME}://")):
+        events[asset].extra.update(counts)
