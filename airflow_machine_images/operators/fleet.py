@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import timezone
+
 from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
-from airflow_machine_images.compat import timezone
 from airflow_machine_images.exceptions import (
     BackupCoverageError,
     MachineImageValidationError,
@@ -37,7 +38,7 @@ from airflow_machine_images.validation.templates import is_templated
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger
