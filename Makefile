@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean dist compat compat-ci architecture
+.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean dist compat compat-ci architecture schema-snapshot
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -39,6 +39,12 @@ typecheck: install
 # `make test`, fails on the same findings and on a docs/architecture.md out of date with the code.
 architecture: install
 	$(RUN) python scripts/architecture.py
+
+# The request schemas bodies are checked against (airflow_machine_images/api/compute_schemas.json), rewritten
+# from the discovery documents of the locked google-api-python-client; prints what changed. Run it after the
+# lock moves the client on: tests/unit/test_schema_snapshot.py fails until then, naming each changed field.
+schema-snapshot: install
+	$(RUN) python scripts/schema_snapshot.py
 
 unit: install
 	$(RUN) pytest -q tests/unit
