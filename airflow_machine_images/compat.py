@@ -26,6 +26,11 @@ walks the package's imports and fails on any other ``airflow.*`` import):
   - :func:`dag_test`: ``DAG.test()`` takes ``logical_date``/``run_after`` on 3.x and ``execution_date``
     on 2.x.
 
+The names this module exported before common-compat took them over (``AirflowException``,
+``AirflowFailException``, ``AirflowSensorTimeout``, ``AirflowSkipException``, ``TaskDeferred``, ``conf``,
+``timezone``) still import from here, resolved through common-compat, so code written against earlier
+releases keeps working; new code takes them from common-compat.
+
 Each name is resolved on first use (PEP 562 module ``__getattr__``) from the first of its candidate
 locations that exists, newest first, so a current Airflow never reaches a deprecated path (and its
 warning), and importing this module loads no Airflow module at all.
@@ -43,18 +48,34 @@ if TYPE_CHECKING:  # the types, as the newest supported Airflow spells them
     from airflow import __version__ as airflow_version
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
+    from airflow.providers.common.compat.sdk import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+        conf,
+        timezone,
+    )
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseTrigger",
     "DagBag",
+    "TaskDeferred",
     "TriggerEvent",
     "XComModel",
     "airflow_major",
     "airflow_version",
+    "conf",
     "dag_test",
     "mask_secret",
+    "timezone",
 ]
 
 #: name -> candidate locations, newest first: ``"module:attribute"``, or ``"module"`` for a module itself.
@@ -70,15 +91,27 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "DagBag": ("airflow.dag_processing.dagbag:DagBag", "airflow.models.dagbag:DagBag"),
     "XComModel": ("airflow.models.xcom:XComModel", "airflow.models.xcom:XCom"),
 }
+#: Exported here before common-compat took them over: resolved through it (``airflow.providers.common.compat.sdk``).
+FROM_COMMON_COMPAT = (
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "TaskDeferred",
+    "conf",
+    "timezone",
+)
 
 
 def resolve(name: str) -> Any:
     """Import ``name`` from the first of its candidate locations that this Airflow has.
 
-    :param name: one of :data:`CANDIDATES`.
+    :param name: one of :data:`CANDIDATES` or :data:`FROM_COMMON_COMPAT`.
     :raises AttributeError: ``name`` is not a compat name.
     :raises ImportError: no candidate location exists on this Airflow (an unsupported version).
     """
+    if name in FROM_COMMON_COMPAT:
+        return getattr(importlib.import_module("airflow.providers.common.compat.sdk"), name)
     try:
         candidates = CANDIDATES[name]
     except KeyError:

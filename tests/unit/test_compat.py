@@ -34,8 +34,16 @@ def _existing(location: str) -> object | None:
 
 
 def test_all_lists_every_compat_name() -> None:
-    assert sorted(compat.__all__) == sorted({*compat.CANDIDATES, *FUNCTIONS})
+    assert sorted(compat.__all__) == sorted({*compat.CANDIDATES, *compat.FROM_COMMON_COMPAT, *FUNCTIONS})
     assert set(compat.__all__) <= set(dir(compat))
+
+
+@pytest.mark.parametrize("name", compat.FROM_COMMON_COMPAT)
+def test_names_exported_before_come_from_common_compat(name: str) -> None:
+    from airflow.providers.common.compat import sdk
+
+    assert compat.resolve(name) is getattr(sdk, name)
+    assert getattr(compat, name) is getattr(sdk, name)
 
 
 def test_airflow_major_is_the_installed_airflows() -> None:
