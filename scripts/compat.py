@@ -23,9 +23,9 @@ The cells are defined here and nowhere else. For each cell this script
    twice (the demo DAG by ``dag.test()`` against the emulator, then again with ``[operators]
    default_deferrable`` on, so the task defers and Airflow runs the trigger in line),
    ``scripts/check_example_dags.py`` (every example DAG imports; the deferrable-sensor example runs by
-   ``dag.test()``) and, in a cell that asks for it, the real-Airflow case of its major
-   (``tests/e2e/test_e2e_airflow2.py``: scheduler and triggerer on PostgreSQL; needs
-   ``scripts/e2e_setup.sh`` once),
+   ``dag.test()``), the integration tests of the waits (:data:`INTEGRATION`) and, in a cell that asks
+   for it, the real-Airflow case of its major (``tests/e2e/test_e2e_airflow2.py``: scheduler and
+   triggerer on PostgreSQL; needs ``scripts/e2e_setup.sh`` once),
 5. writes ``.venv-compat/<cell>/result.json`` (versions, test counts, times) and prints a table.
 
 Before the cells it checks the wheel and sdist in ``dist/`` (``make dist`` builds them and runs twine):
@@ -39,30 +39,28 @@ Standard library only: it runs before any venv exists.
 from __future__ import annotations
 
 import argparse
-import ast
 import glob
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 import xml.etree.ElementTree as ET
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-PACKAGE = "airflow_machine_images"
+from compat_dist import PACKAGE, REPO, built_wheel, check_dist, package_version
+
 COMPAT_DIR = REPO / ".venv-compat"
-DIST_DIR = REPO / "dist"
 
 #: Test tools installed in every cell (the dev group's floors; the lowest cell tests these floors too).
 TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
+#: The integration tests every cell runs besides the unit tests: the waits (the deferrable operator; the
+#: sensors poking, rescheduling and deferring, by ``dag.test()``) and the sensors' failure policy.
+INTEGRATION = ("tests/integration/test_waiting_dags.py", "tests/integration/test_sensor_policy.py")
 #: The real-Airflow case a cell may run (``Cell.e2e``), by Airflow major.
 E2E_CASES = {"2": "tests/e2e/test_e2e_airflow2.py"}
 
@@ -83,6 +81,8 @@ class Cell:
         with the cell's pins).
     :param e2e: also run the real-Airflow case of this major (scheduler and triggerer on PostgreSQL);
         the cell then installs ``apache-airflow[postgres]``.
+    :param held: packages taken as of an earlier day than ``as_of`` ((name, day) pairs): an older Airflow's own
+        web stack, as its constraint file pins it (newer releases break it inside Airflow).
     :param ci: run by ``.ci/run`` (``scripts/compat.py ci``).
     """
 
@@ -95,6 +95,7 @@ class Cell:
     documented: bool = False
     e2e: bool = False
     ci: bool = False
+    held: tuple[tuple[str, str], ...] = ()
 
 
 CELLS: tuple[Cell, ...] = (
@@ -102,8 +103,17 @@ CELLS: tuple[Cell, ...] = (
     # Composer's Airflow 2.11 images carry them, installed as Airflow documents; CI's cell.
     Cell("airflow2.11-py3.11", "3.11", "2.11.0", "22.1.0", as_of="2026-06-08", documented=True, e2e=True, ci=True),
     # Airflow 3.0.2 (the first 3.x whose task-SDK DAG has test()) with the floor provider, Python 3.10, and
-    # every other direct dependency at its floor.
-    Cell("airflow3.0-py3.10", "3.10", "3.0.2", "22.1.0", as_of="2026-06-08", lowest_direct=True),
+    # every other direct dependency at its floor. Its execution API (cadwyn, FastAPI, Starlette, pydantic)
+    # as of its own release, as constraints-3.0.2 pins it: later releases break dag.test() inside Airflow.
+    Cell(
+        "airflow3.0-py3.10",
+        "3.10",
+        "3.0.2",
+        "22.1.0",
+        as_of="2026-06-08",
+        lowest_direct=True,
+        held=tuple((name, "2025-06-19") for name in ("cadwyn", "fastapi", "starlette", "pydantic", "pydantic-core")),
+    ),
     # The newest patch of each later minor, with the newest provider of its day (not older than the floor).
     Cell("airflow3.1-py3.11", "3.11", "3.1.8", "22.1.0", as_of="2026-06-08"),
     Cell("airflow3.2-py3.12", "3.12", "3.2.2", "22.1.0", as_of="2026-06-08"),
@@ -127,6 +137,7 @@ class Result:
     #: What ``pip install`` of the wheel changed in a documented cell (empty: nothing).
     wheel_install_changed: list[str] = field(default_factory=list)
     unit: dict[str, int] = field(default_factory=dict)
+    integration: dict[str, int] = field(default_factory=dict)
     e2e: dict[str, int] = field(default_factory=dict)
     #: The steps that ran to the end, in order.
     steps_done: list[str] = field(default_factory=list)
@@ -174,97 +185,6 @@ def find_python(version: str) -> Path:
         f"no Python {version} on this machine (looked on PATH, in /usr/bin and in {pyenv_root}/versions); "
         f"install one (e.g. `pyenv install {version}`): uv is not allowed to download it here"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# The built distributions
-# --------------------------------------------------------------------------------------------------
-
-
-def package_version() -> str:
-    """``__version__`` of the work tree, read without importing the package."""
-    tree = ast.parse((REPO / PACKAGE / "version.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
-            return str(ast.literal_eval(node.value))
-    raise StepFailed(f"no __version__ in {PACKAGE}/version.py")
-
-
-def built_wheel() -> Path:
-    """The one wheel of this version in ``dist/``.
-
-    :raises StepFailed: none or several.
-    """
-    wheels = sorted(DIST_DIR.glob(f"{PACKAGE}-{package_version()}-*.whl"))
-    if len(wheels) != 1:
-        raise StepFailed(f"expected one wheel of version {package_version()} in {DIST_DIR}, found {wheels}: make dist")
-    return wheels[0]
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    """``3.0.2`` -> ``(3, 0, 2)``, trailing zeros dropped so ``16.0`` equals ``16.0.0``."""
-    parts = [int(part) for part in version.split(".")]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
-def check_dist(cells: tuple[Cell, ...] = CELLS) -> list[str]:
-    """Check the wheel and the sdist in ``dist/``; return what is wrong (empty: all good).
-
-    :param cells: the cells whose Pythons the classifiers must list.
-    """
-    problems: list[str] = []
-    version = package_version()
-    wheel = built_wheel()
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        metadata = archive.read(f"{PACKAGE}-{version}.dist-info/METADATA").decode()
-    sources = {
-        path.relative_to(REPO).as_posix()
-        for path in (REPO / PACKAGE).rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-    }
-    missing = sorted(sources - names)
-    if missing:
-        problems.append(f"wheel lacks {missing}")
-    for required in (f"{PACKAGE}/py.typed", f"{PACKAGE}/emulator/__main__.py", f"{PACKAGE}/compat.py"):
-        if required not in names:
-            problems.append(f"wheel lacks {required}")
-    stray = sorted(n for n in names if not n.startswith((f"{PACKAGE}/", f"{PACKAGE}-{version}.dist-info/")))
-    if stray:
-        problems.append(f"wheel holds files outside the package: {stray}")
-    if any(n.startswith("tests/") or "/tests/" in n for n in names):
-        problems.append("wheel holds test files")
-    if not re.search(rf"^Version: {re.escape(version)}$", metadata, re.M):
-        problems.append(f"wheel METADATA version is not {version}")
-    classified = sorted(re.findall(r"^Classifier: Programming Language :: Python :: (3\.\d+)$", metadata, re.M))
-    tested = sorted({cell.python for cell in cells}, key=_version_key)
-    if sorted(classified, key=_version_key) != tested:
-        problems.append(f"Python classifiers {classified} are not the tested Pythons {tested}")
-    lowest = tested[0]
-    if not re.search(rf"^Requires-Python: >={re.escape(lowest)}$", metadata, re.M):
-        problems.append(f"Requires-Python is not >={lowest}, the lowest tested Python")
-    floor_cell = min(cells, key=lambda cell: _version_key(cell.airflow))
-    for dist_name, tested_floor in (
-        ("apache-airflow", floor_cell.airflow),
-        ("apache-airflow-providers-google", floor_cell.google),
-    ):
-        declared = re.search(rf"^Requires-Dist: {re.escape(dist_name)}>=([\d.]+)$", metadata, re.M)
-        if declared is None or _version_key(declared.group(1)) != _version_key(tested_floor):
-            problems.append(f"{dist_name}'s declared floor is not {tested_floor}, the lowest cell's")
-    sdists = sorted(DIST_DIR.glob(f"{PACKAGE.replace('_', '-')}-{version}.tar.gz")) or sorted(
-        DIST_DIR.glob(f"{PACKAGE}-{version}.tar.gz")
-    )
-    if len(sdists) != 1:
-        problems.append(f"expected one sdist of {version} in {DIST_DIR}, found {sdists}")
-    else:
-        with tarfile.open(sdists[0]) as archive:
-            members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
-        for required in ("pyproject.toml", "README.md", "CHANGELOG.md", f"{PACKAGE}/py.typed", f"{PACKAGE}/compat.py"):
-            if required not in members:
-                problems.append(f"sdist lacks {required}")
-    return problems
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,7 +245,10 @@ class CellRun:
         return {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "1", "VIRTUAL_ENV": str(self.venv)}
 
     def _date_flags(self) -> list[str]:
-        return ["--exclude-newer", f"{self.cell.as_of}T00:00:00Z"]
+        flags = ["--exclude-newer", f"{self.cell.as_of}T00:00:00Z"]
+        for package, day in self.cell.held:
+            flags += ["--exclude-newer-package", f"{package}={day}T00:00:00Z"]
+        return flags
 
     def _pins(self) -> list[str]:
         """The cell's own packages: its Airflow (with PostgreSQL support for the e2e case), provider, test tools."""
@@ -442,27 +365,29 @@ class CellRun:
         for tree in ("tests", "scripts", "docs", "example_dags"):
             shutil.copytree(REPO / tree, self.workdir / tree, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy2(REPO / "pyproject.toml", self.workdir / "pyproject.toml")  # pytest's configuration
-        report = self.logs / "unit.xml"
+        self.result.unit = self._pytest("unit", ["tests/unit"])
+
+    def _pytest(self, step: str, paths: list[str], env: dict[str, str] | None = None) -> dict[str, int]:
+        """Run pytest on ``paths`` in the cell's venv; return its counts (also when it failed).
+
+        :raises StepFailed: pytest failed.
+        """
+        report = self.logs / f"{step}.xml"
+        command = [str(self.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *paths]
+        counts: dict[str, int] = {}
         try:
-            self._run(
-                "unit",
-                [
-                    str(self.python),
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    f"--junitxml={report}",
-                    "tests/unit",
-                ],
-            )
+            self._run(step, command, env=env)
         finally:
             if report.is_file():
                 root = ET.parse(report).getroot()
                 suite = root if root.tag == "testsuite" else root.find("testsuite")
-                if suite is not None:
-                    self.result.unit = _counts(suite)
+                counts = _counts(suite) if suite is not None else {}
+                setattr(self.result, step, counts)
+        return counts
+
+    def integration(self) -> None:
+        """The waits by ``dag.test()`` and the sensors' failure policy, against the emulator."""
+        self.result.integration = self._pytest("integration", list(INTEGRATION))
 
     def demo(self) -> None:
         """``scripts/demo.py``: the example DAG by ``dag.test()`` against the emulator, then deferrable."""
@@ -487,18 +412,8 @@ class CellRun:
         if not self.cell.e2e:
             return
         case = E2E_CASES[self.cell.airflow.split(".")[0]]
-        report = self.logs / "e2e.xml"
         env = {"AMI_E2E_ARTIFACTS": str(self.logs / "e2e")}
-        command = [str(self.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e"]
-        command.append(f"--junitxml={report}")
-        try:
-            self._run("e2e", [*command, case], env=env)
-        finally:
-            if report.is_file():
-                root = ET.parse(report).getroot()
-                suite = root if root.tag == "testsuite" else root.find("testsuite")
-                if suite is not None:
-                    self.result.e2e = _counts(suite)
+        self.result.e2e = self._pytest("e2e", ["-m", "e2e", case], env=env)
         if self.result.e2e.get("passed", 0) < 1:
             raise StepFailed(f"e2e: no case of {case} passed")
 
@@ -519,6 +434,7 @@ class CellRun:
             ("unit", self.unit_tests),
             ("demo", self.demo),
             ("examples", self.examples),
+            ("integration", self.integration),
             ("e2e", self.e2e),
         )
         done = 0
@@ -575,8 +491,8 @@ def table(results: list[Result]) -> str:
     by_name = {cell.name: cell for cell in CELLS}
     lines = [
         "| Airflow | Google provider | common-compat | API client | Python | packages as of "
-        "| unit tests | `dag.test()` runs | real Airflow | cell time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| unit tests | `dag.test()` runs | waits (integration) | real Airflow | cell time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         cell = by_name[result.cell]
@@ -584,11 +500,12 @@ def table(results: list[Result]) -> str:
         unit = _passed(result.unit, result.seconds.get("unit", 0)) if result.unit else "not run"
         dag_seconds = sum(result.seconds.get(step, 0) for step in ("demo", "demo-deferrable", "examples"))
         demos = _step_text(result, ("demo", "examples"), f"3 passed ({dag_seconds:.0f} s)")
+        waits = _step_text(result, ("integration",), _passed(result.integration, result.seconds.get("integration", 0)))
         e2e = _step_text(result, ("e2e",), _passed(result.e2e, result.seconds.get("e2e", 0))) if cell.e2e else "-"
         lines.append(
             f"| {result.airflow or cell.airflow} | {result.google or cell.google} | {result.common_compat or '?'} "
             f"| {result.api_client or '?'} | {result.python or cell.python} | {cell.as_of}{how} | {unit} | {demos} "
-            f"| {e2e} | {result.seconds.get('total', 0):.0f} s |"
+            f"| {waits} | {e2e} | {result.seconds.get('total', 0):.0f} s |"
         )
     return "\n".join(lines)
 
@@ -615,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown cell {wanted!r}; cells: {', '.join(names)}")
     chosen = list(dict.fromkeys(chosen))
 
-    problems = check_dist()
+    problems = check_dist(CELLS)
     if problems:
         print("dist/ check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
