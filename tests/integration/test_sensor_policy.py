@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
-from airflow_machine_images.compat import airflow_major
+from airflow_machine_images.compat import airflow_version
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor, ComputeEngineMachineImageSensor
 from airflow_machine_images.triggers import MachineImageStatusTrigger
 
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 FAILED_EVENT = {"status": "error", "reason": "unusable", "message": "Machine image img-x is INVALID"}
-#: What ``never_fail`` makes of a wait that fails after resuming: Airflow 2.11's sensor applies only
-#: ``soft_fail`` there (its ``resume_execution``), 3.x's both.
-NEVER_FAIL_AFTER_RESUME = AirflowSkipException if airflow_major() >= 3 else AirflowFailException
+#: What ``never_fail`` makes of a wait that fails after resuming: Airflow's sensor applies it there from
+#: 3.1 on; 2.11's and 3.0's ``resume_execution`` apply only ``soft_fail``.
+NEVER_FAIL_AFTER_RESUME = (
+    AirflowSkipException if tuple(map(int, airflow_version.split(".")[:2])) >= (3, 1) else AirflowFailException
+)
 
 
 def image_sensor(**overrides: Any) -> ComputeEngineMachineImageSensor:
