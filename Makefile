@@ -69,7 +69,7 @@ dist:
 compat: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" all
 
-# The one cell CI runs: the declared floor, Airflow 2.11 installed as Airflow documents, about 3.5 minutes.
+# The one cell CI runs: the declared floor, Airflow 2.11 installed as Airflow documents (about 4 minutes).
 compat-ci: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" ci
 
