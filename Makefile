@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture
+.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture schema-snapshot
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -40,6 +40,12 @@ typecheck: install
 architecture: install
 	$(RUN) python scripts/architecture.py
 
+# The request schemas bodies are checked against (airflow_machine_images/api/compute_schemas.json), rewritten
+# from the discovery documents of the locked google-api-python-client; prints what changed. Run it after the
+# lock moves the client on: tests/unit/test_schema_snapshot.py fails until then, naming each changed field.
+schema-snapshot: install
+	$(RUN) python scripts/schema_snapshot.py
+
 unit: install
 	$(RUN) pytest -q tests/unit
 
@@ -58,11 +64,12 @@ dist:
 	$(UV) tool run --from 'twine>=6.1' twine check --strict dist/*
 
 # The compatibility matrix (README, Compatibility): one venv per cell under .venv-compat/, the
-# package installed from dist/'s wheel, unit tests + the demo DAG's dag.test(). Cells: scripts/compat.py.
+# package installed from dist/'s wheel, unit tests, three dag.test() runs, the waits' integration tests,
+# and on Airflow 2.11 a real scheduler and triggerer (needs scripts/e2e_setup.sh once). Cells: scripts/compat.py.
 compat: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" all
 
-# The one cell CI runs: the lowest supported versions.
+# The one cell CI runs: the declared floor, Airflow 2.11 installed as Airflow documents (about 4 minutes).
 compat-ci: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" ci
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.providers.common.compat.sdk import Asset, AssetAlias
 
+from airflow_machine_images.compat import airflow_major
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_source_instance,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from urllib.parse import SplitResult
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 SCHEME = "gce-machine-image"
 #: Summary keys copied into an asset event's extra.
@@ -37,7 +38,8 @@ def machine_image_asset(project_id: str, source_instance: str | None = None, *, 
     :param project_id: the project.
     :param source_instance: ``ZONE/INSTANCE`` or ``projects/P/zones/Z/instances/I``, or None for the
         whole project.
-    :param name: the asset's name (defaults to its URI).
+    :param name: the asset's name (defaults to its URI); on Airflow 2 an asset is a ``Dataset``, which
+        has no name apart from its URI, so ``name`` is not used there.
     """
     project = validate_project_id(project_id)
     uri = f"{SCHEME}://{project}"
@@ -46,6 +48,8 @@ def machine_image_asset(project_id: str, source_instance: str | None = None, *, 
         if ref.project != project:
             raise ValueError(f"source_instance {source_instance!r} is not in project {project!r}")
         uri += f"/zones/{ref.zone}/instances/{ref.instance}"
+    if airflow_major() < 3:  # a Dataset: its URI is its name
+        return Asset(uri=uri)
     return Asset(uri=uri, name=name or uri)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, AssetAlias, Param
+from airflow.providers.common.compat.sdk import DAG, AssetAlias, Param
 
 from airflow_machine_images.operators import (
     ComputeEngineFleetBackupOperator,

@@ -17,10 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
-from airflow_machine_images.compat import AirflowFailException, conf, mask_secret
+from airflow_machine_images.compat import mask_secret
 from airflow_machine_images.exceptions import OperationFailedError, ResubmissionNeeded, failing_on_bad_input
 from airflow_machine_images.flows import create, delete
 from airflow_machine_images.flows.deadlines import Deadline
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     import jinja2
-    from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
+    from airflow.providers.common.compat.sdk import Context
 
+    from airflow_machine_images.compat import BaseTrigger
     from airflow_machine_images.flows.create import CreateRequest, CreateState
     from airflow_machine_images.flows.delete import DeleteRequest
 

@@ -13,8 +13,9 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import timezone
+
 from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
-from airflow_machine_images.compat import timezone
 from airflow_machine_images.exceptions import (
     BackupCoverageError,
     MachineImageValidationError,
@@ -39,7 +40,7 @@ from airflow_machine_images.validation.templates import is_templated
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger

@@ -52,7 +52,7 @@ from airflow_machine_images.validation.templates import is_templated
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["ComputeEngineFleetBackupOperator"]
 

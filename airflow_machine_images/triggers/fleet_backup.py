@@ -23,7 +23,7 @@ from airflow_machine_images.validation.primitives import full_match, show_value
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from airflow.triggers.base import TriggerEvent
+    from airflow_machine_images.compat import TriggerEvent
 
 __all__ = ["FleetBackupTrigger"]
 
