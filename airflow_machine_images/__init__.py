@@ -50,7 +50,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.sensors"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_machine_images.triggers.waits"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_machine_images.triggers.waits",
+                    "airflow_machine_images.triggers.source_limit",
+                ],
+            }
+        ],
         "extra-links": [
             "airflow_machine_images.links.MachineImageLink",
             "airflow_machine_images.links.InstanceLink",

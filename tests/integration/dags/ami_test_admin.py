@@ -8,6 +8,7 @@ from datetime import datetime
 from airflow.sdk import DAG
 
 from airflow_machine_images.operators import (
+    ComputeEngineInsertMachineImageOperator,
     ComputeEngineMachineImageRetentionOperator,
 )
 
@@ -27,4 +28,28 @@ with dag("ami_test_retention_gfs", params={"dry_run": True}):
         keep_yearly=2,
         dry_run="{{ params.dry_run }}",
         timeout=120,
+    )
+
+
+# The per-source limit: two images of one instance in a row; the second is refused and waited out.
+for suffix, deferrable in (("", False), ("_deferrable", True)):
+    with dag(f"ami_test_source_limit{suffix}", default_args={"retries": 0}):
+        first_image = ComputeEngineInsertMachineImageOperator(
+            task_id="first", name="web-1-a", source_instance="us-central1-a/web-1", timeout=120
+        )
+        second_image = ComputeEngineInsertMachineImageOperator(
+            task_id="second",
+            name="web-1-b",
+            source_instance="us-central1-a/web-1",
+            deferrable=deferrable,
+            poll_interval=1,
+            timeout=120,
+        )
+        first_image >> second_image
+
+with dag("ami_test_source_limit_short_deadline", default_args={"retries": 0}):
+    ComputeEngineInsertMachineImageOperator(
+        task_id="first", name="web-1-a", source_instance="us-central1-a/web-1", timeout=120
+    ) >> ComputeEngineInsertMachineImageOperator(
+        task_id="second", name="web-1-b", source_instance="us-central1-a/web-1", poll_interval=1, timeout=4
     )
