@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench e2e install clean dist compat compat-ci architecture
+.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture schema-snapshot
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -40,6 +40,12 @@ typecheck: install
 architecture: install
 	$(RUN) python scripts/architecture.py
 
+# The request schemas bodies are checked against (airflow_machine_images/api/compute_schemas.json), rewritten
+# from the discovery documents of the locked google-api-python-client; prints what changed. Run it after the
+# lock moves the client on: tests/unit/test_schema_snapshot.py fails until then, naming each changed field.
+schema-snapshot: install
+	$(RUN) python scripts/schema_snapshot.py
+
 unit: install
 	$(RUN) pytest -q tests/unit
 
@@ -58,17 +64,25 @@ dist:
 	$(UV) tool run --from 'twine>=6.1' twine check --strict dist/*
 
 # The compatibility matrix (README, Compatibility): one venv per cell under .venv-compat/, the
-# package installed from dist/'s wheel, unit tests + the demo DAG's dag.test(). Cells: scripts/compat.py.
+# package installed from dist/'s wheel, unit tests, three dag.test() runs, the waits' integration tests,
+# and on Airflow 2.11 a real scheduler and triggerer (needs scripts/e2e_setup.sh once). Cells: scripts/compat.py.
 compat: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" all
 
-# The one cell CI runs: the lowest supported versions.
+# The one cell CI runs: the declared floor, Airflow 2.11 installed as Airflow documents (about 4 minutes).
 compat-ci: dist
 	$(PYTHON) scripts/compat.py --uv "$(UV)" ci
 
 # Measured comparisons (about 10 minutes on 2 cores); regenerates docs/benchmarks.md. Not part of `make test`.
 bench: install
 	$(RUN) python -m benchmarks.run_all
+
+# Fleet backups on a real Airflow stack (issue 27): the fleet operator and mapped inserts at 200, 1,000 and
+# 5,000 instances, a fresh stack each (about an hour and a half on 2 cores; needs `scripts/e2e_setup.sh`).
+# Merges into docs/benchmarks_stack.json and rewrites only section 7 of docs/benchmarks.md. Some sizes:
+# `.venv/bin/python -m benchmarks.run_all --preset stack --only fleet_5000 mapped_5000`.
+bench-stack: install
+	$(RUN) python -m benchmarks.run_all --preset stack
 
 # The long reliability campaign (docs/reliability.md): 2,000 creations under injected faults and
 # 1,000 hypothesis examples per bad-input strategy, about 18 minutes on 2 cores.

@@ -11,6 +11,12 @@ __all__ = ["__version__", "get_provider_info"]
 
 
 _INTEGRATION = "Google Compute Engine Machine Images"
+#: The ``gce-machine-image`` URI scheme: its check and its factory (``airflow_machine_images.assets``).
+_ASSET_URIS = {
+    "schemes": ["gce-machine-image"],
+    "handler": "airflow_machine_images.assets.sanitize_uri",
+    "factory": "airflow_machine_images.assets.create_asset",
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -19,6 +25,8 @@ def get_provider_info() -> dict[str, Any]:
     Connections use the Google provider's ``google_cloud_platform`` type (with our optional
     ``compute_api_endpoint`` extra), so no connection type of our own is registered. ``config``
     declares the ``[machine_images]`` section (the request budget), so ``airflow config list`` shows it.
+    The ``gce-machine-image`` URI scheme is declared twice: ``asset-uris`` for Airflow 3, ``dataset-uris``
+    for Airflow 2.
     """
     return {
         "package-name": "airflow-machine-images",
@@ -46,6 +54,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.operators.retention",
                     "airflow_machine_images.operators.restore",
                     "airflow_machine_images.operators.fleet",
+                    "airflow_machine_images.operators.fleet_backup",
                 ],
             }
         ],
@@ -56,6 +65,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_machine_images.triggers.waits",
                     "airflow_machine_images.triggers.source_limit",
+                    "airflow_machine_images.triggers.fleet_backup",
                 ],
             }
         ],
@@ -63,12 +73,7 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_machine_images.links.MachineImageLink",
             "airflow_machine_images.links.InstanceLink",
         ],
-        "asset-uris": [
-            {
-                "schemes": ["gce-machine-image"],
-                "handler": "airflow_machine_images.assets.sanitize_uri",
-                "factory": "airflow_machine_images.assets.create_asset",
-            }
-        ],
+        "asset-uris": [_ASSET_URIS],
+        "dataset-uris": [_ASSET_URIS],  # what Airflow 2 reads: assets were datasets there
         "config": provider_config(),
     }

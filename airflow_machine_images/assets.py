@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset
+from airflow.providers.common.compat.sdk import Asset, AssetAlias
 
+from airflow_machine_images.compat import airflow_major
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_source_instance,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from urllib.parse import SplitResult
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 SCHEME = "gce-machine-image"
 #: Summary keys copied into an asset event's extra.
@@ -37,7 +38,8 @@ def machine_image_asset(project_id: str, source_instance: str | None = None, *, 
     :param project_id: the project.
     :param source_instance: ``ZONE/INSTANCE`` or ``projects/P/zones/Z/instances/I``, or None for the
         whole project.
-    :param name: the asset's name (defaults to its URI).
+    :param name: the asset's name (defaults to its URI); on Airflow 2 an asset is a ``Dataset``, which
+        has no name apart from its URI, so ``name`` is not used there.
     """
     project = validate_project_id(project_id)
     uri = f"{SCHEME}://{project}"
@@ -46,6 +48,8 @@ def machine_image_asset(project_id: str, source_instance: str | None = None, *, 
         if ref.project != project:
             raise ValueError(f"source_instance {source_instance!r} is not in project {project!r}")
         uri += f"/zones/{ref.zone}/instances/{ref.instance}"
+    if airflow_major() < 3:  # a Dataset: its URI is its name
+        return Asset(uri=uri)
     return Asset(uri=uri, name=name or uri)
 
 
@@ -90,3 +94,35 @@ def record_outlet_events(context: Context, outlets: Iterable[object], summary: M
     events = context["outlet_events"]
     for asset in ours:
         events[asset].extra.update(extra)
+
+
+def record_fleet_outlet_events(context: Context, outlets: Iterable[object], result: Mapping[str, Any]) -> None:
+    """The fleet backup's asset events: one per image made, and the run's counts on its own assets.
+
+    Every ``AssetAlias`` outlet gets one event per succeeded instance, on the ``gce-machine-image`` asset
+    of that source instance (:func:`machine_image_asset`), with the image's name, project, source and
+    run label as extra; every ``gce-machine-image`` asset outlet gets one event with the run's counts.
+
+    :param context: the task's context.
+    :param outlets: the task's outlets.
+    :param result: the fleet backup operator's result (``summary`` and ``instances``).
+    """
+    summary = result["summary"]
+    events = context["outlet_events"]
+    aliases = [o for o in outlets if isinstance(o, AssetAlias)]
+    for row in result["instances"] if aliases else ():
+        if row["status"] != "succeeded":
+            continue
+        source = parse_source_instance(row["instance"], default_project=None)
+        extra = {
+            "name": row["image"],
+            "project_id": summary["project_id"],
+            "source_instance": row["instance"],
+            "run_label": summary["run_label"],
+            "status": "READY",
+        }
+        for alias in aliases:
+            events[alias].add(machine_image_asset(source.project, source.partial_url), extra=extra)
+    counts = {key: summary[key] for key in ("project_id", "run_label", "instances", "succeeded", "failed", "deferred")}
+    for asset in (o for o in outlets if isinstance(o, Asset) and o.uri.startswith(f"{SCHEME}://")):
+        events[asset].extra.update(counts)

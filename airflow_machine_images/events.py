@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_machine_images.compat import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
     MachineImageNotUsableError,

@@ -7,7 +7,7 @@ sensor's, retention's, the fleet list's and the coverage check's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.exceptions import MachineImageValidationError
@@ -16,7 +16,7 @@ from airflow_machine_images.planning.coverage import MISSING, STALE, format_age
 from airflow_machine_images.validation import parse_source_instance
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
     from datetime import timedelta
 
     from airflow_machine_images.planning.coverage import CoverageRow
@@ -346,4 +346,65 @@ def coverage_summary(
         "stale": stale,
         "missing": missing,
         "rows": [coverage_row_summary(row) for row in rows],
+    }
+
+
+def fleet_backup_row(
+    *, instance: str, image: str, status: str, error: str | None = None, replayed: bool = False
+) -> dict[str, Any]:
+    """One instance of the fleet backup operator's XCom: ``{"instance", "image", "status", "error", "replayed"}``.
+
+    :param instance: the instance, ``projects/P/zones/Z/instances/I``.
+    :param image: its image's name (in the summary's ``project_id``).
+    :param status: ``succeeded`` (the image is READY), ``failed`` or ``deferred`` (the per-source limit:
+        the next run backs it up).
+    :param error: why it is not backed up (None when it is).
+    :param replayed: the server answered its insert with an earlier try's operation.
+    """
+    return {"instance": instance, "image": image, "status": status, "error": error, "replayed": replayed}
+
+
+def fleet_backup_summary(
+    *,
+    project_id: str,
+    run_label: str,
+    rows: Sequence[Mapping[str, Any]],
+    verdict: str | None,
+    submissions: int,
+    deferrals: int,
+) -> dict[str, Any]:
+    """The fleet backup operator's XCom: ``{"summary": {...}, "instances": [rows]}``.
+
+    The summary holds ``project_id`` (where the images are), ``run_label`` (the ``airflow-ti`` label
+    value every image of the run carries), ``instances``, ``succeeded``, ``failed``, ``deferred``,
+    ``replayed``, ``success_fraction`` (succeeded among succeeded and failed), ``failed_instances``,
+    ``deferred_instances``, ``submissions`` (inserts sent by this try), ``deferrals`` (times the task
+    handed its wait to the triggerer) and ``verdict`` (why the task fails, or None).
+
+    :param project_id: the backup project.
+    :param run_label: the run's label value.
+    :param rows: :func:`fleet_backup_row` per instance, sorted by instance.
+    :param verdict: the policy's reason to fail the task, or None.
+    :param submissions: inserts this try sent.
+    :param deferrals: deferrals of this try.
+    """
+    counts = {
+        status: sum(1 for row in rows if row["status"] == status) for status in ("succeeded", "failed", "deferred")
+    }
+    decided = counts["succeeded"] + counts["failed"]
+    return {
+        "summary": {
+            "project_id": project_id,
+            "run_label": run_label,
+            "instances": len(rows),
+            **counts,
+            "replayed": sum(1 for row in rows if row.get("replayed")),
+            "success_fraction": round(counts["succeeded"] / decided, 4) if decided else 1.0,
+            "failed_instances": [row["instance"] for row in rows if row["status"] == "failed"],
+            "deferred_instances": [row["instance"] for row in rows if row["status"] == "deferred"],
+            "submissions": submissions,
+            "deferrals": deferrals,
+            "verdict": verdict,
+        },
+        "instances": [dict(row) for row in rows],
     }

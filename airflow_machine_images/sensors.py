@@ -11,10 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
 from airflow_machine_images.api.responses import raise_for_operation_error
-from airflow_machine_images.compat import AirflowFailException, AirflowSensorTimeout, conf
 from airflow_machine_images.events import EVENT_TIMEOUT, error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
 from airflow_machine_images.flows.deadlines import Deadline
@@ -34,8 +39,9 @@ from airflow_machine_images.validation import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_machine_images.compat import BaseTrigger
 
 
 class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):

@@ -736,6 +736,7 @@ def rerun_section(results: dict[str, Any]) -> list[str]:
         "```sh",
         f"make bench                                  # everything ({took} here); rewrites this file",
         ".venv/bin/python -m benchmarks.run_all --only calls scale_1000   # some steps (the doc shows only those)",
+        "make bench-stack                            # section 7 only: real-stack fleet backups (about 1.5 h)",
         ".venv/bin/python -m benchmarks.bench_calls --help                # any benchmark alone, JSON on stdout",
         ".venv/bin/py-spy record --gil -r 100 -f speedscope -o scale.json -- \\",
         "    .venv/bin/python -m benchmarks.bench_scale --count 2000 --dmin 15 --dmax 30   # a profile to browse",

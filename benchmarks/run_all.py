@@ -4,6 +4,12 @@ Each benchmark runs in its own fresh process (``python -m benchmarks.bench_*``),
 so they do not disturb each other's timings; their JSON results are collected into
 ``.artifacts/benchmarks/results.json`` and rendered by :mod:`benchmarks.report`. ``--preset tiny``
 runs everything at toy sizes (the smoke test uses it; its figures mean nothing).
+
+``--preset stack`` runs the real-stack fleet backups instead (:mod:`benchmarks.bench_stack`: the fleet
+backup operator and mapped inserts at 200, 1,000 and 5,000 instances, a fresh Airflow stack each; about
+an hour and a half on 2 cores). Their results are merged into ``docs/benchmarks_stack.json`` (committed,
+so a run of some sizes keeps the others') and only the stack section of ``docs/benchmarks.md`` is
+rewritten (:mod:`benchmarks.report_stack`); the other presets rewrite the rest and keep that section.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ if __package__ in (None, ""):  # run as ``python benchmarks/run_all.py``
 from benchmarks.environment import ARTIFACTS, REPO_ROOT, write_json
 from benchmarks.machine import describe
 from benchmarks.report import render
+from benchmarks.report_stack import existing_section, load, render_stack, splice
+
+#: The kept results of the real-stack runs (committed; see the module docstring).
+STACK_RESULTS = REPO_ROOT / "docs" / "benchmarks_stack.json"
+#: Seconds a real-stack run may take before it is called a timeout (the mapped 1,000: about 25 minutes).
+_STACK_TIMEOUT = ["--timeout", "5400"]
 
 #: step name -> (module, arguments) per preset.
 PRESETS: dict[str, dict[str, tuple[str, list[str]]]] = {
@@ -60,6 +72,14 @@ PRESETS: dict[str, dict[str, tuple[str, list[str]]]] = {
         ),
         "e2e": ("benchmarks.bench_e2e", ["--instances", "2", "--operation-seconds", "0.2"]),
         "profile": ("benchmarks.bench_profile", ["--scale-count", "20", "--worker-images", "3"]),
+    },
+    "stack": {
+        f"{pattern}_{size}": (
+            "benchmarks.bench_stack",
+            ["--pattern", pattern, "--instances", str(size), *_STACK_TIMEOUT],
+        )
+        for size in (200, 1000, 5000)
+        for pattern in ("fleet", "mapped")
     },
 }
 
@@ -115,9 +135,19 @@ def run(preset: str, doc: Path, work: Path, jobs: int = 1, only: list[str] | Non
         "started": began.isoformat(timespec="seconds"),
         "load_average": {"before": load_before, "after": os.getloadavg()},
     }
+    if preset == "stack":
+        kept = load(STACK_RESULTS)
+        kept["steps"].update(results["steps"])
+        write_json(STACK_RESULTS, kept)
+        write_json(work / "stack-results.json", results)
+        previous = doc.read_text(encoding="utf-8") if doc.exists() else ""
+        doc.write_text(splice(previous, render_stack(kept)), encoding="utf-8")
+        return results
     write_json(work / "results.json", results)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render(results), encoding="utf-8")
+    kept_section = existing_section(doc.read_text(encoding="utf-8")) if doc.exists() else None
+    rendered = render(results)
+    doc.write_text(splice(rendered, kept_section) if kept_section else rendered, encoding="utf-8")
     return results
 
 
@@ -128,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="Markdown output")
     parser.add_argument("--work", type=Path, default=ARTIFACTS, help="results, logs and profiles")
     parser.add_argument("--jobs", type=int, default=1, help="steps at once (keep 1 for real figures)")
-    parser.add_argument("--only", nargs="+", choices=sorted(PRESETS["full"]), help="run only these steps")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted({*PRESETS["full"], *PRESETS["stack"]}), help="run only these steps"
+    )
     args = parser.parse_args(argv)
     results = run(args.preset, args.doc, args.work, args.jobs, args.only)
     print(f"[bench] wrote {args.doc} in {results['total_seconds'] / 60:.1f} min", flush=True)

@@ -9,9 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
+
+#: When the run was due, as text: ``run_after`` on Airflow 3 (where a manual run may have no logical
+#: date); Airflow 2 has no ``run_after``, and its runs always have a logical date.
+RUN_STAMP = (
+    "{{ (dag_run.run_after if dag_run.run_after is defined else dag_run.logical_date).strftime('%Y%m%d-%H%M%S') }}"
+)
 
 with DAG(
     dag_id="example_machine_image",
@@ -27,7 +33,7 @@ with DAG(
 ) as dag:
     create_image = ComputeEngineInsertMachineImageOperator(
         task_id="create_image",
-        name="{{ params.image_prefix }}-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}",
+        name="{{ params.image_prefix }}-" + RUN_STAMP,
         source_instance="{{ params.source_instance }}",
         description="Made by Airflow DAG {{ dag.dag_id }}, run {{ run_id }}",
         labels={"purpose": "example"},

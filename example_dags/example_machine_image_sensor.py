@@ -10,10 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor
+
+#: When the run was due, as text: ``run_after`` on Airflow 3 (where a manual run may have no logical
+#: date); Airflow 2 has no ``run_after``, and its runs always have a logical date.
+RUN_STAMP = (
+    "{{ (dag_run.run_after if dag_run.run_after is defined else dag_run.logical_date).strftime('%Y%m%d-%H%M%S') }}"
+)
 
 with DAG(
     dag_id="example_machine_image_sensor",
@@ -26,7 +32,7 @@ with DAG(
 ) as dag:
     submit = ComputeEngineInsertMachineImageOperator(
         task_id="submit_image",
-        name="web-1-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}",
+        name="web-1-" + RUN_STAMP,
         source_instance="{{ params.source_instance }}",
         wait_for_completion=False,
     )

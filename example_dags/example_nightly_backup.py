@@ -26,7 +26,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task
 
 from airflow_machine_images.assets import machine_image_asset
 from airflow_machine_images.fleet import backup_kwargs
@@ -64,7 +64,10 @@ with DAG(
     @task
     def plan_backups(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One insert per selected instance: ``{"name": "web-1-20260520-3f9a1c", "source_instance": ...}``."""
-        day = get_current_context()["dag_run"].run_after.strftime("%Y%m%d")
+        run = get_current_context()["dag_run"]
+        # When the run was due: run_after on Airflow 3 (a manual run may have no logical date there);
+        # Airflow 2's runs always have a logical date.
+        day = (getattr(run, "run_after", None) or run.logical_date).strftime("%Y%m%d")
         return backup_kwargs(instances, suffix=day)
 
     backups = ComputeEngineInsertMachineImageOperator.partial(

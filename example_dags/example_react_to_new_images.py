@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.sdk import DAG, get_current_context, task
+from airflow.providers.common.compat.sdk import DAG, get_current_context, task
 
 from airflow_machine_images.assets import machine_image_asset
 
@@ -28,7 +28,10 @@ with DAG(
     @task
     def list_new_images() -> list[str]:
         """Read the images from the triggering asset events."""
-        events = get_current_context()["triggering_asset_events"]
+        context = get_current_context()
+        # Airflow 3 hands the events over as triggering_asset_events; Airflow 2, whose assets are datasets,
+        # as triggering_dataset_events.
+        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events") or {}
         links = [event.extra["self_link"] for asset_events in events.values() for event in asset_events]
         for link in links:
             print(f"New machine image: {link}")

@@ -37,14 +37,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_machine_images.operators import (
     ComputeEngineDeleteRestoredInstanceOperator,
     ComputeEngineRestoreMachineImageOperator,
 )
 
-SCRATCH_NAME = "drill-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}"
+#: When the run was due, as text: ``run_after`` on Airflow 3 (where a manual run may have no logical
+#: date); Airflow 2 has no ``run_after``, and its runs always have a logical date.
+RUN_STAMP = (
+    "{{ (dag_run.run_after if dag_run.run_after is defined else dag_run.logical_date).strftime('%Y%m%d-%H%M%S') }}"
+)
+SCRATCH_NAME = "drill-" + RUN_STAMP
 
 with DAG(
     dag_id="example_restore_drill",

@@ -8,8 +8,15 @@ only from its own layer or below, and the emulator is isolated (it imports nothi
 outside ``emulator``, and nothing outside ``emulator`` imports it). Cycles are looked for among the
 runtime imports (function-local ones included, ``TYPE_CHECKING`` ones not).
 
+It also checks where Airflow's own names come from (:func:`airflow_import_violations`): a module may
+import ``airflow.*`` only from ``airflow.providers.common.compat`` (common-compat, which maps each name
+to its place on Airflow 2.11 and every 3.x) or the Google provider (``airflow.providers.google``, the
+same paths on both majors); only ``compat`` (what common-compat does not map) may import from anywhere
+in Airflow.
+
 Not seen: imports by string (``importlib.import_module``, as ``hooks/__init__`` does for its lazy
-hook classes) and the implicit import of a module's parent packages.
+hook classes, and ``compat`` for the names it resolves) and the implicit import of a module's parent
+packages.
 
 Usage::
 
@@ -76,6 +83,12 @@ LAYERS: list[tuple[str, list[str]]] = [
 #: outside itself (the tests, benchmarks and scripts use it; they are not read here).
 ISOLATED = ("emulator", ["emulator.*"])
 
+#: Where any module may import Airflow names from: common-compat's maps (they know where each name lives
+#: on Airflow 2.11 and on every 3.x) and the Google provider (whose import paths are the same on both).
+AIRFLOW_ANYWHERE = ("airflow.providers.common.compat", "airflow.providers.google")
+#: The one module that may import any Airflow name: what common-compat does not map.
+AIRFLOW_COMPAT_MODULE = "compat"
+
 
 @dataclass(frozen=True)
 class Import:
@@ -138,6 +151,63 @@ class Violation:
             f"{self.path}:{self.imp.line}: {self.imp.importer} [{self.importer_layer}] "
             f"imports {self.imp.imported} [{self.imported_layer}]{kind}"
         )
+
+
+@dataclass(frozen=True)
+class AirflowImport:
+    """One import of an Airflow module (``airflow`` or ``airflow.*``), wherever it is in the file.
+
+    :param path: the importer's file, as shown
+    :param line: where
+    :param imported: the Airflow module (``airflow.sdk``; ``airflow`` for ``from airflow import x``)
+    :param names: the names taken from it (``from ... import``), or empty for ``import airflow.x``
+    """
+
+    path: str
+    line: int
+    imported: str
+    names: tuple[str, ...]
+
+    def __str__(self) -> str:
+        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
+        return f"{self.path}:{self.line}: imports {what}"
+
+
+def airflow_imports(module: Module) -> list[AirflowImport]:
+    """Every import of an Airflow module in ``module``: top-level, function-local or under ``TYPE_CHECKING``.
+
+    :param module: the importer
+    """
+    found: list[AirflowImport] = []
+    for node in ast.walk(ast.parse(module.path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [
+                AirflowImport(module.shown, node.lineno, alias.name, ())
+                for alias in node.names
+                if _is_airflow(alias.name)
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_airflow(node.module or ""):
+            names = tuple(alias.name for alias in node.names)
+            found.append(AirflowImport(module.shown, node.lineno, str(node.module), names))
+    return sorted(found, key=lambda imp: imp.line)
+
+
+def _is_airflow(name: str) -> bool:
+    return name == "airflow" or name.startswith("airflow.")
+
+
+def airflow_import_violations(modules: dict[str, Module]) -> list[AirflowImport]:
+    """The Airflow imports outside the compat layer: from neither :data:`AIRFLOW_ANYWHERE` nor in ``compat``.
+
+    :param modules: every module of the package
+    """
+    return [
+        imp
+        for name in sorted(modules)
+        if name != AIRFLOW_COMPAT_MODULE
+        for imp in airflow_imports(modules[name])
+        if not any(imp.imported == allowed or imp.imported.startswith(allowed + ".") for allowed in AIRFLOW_ANYWHERE)
+    ]
 
 
 def discover(package_dir: Path) -> dict[str, Module]:
@@ -434,10 +504,13 @@ def main(argv: list[str] | None = None) -> int:
 
     modules, found = analyse(REPO / PACKAGE)
     bad, loops = violations(found, modules), cycles(found)
+    outside = airflow_import_violations(modules)
     for violation in bad:
         print(f"layer violation: {violation}")
     for loop in loops:
         print(f"import cycle: {' -> '.join(loop)}")
+    for imp in outside:
+        print(f"Airflow import outside the compat layer: {imp}")
 
     section = generate(modules, found)
     document = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
@@ -454,8 +527,11 @@ def main(argv: list[str] | None = None) -> int:
         DOC.write_text(document, encoding="utf-8")
         print(f"rewrote the generated section of {DOC.relative_to(REPO)}")
         stale = False
-    print(f"{len(modules)} modules, {len(found)} imports, {len(bad)} layer violations, {len(loops)} cycles")
-    return 1 if bad or loops or stale else 0
+    print(
+        f"{len(modules)} modules, {len(found)} imports, {len(bad)} layer violations, {len(loops)} cycles, "
+        f"{len(outside)} Airflow imports outside the compat layer"
+    )
+    return 1 if bad or loops or outside or stale else 0
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def main() -> int:
         # Airflow reads its configuration on import: import it only now.
         from airflow.utils.db import initdb
 
-        from airflow_machine_images.compat import DagBag
+        from airflow_machine_images.compat import DagBag, dag_test
 
         initdb()
         files = sorted(EXAMPLES.glob("*.py"))
@@ -61,7 +61,7 @@ def main() -> int:
         if dag is None:
             print(f"{SENSOR_DAG} is not among the example DAGs", file=sys.stderr)
             return 1
-        dag_run = dag.test()
+        dag_run = dag_test(dag)  # DAG.test() on Airflow 2.11 and 3.x alike
         images = emulator.machine_images()
         print(f"{SENSOR_DAG}: DAG run {dag_run.state}; images {[(i['name'], i['status']) for i in images]}")
         ok = str(dag_run.state) == "success" and len(images) == 1 and images[0]["status"] == "READY"

@@ -45,7 +45,7 @@ def main() -> int:
         # Airflow reads its configuration on import: import it only now.
         from airflow.utils.db import initdb
 
-        from airflow_machine_images.compat import DagBag
+        from airflow_machine_images.compat import DagBag, dag_test
 
         print("Preparing a throw-away Airflow metadata database...", flush=True)
         initdb()
@@ -53,7 +53,7 @@ def main() -> int:
         if dag is None:
             print(f"Could not load the example DAG from {DAG_FILE}", file=sys.stderr)
             return 1
-        dag_run = dag.test()
+        dag_run = dag_test(dag)  # DAG.test() on Airflow 2.11 and 3.x alike
         image = _returned_value(dag_run, "create_image")
         print()
         print("=" * 78)
@@ -73,11 +73,12 @@ def _returned_value(dag_run: object, task_id: str) -> dict | None:
     """The XCom a task of the finished run returned.
 
     A plain ``select`` of the XCom table: ``XComModel.get_many`` returns an ORM query on Airflow 3.0
-    and a ``Select`` from 3.1 on, and the demo runs on both.
+    and a ``Select`` from 3.1 on, and the table's model is ``XCom`` on 2.x; the demo runs on all of them.
     """
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from airflow_machine_images.compat import XComModel
 
     with create_session() as session:
         row = session.execute(

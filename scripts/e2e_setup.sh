@@ -5,7 +5,8 @@
 #   - node + npm, and tests/e2e's npm dependencies (playwright-core, from package-lock.json)
 #   - redis-server (the Celery configuration's broker; the suite starts its own on a free port, the
 #     distro's service is neither enabled nor started)
-# Called by .ci/run before `make e2e`. Needs root (or sudo) only when something is missing.
+# Called by .ci/run before `make compat-ci` (its Airflow 2.11 case needs PostgreSQL) and `make e2e`.
+# Needs root (or sudo) only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -18,6 +18,18 @@ MANAGED_BY_VALUE = "airflow"
 OWNER_LABEL = "airflow-ti"
 
 
+def owner_label_filter(owner_key: str) -> str:
+    """The list filter of the images carrying ``owner_key`` in their :data:`OWNER_LABEL` (a hex key: no quotes).
+
+    Label filters are matched again on every answer by whoever sends this: gcloud never sends them to
+    the server ("server-side label matching is currently problematic", googlecloudsdk
+    ``api_lib/compute/filter_rewrite.py``), so a server that ignored it must not change the result.
+
+    :param owner_key: a task-instance key (:func:`~airflow_machine_images.flows.request_ids.task_instance_key`).
+    """
+    return f'(labels.{OWNER_LABEL} = "{owner_key}")'
+
+
 def default_labels(identity: TaskInstanceIdentity) -> dict[str, str]:
     """The labels every image we make carries unless the user overrides them.
 

@@ -62,6 +62,7 @@ class Behaviour:
         retry_after_seconds: float | None = 1.0,
         slow_seconds: float = 2.0,
         seed: int | None = None,
+        error_code: str | None = None,
     ) -> None:
         """Give each eligible request a random fault with probability ``rate`` (replaces earlier settings).
 
@@ -76,6 +77,7 @@ class Behaviour:
         :param retry_after_seconds: ``Retry-After`` sent with 429/503 (None = none).
         :param slow_seconds: delay of ``slow`` faults.
         :param seed: seed (default: derived from the emulator's seed).
+        :param error_code: the code ``operation_error`` faults fail with (None: ``RESOURCE_OPERATION_RATE_EXCEEDED``).
         """
         if seed is None and self.seed is not None:
             self._random_faults_seeded += 1
@@ -89,6 +91,7 @@ class Behaviour:
                 retry_after_seconds=retry_after_seconds,
                 slow_seconds=slow_seconds,
                 rng=random.Random(seed),
+                error_code=error_code,
             )
         )
 

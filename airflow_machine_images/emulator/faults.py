@@ -224,6 +224,8 @@ class RandomFaults:
     :param retry_after_seconds: ``Retry-After`` sent with 429 and 503 (None = no header).
     :param slow_seconds: how long ``slow`` faults hold answers back.
     :param rng: the random source.
+    :param error_code: the code ``operation_error`` faults fail operations with (None: the Fault default,
+        ``RESOURCE_OPERATION_RATE_EXCEEDED``).
     """
 
     rate: float
@@ -233,6 +235,7 @@ class RandomFaults:
     retry_after_seconds: float | None
     slow_seconds: float
     rng: random.Random = field(default_factory=random.Random)
+    error_code: str | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that make no sense."""
@@ -331,10 +334,13 @@ class FaultBook:
                 return None
             kind = settings.rng.choice(kinds)
             status = settings.rng.choice(settings.statuses) if kind == "status" else 503
-            return Fault(
+            fault = Fault(
                 kind=kind,
                 action=action,
                 status=status,
                 retry_after_seconds=settings.retry_after_seconds if status in (429, 503) else None,
                 delay_seconds=settings.slow_seconds,
             )
+            if settings.error_code is not None:
+                fault.error_code = settings.error_code
+            return fault

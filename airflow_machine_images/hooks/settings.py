@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow import __version__ as airflow_version
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
 from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.api.responses import parse_response, response_too_large
 from airflow_machine_images.api.retry import AttemptTimeouts, RetryPolicy
+from airflow_machine_images.compat import airflow_version
 from airflow_machine_images.validation import validate_choice
 from airflow_machine_images.version import __version__
 

@@ -428,6 +428,36 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
         call = self.api.get_operation(self.resolve_project_id(project_id), operation_name, zone=zone)
         return self.execute_call(call)
 
+    def list_operations(
+        self,
+        *,
+        project_id: str | None = None,
+        filter_: str | None = None,
+        zone: str | None = None,
+        warnings: list[ListWarning] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every operation matching ``filter_`` (``globalOperations.list``, or ``zoneOperations.list``; all pages).
+
+        :param project_id: the project; defaults to the connection's.
+        :param filter_: a Compute list filter (e.g. chunked ``name`` terms).
+        :param zone: the zone of zonal operations (None: global operations).
+        :param warnings: when given, each page's ``warning`` is appended to it (a warned list may have
+            left operations out).
+        """
+        project = self.resolve_project_id(project_id)
+        walk = PageWalk(what="operations.list")
+        if warnings is not None:
+            walk.warnings = warnings
+        return list(
+            iter_pages(
+                lambda page_token: self.execute_call(
+                    self.api.list_operations(project, filter_=filter_, page_token=page_token, zone=zone)
+                ),
+                what="operations.list",
+                walk=walk,
+            )
+        )
+
     def wait_operation(
         self,
         *,

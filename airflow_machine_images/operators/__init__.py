@@ -3,7 +3,8 @@
 Every operator class is importable from here (``from airflow_machine_images.operators import ...``);
 each lives in the module of its job: :mod:`.base` (what they share), :mod:`.machine_images` (create,
 delete), :mod:`.retention`, :mod:`.restore` (restore into a new instance, delete such an instance)
-and :mod:`.fleet` (select instances, check backup coverage). DAG files import this package at parse
+and :mod:`.fleet` (select instances, check backup coverage), :mod:`.fleet_backup` (back up a whole fleet
+in one task). DAG files import this package at parse
 time, so nothing here loads Google, ``requests`` or ``aiohttp`` code.
 """
 
@@ -15,6 +16,7 @@ from airflow_machine_images.operators.fleet import (
     ComputeEngineListInstancesOperator,
     ComputeEngineMachineImageCoverageCheckOperator,
 )
+from airflow_machine_images.operators.fleet_backup import ComputeEngineFleetBackupOperator
 from airflow_machine_images.operators.machine_images import (
     ComputeEngineDeleteMachineImageOperator,
     ComputeEngineInsertMachineImageOperator,
@@ -28,6 +30,7 @@ from airflow_machine_images.operators.retention import ComputeEngineMachineImage
 __all__ = [
     "ComputeEngineDeleteMachineImageOperator",
     "ComputeEngineDeleteRestoredInstanceOperator",
+    "ComputeEngineFleetBackupOperator",
     "ComputeEngineInsertMachineImageOperator",
     "ComputeEngineListInstancesOperator",
     "ComputeEngineMachineImageBaseOperator",

@@ -18,11 +18,11 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from airflow_machine_images.api.timestamps import format_moment
 from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
-from airflow_machine_images.compat import AirflowFailException, conf, mask_secret
+from airflow_machine_images.compat import mask_secret
 from airflow_machine_images.events import error_from_event
 from airflow_machine_images.exceptions import (
     OperationFailedError,
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     import jinja2
-    from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
+    from airflow.providers.common.compat.sdk import Context
 
+    from airflow_machine_images.compat import BaseTrigger
     from airflow_machine_images.exceptions import SourceLimitReached
     from airflow_machine_images.flows.create import CreateRequest, CreateState
     from airflow_machine_images.flows.delete import DeleteRequest

@@ -8,11 +8,14 @@ the XCom values are built in :mod:`airflow_machine_images.results`; here are the
 
 from __future__ import annotations
 
+import ast
+import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import timezone
+
 from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
-from airflow_machine_images.compat import timezone
 from airflow_machine_images.exceptions import (
     BackupCoverageError,
     MachineImageValidationError,
@@ -37,7 +40,7 @@ from airflow_machine_images.validation.templates import is_templated
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.hooks.sync import ComputeEngineMachineImageHook
     from airflow_machine_images.logs import TaskLogger
@@ -198,6 +201,35 @@ def _max_age(value: object) -> timedelta:
     return age
 
 
+def _fleet_backup_result(value: object) -> dict[str, Any]:
+    """A fleet backup operator's result (``{"summary", "instances"}``), as given or rendered to text.
+
+    :param value: the result, or its JSON text.
+    :raises MachineImageValidationError: it is not shaped like one.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)  # a dict rendered with str()
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = text
+    rows = value.get("instances") if isinstance(value, dict) else None
+    summary = value.get("summary") if isinstance(value, dict) else None
+    if (
+        not isinstance(rows, list)
+        or not isinstance(summary, dict)
+        or not all(isinstance(row, dict) and isinstance(row.get("instance"), str) for row in rows)
+    ):
+        raise MachineImageValidationError(
+            "fleet_backup", "must be a fleet backup operator's result ({'summary', 'instances'})", show_value(value)
+        )
+    validate_project_id(summary.get("project_id"), "fleet_backup.summary.project_id")
+    return {"summary": summary, "instances": rows}
+
+
 class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, ComputeEngineMachineImageBaseOperator):
     """Check that every selected instance has a READY machine image younger than ``max_age``.
 
@@ -215,7 +247,13 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     "missing", "rows"}``; each row is ``{"instance", "status", "newest_image", "created",
     "age_seconds", "age", "size_bytes"}``.
 
+    After a :class:`~airflow_machine_images.operators.ComputeEngineFleetBackupOperator`, pass its result
+    as ``fleet_backup`` (``fleet_backup=backup.output``): the instances checked are then the ones that
+    run set out to back up (no listing), in its project unless ``backup_project_id`` says otherwise, so
+    an instance it failed or deferred is named ``missing`` or ``stale`` unless an older image covers it.
+
     :param max_age: the oldest a newest image may be: a timedelta or seconds. Templated.
+    :param fleet_backup: a fleet backup operator's result (its XCom), instead of a selection. Templated.
     :param label_selector: instances must carry all of these labels. Templated.
     :param filter: a Compute Engine list filter on the Instance resource. Templated.
     :param zones: only instances of these zones (default: every zone); rendered text may list them
@@ -233,7 +271,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     """
 
     template_fields: Sequence[str] = connection_template_fields(
-        "label_selector", "filter", "zones", "backup_project_id", "image_label_selector", "max_age"
+        "label_selector", "filter", "zones", "backup_project_id", "image_label_selector", "max_age", "fleet_backup"
     )
     template_fields_renderers = {"label_selector": "json", "image_label_selector": "json"}
     ui_color = "#f4ecd0"
@@ -242,6 +280,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
         self,
         *,
         max_age: timedelta | float | str,
+        fleet_backup: dict[str, Any] | str | None = None,
         label_selector: dict[str, str] | str | None = None,
         filter: str | None = None,
         zones: list[str] | None = None,
@@ -253,6 +292,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     ) -> None:
         super().__init__(**kwargs)
         self.max_age = max_age
+        self.fleet_backup = fleet_backup
         self.label_selector = label_selector
         self.filter = filter
         self.zones = zones
@@ -260,6 +300,10 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
         self.image_label_selector = image_label_selector
         self.allow_empty = validate_bool(allow_empty, "allow_empty")
         self.page_size = _page_size(page_size)
+        if fleet_backup is not None and any(v is not None for v in (label_selector, filter, zones)):
+            raise MachineImageValidationError(
+                "fleet_backup", "give a fleet backup's result, or label_selector/filter/zones, not both"
+            )
         self._check_selection_now()
         if not is_templated(max_age):
             _max_age(max_age)
@@ -278,11 +322,18 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
             max_age = _max_age(self.max_age)
             image_labels = self._image_labels()
             project_id = self.resolve_project_id()
-            backup_project = validate_project_id(self.backup_project_id or project_id, "backup_project_id")
-        fleet = list_fleet(self.hook, project_id, selector, self.page_size, self.log).selected()
+            backed_up = None if self.fleet_backup is None else _fleet_backup_result(self.fleet_backup)
+            default_backup = backed_up["summary"]["project_id"] if backed_up else project_id
+            backup_project = validate_project_id(self.backup_project_id or default_backup, "backup_project_id")
+        if backed_up is not None:
+            fleet = [{"source_instance": row["instance"]} for row in backed_up["instances"]]
+            what = f"the {len(fleet)} instance(s) of fleet backup run {backed_up['summary']['run_label']}"
+        else:
+            fleet = list_fleet(self.hook, project_id, selector, self.page_size, self.log).selected()
+            what = selector.describe()
         if not fleet and not self.allow_empty:
             raise BackupCoverageError(
-                f"No instance of project {project_id} is selected ({selector.describe()}): nothing to check; "
+                f"No instance of project {project_id} is selected ({what}): nothing to check; "
                 "fix the selector, or pass allow_empty=True"
             )
         image_filter = " AND ".join(f'(labels.{key} = "{value}")' for key, value in sorted(image_labels.items()))

@@ -41,8 +41,9 @@ from airflow_machine_images.validation import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_machine_images.compat import BaseTrigger
 
 __all__ = ["ComputeEngineDeleteMachineImageOperator", "ComputeEngineInsertMachineImageOperator"]
 

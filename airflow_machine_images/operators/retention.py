@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException, timezone
+
 from airflow_machine_images.api.list_warnings import ListWarning, describe_all, partial_warnings
-from airflow_machine_images.compat import AirflowFailException, timezone
 from airflow_machine_images.exceptions import (
     ChangedSinceListedError,
     ComputeEngineError,
@@ -51,7 +52,7 @@ from airflow_machine_images.validation.templates import is_templated
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["ComputeEngineMachineImageRetentionOperator"]
 

@@ -24,8 +24,9 @@ import logging
 import re
 import threading
 
+from airflow.providers.common.compat.sdk import conf
+
 from airflow_machine_images import config
-from airflow_machine_images.compat import conf
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.primitives import show_value
 

@@ -28,8 +28,9 @@ What no source settles, so nothing here relies on it for correctness:
   googleapis/google-api-python-client#1001, 2020). The watermark is written in the server's own form
   (its offset, milliseconds), so the two readings agree except across a change of the server's UTC
   offset (it writes Pacific time, ``-07:00``/``-08:00``).
-* How soon a finished operation shows in a list. The watermark trails the newest server time seen by
-  :data:`OVERLAP_SECONDS`, so a completion that becomes visible a little late is still listed.
+* How soon a finished operation shows in a list. Each list starts :data:`OVERLAP_SECONDS` before
+  where the previous one's coverage ended (:class:`FinishedListCoverage`), so a completion that
+  becomes visible a little late is still listed.
 
 The poller guards the rest (:class:`~airflow_machine_images.triggers.polling.operations.OperationPoller`):
 every returned operation is checked against the filter (a server that ignored it would be caught), a 400 for the
@@ -49,6 +50,7 @@ from airflow_machine_images.api.timestamps import parse_timestamp
 __all__ = [
     "OVERLAP_SECONDS",
     "UNFINISHED_FILTER",
+    "FinishedListCoverage",
     "ServerWatermark",
     "done_since_filter",
     "ended_after",
@@ -109,6 +111,55 @@ class ServerWatermark:
         if self._newest is None:
             return None
         return self._newest - timedelta(seconds=self.overlap_seconds)
+
+    def text(self) -> str | None:
+        """:meth:`start` in the server's own form: its UTC offset, milliseconds."""
+        start = self.start()
+        return None if start is None else start.isoformat(timespec="milliseconds")
+
+
+@dataclass
+class FinishedListCoverage:
+    """Where the next "finished since" list starts: where what the poller knows of its operations ends.
+
+    Every waited-for operation seen unfinished is known not to have finished before the newest server
+    time seen at or before that reading (every time the server wrote was at or before its answer). A
+    "finished since" list then shows the completions up to its own answer, whose time is at least the
+    newest server time seen when it was read. So the next list must start where the earlier of the two
+    ends: the previous list's coverage, lowered by any operation first seen unfinished since (its
+    reading's bound). The newest time seen elsewhere in the cycle (a list of unfinished operations
+    read right before, which shows the newest waits' ``insertTime``) must not move the start: that
+    made a list cover only the overlap instead of the interval since the previous one (issue 27).
+
+    :param overlap_seconds: how far before the covered time the next list starts (late visibility).
+    """
+
+    overlap_seconds: float = OVERLAP_SECONDS
+    _covered_to: datetime | None = None
+
+    def seen_unfinished(self, bound: datetime | None) -> None:
+        """A waited-for operation was read unfinished; ``bound`` is the newest server time seen by then.
+
+        :param bound: the newest server time seen at or before that reading (None: none yet).
+        """
+        if bound is not None and (self._covered_to is None or bound < self._covered_to):
+            self._covered_to = bound
+
+    def listed(self, bound: datetime | None) -> None:
+        """A "finished since" list was answered; ``bound`` is the newest server time seen by then.
+
+        :param bound: the newest server time seen at or before its answer.
+        """
+        if bound is not None:
+            self._covered_to = bound
+
+    def reset(self) -> None:
+        """Nothing is waited for any more: the next operation seen unfinished starts the coverage."""
+        self._covered_to = None
+
+    def start(self) -> datetime | None:
+        """The instant the next list starts after (None: nothing covered yet)."""
+        return None if self._covered_to is None else self._covered_to - timedelta(seconds=self.overlap_seconds)
 
     def text(self) -> str | None:
         """:meth:`start` in the server's own form: its UTC offset, milliseconds."""

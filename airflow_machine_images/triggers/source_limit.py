@@ -12,9 +12,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_machine_images.api.timestamps import format_moment
+from airflow_machine_images.compat import BaseTrigger, TriggerEvent
 from airflow_machine_images.events import EVENT_INVALID_ARGUMENT, EVENT_TIMEOUT
 
 if TYPE_CHECKING:

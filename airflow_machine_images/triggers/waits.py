@@ -16,11 +16,10 @@ import importlib
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.api.redaction import redact_event
 from airflow_machine_images.api.responses import raise_for_operation_error
+from airflow_machine_images.compat import BaseTrigger, TriggerEvent
 from airflow_machine_images.config import DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT
 from airflow_machine_images.events import (
     EVENT_API_ERROR,

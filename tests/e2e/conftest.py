@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 #: DAGs the cases need parsed before they start.
-E2E_DAG_IDS = (BACKUP_DAG.dag_id, "e2e_real_failures")
+E2E_DAG_IDS = (BACKUP_DAG.dag_id, "e2e_real_failures", "e2e_fleet_backup_operator")
 
 _SUMMARY: Summary | None = None
 _STACK: Stack | None = None

@@ -161,11 +161,15 @@ class EmulatorControl:
         }
         return self._call("POST", "/_emulator/machineImages", (200, 201), json=body)
 
-    def add_instance(self, instance: str, operation_seconds: float | None = None) -> Any:
+    def add_instance(
+        self, instance: str, operation_seconds: float | None = None, labels: dict[str, str] | None = None
+    ) -> Any:
         """Create a source instance ``ZONE/NAME`` (imaging it takes ``operation_seconds``, else the default)."""
         body: dict[str, Any] = {"instance": instance, "project": self.project}
         if operation_seconds is not None:
             body["operation_seconds"] = operation_seconds
+        if labels is not None:
+            body["labels"] = labels
         return self._call("POST", "/_emulator/instances", (200, 201), json=body)
 
     def inject_fault(self, **fault: Any) -> Any:

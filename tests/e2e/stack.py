@@ -70,6 +70,8 @@ class StackConfig:
     celery_workers: int = 0
     #: Task slots per Celery worker (``airflow celery worker --concurrency``).
     celery_concurrency: int = 2
+    #: More DAG files copied into the DAGs folder before anything starts (e.g. the benchmarks' own).
+    extra_dags: tuple[Path, ...] = ()
 
     @property
     def celery(self) -> bool:
@@ -188,7 +190,11 @@ class Stack:
         self.airflow_home.mkdir(parents=True)
         self.dags_folder.mkdir()
         (self.artifacts / "task-logs").mkdir(parents=True, exist_ok=True)
-        for source in [*sorted((REPO_ROOT / "example_dags").glob("*.py")), *sorted((E2E_DIR / "dags").glob("*.py"))]:
+        for source in [
+            *sorted((REPO_ROOT / "example_dags").glob("*.py")),
+            *sorted((E2E_DIR / "dags").glob("*.py")),
+            *self.config.extra_dags,
+        ]:
             shutil.copy(source, self.dags_folder / source.name)
 
     def _start_emulator(self) -> None:

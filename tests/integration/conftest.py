@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +14,7 @@ from tests.conftest import DAGS_FOLDER, REPO_ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
 
 PROJECT = "test-project"
 SOURCE = "us-central1-a/web-1"
@@ -55,7 +56,7 @@ def airflow_db() -> None:
 
 def load_dag(dag_id: str):  # type: ignore[no-untyped-def]
     """Load a DAG from the DAGs folder the way ``airflow dags test`` does."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_machine_images.compat import DagBag
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert not bag.import_errors, bag.import_errors
@@ -64,16 +65,32 @@ def load_dag(dag_id: str):  # type: ignore[no-untyped-def]
     return dag
 
 
+def run_dag(dag_id: str, logical_date: datetime | None = None, run_conf: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    """``dag.test()`` of a DAG of the DAGs folder, on Airflow 2.11 and 3.x alike (``compat.dag_test``)."""
+    from airflow_machine_images.compat import dag_test
+
+    return dag_test(load_dag(dag_id), logical_date=logical_date, run_conf=run_conf)
+
+
 def xcom_result(dag_run, task_id: str):  # type: ignore[no-untyped-def]
-    """The return value (XCom) a task of a finished ``dag.test()`` run pushed."""
-    from airflow.models.xcom import XComModel
+    """The return value (XCom) a task of a finished ``dag.test()`` run pushed.
+
+    A plain ``select`` of the XCom table, whose model is ``XComModel`` on 3.x and ``XCom`` on 2.x.
+    """
     from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_machine_images.compat import XComModel
 
     with create_session() as session:
         row = session.execute(
-            XComModel.get_many(
-                key="return_value", run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id
-            ).with_only_columns(XComModel.value)
+            select(XComModel.value).where(
+                XComModel.key == "return_value",
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == -1,
+            )
         ).first()
     return None if row is None else XComModel.deserialize_value(row)
 

@@ -348,6 +348,7 @@ def test_every_example_dag_loads_without_import_errors() -> None:
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
         "example_machine_image",
+        "example_fleet_backup",
         "example_machine_image_sensor",
         "example_nightly_backup",
         "example_pipeline_new_instance",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_machine_images.emulator import ComputeEngineEmulator, Fault
-from tests.integration.conftest import PROJECT, load_dag, task_states, xcom_result
+from tests.integration.conftest import PROJECT, load_dag, run_dag, task_states, xcom_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
@@ -28,7 +28,7 @@ SENSOR_DAGS = [
 
 
 def run(dag_id: str, **conf: Any):  # type: ignore[no-untyped-def]
-    return load_dag(dag_id).test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=conf or None)
+    return run_dag(dag_id, LOGICAL_DATE, conf or None)
 
 
 def fail_next_insert(emulator: ComputeEngineEmulator) -> None:

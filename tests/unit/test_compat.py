@@ -1,4 +1,4 @@
-"""The compat module: every name resolves on the installed Airflow, from its newest location."""
+"""The compat module: every name resolves on the installed Airflow (2.11 or 3.x), from its newest location."""
 
 from __future__ import annotations
 
@@ -16,16 +16,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-#: Names whose old and new locations, where both exist, must be the very same class (``conf`` and
-#: ``timezone`` are not: the task SDK has its own configuration parser and timezone helpers).
-SAME_CLASS_EVERYWHERE = {
-    "AirflowException",
-    "AirflowFailException",
-    "AirflowSensorTimeout",
-    "AirflowSkipException",
-    "TaskDeferred",
-    "DagBag",
-}
+#: Names whose old and new locations, where both exist, must be the very same class.
+SAME_CLASS_EVERYWHERE = {"DagBag"}
+#: What the module defines itself (not resolved from a location).
+FUNCTIONS = {"airflow_major", "dag_test"}
 
 
 def _existing(location: str) -> object | None:
@@ -40,8 +34,62 @@ def _existing(location: str) -> object | None:
 
 
 def test_all_lists_every_compat_name() -> None:
-    assert sorted(compat.__all__) == sorted(compat.CANDIDATES)
+    assert sorted(compat.__all__) == sorted({*compat.CANDIDATES, *compat.FROM_COMMON_COMPAT, *FUNCTIONS})
     assert set(compat.__all__) <= set(dir(compat))
+
+
+@pytest.mark.parametrize("name", compat.FROM_COMMON_COMPAT)
+def test_names_exported_before_come_from_common_compat(name: str) -> None:
+    from airflow.providers.common.compat import sdk
+
+    assert compat.resolve(name) is getattr(sdk, name)
+    assert getattr(compat, name) is getattr(sdk, name)
+
+
+def test_airflow_major_is_the_installed_airflows() -> None:
+    import airflow
+
+    assert compat.airflow_major() == int(airflow.__version__.split(".")[0])
+    assert compat.airflow_major() in (2, 3)
+    assert compat.airflow_version == airflow.__version__
+
+
+class _RecordingDag:
+    """Records the arguments ``dag.test()`` is called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def test(self, **kwargs: object) -> str:
+        self.calls.append(kwargs)
+        return "run"
+
+
+@pytest.mark.parametrize(
+    ("major", "expected"),
+    [
+        (3, {"logical_date": "D", "run_after": "D", "run_conf": {"a": 1}}),
+        (2, {"execution_date": "D", "run_conf": {"a": 1}}),
+    ],
+)
+def test_dag_test_passes_each_majors_arguments(
+    major: int, expected: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compat, "airflow_major", lambda: major)
+    dag = _RecordingDag()
+    assert compat.dag_test(dag, logical_date="D", run_conf={"a": 1}) == "run"  # type: ignore[arg-type]
+    assert compat.dag_test(dag) == "run"
+    assert dag.calls == [expected, {"run_conf": None}]
+
+
+def test_dag_test_arguments_exist_on_this_airflows_dag() -> None:
+    import inspect
+
+    from airflow.providers.common.compat.sdk import DAG
+
+    parameters = inspect.signature(DAG.test).parameters
+    wanted = {"logical_date", "run_after"} if compat.airflow_major() >= 3 else {"execution_date"}
+    assert wanted | {"run_conf"} <= set(parameters)
 
 
 @pytest.mark.parametrize("name", sorted(compat.CANDIDATES))

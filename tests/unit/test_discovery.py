@@ -1,4 +1,5 @@
-"""Unit tests for airflow_machine_images.api.schema: reading compute.{beta,v1}.json without googleapiclient."""
+"""Unit tests for airflow_machine_images.api.schema: the shipped snapshot, and reading compute.{beta,v1}.json
+without importing googleapiclient."""
 
 from __future__ import annotations
 
@@ -84,11 +85,38 @@ def test_schemas_are_a_read_only_view(version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["alpha", "v2", "", None, 1, ["beta"]])
-def test_unsupported_api_version(version: Any) -> None:
+@pytest.mark.parametrize("reader", [discovery_document_path, machine_image_schemas])
+def test_unsupported_api_version(version: Any, reader: Any) -> None:
     with pytest.raises(MachineImageValidationError) as info:
-        discovery_document_path(version)
+        reader(version)
     assert info.value.parameter == "api_version"
     assert "'beta', 'v1'" in str(info.value)
+
+
+@pytest.mark.usefixtures("fresh_cache")
+@pytest.mark.parametrize("version", ["beta", "v1"])
+def test_schemas_come_from_the_shipped_snapshot_without_any_client(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    fake_package(monkeypatch, None)  # no google-api-python-client at all
+    schemas = machine_image_schemas(version)
+    snapshot = json.loads(discovery.SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    assert dict(schemas) == snapshot["versions"][version]["schemas"]
+    assert {"includedDisks", "excludedDisks"} <= set(schemas["MachineImageParams"]["properties"])
+    assert "sourceMachineImage" in schemas["Instance"]["properties"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"versions": {"beta": {}}}'])
+def test_a_broken_snapshot_says_to_reinstall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str) -> None:
+    broken = tmp_path / "compute_schemas.json"
+    broken.write_text(content, encoding="utf-8")
+    monkeypatch.setattr(discovery, "SNAPSHOT_PATH", broken)
+    discovery.load_snapshot.cache_clear()
+    try:
+        with pytest.raises(DiscoveryDocumentError, match="reinstall airflow-machine-images"):
+            machine_image_schemas("beta")
+    finally:
+        discovery.load_snapshot.cache_clear()
 
 
 @pytest.mark.usefixtures("fresh_cache")
@@ -105,10 +133,10 @@ def test_missing_document_names_what_to_install(monkeypatch: pytest.MonkeyPatch,
     write_document(tmp_path, "v1", {"schemas": {"MachineImage": {}}})
     fake_package(monkeypatch, [str(tmp_path)])
     with pytest.raises(DiscoveryDocumentError) as info:
-        machine_image_schemas("beta")
+        load_discovery_document("beta")
     assert "google-api-python-client" in str(info.value)
     assert "compute.beta.json" in str(info.value)
-    assert machine_image_schemas("v1")["MachineImage"] == {}
+    assert load_discovery_document("v1")["schemas"]["MachineImage"] == {}
 
 
 @pytest.mark.usefixtures("fresh_cache")

@@ -13,13 +13,16 @@ HEAVY_PREFIXES = ("google", "googleapiclient", "requests", "aiohttp", "httplib2"
 
 PROBE = """
 import json, sys
-import airflow.sdk  # the baseline every DAG file pays anyway
+# The baseline every DAG file pays anyway: Airflow's DAG and operator classes (airflow.sdk on 3.x,
+# airflow.models on 2.x), through common-compat, which knows where each lives.
+from airflow.providers.common.compat.sdk import DAG, BaseOperator
 before = set(sys.modules)
 import {module}
 added = sorted(set(sys.modules) - before)
+# Airflow 2's own baseline already loads requests: count only what came after it.
 loaded_with_code = sorted(
     name for name, mod in sys.modules.items()
-    if name.split(".")[0] in {heavy!r} and getattr(mod, "__file__", None)
+    if name not in before and name.split(".")[0] in {heavy!r} and getattr(mod, "__file__", None)
 )
 print(json.dumps({{"added": added, "with_code": loaded_with_code}}))
 """

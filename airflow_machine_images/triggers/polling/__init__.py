@@ -15,6 +15,8 @@ handful of list calls per cycle and wakes each waiter when its resource reaches 
   waits of up to two minutes cost no more calls than one list every 10 s); beyond that the polls are
   coalesced (the long-polls are abandoned), and long-polling resumes when at most half as many remain.
 * Machine images (:class:`MachineImagePoller`): ``machineImages.list`` with chunked name filters.
+* The images of a fleet backup run (:class:`RunImagesPoller`): ``machineImages.list`` filtered by the
+  run's ``airflow-ti`` label, one wait per run whatever its number of images.
 
 A list is not a snapshot and not evidence of absence: a list answer may carry a ``warning``
 (``UNREACHABLE``, ``PARTIAL_SUCCESS``, ``LIST_OVERHEAD_QUOTA_EXCEED``: discovery documents,
@@ -34,15 +36,22 @@ among the waiters it serves. A cycle follows the soonest check any waiter wants 
 no sooner than its budget allows), so a smaller budget never slows the other waiters.
 
 The modules, by job: :mod:`.coalescing` (the generic poller: waiters, the cycle loop, budget pacing,
-long-polls), :mod:`.operations` and :mod:`.machine_images` (the pollers per resource), :mod:`.windows`
-(the request windows: per project, per waiter) and :mod:`.registry` (the process-wide pollers:
-:func:`poller_for`, :func:`active_pollers`). Everything is
+long-polls), :mod:`.operations`, :mod:`.machine_images` and :mod:`.run_images` (the pollers per
+resource), :mod:`.windows` (the request windows: per project, per waiter) and :mod:`.registry` (the
+process-wide pollers: :func:`poller_for`, :func:`active_pollers`). Everything is
 importable from here. All of them log to this package's logger.
 """
 
 from __future__ import annotations
 
-from airflow_machine_images.triggers.polling import coalescing, machine_images, operations, registry, windows
+from airflow_machine_images.triggers.polling import (
+    coalescing,
+    machine_images,
+    operations,
+    registry,
+    run_images,
+    windows,
+)
 from airflow_machine_images.triggers.polling.coalescing import (
     CHUNK_SIZE,
     MAX_FAILED_CYCLES,
@@ -57,6 +66,7 @@ from airflow_machine_images.triggers.polling.coalescing import (
 from airflow_machine_images.triggers.polling.machine_images import MachineImagePoller
 from airflow_machine_images.triggers.polling.operations import LIST_PAGE_SIZE, RECONCILE_EVERY_CYCLES, OperationPoller
 from airflow_machine_images.triggers.polling.registry import active_pollers, poller_for
+from airflow_machine_images.triggers.polling.run_images import RunImagesPoller
 from airflow_machine_images.triggers.polling.windows import BUDGET_WINDOW_SECONDS, RequestWindow, project_window
 
 __all__ = [
@@ -73,6 +83,7 @@ __all__ = [
     "PollerStats",
     "RequestWindow",
     "Resource",
+    "RunImagesPoller",
     "active_pollers",
     "chunks",
     "coalescing",
@@ -82,5 +93,6 @@ __all__ = [
     "poller_for",
     "project_window",
     "registry",
+    "run_images",
     "windows",
 ]

@@ -15,6 +15,7 @@ from airflow_machine_images.api.list_warnings import partial_warnings
 from airflow_machine_images.exceptions import InvalidRequestError, ResourceNotFoundError
 from airflow_machine_images.triggers.finished_operations import (
     UNFINISHED_FILTER,
+    FinishedListCoverage,
     ServerWatermark,
     done_since_filter,
     ended_after,
@@ -40,7 +41,8 @@ class OperationPoller(CoalescingPoller):
     """Waits for operations to be DONE: global ones, or those of one zone (``zone``).
 
     While coalescing, a cycle reads what it can from one paged list of the operations that finished
-    since the last cycle (:mod:`airflow_machine_images.triggers.finished_operations`): completions and their
+    since the previous list's coverage ended, whatever else the cycle read first
+    (:mod:`airflow_machine_images.triggers.finished_operations`): completions and their
     outcome in the same calls, about one call per 500 completions. Only operations it has not yet
     seen unfinished are read first (by name filters, or through the list of unfinished operations
     when that takes fewer calls), and every :data:`RECONCILE_EVERY_CYCLES` cycles, or after a list
@@ -66,7 +68,10 @@ class OperationPoller(CoalescingPoller):
         super().__init__(hook, project_id, max_requests_per_minute=max_requests_per_minute, zone=zone)
         #: Waited-for operations last seen unfinished, with that reading.
         self._running: dict[str, Resource] = {}
+        #: The newest server time seen on any operation (the miss check's bound).
         self._watermark = ServerWatermark()
+        #: Where the next "finished since" list starts (issue 27: never moved by other reads of the cycle).
+        self._coverage = FinishedListCoverage()
         #: Whether cycles read the "finished since" list (off for good after a 400, a mismatch or a miss).
         self.finished_lists = True
         self._cycles_since_reconcile = 0
@@ -78,8 +83,21 @@ class OperationPoller(CoalescingPoller):
         self._unfinished_count: int | None = None
 
     async def _list_page(self, **kwargs: Any) -> dict[str, Any]:
-        """One page of the scope's operations list (``globalOperations.list`` or ``zoneOperations.list``)."""
-        return await self.hook.list_operations_page(zone=self.zone, **kwargs)
+        """One page of the scope's operations list (``globalOperations.list`` or ``zoneOperations.list``).
+
+        Every list the poller reads comes through here, so the server times on the page are observed in
+        the order they were answered: a waited-for operation not yet running here that the page shows
+        unfinished bounds where the next "finished since" list may start (:class:`FinishedListCoverage`).
+        """
+        page = await self.hook.list_operations_page(zone=self.zone, **kwargs)
+        items = page.get("items") or []
+        for op in items:
+            self._watermark.observe(op)
+        for op in items:
+            name = op.get("name")
+            if op.get("status") != "DONE" and name in self._waiters and name not in self._running:
+                self._coverage.seen_unfinished(self._watermark.newest)
+        return page
 
     async def list_states(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
         """The states of ``names`` this cycle established (see the class docstring for the reading).
@@ -88,8 +106,10 @@ class OperationPoller(CoalescingPoller):
         :param warnings: each list page's ``warning`` is appended here.
         """
         self._running = {name: op for name, op in self._running.items() if name in names}
+        if not self._running:
+            self._coverage.reset()
         running_before = set(self._running)
-        use_finished = self.finished_lists and self._watermark.known and bool(self._running)
+        use_finished = self.finished_lists and self._coverage.start() is not None and bool(self._running)
         due = self._cycles_since_reconcile + 1 >= RECONCILE_EVERY_CYCLES
         reconcile = not use_finished or self._reconcile_next or due
         verify = set(names) if reconcile else names - running_before
@@ -130,8 +150,6 @@ class OperationPoller(CoalescingPoller):
         """Every unfinished operation of the scope, by name (paged)."""
         operations = await self._list_all(self._list_page, UNFINISHED_FILTER, warnings)
         self._unfinished_count = len(operations)
-        for op in operations:
-            self._watermark.observe(op)
         return {str(op["name"]): op for op in operations if "name" in op}
 
     async def _list_finished(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
@@ -140,7 +158,7 @@ class OperationPoller(CoalescingPoller):
         :param names: the operations waited for.
         :param warnings: each list page's ``warning`` is appended here.
         """
-        start, after = self._watermark.start(), self._watermark.text()
+        start, after = self._coverage.start(), self._coverage.text()
         assert start is not None and after is not None
         page_warnings: list[ListWarning] = []
         try:
@@ -155,8 +173,7 @@ class OperationPoller(CoalescingPoller):
         self.stats.finished_listings += 1
         if strays := sum(1 for op in operations if not ended_after(op, start)):
             self._stop_finished_lists(f"{strays} listed operation(s) did not match the filter")
-        for op in operations:
-            self._watermark.observe(op)
+        self._coverage.listed(self._watermark.newest)  # every time seen so far was at or before its answer
         return {str(op["name"]): op for op in operations if op.get("name") in names}
 
     async def _read_by_name(self, names: set[str], warnings: list[ListWarning]) -> dict[str, Resource]:
@@ -164,7 +181,6 @@ class OperationPoller(CoalescingPoller):
         states: dict[str, Resource] = {}
         for chunk in chunks(names):
             for op in await self._list_all(self._list_page, name_filter(chunk), warnings):
-                self._watermark.observe(op)
                 if op.get("name") in chunk:
                     states[str(op["name"])] = op
         return states

@@ -121,19 +121,19 @@ def test_wrong_types_rejected(schemas: Any, wrong: dict[str, Any], parameter: st
     ],
 )
 def test_types_enums_ranges_and_patterns(
-    schemas: Any, schema_name: str, body: dict[str, Any], parameter: str, fragment: str
+    document_schemas: Any, schema_name: str, body: dict[str, Any], parameter: str, fragment: str
 ) -> None:
     with raises(parameter, fragment):
-        v.validate_body(body, schemas, schema_name=schema_name)
+        v.validate_body(body, document_schemas, schema_name=schema_name)
 
 
-def test_integer_typed_strings_accept_ints(schemas: Any) -> None:
+def test_integer_typed_strings_accept_ints(document_schemas: Any) -> None:
     body = {"diskSizeGb": 10, "deviceName": "boot", "mode": "READ_WRITE"}
-    assert v.validate_body(body, schemas, schema_name="AttachedDisk") == body
-    assert v.validate_body({"diskSizeGb": "10"}, schemas, schema_name="AttachedDisk") == {"diskSizeGb": "10"}
+    assert v.validate_body(body, document_schemas, schema_name="AttachedDisk") == body
+    assert v.validate_body({"diskSizeGb": "10"}, document_schemas, schema_name="AttachedDisk") == {"diskSizeGb": "10"}
     target = {"utilizationTarget": 0.5}
-    assert v.validate_body(target, schemas, schema_name="AutoscalingPolicyCpuUtilization") == target
-    assert v.validate_body({"utilizationTarget": 1}, schemas, schema_name="AutoscalingPolicyCpuUtilization")
+    assert v.validate_body(target, document_schemas, schema_name="AutoscalingPolicyCpuUtilization") == target
+    assert v.validate_body({"utilizationTarget": 1}, document_schemas, schema_name="AutoscalingPolicyCpuUtilization")
 
 
 def test_body_must_be_a_dict_and_schema_must_exist(schemas: Any) -> None:

@@ -131,7 +131,7 @@ def test_package_exports_each_name_of_its_home_module() -> None:
 
 CYCLE_PROBE = """
 import importlib, sys
-import airflow.sdk.exceptions
+from airflow.providers.common.compat.sdk import AirflowException
 for first in {modules!r}:
     for name in [m for m in sys.modules if m.startswith("airflow_machine_images")]:
         del sys.modules[name]
@@ -171,11 +171,12 @@ def test_each_module_can_be_imported_first() -> None:
 
 HEAVY = ("google", "googleapiclient", "requests", "aiohttp", "airflow", "httplib2", "grpc")
 
-# The error types' module subclasses airflow.sdk.exceptions.AirflowException: that import is the
-# baseline; beyond it, no Airflow module (nor Google or HTTP library) may be loaded.
+# The error types' module subclasses AirflowException (through common-compat: airflow.sdk.exceptions on 3.x,
+# airflow.exceptions on 2.x): that import is the baseline; beyond it, no Airflow module (nor Google or
+# HTTP library) may be loaded.
 PROBE = """
 import json, sys
-import airflow.sdk.exceptions
+from airflow.providers.common.compat.sdk import AirflowException
 before = set(sys.modules)
 import {module}
 added = sorted(set(sys.modules) - before)
