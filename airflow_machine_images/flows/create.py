@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.answers import server_time_of
 from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.api.responses import raise_for_operation_error
@@ -212,6 +213,16 @@ class CreateState:
         :param request: the request this state belongs to.
         """
         return request.target.summary(request, self)
+
+    def count_made(self, request: CreateRequest) -> None:
+        """Count a machine image this task made, once READY (``machine_images.images.created``); one adopted
+        (``reused``) was made before and is not counted again.
+
+        :param request: the request this state belongs to.
+        """
+        ready = self.resource is not None and request.target.readiness(self.resource) is Readiness.READY
+        if ready and not self.reused and request.target.collection == "machineImages":
+            metrics.images_created()
 
 
 def submit(

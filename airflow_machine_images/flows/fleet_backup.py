@@ -30,6 +30,7 @@ import time
 from dataclasses import astuple, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images import metrics
 from airflow_machine_images.bodies.labels import OWNER_LABEL, owner_label_filter
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
@@ -289,6 +290,7 @@ def settle_ready_images(hook: ComputeEngineMachineImageHook, fleet: FleetBackup,
             continue
         row.finish(SUCCEEDED)
         settled += 1
+        metrics.images_created(0 if row.reused else 1)  # as CreateState.count_made: an adopted one is not
     log.info("Run %s: %d image(s) listed by label, %d instance(s) newly READY", fleet.run_label, len(ours), settled)
     return settled
 
@@ -386,6 +388,7 @@ def _take(row: Submission, request: CreateRequest, state: CreateState) -> None:
     :param state: where the create flow says it stands.
     """
     row.replayed, row.reused, row.sent = state.replayed, state.reused, True
+    state.count_made(request)
     if state.operation_pending:
         row.operation = str((state.operation or {}).get("name"))
         return

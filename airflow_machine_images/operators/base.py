@@ -413,6 +413,7 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
                 poll_interval=self.poll_interval,
                 log=self.log,
             )
+        state.count_made(request)
         return state.summary(request)
 
     def _waits_extra(self) -> dict[str, Any]:

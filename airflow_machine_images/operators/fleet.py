@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import timezone
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
 from airflow_machine_images.exceptions import (
     BackupCoverageError,
@@ -24,7 +25,7 @@ from airflow_machine_images.exceptions import (
 )
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
-from airflow_machine_images.planning.coverage import coverage_rows, format_table
+from airflow_machine_images.planning.coverage import CoverageRow, coverage_rows, format_table
 from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector
 from airflow_machine_images.results import coverage_summary
 from airflow_machine_images.validation import (
@@ -49,6 +50,20 @@ __all__ = ["ComputeEngineListInstancesOperator", "ComputeEngineMachineImageCover
 
 #: ``maxResults`` of a list page: at most 500 (discovery documents).
 MAX_PAGE_SIZE = 500
+
+
+def _send_coverage_metrics(project_id: str, rows: list[CoverageRow], *, gaps: int) -> None:
+    """The coverage gaps of a check, and each checked instance's newest image age (:mod:`~.metrics`).
+
+    :param project_id: the project whose instances were checked.
+    :param rows: the coverage rows.
+    :param gaps: how many instances are ``stale`` or ``missing``.
+    """
+    metrics.coverage_gaps(project_id, gaps)
+    for row in rows:
+        if row.age_seconds is not None:
+            project, zone, name = row.instance.split("/")[1::2]
+            metrics.newest_image_age(project, zone, name, row.age_seconds)
 
 
 def _page_size(value: object) -> int:
@@ -353,6 +368,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
         )
         result = coverage_summary(project_id=project_id, backup_project_id=backup_project, max_age=max_age, rows=rows)
         stale, missing = result["stale"], result["missing"]
+        _send_coverage_metrics(project_id, rows, gaps=len(stale) + len(missing))
         context["ti"].xcom_push(key="coverage", value=result)
         if stale or missing:
             parts = []

@@ -8,7 +8,9 @@ from datetime import datetime
 from airflow.sdk import DAG
 
 from airflow_machine_images.operators import (
+    ComputeEngineDeleteMachineImageOperator,
     ComputeEngineInsertMachineImageOperator,
+    ComputeEngineMachineImageCoverageCheckOperator,
     ComputeEngineMachineImageRetentionOperator,
 )
 
@@ -53,3 +55,18 @@ with dag("ami_test_source_limit_short_deadline", default_args={"retries": 0}):
     ) >> ComputeEngineInsertMachineImageOperator(
         task_id="second", name="web-1-b", source_instance="us-central1-a/web-1", poll_interval=1, timeout=4
     )
+
+# Metrics: an image made (deferred: the triggerer sees its operation DONE) and one made and deleted on the
+# worker, then a coverage check of the instances labelled backup=nightly (web-2, imaged, and web-3, not).
+with dag("ami_test_metrics", default_args={"retries": 0}):
+    kept = ComputeEngineInsertMachineImageOperator(
+        task_id="make_kept", name="web-2-m", source_instance="us-central1-a/web-2", deferrable=True, poll_interval=1
+    )
+    made = ComputeEngineInsertMachineImageOperator(
+        task_id="make_dropped", name="web-1-m", source_instance="us-central1-a/web-1", poll_interval=1
+    )
+    dropped = ComputeEngineDeleteMachineImageOperator(task_id="delete", name="web-1-m", poll_interval=1)
+    coverage = ComputeEngineMachineImageCoverageCheckOperator(
+        task_id="coverage", label_selector={"backup": "nightly"}, max_age=3600
+    )
+    kept >> made >> dropped >> coverage
