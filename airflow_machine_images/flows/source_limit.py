@@ -3,8 +3,9 @@
 What the service does. "You can create a machine image at most once every 10 minutes. If you want to
 issue a burst of requests for creating multiple machine images from an instance, you can issue at most 6
 requests in 60 minutes" (Create machine images, Limitations and restrictions,
-https://cloud.google.com/compute/docs/machine-images/create-machine-images). Operations refused for being too frequent on a resource end with ``error.errors[].code``
-``RESOURCE_OPERATION_RATE_EXCEEDED``, "Operation rate exceeded for resource ... Too frequent operations
+https://cloud.google.com/compute/docs/machine-images/create-machine-images). Operations refused for
+being too frequent on a resource end with ``error.errors[].code`` ``RESOURCE_OPERATION_RATE_EXCEEDED``,
+"Operation rate exceeded for resource ... Too frequent operations
 from the source resource", and ``httpErrorStatusCode`` 403 (googleapis/python-compute issue 279). That the
 per-source limit is answered in exactly that shape is unverified; it is the safe reading, and the
 emulator answers so (``source_image_limit_scale``). Nothing in the answer says when the next request is
