@@ -92,6 +92,8 @@ class KeepCounts:
             value = getattr(self, rule)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 why = f" (keep_{rule}=0 would keep nothing by it: leave it out instead)" if value == 0 else ""
+                if rule == "last" and value == 0:  # the wording of earlier releases, which guides DAG authors
+                    why = " (keep_last=0 would delete every image of a source; leave it out to keep by other rules)"
                 raise MachineImageValidationError(f"keep_{rule}", f"must be an integer >= 1{why}", show_value(value))
 
     @property
