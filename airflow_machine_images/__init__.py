@@ -64,6 +64,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "airflow_machine_images.triggers.waits",
+                    "airflow_machine_images.triggers.source_limit",
                     "airflow_machine_images.triggers.fleet_backup",
                 ],
             }

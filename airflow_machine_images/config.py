@@ -18,9 +18,14 @@ REQUESTS_PER_MINUTE_PER_PROJECT = "requests_per_minute_per_project"
 TRIGGERERS = "triggerers"
 #: Where requests (and with them tokens and keys) may go: see :mod:`airflow_machine_images.validation.endpoints`.
 ALLOWED_ENDPOINTS = "allowed_endpoints"
+#: How long a create refused by the per-source machine-image limit waits before it is submitted again.
+SOURCE_IMAGE_LIMIT_WAIT_SECONDS = "source_image_limit_wait_seconds"
 
 DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT = 60
 DEFAULT_TRIGGERERS = 1
+#: Compute Engine makes a machine image of one source instance "at most once every 10 minutes" (Create
+#: machine images page): ten minutes after a refusal, that window has passed.
+DEFAULT_SOURCE_IMAGE_LIMIT_WAIT_SECONDS = 600
 #: Google's API hosts over https (the API's root and the regional, locational and Private Service Connect
 #: names under googleapis.com), and loopback for the emulator.
 DEFAULT_ALLOWED_ENDPOINTS = "https://compute.googleapis.com, https://*.googleapis.com, loopback"
@@ -28,6 +33,8 @@ DEFAULT_ALLOWED_ENDPOINTS = "https://compute.googleapis.com, https://*.googleapi
 VERSION_ADDED = "0.1.0"
 #: The release that adds ``allowed_endpoints`` (the next after 0.1.0).
 ALLOWED_ENDPOINTS_ADDED = "0.2.0"
+#: The release that adds ``source_image_limit_wait_seconds`` (the next after 0.1.0).
+SOURCE_IMAGE_LIMIT_ADDED = "0.2.0"
 
 
 def env_var(option: str) -> str:
@@ -42,7 +49,7 @@ def provider_config() -> dict[str, Any]:
     """The ``config`` entry of ``get_provider_info()`` (Airflow's ``provider_info.schema.json`` form)."""
     return {
         SECTION: {
-            "description": "Settings of airflow-machine-images' waits in the triggerer.",
+            "description": "Settings of airflow-machine-images' waits, in the triggerer and on workers.",
             "options": {
                 REQUESTS_PER_MINUTE_PER_PROJECT: {
                     "description": (
@@ -75,6 +82,21 @@ def provider_config() -> dict[str, Any]:
                     "type": "string",
                     "example": "https://compute.googleapis.com, https://compute-backups.p.googleapis.com, loopback",
                     "default": DEFAULT_ALLOWED_ENDPOINTS,
+                },
+                SOURCE_IMAGE_LIMIT_WAIT_SECONDS: {
+                    "description": (
+                        "How long after Compute Engine refused a machine image under its per-source limit "
+                        "(the insert operation failed with RESOURCE_OPERATION_RATE_EXCEEDED: one image of a "
+                        "source instance every 10 minutes, 6 in 60 minutes) the task submits it again, "
+                        "within its timeout, deferred or on the worker. Counted from the refusal's endTime. "
+                        "The default is the 10-minute window; a refusal under the 60-minute one is answered "
+                        "again and waited out again. Lower it only against an emulator that shortens the "
+                        "limit.\n"
+                    ),
+                    "version_added": SOURCE_IMAGE_LIMIT_ADDED,
+                    "type": "float",
+                    "example": "600",
+                    "default": str(DEFAULT_SOURCE_IMAGE_LIMIT_WAIT_SECONDS),
                 },
                 TRIGGERERS: {
                     "description": (

@@ -78,6 +78,7 @@ def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedErr
         http_error_status_code=status_code if isinstance(status_code, int) else None,
         http_error_message=operation.get("httpErrorMessage"),
         target_link=operation.get("targetLink"),
+        end_time=operation.get("endTime"),
     )
 
 

@@ -242,6 +242,7 @@ class OperationFailedError(ComputeEngineError):
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
     :param target_link: the operation's ``targetLink`` (the message names the image or instance).
     :param secrets: key material known to the caller, hidden from the messages in any encoding.
+    :param end_time: the operation's ``endTime`` (RFC 3339, the server's clock), if it has one.
 
     The server writes the messages, and may quote the request: anything shaped like key material,
     and the given secrets, are replaced by ``***`` (:mod:`airflow_machine_images.api.redaction`).
@@ -256,8 +257,10 @@ class OperationFailedError(ComputeEngineError):
         http_error_message: str | None = None,
         target_link: str | None = None,
         secrets: Iterable[str] = (),
+        end_time: str | None = None,
     ) -> None:
         known = list(secrets)
+        self.end_time = end_time if isinstance(end_time, str) else None
 
         def clean(text: str) -> str:
             return redact_key_material(scrub_text(text, known))
@@ -302,6 +305,7 @@ def operation_failed(
     http_error_message: str | None = None,
     target_link: str | None = None,
     secrets: Iterable[str] = (),
+    end_time: str | None = None,
 ) -> OperationFailedError:
     """The error for a failed operation: permanent when one of its codes is (see :class:`OperationFailedError`).
 
@@ -311,6 +315,7 @@ def operation_failed(
     :param http_error_message: the operation's ``httpErrorMessage``, if any.
     :param target_link: the operation's ``targetLink``.
     :param secrets: key material known to the caller, hidden from the messages in any encoding.
+    :param end_time: the operation's ``endTime``, if any.
     """
     codes = {str(e.get("code")) for e in errors}
     cls = PermanentOperationFailedError if codes & PERMANENT_OPERATION_CODES else OperationFailedError
@@ -321,6 +326,7 @@ def operation_failed(
         http_error_message=http_error_message,
         target_link=target_link,
         secrets=secrets,
+        end_time=end_time,
     )
 
 
@@ -430,6 +436,31 @@ class ResubmissionNeeded(ComputeEngineError):
 
 def _resubmission_needed(message: str, fresh: bool, replayed: bool = False) -> ResubmissionNeeded:
     return ResubmissionNeeded(message, fresh=fresh, replayed=replayed)
+
+
+class SourceLimitReached(ResubmissionNeeded):
+    """Compute Engine refused a machine image under the per-source limit; it may be submitted again later.
+
+    The create failed inside its operation with ``RESOURCE_OPERATION_RATE_EXCEEDED`` (nothing was made),
+    so a new submission cannot duplicate anything; :mod:`airflow_machine_images.flows.source_limit` says
+    when. The flows wait until ``retry_at`` within the task's deadline (deferred, or on the worker) and
+    submit the next generation (:func:`~airflow_machine_images.flows.resubmission.with_resubmissions`).
+
+    :param message: why, and when the next try is allowed.
+    :param retry_at: when the next submission is allowed (seconds since the epoch).
+    :param replayed: the refused operation is an earlier try's, replayed by the server.
+    """
+
+    def __init__(self, message: str, *, retry_at: float, replayed: bool = False) -> None:
+        super().__init__(message, replayed=replayed)
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_source_limit_reached, (str(self), self.retry_at, self.replayed))
+
+
+def _source_limit_reached(message: str, retry_at: float, replayed: bool) -> SourceLimitReached:
+    return SourceLimitReached(message, retry_at=retry_at, replayed=replayed)
 
 
 class ComputeEngineRetentionError(AirflowFailException):

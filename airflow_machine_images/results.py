@@ -240,9 +240,9 @@ def retention_summary(
     deleted: list[str] | None,
     skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The retention operator's XCom: ``project_id``, ``dry_run``, ``deleted``, ``kept``, ``not_ready``,
-    ``skipped`` (with ``why_skipped``: name -> reason), ``unmanaged``, ``by_source``, and in a dry run
-    ``would_delete``.
+    """The retention operator's XCom: ``project_id``, ``dry_run``, ``deleted``, ``kept`` (with ``kept_by``:
+    name -> the rules that keep it), ``not_ready``, ``skipped`` (with ``why_skipped``: name -> reason),
+    ``unmanaged``, ``by_source``, and in a dry run ``would_delete``.
 
     :param project_id: the project.
     :param plan: the retention plan.
@@ -263,6 +263,7 @@ def retention_summary(
         "by_source": plan.by_source,
         "deleted": sorted(deleted or []),
         "kept": plan.keep,
+        "kept_by": dict(sorted(plan.kept_by.items())),
     }
     if dry_run:
         summary["would_delete"] = plan.delete

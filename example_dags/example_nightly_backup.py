@@ -7,8 +7,12 @@
    deferrable: one triggerer poller serves the whole fleet). Keeping images in another project means
    a compromised or deleted workload project does not take its backups with it. Images are named
    ``INSTANCE-YYYYMMDD-HASH`` after the run date, so re-running a day's run reuses that day's images.
-3. ``prune_old_images`` keeps the newest seven READY images of each instance in the backup project,
-   selecting only this DAG's nightly images (labels ``managed-by``, ``airflow-dag``, ``backup``).
+3. ``prune_old_images`` keeps a grandfather-father-son history of each instance in the backup project:
+   the newest image of each of the last 7 days, 4 ISO weeks, 12 months and 3 years that have one (UTC;
+   restic's ``forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-yearly 3``), about 25
+   images per instance, selecting only this DAG's nightly images (labels ``managed-by``,
+   ``airflow-dag``, ``backup``). The plan, with the rules that keep each image, is in its XCom
+   (``kept_by``) and its log.
 4. ``check_coverage`` fails, naming them, if any selected instance lacks a READY image younger than
    26 hours in the backup project; it runs even if a backup failed, so the gap is reported.
 
@@ -82,7 +86,10 @@ with DAG(
         task_id="prune_old_images",
         project_id="{{ params.backup_project }}",
         label_selector=this_dags_nightly_images,
-        keep_last=7,
+        keep_daily=7,
+        keep_weekly=4,
+        keep_monthly=12,
+        keep_yearly=3,
     )
 
     check_coverage = ComputeEngineMachineImageCoverageCheckOperator(

@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # log helpers, the exceptions. ``exceptions`` quotes API errors through ``api.redaction`` (an
     # error message must never carry key material), so redaction, which depends on nothing but the
     # standard library, sits here rather than with the rest of the API model.
-    ("foundation", ["version", "compat", "config", "logs", "api.redaction", "exceptions"]),
+    ("foundation", ["version", "compat", "config", "logs", "metrics", "api.redaction", "exceptions"]),
     # Pure checks of what a DAG author hands over: no I/O, raises MachineImageValidationError.
     ("validation", ["validation.*"]),
     # The Compute Engine API as data: calls, answers, paging, responses, retries, list warnings, the

@@ -548,4 +548,5 @@ def raise_for_operation_error(operation: Mapping[str, Any], *, secrets: Iterable
             http_error_message=operation.get("httpErrorMessage"),
             target_link=operation.get("targetLink"),
             secrets=secrets,
+            end_time=operation.get("endTime"),
         )

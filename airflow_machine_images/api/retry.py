@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_machine_images import metrics
 from airflow_machine_images.exceptions import (
     ComputeEngineApiError,
     ConcurrentOperationsQuotaError,
@@ -273,6 +274,7 @@ class Attempts:
         remaining = None if self.deadline is None else self.deadline - time.time()
         delay = self.policy.backoff_or_raise(attempt, error, paused=paused, remaining=remaining)
         self._by_cause[cause] = (attempt, paused + delay)
+        metrics.api_retry(metrics.error_kind(error))
         budget = self.policy.budget_for(error)
         of = f" of {budget.max_attempts}" if budget is not None and budget.min_total is None else ""
         self.log.warning("%s; retrying in %.1f s (attempt %d%s)", error, delay, self.failed + 1, of)

@@ -1,8 +1,16 @@
-"""Reading the API's RFC 3339 timestamps (``creationTimestamp``, ``insertTime``, ``endTime``)."""
+"""Reading the API's RFC 3339 timestamps (``creationTimestamp``, ``insertTime``, ``endTime``), and writing moments."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+
+
+def format_moment(moment: float) -> str:
+    """A moment for logs and messages, in UTC: ``2026-05-20 01:10:00 UTC``.
+
+    :param moment: seconds since the epoch.
+    """
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_timestamp(value: object) -> datetime | None:

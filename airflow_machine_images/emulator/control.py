@@ -59,9 +59,9 @@ ROUTES: list[dict[str, str]] = [
     {
         "route": "POST /_emulator/faults",
         "does": "queue a fault; body: kind (status, drop, accept_then_drop, slow, early_wait, operation_error, "
-        "rate_limit, concurrent_operations, partial_list, operation_warning), action, times, status, "
-        "retry_after_seconds, delay_seconds, error_code, error_message, http_error_status_code, duration_seconds, "
-        "omit_fraction, warning_code, warning_message; "
+        "rate_limit, concurrent_operations, partial_list, operation_warning, label_filter_drop), action, times, "
+        "status, retry_after_seconds, delay_seconds, error_code, error_message, http_error_status_code, "
+        "duration_seconds, omit_fraction, warning_code, warning_message, instance_names; "
         'or {"random": {rate, kinds, actions, statuses, retry_after_seconds, slow_seconds, seed, error_code}}',
     },
     {"route": "GET /_emulator/faults", "does": "the queued faults"},

@@ -71,9 +71,15 @@ FAULT_KINDS: tuple[str, ...] = (
     "partial_list",
     # The next new operation carries warnings[] {code, message, data} (discovery: Operation.warnings).
     "operation_warning",
+    # An instances.aggregatedList answer whose filter has a labels. term silently leaves out instances it
+    # should hold (instance_names, else omit_fraction of them): the blind spot gcloud avoids by never
+    # sending label terms ("server side labels matching is currently problematic", its filter_rewrite.py).
+    "label_filter_drop",
 )
 #: Actions whose answers are lists (the only ones a ``partial_list`` fault applies to).
 LIST_ACTIONS = frozenset({"machineImages.list", "globalOperations.list", "zoneOperations.list"})
+#: Actions whose label-filtered answers a ``label_filter_drop`` fault thins.
+LABEL_FILTER_ACTIONS = frozenset({"instances.aggregatedList"})
 #: What random injection draws from unless told otherwise (the quota kinds are asked for by name).
 DEFAULT_RANDOM_KINDS: tuple[str, ...] = FAULT_KINDS[:6]
 
@@ -85,7 +91,8 @@ def applicable(kind: str, action: str) -> bool:
     :param action: an action name.
     :return: ``early_wait`` only for ``globalOperations.wait``; ``operation_error`` and
         ``operation_warning`` only for insert and delete; ``concurrent_operations`` only for the actions
-        that change state; ``partial_list`` only for the list actions; every other kind for every known action.
+        that change state; ``partial_list`` only for the list actions; ``label_filter_drop`` only for
+        ``instances.aggregatedList``; every other kind for every known action.
     """
     if action not in ACTIONS:
         return False
@@ -95,6 +102,8 @@ def applicable(kind: str, action: str) -> bool:
         return action in OPERATION_ERROR_ACTIONS
     if kind == "partial_list":
         return action in LIST_ACTIONS
+    if kind == "label_filter_drop":
+        return action in LABEL_FILTER_ACTIONS
     if kind == "concurrent_operations":
         return action in MUTATING_ACTIONS
     return True
@@ -121,7 +130,7 @@ def random_kinds(action: str, kinds: Iterable[str]) -> list[str]:
 class Fault:
     """A scripted misbehaviour for the next matching request(s).
 
-    :param kind: ``status``, ``drop``, ``accept_then_drop``, ``slow``, ``early_wait`` or ``operation_error``.
+    :param kind: one of :data:`FAULT_KINDS` (``status``, ``drop``, ``operation_error``, ``label_filter_drop``, ...).
     :param action: only requests of this action (None = any action the kind applies to).
     :param times: how many matching requests it hits (None = every one).
     :param status: the HTTP status of a ``status`` fault.
@@ -137,6 +146,8 @@ class Fault:
     :param warning_code: a ``partial_list`` answer's ``warning.code`` (default ``UNREACHABLE``), or the
         ``warnings[].code`` of an ``operation_warning`` (default ``NOT_CRITICAL_ERROR``).
     :param warning_message: an ``operation_warning``'s message (None: a default).
+    :param instance_names: the instances a ``label_filter_drop`` fault leaves out of a label-filtered
+        answer (None: ``omit_fraction`` of those the answer should hold, at least one).
     """
 
     kind: str
@@ -153,6 +164,7 @@ class Fault:
     omit_fraction: float = 0.3
     warning_code: str | None = None
     warning_message: str | None = None
+    instance_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that could never fire."""
@@ -172,6 +184,10 @@ class Fault:
             raise ValueError("Fault duration_seconds must be positive")
         if not 0.0 < self.omit_fraction < 1.0:
             raise ValueError("Fault omit_fraction must be above 0 and below 1")
+        if self.instance_names is not None and (
+            not isinstance(self.instance_names, list) or not all(isinstance(n, str) for n in self.instance_names)
+        ):
+            raise ValueError("Fault instance_names must be a list of instance names")
         if self.kind == "partial_list" and self.warning_code not in (None, *LIST_WARNING_CODES):
             raise ValueError(f"A partial_list fault's warning_code must be one of {', '.join(LIST_WARNING_CODES)}")
 

@@ -45,7 +45,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_machine_images.emulator import errors
-from airflow_machine_images.emulator.aggregated_instances import aggregated_instances
+from airflow_machine_images.emulator.aggregated_instances import LabelFilterDrop, aggregated_instances, label_filtered
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.keys import echo_key
 from airflow_machine_images.emulator.references import parse_machine_image
@@ -111,8 +111,18 @@ class InstanceHandlers:
     def aggregated_list(self, call: Call) -> dict[str, Any]:
         """``instances.aggregatedList``: every zone scope of the project (see :mod:`.aggregated_instances`).
 
+        A ``label_filter_drop`` fault leaves instances out of an answer whose filter has a ``labels.`` term,
+        silently; on a request without one it has no effect and is given back for the next.
+
         :param call: the request.
         """
+        fault = call.fault
+        drop = None
+        if fault is not None and fault.kind == "label_filter_drop":
+            if label_filtered(call.query.get("filter")):
+                drop = LabelFilterDrop(fault.instance_names, fault.omit_fraction)
+            elif self._context.give_back is not None:
+                self._context.give_back(fault)
         with self._state.session() as now:
             return aggregated_instances(
                 self._instances.in_project(call.project),
@@ -123,6 +133,7 @@ class InstanceHandlers:
                 links=self._context.links,
                 unreachable=self._instances.unreachable_zones,
                 now=now,
+                drop=drop,
             )
 
     def insert(self, call: Call) -> dict[str, Any]:

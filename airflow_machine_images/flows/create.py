@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.answers import server_time_of
 from airflow_machine_images.api.redaction import iter_key_material
 from airflow_machine_images.api.responses import raise_for_operation_error
@@ -46,6 +47,7 @@ from airflow_machine_images.exceptions import (
     ResubmissionNeeded,
 )
 from airflow_machine_images.flows.resubmission import is_replay, resubmit_if_replayed
+from airflow_machine_images.flows.source_limit import refused_by_source_limit, source_limit_reached
 from airflow_machine_images.logs import log_operation_warnings
 
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 ALREADY_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "alreadyExists"})
 #: ``extra["waiting_for"]`` of a deferral on the resource itself (``"image"``: the name of earlier releases).
 WAITING_FOR_RESOURCE = ("resource", "image")
+#: ``extra["waiting_for"]`` of a deferral until the per-source limit allows the next submission.
+WAITING_FOR_SOURCE_LIMIT = "source_limit"
 #: A resource path quoted in an answer: ``projects/P/zones/Z/disks/NAME``, ``projects/P/global/machineImages/NAME``.
 _QUOTED_RESOURCE = re.compile(r"projects/[^/\s'\"]+/(?:(?:zones|regions)/[^/\s'\"]+|global)/([A-Za-z]+)/([^/\s'\"]+)")
 
@@ -94,6 +98,10 @@ class CreateTarget(Protocol):
     @property
     def max_poll_interval(self) -> float | None:
         """The longest pause between reads while the resource starts (None: the task's poll interval)."""
+
+    @property
+    def source_limited(self) -> bool:
+        """Compute Engine limits how often this kind is made of one source (:mod:`~.source_limit`)."""
 
     def insert(
         self, hook: ComputeEngineMachineImageHook, request: CreateRequest, request_id: str, log: Log
@@ -206,6 +214,16 @@ class CreateState:
         """
         return request.target.summary(request, self)
 
+    def count_made(self, request: CreateRequest) -> None:
+        """Count a machine image this task made, once READY (``machine_images.images.created``); one adopted
+        (``reused``) was made before and is not counted again.
+
+        :param request: the request this state belongs to.
+        """
+        ready = self.resource is not None and request.target.readiness(self.resource) is Readiness.READY
+        if ready and not self.reused and request.target.collection == "machineImages":
+            metrics.images_created()
+
 
 def submit(
     hook: ComputeEngineMachineImageHook, request: CreateRequest, generation: int, *, is_retry: bool, log: Log
@@ -292,6 +310,8 @@ def on_operation_failed(
     :param state: the state the operation was waited from.
     :param failure: the operation's failure.
     :param log: the task's logger.
+    :raises SourceLimitReached: the per-source limit refused it (this try's or an earlier one's): nothing
+        was made, and the next generation may be submitted once the limit allows (:mod:`~.source_limit`).
     :raises ResubmissionNeeded: an earlier try's failure, replayed: it made nothing, so the next
         generation cannot duplicate anything, and this try may still make its one fresh create.
     :raises OperationFailedError: this try's own failure.
@@ -301,6 +321,8 @@ def on_operation_failed(
         if other is not None:
             raise _taken_by_another(request, other, f"operation {failure.operation_name} failed as already existing")
         return adopt_existing(hook, request, state.generation, log)
+    if request.target.source_limited and refused_by_source_limit(failure):
+        raise source_limit_reached(failure, what=request.what, replayed=state.replayed) from failure
     resubmit_if_replayed(failure, replayed=state.replayed, what=request.what)
     raise failure
 
@@ -481,6 +503,16 @@ def trigger_extra(state: CreateState, *, waiting_for_resource: bool) -> dict[str
         "reused": state.reused,
         "replayed": state.replayed,
     }
+
+
+def source_limit_extra(generation: int, waits: int) -> dict[str, Any]:
+    """What the trigger of a wait for the per-source limit hands back: the generation to submit, and the waits
+    of this try so far (:func:`~airflow_machine_images.flows.resubmission.with_resubmissions` bounds them).
+
+    :param generation: the generation to submit once the limit allows.
+    :param waits: the per-source-limit waits of this try, this one included.
+    """
+    return {"waiting_for": WAITING_FOR_SOURCE_LIMIT, "generation": generation, "source_limit_waits": waits}
 
 
 def _vanished(request: CreateRequest, state: CreateState, status: object) -> ResubmissionNeeded:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.answers import server_time_of
 from airflow_machine_images.api.responses import operation_errors
 from airflow_machine_images.events import error_from_event
@@ -382,4 +383,6 @@ def finish(
     :param log: the task's logger.
     :return: the delete with the target's cleanup facts.
     """
+    if deletion.deleted and request.target.kind == "Machine image":
+        metrics.images_deleted()
     return replace(deletion, cleanup=request.target.clean_up(hook, request, deletion, is_retry=is_retry, log=log))

@@ -13,9 +13,11 @@ own failure is that try's one fresh submission. What this module adds is scale:
   (about one call per 500 images) settles every instance whose image is READY; only the others'
   operations are read, by name, 50 per call; what the create flow does with a DONE operation
   (:func:`~airflow_machine_images.flows.create.finish_operation`) is done for those alone;
-* the per-source limit (``RESOURCE_OPERATION_RATE_EXCEEDED``; see
-  :mod:`airflow_machine_images.planning.fleet_backup`): such an instance is *deferred* to the next run,
-  and a replay of that failure in a retry is not resubmitted into the limit.
+* the per-source limit, recognised once, by the create flow (it raises
+  :class:`~airflow_machine_images.exceptions.SourceLimitReached`, see
+  :mod:`airflow_machine_images.flows.source_limit`): such an instance is *deferred* to the next run, with
+  when its next try is allowed, and neither this try nor a retry resubmits it into the limit (a single
+  insert waits the limit out within its task instead; a fleet run does not hold its other instances for one).
 
 Errors about one instance (its operation failed, its source is gone, its name is taken by another
 source, the resubmission bounds) end that instance's backup for this try; errors about the API or
@@ -28,18 +30,19 @@ import time
 from dataclasses import astuple, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images import metrics
 from airflow_machine_images.bodies.labels import OWNER_LABEL, owner_label_filter
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
     EndpointUnreachableError,
     InsecureEndpointError,
     MalformedResponseError,
-    OperationFailedError,
     PermissionDeniedError,
     RedirectNotFollowedError,
     ResourceNotFoundError,
     ResponseLimitError,
     ResubmissionNeeded,
+    SourceLimitReached,
     TransientApiError,
 )
 from airflow_machine_images.flows import create
@@ -53,7 +56,6 @@ from airflow_machine_images.planning.fleet_backup import (
     PENDING,
     SUCCEEDED,
     BackupItem,
-    failure_kind,
 )
 from airflow_machine_images.results import fleet_backup_row
 from airflow_machine_images.validation import parse_source_instance
@@ -82,11 +84,11 @@ _TASK_ERRORS: Final = (
 
 
 class _SourceLimited(Exception):
-    """A replayed failure of the per-source limit: the instance waits for the next run."""
+    """A refusal by the per-source limit met while submitting: the instance waits for the next run."""
 
-    def __init__(self, failure: OperationFailedError) -> None:
-        super().__init__(str(failure))
-        self.failure = failure
+    def __init__(self, refusal: SourceLimitReached) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 @dataclass
@@ -288,6 +290,7 @@ def settle_ready_images(hook: ComputeEngineMachineImageHook, fleet: FleetBackup,
             continue
         row.finish(SUCCEEDED)
         settled += 1
+        metrics.images_created(0 if row.reused else 1)  # as CreateState.count_made: an adopted one is not
     log.info("Run %s: %d image(s) listed by label, %d instance(s) newly READY", fleet.run_label, len(ours), settled)
     return settled
 
@@ -342,20 +345,15 @@ def _submit_row(
         fleet.submissions += 1
         try:
             return create.submit(hook, request, generation, is_retry=is_retry, log=log)
-        except ResubmissionNeeded as why:
-            cause = why.__cause__
-            if isinstance(cause, OperationFailedError) and failure_kind(cause.codes) == DEFERRED:
-                raise _SourceLimited(cause) from why
-            raise
+        except SourceLimitReached as refusal:
+            raise _SourceLimited(refusal) from refusal
 
     try:
         state = with_resubmissions(
             attempt, first_generation=first_generation, what=request.what, log=log, reason=reason
         )
     except _SourceLimited as limited:
-        row.finish(
-            DEFERRED, f"{limited.failure} (the per-source limit: an earlier try met it; the next run backs it up)"
-        )
+        _defer_to_next_run(row, limited.refusal)
     except ComputeEngineError as error:
         if isinstance(error, _TASK_ERRORS):
             raise
@@ -365,14 +363,21 @@ def _submit_row(
 
 
 def _failed(row: Submission, error: ComputeEngineError) -> None:
-    """End a row on an error about its instance: deferred for the per-source limit, else failed.
+    """End a row on an error about its instance.
 
     :param row: the instance's row.
     :param error: the error about it.
     """
-    kind = failure_kind(error.codes) if isinstance(error, OperationFailedError) else FAILED
-    note = " (the per-source limit; the next run backs it up)" if kind == DEFERRED else ""
-    row.finish(kind, f"{error}{note}")
+    row.finish(FAILED, str(error))
+
+
+def _defer_to_next_run(row: Submission, refusal: SourceLimitReached) -> None:
+    """End a row the per-source limit refused: deferred to the next run, saying when a try is allowed.
+
+    :param row: the instance's row.
+    :param refusal: the create flow's refusal (its message names the operation, the code and the moment).
+    """
+    row.finish(DEFERRED, f"{refusal}; not retried into the limit in this run, the next run backs it up")
 
 
 def _take(row: Submission, request: CreateRequest, state: CreateState) -> None:
@@ -383,6 +388,7 @@ def _take(row: Submission, request: CreateRequest, state: CreateState) -> None:
     :param state: where the create flow says it stands.
     """
     row.replayed, row.reused, row.sent = state.replayed, state.reused, True
+    state.count_made(request)
     if state.operation_pending:
         row.operation = str((state.operation or {}).get("name"))
         return
@@ -458,9 +464,8 @@ def _resubmit(
     :param is_retry: this is not the task's first try.
     :param log: the task's logger.
     """
-    cause = why.__cause__
-    if isinstance(cause, OperationFailedError) and failure_kind(cause.codes) == DEFERRED:
-        row.finish(DEFERRED, f"{cause} (the per-source limit; the next run backs it up)")
+    if isinstance(why, SourceLimitReached):
+        _defer_to_next_run(row, why)
         return
     row.sent, row.operation = False, None
     _submit_row(hook, fleet, row, first_generation=row.generation + 1, reason=why, is_retry=is_retry, log=log)

@@ -109,6 +109,8 @@ class RestoredInstanceTarget:
     ready_status: ClassVar[str] = "RUNNING"
     #: PROVISIONING/STAGING last seconds after the operation: read often, on the worker.
     max_poll_interval: ClassVar[float] = 5.0
+    #: No per-source limit is documented for instances restored from an image.
+    source_limited: ClassVar[bool] = False
 
     @property
     def source_machine_image(self) -> str:

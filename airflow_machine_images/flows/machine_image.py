@@ -53,6 +53,8 @@ class MachineImageTarget:
     ready_status: ClassVar[str] = "READY"
     zone: ClassVar[None] = None  # global: machine images and their operations
     max_poll_interval: ClassVar[None] = None
+    #: One image of a source instance every 10 minutes, 6 in 60 (:mod:`airflow_machine_images.flows.source_limit`).
+    source_limited: ClassVar[bool] = True
 
     def insert(
         self, hook: ComputeEngineMachineImageHook, request: CreateRequest, request_id: str, log: Log

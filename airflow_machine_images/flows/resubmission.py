@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from airflow_machine_images.api.timestamps import parse_timestamp
-from airflow_machine_images.exceptions import ComputeEngineError, ResubmissionNeeded
+from airflow_machine_images.exceptions import ComputeEngineError, ResubmissionNeeded, SourceLimitReached
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,6 +41,9 @@ MAX_CHANGED_RESUBMISSIONS_PER_TRY: Final = 3
 #: The most generations one try walks in all (each earlier try added at most
 #: ``MAX_CHANGED_RESUBMISSIONS_PER_TRY + 1``): a guard against a server that replays for ever.
 MAX_GENERATIONS_PER_TRY: Final = 100
+#: Waits for the per-source machine-image limit one try may make (:mod:`.source_limit`): each waits out the
+#: 10-minute window, so seven cover the 60-minute one (at most 6 images in 60 minutes) with one to spare.
+MAX_SOURCE_LIMIT_WAITS_PER_TRY: Final = 7
 
 
 def is_replay(operation: Mapping[str, Any], *, answered_at: datetime | None, waited: float, is_retry: bool) -> bool:
@@ -92,6 +95,8 @@ def with_resubmissions(
     what: str,
     log: TaskLogger,
     reason: ResubmissionNeeded | None = None,
+    wait: Callable[[SourceLimitReached, int, int], None] | None = None,
+    source_limit_waits: int = 0,
 ) -> T:
     """Run ``attempt(generation)``, submitting again under the next generation while it asks to, within bounds.
 
@@ -104,6 +109,10 @@ def with_resubmissions(
       resubmission still deduplicates;
     - this try's own submission that left nothing (``fresh``) ends the try with a retryable error: every
       Airflow try after a server-side failure gets exactly one new submission, never a spin;
+    - a refusal by the per-source limit (:class:`~airflow_machine_images.exceptions.SourceLimitReached`)
+      is waited out by ``wait`` until the limit allows the next submission, at most
+      :data:`MAX_SOURCE_LIMIT_WAITS_PER_TRY` times per try (counted across deferrals); a caller that cannot
+      wait (no ``wait``) ends the try;
     - anything else (the resource changed under the try) moves on at most
       :data:`MAX_CHANGED_RESUBMISSIONS_PER_TRY` times, and the try then gives up saying so.
 
@@ -112,18 +121,39 @@ def with_resubmissions(
     :param what: the resource, for the final error (``"Machine image web-1"``).
     :param log: where each resubmission is announced.
     :param reason: why the previous generation (before a deferral) asked for a resubmission.
+    :param wait: waits until a per-source-limit refusal's ``retry_at`` (given the refusal, the generation to
+        submit next and this try's waits so far, this one included); may defer the task, or raise when the
+        task's deadline comes first.
+    :param source_limit_waits: the per-source-limit waits this try made before a deferral.
     :raises ComputeEngineError: this try may not submit again (Airflow retries it, as the task says).
     """
-    generation, changed = first_generation, 0
+    generation, changed, waits = first_generation, 0, source_limit_waits
     while True:
-        if reason is not None:
+        if isinstance(reason, SourceLimitReached):
+            waits += 1
+            _check_source_limit(reason, what, waits, can_wait=wait is not None)
+            if wait is not None:
+                wait(reason, generation, waits)
+        elif reason is not None:
             changed += not (reason.replayed or reason.fresh)
             _check_bounds(reason, what, generation, first_generation, changed)
+        if reason is not None:
             log.warning("%s. Submitting again with a new requestId (generation %d).", reason, generation)
         try:
             return attempt(generation)
         except ResubmissionNeeded as why:
             reason, generation = why, generation + 1
+
+
+def _check_source_limit(reason: SourceLimitReached, what: str, waits: int, *, can_wait: bool) -> None:
+    """Raise if the try may not wait for the per-source limit once more (see :func:`with_resubmissions`)."""
+    if not can_wait:
+        raise ComputeEngineError(f"{reason}; this caller cannot wait for it, the next try submits again") from reason
+    if waits > MAX_SOURCE_LIMIT_WAITS_PER_TRY:
+        raise ComputeEngineError(
+            f"{reason}. Gave up after {waits - 1} waits for the per-source limit in this try (at most "
+            f"{MAX_SOURCE_LIMIT_WAITS_PER_TRY}); the next try starts again."
+        ) from reason
 
 
 def _check_bounds(reason: ResubmissionNeeded, what: str, generation: int, first: int, changed: int) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.calls import API_VERSIONS, ApiCall, ComputeApi
 from airflow_machine_images.api.responses import deadline_exceeded, transport_error
 from airflow_machine_images.api.retry import Attempts, AttemptTimeouts
@@ -129,9 +130,13 @@ class ComputeEngineMachineImageAsyncHook(MachineImageHookSettings, GoogleBaseAsy
             attempts = Attempts(self.retry_policy, self.log)
             while True:
                 try:
-                    return await self._send(client, call)
+                    answer = await self._send(client, call)
                 except Exception as error:
+                    metrics.api_request(call.action, metrics.error_kind(error))
                     await asyncio.sleep(attempts.pause_after(error))
+                else:
+                    metrics.api_request(call.action, "ok")
+                    return answer
 
     async def _send(self, client: SharedClient, call: ApiCall) -> dict[str, Any]:
         """One attempt: send ``call`` within its whole-call deadline and map the answer.

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.calls import DEFAULT_ENDPOINT, ApiCall, ComputeApi, normalize_endpoint
 from airflow_machine_images.api.paging import PageWalk, iter_pages
 from airflow_machine_images.api.responses import deadline_exceeded, raise_for_operation_error, transport_error
 from airflow_machine_images.api.retry import Attempts, EarlyAnswerBackoff
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.exceptions import (
     MachineImageNotUsableError,
     OperationTimeoutError,
@@ -151,9 +153,13 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
         attempts = Attempts(self.retry_policy, self.log, deadline=_earliest(self.deadline, call_deadline))
         while True:
             try:
-                return self._send(call, deadline)
+                answer = self._send(call, deadline)
             except Exception as error:
+                metrics.api_request(call.action, metrics.error_kind(error))
                 time.sleep(attempts.pause_after(error))
+            else:
+                metrics.api_request(call.action, "ok")
+                return answer
 
     def _send(self, call: ApiCall, deadline: float | None = None) -> dict[str, Any]:
         """One attempt: send ``call`` within its whole-call deadline, read a bounded answer, map it.
@@ -523,6 +529,7 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
             last_seen = self._log_progress(operation_name, operation, last_seen)
             status = operation.get("status")
             if status == "DONE":
+                metrics.detection_latency("worker", parse_timestamp(operation.get("endTime")), time.time())
                 raise_for_operation_error(operation)
                 return operation
             now = time.monotonic()

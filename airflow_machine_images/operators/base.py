@@ -14,18 +14,27 @@ code: the hook is built (and those libraries loaded) when a task runs.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
+from airflow_machine_images.api.timestamps import format_moment
 from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
 from airflow_machine_images.compat import mask_secret
-from airflow_machine_images.exceptions import OperationFailedError, ResubmissionNeeded, failing_on_bad_input
+from airflow_machine_images.events import error_from_event
+from airflow_machine_images.exceptions import (
+    OperationFailedError,
+    OperationTimeoutError,
+    ResubmissionNeeded,
+    failing_on_bad_input,
+)
 from airflow_machine_images.flows import create, delete
 from airflow_machine_images.flows.deadlines import Deadline
 from airflow_machine_images.flows.resubmission import with_resubmissions
 from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin, connection_template_fields
+from airflow_machine_images.triggers.source_limit import SourceLimitWaitTrigger
 from airflow_machine_images.triggers.waits import MachineImageOperationTrigger
 from airflow_machine_images.validation import validate_bool, validate_optional_positive_int, validate_positive_number
 
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.compat import BaseTrigger
+    from airflow_machine_images.exceptions import SourceLimitReached
     from airflow_machine_images.flows.create import CreateRequest, CreateState
     from airflow_machine_images.flows.delete import DeleteRequest
 
@@ -241,8 +251,12 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
 
     A subclass builds the request (:meth:`prepare_request`) and names its console link
     (:meth:`persist_link`); it may wait for the resource in the triggerer (:meth:`resource_trigger`)
-    and attach the result to asset events (:meth:`succeeded`).
+    and attach the result to asset events (:meth:`succeeded`). A refusal by the per-source limit is
+    waited out within the task's deadline (:meth:`_wait_for_source_limit`), then submitted again.
     """
+
+    #: The per-source-limit waits of this try so far (carried across deferrals in the triggers' events).
+    _source_limit_waits: int = 0
 
     def prepare_request(self, context: Context) -> CreateRequest:
         """Validate every argument and build the request; no request is sent.
@@ -286,6 +300,13 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
         request = self._prepare_or_fail(context)
         self.persist_link(context, request)
         self.start_deadline(event)
+        extra = event.get("extra") or {}
+        self._source_limit_waits = int(extra.get("source_limit_waits", 0))
+        if extra.get("waiting_for") == create.WAITING_FOR_SOURCE_LIMIT:
+            if event.get("status") != "success":
+                raise error_from_event(event)
+            generation = int(extra.get("generation", 0))
+            return self.succeeded(context, self._create(context, request, first_generation=generation))
         try:
             state = create.resume(self.hook, request, event, self.log)
             summary = self._until_usable(request, state)
@@ -309,8 +330,53 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
             return self._until_usable(request, state)
 
         return with_resubmissions(
-            attempt, first_generation=first_generation, what=request.what, log=self.log, reason=reason
+            attempt,
+            first_generation=first_generation,
+            what=request.what,
+            log=self.log,
+            reason=reason,
+            wait=self._wait_for_source_limit,
+            source_limit_waits=self._source_limit_waits,
         )
+
+    def _wait_for_source_limit(self, refusal: SourceLimitReached, generation: int, waits: int) -> None:
+        """Wait until the per-source limit allows the next submission: deferred, or asleep on this worker.
+
+        Never past the task's deadline and never through an Airflow retry: a refusal whose next allowed try
+        comes after the deadline fails the task at once, saying when.
+
+        :param refusal: the refusal, with its ``retry_at``.
+        :param generation: the generation to submit once allowed.
+        :param waits: this try's waits for the limit, this one included.
+        :raises OperationTimeoutError: the next allowed try is after the task's deadline.
+        """
+        self._source_limit_waits = waits
+        when, pause = format_moment(refusal.retry_at), refusal.retry_at - time.time()
+        if refusal.retry_at > self._deadline.at:
+            raise OperationTimeoutError(
+                f"{refusal}, after the task's deadline ({format_moment(self._deadline.at)}): raise the task's "
+                "timeout to wait for it"
+            ) from refusal
+        if pause <= 0:
+            self.log.info("The per-source limit allows the next try now (since %s)", when)
+            return
+        self.log.warning(
+            "Compute Engine's per-source limit: the next try is allowed at %s (in %.0f s); waiting %s (wait %d)",
+            when,
+            pause,
+            "in the triggerer" if self.deferrable else "on this worker",
+            waits,
+        )
+        if self.deferrable:
+            trigger = SourceLimitWaitTrigger(
+                at=refusal.retry_at,
+                deadline=self._deadline.at,
+                event_extra=create.source_limit_extra(generation, waits),
+            )
+            self.defer(
+                trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self._deadline.remaining())
+            )
+        time.sleep(pause)
 
     def _until_usable(self, request: CreateRequest, state: CreateState) -> dict[str, Any]:
         """Wait on this worker, or defer to the triggerer, until the resource is usable; the summary.
@@ -321,7 +387,7 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
             if not self.wait_for_completion:
                 return state.summary(request)
             if self.deferrable:
-                extra = create.trigger_extra(state, waiting_for_resource=False)
+                extra = {**create.trigger_extra(state, waiting_for_resource=False), **self._waits_extra()}
                 trigger = self.operation_trigger(
                     state.operation, project_id=request.project_id, zone=request.target.zone, extra=extra
                 )
@@ -335,7 +401,8 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
                 failed=lambda failure: create.on_operation_failed(self.hook, request, waited, failure, self.log),
             )
         if state.resource_pending(request) and self.wait_for_completion:
-            waiting = self.resource_trigger(request, create.trigger_extra(state, waiting_for_resource=True))
+            extra = {**create.trigger_extra(state, waiting_for_resource=True), **self._waits_extra()}
+            waiting = self.resource_trigger(request, extra)
             if self.deferrable and waiting is not None:
                 self.defer_to(waiting, f"{request.what} is {request.target.ready_status}")
             state = create.wait_until_usable(
@@ -346,7 +413,12 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
                 poll_interval=self.poll_interval,
                 log=self.log,
             )
+        state.count_made(request)
         return state.summary(request)
+
+    def _waits_extra(self) -> dict[str, Any]:
+        """The per-source-limit waits so far, for a trigger's ``event_extra`` (none: nothing)."""
+        return {"source_limit_waits": self._source_limit_waits} if self._source_limit_waits else {}
 
 
 class DeleteAndConfirmBaseOperator(ComputeEngineWaitingBaseOperator):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import timezone
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.paging import MAX_PAGES, PageWalk
 from airflow_machine_images.exceptions import (
     BackupCoverageError,
@@ -24,7 +25,7 @@ from airflow_machine_images.exceptions import (
 )
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
-from airflow_machine_images.planning.coverage import coverage_rows, format_table
+from airflow_machine_images.planning.coverage import CoverageRow, coverage_rows, format_table
 from airflow_machine_images.planning.fleet import FleetListing, InstanceSelector
 from airflow_machine_images.results import coverage_summary
 from airflow_machine_images.validation import (
@@ -51,6 +52,20 @@ __all__ = ["ComputeEngineListInstancesOperator", "ComputeEngineMachineImageCover
 MAX_PAGE_SIZE = 500
 
 
+def _send_coverage_metrics(project_id: str, rows: list[CoverageRow], *, gaps: int) -> None:
+    """The coverage gaps of a check, and each checked instance's newest image age (:mod:`~.metrics`).
+
+    :param project_id: the project whose instances were checked.
+    :param rows: the coverage rows.
+    :param gaps: how many instances are ``stale`` or ``missing``.
+    """
+    metrics.coverage_gaps(project_id, gaps)
+    for row in rows:
+        if row.age_seconds is not None:
+            project, zone, name = row.instance.split("/")[1::2]
+            metrics.newest_image_age(project, zone, name, row.age_seconds)
+
+
 def _page_size(value: object) -> int:
     size = validate_positive_int(value, "page_size")
     if size > MAX_PAGE_SIZE:
@@ -65,6 +80,11 @@ def list_fleet(
 ) -> FleetListing:
     """Walk ``instances.aggregatedList`` of a project: one call per page, no per-instance reads.
 
+    The labels are not sent to the server: every instance of the project is listed and the labels are
+    matched here, as gcloud matches them (``InstanceSelector.server_filter`` in
+    :mod:`airflow_machine_images.planning.fleet`), so an instance a label-filtered answer would leave out
+    is still selected; only the user's ``filter`` goes to the server.
+
     :param hook: the sync hook.
     :param project_id: the project (validated).
     :param selector: what is selected.
@@ -75,6 +95,12 @@ def list_fleet(
     listing = FleetListing(project_id=project_id, selector=selector)
     walk = PageWalk(what="instances.aggregatedList", max_pages=MAX_PAGES)
     server_filter = selector.server_filter()
+    if selector.filter_names_labels:
+        log.warning(
+            "The filter %r has a labels. term: the server applies it, and an instance it wrongly leaves out cannot "
+            "be noticed; give labels as label_selector, which is matched on the unfiltered listing",
+            selector.filter,
+        )
     while not walk.done:
         call = hook.api.aggregated_list_instances(
             project_id, filter_=server_filter, max_results=page_size, page_token=walk.token
@@ -119,7 +145,10 @@ class ComputeEngineListInstancesOperator(_FleetSelectionMixin, ComputeEngineMach
     """List a project's instances selected by labels and/or a list filter, in every zone or some.
 
     One ``instances.aggregatedList`` call per page (all zones at once), no per-instance reads. The
-    labels go to the server as a filter and are checked again on what it returned. A zone the API
+    labels are matched by this operator on an answer the server did not narrow by them (gcloud's
+    practice: server-side label matching "is currently problematic", its filter rewriter says), so an
+    instance the server would leave out of a label-filtered answer is still selected; ``filter`` goes to
+    the server as given. A zone the API
     reports ``UNREACHABLE`` (or any answer that says it left results out) fails the task with
     :class:`~airflow_machine_images.exceptions.PartialListingError` naming the zone, rather than
     return a fleet with machines silently missing; Airflow retries it.
@@ -220,7 +249,9 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
     """Check that every selected instance has a READY machine image younger than ``max_age``.
 
     Selects instances as :class:`ComputeEngineListInstancesOperator` does (same arguments, same
-    paged ``instances.aggregatedList``), lists the machine images of the backup project (one paged
+    paged ``instances.aggregatedList``, without a server-side label filter: the labels are matched here,
+    so the check does not share the blind spot of a label-filtered listing), lists the machine images of
+    the backup project (one paged
     ``machineImages.list``, narrowed by ``image_label_selector``), and matches each image to its
     source instance by project id, zone and name. Logs an aligned table (instance, status, newest
     READY image, age, size), pushes it as XCom ``coverage`` and returns it; fails naming every
@@ -337,6 +368,7 @@ class ComputeEngineMachineImageCoverageCheckOperator(_FleetSelectionMixin, Compu
         )
         result = coverage_summary(project_id=project_id, backup_project_id=backup_project, max_age=max_age, rows=rows)
         stale, missing = result["stale"], result["missing"]
+        _send_coverage_metrics(project_id, rows, gaps=len(stale) + len(missing))
         context["ti"].xcom_push(key="coverage", value=result)
         if stale or missing:
             parts = []

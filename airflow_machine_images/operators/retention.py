@@ -1,4 +1,4 @@
-"""Pruning machine images by a retention policy: keep the newest per source instance, delete the rest.
+"""Pruning machine images by a retention policy: count, age and grandfather-father-son rules per source instance.
 
 The plan is pure (:mod:`airflow_machine_images.planning.retention`); each delete goes through the one
 delete flow (:mod:`airflow_machine_images.flows.delete`): the image is read again, checked against the
@@ -32,6 +32,7 @@ from airflow_machine_images.flows.machine_image import MachineImageDeleteTarget
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator, context_is_retry
+from airflow_machine_images.planning.gfs import KeepCounts
 from airflow_machine_images.planning.retention import (
     RetentionPlan,
     RetentionPolicy,
@@ -57,11 +58,14 @@ __all__ = ["ComputeEngineMachineImageRetentionOperator"]
 
 
 class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOperator):
-    """Prune old machine images: keep the newest per source instance, delete the rest.
+    """Prune old machine images by a retention policy: count, age, and grandfather-father-son rules.
 
     Lists the project's images matching the selector (server-side filter, every page), groups them
-    by source instance, keeps the newest ``keep_last`` READY images of each source and every image
-    younger than ``max_age``, and deletes the rest, ``max_concurrency`` at a time. It never deletes
+    by source instance, and keeps, of each source's READY images, the newest ``keep_last``, the newest
+    of each of the ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly`` most recent UTC
+    days / ISO weeks / months / years that have an image (restic's ``forget`` semantics:
+    :mod:`airflow_machine_images.planning.gfs`), and every image younger than ``max_age``; an image kept
+    by any rule stays. It deletes the rest, ``max_concurrency`` at a time. It never deletes
     an image outside the selector, an image this package did not make (``managed-by=airflow``) unless
     ``include_unmanaged``, the newest READY image of a source, or an image that is not READY; a
     configuration that could (no selector, ``keep_last=0``, ``max_age=0``, neither) is rejected before
@@ -70,12 +74,18 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     another id, and left alone). Each delete carries a task-derived requestId, so a retried or re-run
     task deletes nothing twice.
 
-    Returns ``{"project_id", "dry_run", "deleted", "kept", "not_ready", "skipped", "why_skipped",
-    "unmanaged", "by_source"}``.
+    Returns ``{"project_id", "dry_run", "deleted", "kept", "kept_by", "not_ready", "skipped", "why_skipped",
+    "unmanaged", "by_source"}`` (and ``would_delete`` on a dry run); ``kept_by`` names, per kept image, the
+    rules that keep it (``newest``, ``last``, ``daily:2026-05-20``, ``weekly:2026-W21``, ``monthly:2026-05``,
+    ``yearly:2026``, ``max_age``).
 
     :param label_selector: images must carry all of these labels (e.g. ``{"managed-by": "airflow"}``). Templated.
     :param name_prefix: images' names must start with this. Templated.
     :param keep_last: keep the newest N READY images of each source instance (N >= 1).
+    :param keep_daily: keep the newest image of each of the N most recent UTC days that have an image.
+    :param keep_weekly: keep the newest image of each of the N most recent ISO weeks (UTC) that have one.
+    :param keep_monthly: keep the newest image of each of the N most recent months (UTC) that have one.
+    :param keep_yearly: keep the newest image of each of the N most recent years (UTC) that have one.
     :param max_age: keep images younger than this (a timedelta, or seconds).
     :param include_unmanaged: also prune selected images without ``managed-by=airflow`` (made by hand or
         another tool); by default they are listed as ``unmanaged`` and left alone.
@@ -101,6 +111,10 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         keep_last: int | None = None,
         max_age: timedelta | float | None = None,
         include_unmanaged: bool = False,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        keep_monthly: int | None = None,
+        keep_yearly: int | None = None,
         dry_run: bool | str = False,
         max_concurrency: int = 4,
         timeout: float = 3600.0,
@@ -109,11 +123,20 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         super().__init__(**kwargs)
         if isinstance(max_age, bool) or not isinstance(max_age, (timedelta, int, float, type(None))):
             raise MachineImageValidationError("max_age", "must be a timedelta or a number of seconds")
-        if keep_last is None and max_age is None:
-            raise MachineImageValidationError("keep_last", "give keep_last and/or max_age: what should be kept?")
+        counts = KeepCounts(keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly)  # checked now
+        if not counts.any and max_age is None:
+            raise MachineImageValidationError(
+                "keep_last",
+                "give keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly and/or max_age: what should be "
+                "kept?",
+            )
         self.label_selector = label_selector
         self.name_prefix = name_prefix
         self.keep_last = keep_last
+        self.keep_daily = keep_daily
+        self.keep_weekly = keep_weekly
+        self.keep_monthly = keep_monthly
+        self.keep_yearly = keep_yearly
         self.max_age: timedelta | None = timedelta(seconds=max_age) if isinstance(max_age, (int, float)) else max_age
         self.include_unmanaged = validate_bool(include_unmanaged, "include_unmanaged")
         # Stored (and templated) under another name: BaseOperator.dry_run() is a method. A template
@@ -135,6 +158,10 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
             keep_last=self.keep_last,
             max_age=self.max_age,
             include_unmanaged=self.include_unmanaged,
+            keep_daily=self.keep_daily,
+            keep_weekly=self.keep_weekly,
+            keep_monthly=self.keep_monthly,
+            keep_yearly=self.keep_yearly,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -147,8 +174,9 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
         partial = partial_warnings(warnings)
         plan = plan_retention(images, policy, now=timezone.utcnow())
         self.log.info(
-            "Retention in %s: %d images selected, %d to keep, %d to delete, %d not READY (left alone)",
+            "Retention in %s (%s): %d images selected, %d to keep, %d to delete, %d not READY (left alone)",
             project_id,
+            policy.describe(),
             len(plan.keep) + len(plan.delete) + len(plan.not_ready) + len(plan.skipped),
             len(plan.keep),
             len(plan.delete),
@@ -164,6 +192,8 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
             )
         for source, decision in plan.by_source.items():
             self.log.info("  %s: keep %s; delete %s", source, decision["keep"], decision["delete"] or "nothing")
+            for name in decision["keep"]:
+                self.log.info("    %s kept by %s", name, ", ".join(plan.kept_by.get(name, [])))
         if plan.not_ready:
             self.log.info("  not READY, left alone: %s", plan.not_ready)
         if partial:

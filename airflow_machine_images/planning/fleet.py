@@ -40,8 +40,8 @@ __all__ = [
 
 #: The longest filter accepted (the URL of a GET must stay well within what servers take).
 MAX_FILTER_CHARS: Final = 4096
-#: The regular-expression form of list filters (``field eq RE``), which the API refuses to mix with AIP-160.
-_REGEX_FORM: Final = re.compile(r"\s(?:eq|ne)\s")
+#: A term of a list filter on labels (``labels.env = prod``, ``labels.env:*``, ``(labels.env eq prod)``).
+_LABEL_TERM: Final = re.compile(r"(?:^|[\s(])-?labels\.")
 
 
 @dataclass(frozen=True)
@@ -87,18 +87,23 @@ class InstanceSelector:
         return cls(labels=labels, filter=filter_, zones=chosen)
 
     def server_filter(self) -> str | None:
-        """The filter sent with ``instances.aggregatedList``.
+        """The filter sent with ``instances.aggregatedList``: the user's ``filter`` only, never the labels.
 
-        The labels in AIP-160 form, joined with the user's filter. A user filter in the regular-expression
-        form (``name eq web-.*``) cannot be mixed with AIP-160 in one request (discovery ``filter`` text),
-        so it is sent alone and the labels are applied here (:meth:`selects` checks them on every answer).
+        The labels are matched here (:meth:`selects`), on an answer the server did not narrow by them, as
+        gcloud does: its filter rewriter never sends label terms to Compute Engine, because server-side
+        label matching "is currently problematic" (googlecloudsdk ``api_lib/compute/filter_rewrite.py``).
+        An instance the server wrongly left out of a label-filtered answer would never be backed up, and
+        a coverage check asking the server the same question could not notice; matched here, it is either
+        listed (and selected) or the listing says it is incomplete. The cost is the project's other
+        instances on the pages, which are read and dropped: ``maxResults`` counts them too. A user
+        ``filter`` is the user's own question to the server, sent as given.
         """
-        label_terms = [f'(labels.{key} = "{value}")' for key, value in sorted(self.labels.items())]
-        if self.filter is None:
-            return " AND ".join(label_terms) or None
-        if not label_terms or _REGEX_FORM.search(f" {self.filter} "):
-            return self.filter
-        return " AND ".join([f"({self.filter})", *label_terms])
+        return self.filter
+
+    @property
+    def filter_names_labels(self) -> bool:
+        """Whether the user's ``filter`` has a ``labels.`` term: that much the server decides, unchecked."""
+        return self.filter is not None and _LABEL_TERM.search(self.filter) is not None
 
     def selects(self, instance: Mapping[str, Any], zone: str) -> bool:
         """Whether an instance the server returned is within the labels and zones (re-checked here).

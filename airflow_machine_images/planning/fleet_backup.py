@@ -5,11 +5,9 @@ instances in one task. What it decides without asking the API lives here:
 
 * which instances (:func:`read_instances`: the list operator's XCom, or references as text), and
   the image each one gets (:func:`plan_backups`, from a per-instance name template);
-* what a failed insert operation means (:func:`failure_kind`): the per-source limit of machine images
-  ("at most once every 10 minutes, at most 6 requests in 60 minutes" per source instance, Create machine
-  images page; the operation fails with ``RESOURCE_OPERATION_RATE_EXCEEDED``, googleapis/python-compute
-  issue 279) is not retried into: the instance is *deferred* to the next run, every other failure is a
-  failure;
+* the outcome of each instance (``succeeded``, ``failed``, or ``deferred`` to the next run when the
+  per-source limit refused it: the create flow recognises that refusal,
+  :mod:`airflow_machine_images.flows.source_limit`);
 * whether the task succeeds (:class:`FleetPolicy`: any failure fails it, or a minimum share of
   instances backed up);
 * when the triggerer may hand the run back (:class:`RunProgress`, over the run's images listed by label).
@@ -35,13 +33,11 @@ __all__ = [
     "FAILED",
     "FINAL_STATUSES",
     "PENDING",
-    "SOURCE_RATE_CODES",
     "SUCCEEDED",
     "BackupItem",
     "FleetPolicy",
     "RunProgress",
     "check_image_name_template",
-    "failure_kind",
     "plan_backups",
     "read_instances",
     "render_image_name",
@@ -60,8 +56,6 @@ DEFERRED: Final = "deferred"
 #: Not finished yet (the insert's operation is running, or the instance is still to be submitted).
 PENDING: Final = "pending"
 FINAL_STATUSES: Final = frozenset({SUCCEEDED, FAILED, DEFERRED})
-#: Operation error codes of the per-source limit: never retried into within the run.
-SOURCE_RATE_CODES: Final = frozenset({"RESOURCE_OPERATION_RATE_EXCEEDED"})
 #: ``fail_on`` values: any failure fails the task, or a share of instances backed up below ``min_success_fraction``.
 FAIL_ON_CHOICES: Final = ("any", "fraction")
 #: Image statuses on the way to READY (MachineImage ``status`` in the discovery documents).
@@ -189,14 +183,6 @@ def plan_backups(sources: Sequence[InstanceRef], template: str, run: str) -> lis
         owners[name] = source.partial_url
         items.append(BackupItem(source, name))
     return items
-
-
-def failure_kind(codes: object) -> str:
-    """:data:`DEFERRED` for the per-source limit (:data:`SOURCE_RATE_CODES`), else :data:`FAILED`.
-
-    :param codes: the failed operation's error codes.
-    """
-    return DEFERRED if isinstance(codes, (set, frozenset, list, tuple)) and SOURCE_RATE_CODES & set(codes) else FAILED
 
 
 @dataclass(frozen=True)

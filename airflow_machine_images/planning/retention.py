@@ -8,18 +8,22 @@ The rules, all enforced here and re-checked on the images the server returned:
   pruned, unless the policy opts in to others (``include_unmanaged``); the others are reported
   (``unmanaged``) and left alone;
 * images that are not READY are never deleted (one being created, uploaded, deleted, or INVALID);
-* per source instance, the newest READY image is always kept, plus the newest ``keep_last`` READY
-  images and every image younger than ``max_age``; the rest is deleted.
+* per source instance, the newest READY image is always kept, plus what the counting rules keep
+  (``keep_last`` and the grandfather-father-son rules ``keep_daily``, ``keep_weekly``, ``keep_monthly``,
+  ``keep_yearly``, with restic's semantics: :mod:`airflow_machine_images.planning.gfs`) and every image
+  younger than ``max_age``; an image kept by any rule stays, the rest is deleted. The plan says, per
+  kept image, which rules keep it (:attr:`RetentionPlan.kept_by`).
 
 The listing is not trusted to be a snapshot: a paged list read while images come and go can repeat
 an entry (a page boundary shifts), leave one out, or show one image in two states. The plan is made
 on distinct images (by id, else by name), so a repeated entry cannot push a kept image out of the
 newest ``keep_last``; an image whose entries disagree, or a name listed under two ids, changed while
-it was listed and is left alone (``skipped``) and not counted as a newer image either. An image is
-kept when fewer than ``keep_last`` (at least 1) distinct READY images of its source are strictly
-newer, so the plan does not depend on the order of the listing, and images made in the same
-instant are kept or deleted together: two images tied for the newest are both the newest. Leaving
-entries out can only keep more.
+it was listed and is left alone (``skipped``) and not counted as a newer image either. ``keep_last``
+keeps an image when fewer than ``keep_last`` distinct READY images of its source are strictly newer,
+and a period rule keeps every image tied for the newest of its period, so the plan does not depend on
+the order of the listing, and images made in the same instant are kept or deleted together: two
+images tied for the newest are both the newest. Leaving entries out can only keep more (fewer images
+are newer than any one, and a period can only move up among the most recent ones).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Protocol
 from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.bodies.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from airflow_machine_images.exceptions import MachineImageValidationError, ResourceNotFoundError
+from airflow_machine_images.planning.gfs import KeepCounts, keep_reasons
 from airflow_machine_images.validation import parse_source_instance, validate_labels
 from airflow_machine_images.validation.primitives import show_value
 
@@ -47,6 +52,10 @@ class RetentionPolicy:
     :param max_age: keep images younger than this.
     :param include_unmanaged: also prune selected images without ``managed-by=airflow`` (made by hand or by
         other tools); by default they are left alone.
+    :param keep_daily: keep the newest image of each of the N most recent UTC days that have one.
+    :param keep_weekly: the same per ISO week (Monday to Sunday, UTC).
+    :param keep_monthly: the same per calendar month (UTC).
+    :param keep_yearly: the same per calendar year (UTC).
     """
 
     label_selector: Mapping[str, str] = field(default_factory=dict)
@@ -54,6 +63,10 @@ class RetentionPolicy:
     keep_last: int | None = None
     max_age: timedelta | None = None
     include_unmanaged: bool = False
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    keep_yearly: int | None = None
 
     def __post_init__(self) -> None:
         labels = validate_labels(dict(self.label_selector or {}), "label_selector")
@@ -71,13 +84,13 @@ class RetentionPolicy:
             raise MachineImageValidationError(
                 "name_prefix", "must be a non-empty prefix of lowercase letters, digits and hyphens"
             )
-        if self.keep_last is None and self.max_age is None:
-            raise MachineImageValidationError("keep_last", "give keep_last and/or max_age: what should be kept?")
-        if self.keep_last is not None and (
-            isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1
-        ):
-            why = " (keep_last=0 would delete every image of a source)" if self.keep_last == 0 else ""
-            raise MachineImageValidationError("keep_last", f"must be an integer >= 1{why}", show_value(self.keep_last))
+        counts = self.counts  # checks every keep_* count
+        if not counts.any and self.max_age is None:
+            raise MachineImageValidationError(
+                "keep_last",
+                "give keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly and/or max_age: what should be "
+                "kept?",
+            )
         if self.max_age is not None and (not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0)):
             raise MachineImageValidationError("max_age", "must be a positive duration (max_age=0 keeps nothing young)")
         managed = labels.get(MANAGED_BY_LABEL, MANAGED_BY_VALUE)
@@ -88,6 +101,18 @@ class RetentionPolicy:
                 "gives them); retention prunes those only with include_unmanaged=True",
                 show_value(managed),
             )
+
+    @property
+    def counts(self) -> KeepCounts:
+        """The counting rules (``keep_last`` and the period rules), checked."""
+        return KeepCounts(self.keep_last, self.keep_daily, self.keep_weekly, self.keep_monthly, self.keep_yearly)
+
+    def describe(self) -> str:
+        """The keep rules, as arguments (``keep_last=3, keep_daily=7, max_age=30 days, 0:00:00``)."""
+        rules = [self.counts.describe()] if self.counts.any else []
+        if self.max_age is not None:
+            rules.append(f"max_age={self.max_age}")
+        return ", ".join(rules)
 
     def server_filter(self) -> str:
         """A Compute list filter narrowing the list to the selector's labels (or, alone, the prefix).
@@ -134,6 +159,10 @@ class MachineImageReader(Protocol):
 
 
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+#: The reason an image younger than ``max_age`` is kept.
+MAX_AGE = "max_age"
+#: The reason an image whose creation time cannot be read is kept (its age is unknown).
+NO_CREATION_TIME = "no creation time"
 
 
 @dataclass
@@ -141,15 +170,17 @@ class RetentionPlan:
     """The decision for every selected image.
 
     :param delete: names to delete.
-    :param keep: names kept because of the policy (newest, keep_last, max_age).
+    :param keep: names kept because of the policy (newest, a counting rule, max_age, no creation time).
     :param not_ready: names left alone because they are not READY.
     :param skipped: names left alone because they changed while they were listed.
     :param unmanaged: selected names left alone because this package did not make them (no
         ``managed-by=airflow``, and the policy does not include them).
     :param by_source: per source instance, ``{"keep": [...], "delete": [...]}`` (newest first).
     :param guards: per source instance with deletions, the READY images whose existence justifies
-        them (the newest ``keep_last``, at least one): the operator re-reads them before deleting.
+        them (those a counting rule keeps, the newest at least): the operator re-reads them before deleting.
     :param listed: the entry each name of ``delete`` and ``guards`` was planned on.
+    :param kept_by: per kept name, the rules that keep it: ``newest``, ``last``, ``daily:2026-05-20``,
+        ``weekly:2026-W21``, ``monthly:2026-05``, ``yearly:2026``, ``max_age``, or ``no creation time``.
     """
 
     delete: list[str] = field(default_factory=list)
@@ -160,6 +191,7 @@ class RetentionPlan:
     by_source: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     guards: dict[str, list[str]] = field(default_factory=dict)
     listed: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    kept_by: dict[str, list[str]] = field(default_factory=dict)
 
 
 def created_at(image: Mapping[str, Any]) -> datetime | None:
@@ -252,33 +284,61 @@ def plan_retention(images: Iterable[Mapping[str, Any]], policy: RetentionPolicy,
             plan.not_ready.append(name)
         elif when is None:
             plan.keep.append(name)
+            plan.kept_by[name] = [NO_CREATION_TIME]
         else:
             ready_by_source[source_key(image)].append((when, name, image))
-    keep_count = policy.keep_last or 1  # the newest READY image of a source is always kept
     for source, dated in sorted(ready_by_source.items()):
         dated.sort(key=lambda entry: (-entry[0].timestamp(), entry[1]))  # newest first; ties by name
-        decision: dict[str, list[str]] = {"keep": [], "delete": []}
-        newer = 0  # how many distinct READY images of the source are strictly newer
-        for index, (when, name, image) in enumerate(dated):
-            if index and when < dated[index - 1][0]:
-                newer = index
-            young = policy.max_age is not None and now - when < policy.max_age
-            doomed = not young and newer >= keep_count
-            decision["delete" if doomed else "keep"].append(name)
-            if doomed:
-                plan.listed[name] = image
-        plan.by_source[source] = decision
-        plan.keep.extend(decision["keep"])
-        plan.delete.extend(decision["delete"])
-        if decision["delete"]:
-            plan.guards[source] = [name for _, name, _ in dated[:keep_count]]
-            plan.listed.update((name, image) for _, name, image in dated[:keep_count])
+        _decide_source(plan, source, dated, policy, now)
     plan.keep.sort()
     plan.delete.sort()
     plan.not_ready.sort()
     plan.skipped.sort()
     plan.unmanaged.sort()
     return plan
+
+
+def _decide_source(
+    plan: RetentionPlan,
+    source: str,
+    dated: list[tuple[datetime, str, Mapping[str, Any]]],
+    policy: RetentionPolicy,
+    now: datetime,
+) -> None:
+    """Add one source's decisions to ``plan``: what each rule keeps, the rest deleted, and the guards.
+
+    The guards are the images a counting rule keeps (:data:`~airflow_machine_images.planning.gfs.NEWEST`,
+    ``last``, a period): they are what makes the others deletable (the newer images of the same period,
+    the more recent periods, the newer images ``keep_last`` counts). An image kept only by ``max_age``
+    justifies nothing: were it gone, every other decision would be the same.
+
+    :param plan: the plan being made.
+    :param source: the source instance.
+    :param dated: its READY images as (creation time, name, entry), newest first.
+    :param policy: the policy.
+    :param now: the current time (aware).
+    """
+    reasons = keep_reasons([(when, name) for when, name, _ in dated], policy.counts)
+    decision: dict[str, list[str]] = {"keep": [], "delete": []}
+    guards: list[str] = []
+    for when, name, image in dated:
+        kept_by = reasons[name]
+        if kept_by:
+            guards.append(name)
+        if policy.max_age is not None and now - when < policy.max_age:
+            kept_by = [*kept_by, MAX_AGE]
+        if kept_by:
+            decision["keep"].append(name)
+            plan.kept_by[name] = kept_by
+        else:
+            decision["delete"].append(name)
+            plan.listed[name] = image
+    plan.by_source[source] = decision
+    plan.keep.extend(decision["keep"])
+    plan.delete.extend(decision["delete"])
+    if decision["delete"]:
+        plan.guards[source] = guards
+        plan.listed.update((name, image) for _, name, image in dated if name in guards)
 
 
 def changed_since_listed(

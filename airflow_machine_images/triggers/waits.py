@@ -16,9 +16,11 @@ import importlib
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_machine_images import metrics
 from airflow_machine_images.api.calls import API_VERSIONS
 from airflow_machine_images.api.redaction import redact_event
 from airflow_machine_images.api.responses import raise_for_operation_error
+from airflow_machine_images.api.timestamps import parse_timestamp
 from airflow_machine_images.compat import BaseTrigger, TriggerEvent
 from airflow_machine_images.config import DEFAULT_REQUESTS_PER_MINUTE_PER_PROJECT
 from airflow_machine_images.events import (
@@ -312,6 +314,7 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_NOT_FOUND, operation_name=name, operation=None, errors=[])
             return
         log_operation_warnings(self.log, operation)
+        metrics.detection_latency("triggerer", parse_timestamp(operation.get("endTime")), time.time())
         trimmed = _pick(operation, OPERATION_EVENT_FIELDS)
         try:
             raise_for_operation_error(operation)

@@ -233,8 +233,9 @@ def test_nightly_backup_images_the_labelled_fleet_into_the_backup_project_and_pr
         for instance in sorted(FLEET)
     ]
     assert fleet.machine_images(WORKLOAD) == []  # nothing in the workload project
-    # keep the newest 7 READY nightly images of web-1: the new one and old-1..6 (older than today: the
-    # old ones are dated before 2026-05-20, so all of old-1..8 are older than the new image)
+    # grandfather-father-son (7 days, 4 ISO weeks, 12 months, 3 years): the new image and old-1..6 are the
+    # dailies (old-n is 2026-05-20 minus n days); old-7 (Wednesday 13 May) and old-8 (Tuesday 12 May) are
+    # neither a daily nor the newest of their ISO week (old-3, Sunday 17 May) nor of May (old-1)
     expected_deleted = {"web-1-old-7", "web-1-old-8"}
     result = xcom_result(dag_run, "prune_old_images")
     assert set(result["deleted"]) == expected_deleted

@@ -220,7 +220,7 @@ def test_the_per_source_limit_defers_instances_to_the_next_run_and_a_retry_does_
     for instance in deferred:
         assert len(set(sent[instance])) == 1 and len(sent[instance]) == 2, sent[instance]  # try 2 only replayed
     assert all(
-        "RESOURCE_OPERATION_RATE_EXCEEDED" in str(row["error"])
+        "RESOURCE_OPERATION_RATE_EXCEEDED" in str(row["error"]) and "the next try is allowed at" in str(row["error"])
         for row in result["instances"]
         if row["status"] == "deferred"
     )

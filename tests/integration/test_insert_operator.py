@@ -16,6 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 LOGICAL_DATE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
+#: An operation failure that clears by itself and is not the per-source limit (which the task waits out).
+INTERNAL_ERROR = {"error_code": "INTERNAL_ERROR", "error_message": "Internal error. Please try again."}
+
 
 def run(dag_id: str, **conf: Any):  # type: ignore[no-untyped-def]
     dag = load_dag(dag_id)
@@ -55,7 +58,7 @@ def test_rerunning_the_same_task_instance_makes_no_second_image(gcp_connection: 
 def test_retry_at_try_two_sends_the_same_request_id_as_try_one(gcp_connection: ComputeEngineEmulator) -> None:
     # Try 1's insert operation fails on the server (a transient cause): Airflow runs try 2, which sends
     # try 1's requestId again, gets the failed operation back, and only then submits a new generation.
-    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=1))
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=1, **INTERNAL_ERROR))
     dag_run = run("ami_test_insert_retry")
     assert task_states(dag_run) == {"create": "success"}
     (ti,) = dag_run.get_task_instances()
@@ -164,10 +167,11 @@ def test_failed_operation_fails_the_task(gcp_connection: ComputeEngineEmulator) 
 
 
 def test_four_failed_operations_end_in_one_image_on_the_fifth_try(gcp_connection: ComputeEngineEmulator) -> None:
-    # Each of the first four new insert operations fails on the server (RESOURCE_OPERATION_RATE_EXCEEDED,
-    # googleapis/python-compute issue 279). Every try replays the earlier tries' failures (one request
-    # each, their requestIds unchanged) and then makes exactly one fresh create: the fifth try succeeds.
-    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=4))
+    # Each of the first four new insert operations fails on the server (INTERNAL_ERROR; the per-source
+    # limit's RESOURCE_OPERATION_RATE_EXCEEDED is waited out within the try instead: test_source_limit.py).
+    # Every try replays the earlier tries' failures (one request each, their requestIds unchanged) and then
+    # makes exactly one fresh create: the fifth try succeeds.
+    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=4, **INTERNAL_ERROR))
     dag_run = run("ami_test_insert_retries_5")
     assert task_states(dag_run) == {"create": "success"}
     (ti,) = dag_run.get_task_instances()

@@ -3,7 +3,9 @@
 The emulator (a separate process) answers a random share of every API request with 429/500/503
 (with ``Retry-After``), a dropped connection, an insert that is carried out but never answered, an
 answer slower than the client's timeout, a ``wait`` that returns at once, an insert operation
-that fails (``RESOURCE_OPERATION_RATE_EXCEEDED``) or carries ``warnings``, a 403 ``rateLimitExceeded``
+that fails (``RESOURCE_OPERATION_RATE_EXCEEDED``, the per-source limit, which the task waits out with the
+wait scaled to the campaign's clock; ``INTERNAL_ERROR`` in the runs that need Airflow retries) or
+carries ``warnings``, a 403 ``rateLimitExceeded``
 or ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED``, or a list answer that leaves 30 % of its items out with a
 ``warning``; on top, standing quotas refuse requests beyond a per-project rate (per 2-second
 "minute") and beyond a number of operations in flight; and it forgets every requestId it remembers
@@ -80,6 +82,10 @@ CAMPAIGN_MAX_LONG_POLLS = 2
 CAMPAIGN_TIMEOUT = 300 + CREATIONS
 
 
+#: The per-source limit's wait in the campaign (the service's is 600 s).
+SOURCE_LIMIT_WAIT_SECONDS = 1.0
+
+
 @pytest.fixture
 def faulty_emulator(fast_clients: ClientSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorProcess]:
     assert SLOW_SECONDS > fast_clients.long_poll_timeout > WAIT_DEADLINE
@@ -88,6 +94,9 @@ def faulty_emulator(fast_clients: ClientSettings, monkeypatch: pytest.MonkeyPatc
         project=PROJECT, instances=SOURCES, operation_seconds=OPERATION_SECONDS, wait_deadline=WAIT_DEADLINE, seed=SEED
     )
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", connection_json(emulator.url))
+    # A failed insert operation with RESOURCE_OPERATION_RATE_EXCEEDED is the per-source limit: the task waits
+    # it out (flows/source_limit.py). The campaign's clock is compressed (a 2-second "minute"), so is the wait.
+    monkeypatch.setenv("AIRFLOW__MACHINE_IMAGES__SOURCE_IMAGE_LIMIT_WAIT_SECONDS", str(SOURCE_LIMIT_WAIT_SECONDS))
     monkeypatch.setattr(polling.coalescing, "MAX_LONG_POLLS", CAMPAIGN_MAX_LONG_POLLS)
     emulator.set_options(**QUOTA_OPTIONS)
     try:
@@ -100,14 +109,26 @@ def make_operator(spec: TaskSpec) -> ComputeEngineInsertMachineImageOperator:
     return insert_operator(spec, timeout=120, retries=RETRIES)
 
 
-def inject_random_faults(emulator: EmulatorProcess, rate: float, seed: int) -> None:
+#: Every fault kind that applies to a call the creations make (``label_filter_drop`` applies only to
+#: ``instances.aggregatedList``, which no creation sends).
+CAMPAIGN_KINDS = [kind for kind in FAULT_KINDS if kind != "label_filter_drop"]
+
+
+#: A failed insert operation that is not the per-source limit (which the task waits out instead of failing).
+INTERNAL_ERROR: dict[str, Any] = {"error_code": "INTERNAL_ERROR"}
+
+
+def inject_random_faults(emulator: EmulatorProcess, rate: float, seed: int, **operation_error: Any) -> None:
+    """Random faults; failed insert operations are the per-source limit unless ``operation_error`` says
+    otherwise (``error_code``)."""
     emulator.random_faults(
         rate=rate,
-        kinds=list(FAULT_KINDS),
+        kinds=CAMPAIGN_KINDS,
         statuses=[500, 503, 429],
         retry_after_seconds=1,
         slow_seconds=SLOW_SECONDS,
         seed=seed,
+        **operation_error,
     )
 
 
@@ -170,7 +191,7 @@ def test_fault_campaign(faulty_emulator: EmulatorProcess) -> None:
     assert report.unexplained == []
     assert report.creations == CREATIONS and report.deferrable == CREATIONS // 2
     assert report.fault_rate >= 0.30, f"only {report.fault_rate:.1%} of requests were faulted"
-    assert set(FAULT_KINDS) <= set(report.faults_by_kind), f"some fault kinds never fired: {report.faults_by_kind}"
+    assert set(CAMPAIGN_KINDS) <= set(report.faults_by_kind), f"some fault kinds never fired: {report.faults_by_kind}"
     standing = {"rate_quota", "concurrent_operations_limit", "partial_list_fraction"}
     assert standing <= set(report.faults_by_kind), report.faults_by_kind
     assert report.succeeded + report.failed == CREATIONS
@@ -191,7 +212,8 @@ def test_without_retries_failures_are_explained_and_lost_images_are_adopted_by_t
     """
     count = max(40, CREATIONS // 5)
     specs = campaign_specs(count, f"no-retries__{SEED}")
-    inject_random_faults(faulty_emulator, 0.5, SEED + 1)
+    # Failed operations that are not the per-source limit: a task with no retries fails on them.
+    inject_random_faults(faulty_emulator, 0.5, SEED + 1, **INTERNAL_ERROR)
     outcomes, seconds = run_campaign(specs, make_operator, retries=0, workers=WORKERS)
     report, operations = settle_and_audit(faulty_emulator, "no retries, 50% faults", outcomes, seconds=seconds)
     assert report.duplicates == []
@@ -223,8 +245,9 @@ def test_mapped_dag_under_faults(
     failures = tmp_path / "failures.jsonl"
     monkeypatch.setenv("RELIABILITY_FAILURES", str(failures))
     inject_random_faults(faulty_emulator, FAULT_RATE, SEED + 2)
-    # On top of the random faults, the first insert's operation fails: its task must be retried by Airflow.
-    faulty_emulator.inject(kind="operation_error", action="machineImages.insert")
+    # On top of the random faults, the first insert's operation fails (not the per-source limit, which the
+    # task would wait out): its task must be retried by Airflow.
+    faulty_emulator.inject(kind="operation_error", action="machineImages.insert", **INTERNAL_ERROR)
     dag = load_dag("reliability_mapped")
     started = datetime.now(timezone.utc)
     dag_run = dag.test(logical_date=started, run_after=started)

@@ -109,7 +109,9 @@ def test_the_section_is_declared_in_airflows_provider_info_schema() -> None:
         "requests_per_minute_per_project": "integer",
         "triggerers": "integer",
         "allowed_endpoints": "string",
+        "source_image_limit_wait_seconds": "float",
     }
+    assert options["source_image_limit_wait_seconds"]["default"] == "600"
 
 
 def test_airflow_config_shows_the_section_and_the_env_override() -> None:

@@ -14,12 +14,10 @@ from airflow_machine_images.flows.fleet_backup import FleetBackup, Submission
 from airflow_machine_images.flows.request_ids import TaskInstanceIdentity
 from airflow_machine_images.operators import ComputeEngineFleetBackupOperator
 from airflow_machine_images.planning.fleet_backup import (
-    DEFERRED,
     FAILED,
     FleetPolicy,
     RunProgress,
     check_image_name_template,
-    failure_kind,
     plan_backups,
     read_instances,
     render_image_name,
@@ -98,13 +96,6 @@ def test_two_instances_with_one_image_name_are_refused_before_any_insert() -> No
 
 
 # ---------------------------------------------------------------- outcomes and policy
-
-
-def test_the_per_source_limit_is_deferred_every_other_failure_failed() -> None:
-    assert failure_kind(["RESOURCE_OPERATION_RATE_EXCEEDED"]) == DEFERRED
-    assert failure_kind(["INTERNAL_ERROR"]) == FAILED
-    assert failure_kind(["QUOTA_EXCEEDED"]) == FAILED
-    assert failure_kind([]) == FAILED
 
 
 def test_the_policy_fails_on_any_failure_or_below_a_fraction_deferred_never_count() -> None:

@@ -144,9 +144,20 @@ policies = (
     st.tuples(
         st.one_of(st.none(), st.integers(1, 5)),
         st.one_of(st.none(), st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=100))),
+        st.lists(st.one_of(st.none(), st.integers(1, 4)), min_size=4, max_size=4),
     )
-    .filter(lambda kept: kept != (None, None))
-    .map(lambda kept: RetentionPolicy(label_selector=SELECTOR, keep_last=kept[0], max_age=kept[1]))
+    .filter(lambda kept: kept[0] is not None or kept[1] is not None or any(n is not None for n in kept[2]))
+    .map(
+        lambda kept: RetentionPolicy(
+            label_selector=SELECTOR,
+            keep_last=kept[0],
+            max_age=kept[1],
+            keep_daily=kept[2][0],
+            keep_weekly=kept[2][1],
+            keep_monthly=kept[2][2],
+            keep_yearly=kept[2][3],
+        )
+    )
 )
 
 
@@ -265,7 +276,15 @@ def test_the_operator_deletes_nothing_the_fleet_keeps_even_from_a_stale_listing(
     listing, _ = data.draw(strategies.retention_listings(fleet, stale=True))
     hook = FleetHook(fleet, listing)
     operator = ComputeEngineMachineImageRetentionOperator(
-        task_id="prune", project_id="p", label_selector=SELECTOR, keep_last=policy.keep_last, max_age=policy.max_age
+        task_id="prune",
+        project_id="p",
+        label_selector=SELECTOR,
+        keep_last=policy.keep_last,
+        max_age=policy.max_age,
+        keep_daily=policy.keep_daily,
+        keep_weekly=policy.keep_weekly,
+        keep_monthly=policy.keep_monthly,
+        keep_yearly=policy.keep_yearly,
     )
     operator.__dict__["hook"] = hook
     operator.new_hook = lambda: hook  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from airflow_machine_images import metrics
+
 #: The window the request budget is counted over: a minute, plus margin for network jitter (the
 #: server timestamps requests a little later, and not all equally late).
 BUDGET_WINDOW_SECONDS = 60.5
@@ -48,8 +50,12 @@ class RequestWindow:
     async def take(self) -> None:
         """Wait until a slot is free, then take it (bursts wait for the oldest call to leave the window)."""
         loop = asyncio.get_running_loop()
+        if self.try_take():
+            return
+        began = loop.time()
         while not self.try_take():
             await asyncio.sleep(max(0.0, BUDGET_WINDOW_SECONDS - (loop.time() - self._started[0])))
+        metrics.budget_wait(loop.time() - began)
 
     @property
     def used(self) -> int:
