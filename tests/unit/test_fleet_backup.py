@@ -234,3 +234,46 @@ def test_templated_arguments_are_checked_once_rendered_before_any_request() -> N
         "error": None,
         "replayed": False,
     }
+
+
+class _HookAnsweringOneRefusal:
+    """A sync hook stand-in: the run lists no image yet, and the in-flight insert's operation is DONE with
+    the per-source limit's refusal (it arrived after the task deferred, so the read path sees it)."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.inserts = 0
+
+    def list_machine_images(self, **_: Any) -> list[dict[str, Any]]:
+        return []
+
+    def list_operations(self, **_: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.operation,
+                "status": "DONE",
+                "endTime": "2026-12-06T03:00:00.000-00:00",
+                "httpErrorStatusCode": 403,
+                "error": {"errors": [{"code": "RESOURCE_OPERATION_RATE_EXCEEDED", "message": "Too frequent"}]},
+            }
+        ]
+
+    def insert_machine_image(self, **_: Any) -> dict[str, Any]:  # pragma: no cover - must not be reached
+        self.inserts += 1
+        raise AssertionError("an instance the per-source limit refused was resubmitted in the same run")
+
+
+def test_a_refusal_seen_after_the_deferral_defers_the_instance_to_the_next_run_without_a_resubmission() -> None:
+    import logging
+
+    from airflow_machine_images.flows.fleet_backup import read_outcomes
+    from airflow_machine_images.planning.fleet_backup import DEFERRED
+
+    fleet = fleet_of(1)
+    row = fleet.rows()[0]
+    row.sent, row.operation = True, "operation-refused"
+    hook = _HookAnsweringOneRefusal("operation-refused")
+    read_outcomes(hook, fleet, is_retry=False, log=logging.getLogger("test"))  # type: ignore[arg-type]
+    assert hook.inserts == 0
+    assert row.status == DEFERRED, row.row()
+    assert "next try is allowed" in str(row.row()["error"])
