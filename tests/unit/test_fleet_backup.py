@@ -4,16 +4,18 @@ hands back, the table kept across deferrals, and the trigger row's size whatever
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 
 from airflow_machine_images.compat import AirflowFailException, TaskDeferred
 from airflow_machine_images.exceptions import MachineImageValidationError
-from airflow_machine_images.flows.fleet_backup import FleetBackup, Submission
+from airflow_machine_images.flows.fleet_backup import FleetBackup, Submission, read_outcomes
 from airflow_machine_images.flows.request_ids import TaskInstanceIdentity
 from airflow_machine_images.operators import ComputeEngineFleetBackupOperator
 from airflow_machine_images.planning.fleet_backup import (
+    DEFERRED,
     FAILED,
     FleetPolicy,
     RunProgress,
@@ -264,11 +266,6 @@ class _HookAnsweringOneRefusal:
 
 
 def test_a_refusal_seen_after_the_deferral_defers_the_instance_to_the_next_run_without_a_resubmission() -> None:
-    import logging
-
-    from airflow_machine_images.flows.fleet_backup import read_outcomes
-    from airflow_machine_images.planning.fleet_backup import DEFERRED
-
     fleet = fleet_of(1)
     row = fleet.rows()[0]
     row.sent, row.operation = True, "operation-refused"
