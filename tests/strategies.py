@@ -32,6 +32,7 @@ from airflow_machine_images.validation.names import (
     ZONE_PATTERN,
 )
 from airflow_machine_images.validation.references import InstanceRef
+from airflow_machine_images.validation.zones import ZONE_SHAPE_PATTERN
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
@@ -145,8 +146,11 @@ def valid_project_ids() -> st.SearchStrategy[str]:
 
 
 def valid_zones() -> st.SearchStrategy[str]:
-    """Zone names."""
-    return st.from_regex(ZONE_PATTERN, fullmatch=True)
+    """Zone names: a region, '-' and a letter (or an AI zone's suffix), within the discovery pattern."""
+    return st.one_of(
+        st.from_regex(ZONE_SHAPE_PATTERN, fullmatch=True).filter(lambda zone: len(zone) <= 63),
+        st.sampled_from(["us-central1-a", "europe-west1-b", "us-west4-ai2b", "northamerica-south1-c"]),
+    )
 
 
 def valid_instance_names() -> st.SearchStrategy[str]:
@@ -512,7 +516,9 @@ def invalid_bodies(draw: st.DrawFn) -> tuple[Any, str]:
         key = draw(st.text(min_size=1, max_size=20).filter(lambda k: k not in _KEY_FIELDS))
         body = {
             **base,
-            "sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {key: "x"}}],
+            "sourceDiskEncryptionKeys": [
+                {"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {key: "x"}}
+            ],
         }
         return body, "body.sourceDiskEncryptionKeys[0].diskEncryptionKey"
     if how == "output-only":
