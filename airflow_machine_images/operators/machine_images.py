@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.schema import machine_image_schemas
-from airflow_machine_images.assets import record_outlet_events
+from airflow_machine_images.assets import check_outlets, record_outlet_events
 from airflow_machine_images.bodies.keys import parse_key_argument
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
 from airflow_machine_images.bodies.machine_image import (
@@ -132,7 +132,12 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
 
     Declare ``outlets=[machine_image_asset(...)]`` (:mod:`airflow_machine_images.assets`) to emit
-    an asset event per image, with its self link, source instance, size and request id as extra.
+    an asset event per image, with its self link, source instance, size and request id as extra: the asset
+    of the project the image is made in, or of its source instance's images there
+    (``machine_image_asset(backup_project, "projects/P/zones/Z/instances/I")``); another instance's or
+    project's asset is refused before any request, since Airflow would record an event on it all the same.
+    A mapped task (one image per instance, ``expand_kwargs``) declares an ``AssetAlias`` outlet instead:
+    each mapped task adds one event, on the asset of the instance it imaged, in the project it was made in.
     """
 
     template_fields: Sequence[str] = connection_template_fields(
@@ -215,7 +220,9 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         if project is not None and project != ANY_PROJECT:
             validate_project_id(project)
         if is_literal(self.source_instance):
-            parse_source_instance(self.source_instance, default_project=project or ANY_PROJECT)
+            source = parse_source_instance(self.source_instance, default_project=project or ANY_PROJECT)
+            if project is not None and project != ANY_PROJECT:  # the image's project is known: so are its assets
+                check_outlets(self.outlets, project, source)
         body_arguments = (self.labels, self.body, self.description, self.storage_locations, self.guest_flush)
         keys = (self.machine_image_encryption_key, self.source_disk_encryption_keys, self.machine_image_params)
         if all_literal(*body_arguments, *keys):
@@ -282,6 +289,7 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
             labels = merge_default_labels(labels, default_labels(identity))
         project_id = self.resolve_project_id()
         source = parse_source_instance(self.source_instance, default_project=project_id)
+        check_outlets(self.outlets, project_id, source)
         body = self._build_body(name, source, labels, extra_body)
         return CreateRequest(
             target=MachineImageTarget(source),
