@@ -367,6 +367,11 @@ class ComputeEngineDeleteMachineImageOperator(DeleteAndConfirmBaseOperator):
         )
         self.name = name
         self.request_id = request_id
+        if self.made_from_dag_file:  # written literally: checked now, as prepare_request checks them
+            if is_literal(name):
+                validate_machine_image_name(name)
+            if request_id is not None and is_literal(request_id):
+                validate_request_id(request_id)
 
     def prepare_request(self, context: Context) -> DeleteRequest:
         """The delete of this task instance (arguments validated); no request is sent.

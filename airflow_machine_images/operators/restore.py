@@ -287,7 +287,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             (self.labels, _restore_labels),
             (self.image_label_selector, _image_labels),
             (self.project_id, lambda project: project is None or validate_project_id(project)),
-            (self.image_project, lambda project: project is None or validate_project_id(project, "image_project")),
+            (self.image_project, lambda project: not project or validate_project_id(project, "image_project")),
         ):
             if is_literal(value):
                 check(value)

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.operators import (
+    ComputeEngineDeleteMachineImageOperator,
     ComputeEngineDeleteRestoredInstanceOperator,
     ComputeEngineInsertMachineImageOperator,
     ComputeEngineRestoreMachineImageOperator,
@@ -44,6 +45,8 @@ BY_INSTANCE: dict[str, Any] = {"name": "drill-1", "zone": "us-central1-a", "sour
         (ComputeEngineDeleteRestoredInstanceOperator, {"name": "drill-1", "zone": "us-central1-a"}, {"name": "Web_1"},
          "name"),
         (ComputeEngineMachineImageSensor, {"machine_image": "img-a"}, {"machine_image": "Img_A"}, "machine_image"),
+        (ComputeEngineDeleteMachineImageOperator, {"name": "img-a"}, {"name": "Img_A"}, "name"),
+        (ComputeEngineDeleteMachineImageOperator, {"name": "img-a"}, {"request_id": "not-a-uuid"}, "request_id"),
     ],
 )  # fmt: skip
 def test_a_literal_mistake_fails_when_the_dag_is_parsed_naming_the_parameter(
