@@ -19,6 +19,15 @@ _ASSET_URIS = {
 }
 
 
+#: What the providers manager (and ``airflow providers list``) says the package does: every operator module.
+PROVIDER_DESCRIPTION = (
+    "Google Compute Engine machine images from Airflow: create them exactly once (one instance, or a whole "
+    "fleet selected by labels), wait for them, restore them into new instances (the newest of an instance "
+    "included) and delete what a restore made, prune them by retention policy, and check a fleet's backup "
+    "coverage."
+)
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe this package to Airflow's providers manager (``apache_airflow_provider`` entry point).
 
@@ -31,7 +40,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-machine-images",
         "name": _INTEGRATION,
-        "description": "Create, wait for, and prune Google Compute Engine machine images from Airflow.",
+        "description": PROVIDER_DESCRIPTION,
         "versions": [__version__],
         "integrations": [
             {

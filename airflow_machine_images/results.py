@@ -129,6 +129,32 @@ def restored_instance_summary(
     }
 
 
+def chosen_image_summary(project_id: str, chosen_for: str, image: Mapping[str, Any]) -> dict[str, Any]:
+    """The image a restore by source instance chose (kept as an XCom of the restore, and in its result).
+
+    :param project_id: the project the image is in.
+    :param chosen_for: the source instance asked for, as ``projects/P/zones/Z/instances/I``.
+    :param image: the MachineImage resource chosen.
+    """
+    return {
+        "project_id": project_id,
+        "name": str(image.get("name")),
+        "creation_timestamp": image.get("creationTimestamp"),
+        "source_instance": image.get("sourceInstance"),
+        "labels": dict(image.get("labels") or {}),
+        "for": chosen_for,
+    }
+
+
+def with_chosen_image(summary: Mapping[str, Any], chosen: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The restore's result with the image it chose (``chosen_image``; None when the image was named).
+
+    :param summary: :func:`restored_instance_summary`.
+    :param chosen: :func:`chosen_image_summary`, or None.
+    """
+    return {**summary, "chosen_image": dict(chosen) if chosen else None}
+
+
 def delete_summary(
     project_id: str,
     name: str,

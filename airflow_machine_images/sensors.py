@@ -35,6 +35,7 @@ from airflow_machine_images.validation import (
     validate_optional_positive_int,
     validate_zone,
 )
+from airflow_machine_images.validation.templates import is_literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.compat import BaseTrigger
+
+#: The project a literal image name without one is read in when the DAG is parsed (its form only).
+_PARSE_TIME_PROJECT = "project-of-the-connection"
 
 
 class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
@@ -154,6 +158,11 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
         super().__init__(**kwargs)
         self.operation_name = operation_name
         self.zone = zone
+        # Written literally, they are checked now: a region given as the zone fails the DAG file's import.
+        if is_literal(operation_name):
+            validate_operation_name(operation_name)
+        if zone and is_literal(zone):
+            validate_zone(zone)
 
     def _operation_name(self) -> str:
         with failing_on_bad_input():
@@ -221,6 +230,8 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
         super().__init__(**kwargs)
         self.machine_image = machine_image
         self.fail_on_missing = validate_bool(fail_on_missing, "fail_on_missing")
+        if is_literal(machine_image):  # checked now; a project-less name is read in any project
+            parse_machine_image_ref(machine_image, default_project=_PARSE_TIME_PROJECT)
 
     def _image_ref(self) -> tuple[str, str]:
         with failing_on_bad_input():

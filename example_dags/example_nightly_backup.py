@@ -7,6 +7,8 @@
    deferrable: one triggerer poller serves the whole fleet). Keeping images in another project means
    a compromised or deleted workload project does not take its backups with it. Images are named
    ``INSTANCE-YYYYMMDD-HASH`` after the run date, so re-running a day's run reuses that day's images.
+   Each mapped task records one asset event, through the ``nightly-machine-images`` alias, on the asset
+   of its instance's images in the backup project the run used.
 3. ``prune_old_images`` keeps a grandfather-father-son history of each instance in the backup project:
    the newest image of each of the last 7 days, 4 ISO weeks, 12 months and 3 years that have one (UTC;
    restic's ``forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-yearly 3``), about 25
@@ -26,9 +28,8 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task
+from airflow.providers.common.compat.sdk import DAG, AssetAlias, Param, get_current_context, task
 
-from airflow_machine_images.assets import machine_image_asset
 from airflow_machine_images.fleet import backup_kwargs
 from airflow_machine_images.operators import (
     ComputeEngineInsertMachineImageOperator,
@@ -77,7 +78,9 @@ with DAG(
         deferrable=True,
         poll_interval=30,
         timeout=3 * 60 * 60,
-        outlets=[machine_image_asset(BACKUP_PROJECT)],
+        # One asset event per image, on the asset of its instance's images in the backup project the run
+        # used (the backup_project param, rendered): machine_image_asset("{backup_project}", source_instance).
+        outlets=[AssetAlias("nightly-machine-images")],
     ).expand_kwargs(plan_backups(select_fleet.output))
 
     this_dags_nightly_images = {"managed-by": "airflow", "airflow-dag": dag.dag_id, **NIGHTLY}

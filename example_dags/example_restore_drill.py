@@ -1,10 +1,11 @@
 """Weekly restore drill: restore the newest backup of an instance into a scratch VM, check it runs, delete it.
 
-A backup nobody has restored is a hope, not a backup. Each week this DAG finds the newest READY
-machine image of one instance (``machineImages.list``), restores it into a scratch instance with
-:class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator`
-(deferrable: the worker slot is free while Compute Engine boots it), checks that the instance is
-RUNNING, and deletes it with
+A backup nobody has restored is a hope, not a backup. Each week this DAG restores the newest READY
+machine image of one instance into a scratch instance with
+:class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator` and its
+``source_instance`` argument (the image is chosen when the task runs, with one ``machineImages.list``, and
+named in the XCom as ``chosen_image``; deferrable: the worker slot is free while Compute Engine boots it),
+checks that the restore's result says RUNNING, and deletes it with
 :class:`~airflow_machine_images.operators.ComputeEngineDeleteRestoredInstanceOperator`.
 
 What the cleanup may delete, and how it leaves nothing billed behind:
@@ -68,35 +69,13 @@ with DAG(
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     tags=["example", "compute-engine", "machine-image", "restore"],
 ) as dag:
-
-    @task
-    def find_newest_image(source_instance: str, image_project: str) -> str:
-        """The newest READY machine image of ``source_instance`` (in ``image_project``, or the connection's
-        project if empty), as ``projects/P/global/machineImages/N``."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-        from airflow_machine_images.validation import parse_source_instance
-
-        hook = ComputeEngineMachineImageHook()
-        project = hook.resolve_project_id(image_project or None)
-        wanted = parse_source_instance(source_instance, default_project=hook.default_project_id)
-        images = [
-            image
-            for image in hook.list_machine_images(project_id=project, filter_='status = "READY"')
-            if parse_source_instance(image.get("sourceInstance", ""), default_project=None).same_instance(wanted)
-        ]
-        if not images:
-            raise ValueError(f"No READY machine image of {wanted.partial_url} in project {project}: nothing to restore")
-        newest = max(images, key=lambda image: image["creationTimestamp"])
-        print(f"Newest image of {wanted.partial_url}: {newest['name']} ({newest['creationTimestamp']})")
-        return f"projects/{project}/global/machineImages/{newest['name']}"
-
-    image = find_newest_image("{{ params.source_instance }}", "{{ params.image_project or '' }}")
-
     restore = ComputeEngineRestoreMachineImageOperator(
         task_id="restore",
         name=SCRATCH_NAME,
         zone="{{ params.zone }}",
-        source_machine_image=image,
+        # the newest READY image of this instance, chosen when the task runs (its XCom names it: chosen_image)
+        source_instance="{{ params.source_instance }}",
+        image_project="{{ params.image_project or '' }}",
         labels={"purpose": "restore-drill"},
         deletion_protection=False,  # the default, written out: inherited protection would block the cleanup
         deferrable=True,
@@ -105,14 +84,9 @@ with DAG(
 
     @task
     def check_running(restored: dict[str, Any]) -> None:
-        """Read the scratch instance again: the drill passes only if it is RUNNING."""
-        from airflow_machine_images.hooks import ComputeEngineMachineImageHook
-
-        current = ComputeEngineMachineImageHook().get_instance(
-            zone=restored["zone"], name=restored["name"], project_id=restored["project_id"]
-        )
-        if current["status"] != "RUNNING":
-            raise RuntimeError(f"Restored instance {restored['name']} is {current['status']}, not RUNNING")
+        """The drill passes only if the restore's result says the scratch instance is RUNNING."""
+        if restored["status"] != "RUNNING":
+            raise RuntimeError(f"Restored instance {restored['name']} is {restored['status']}, not RUNNING")
         print(f"Drill: {restored['source_machine_image']} restored into {restored['name']}, RUNNING")
 
     delete = ComputeEngineDeleteRestoredInstanceOperator(

@@ -285,6 +285,37 @@ def _dedicated_fields(metadata: object, network_interfaces: object, description:
     return fields
 
 
+def instance_body_fields(
+    body: Mapping[str, Any] | None, schemas: Mapping[str, Any], *, given: Mapping[str, object]
+) -> dict[str, Any]:
+    """The restore operator's ``body``: Instance fields only (writable ones, checked against the schema), none
+    of them the name, image or labels, none also given by its own argument. Run when the DAG is parsed (a
+    literal body) and by :func:`build_instance_body`.
+
+    :param body: the operator's ``body`` (None: no extra fields).
+    :param schemas: the discovery document's ``schemas`` map.
+    :param given: the dedicated arguments' values by Instance field (None: not given).
+    :raises MachineImageValidationError: naming ``body.<field>`` and the rule.
+    """
+    return body_fields(
+        body,
+        schemas,
+        schema_name="Instance",
+        reserved={"name": "name", "sourceMachineImage": "source_machine_image", "labels": "labels"},
+        dedicated=_DEDICATED_FIELDS,
+        given=given,
+    )
+
+
+def dedicated_field_arguments(**arguments: object) -> dict[str, object]:
+    """The restore operator's dedicated arguments by the Instance field each sets.
+
+    :param arguments: the arguments by their own names (``machine_type=...``).
+    """
+    by_argument = {argument: field for field, argument in _DEDICATED_FIELDS.items()}
+    return {by_argument[name]: value for name, value in arguments.items()}
+
+
 def build_instance_body(
     *,
     name: str,
@@ -330,14 +361,7 @@ def build_instance_body(
         "serviceAccounts": service_accounts,
         "sourceMachineImageEncryptionKey": source_machine_image_encryption_key,
     }
-    extra = body_fields(
-        body,
-        schemas,
-        schema_name="Instance",
-        reserved={"name": "name", "sourceMachineImage": "source_machine_image", "labels": "labels"},
-        dedicated=_DEDICATED_FIELDS,
-        given=arguments,
-    )
+    extra = instance_body_fields(body, schemas, given=arguments)
     merged: dict[str, Any] = {
         "name": validate_machine_image_name(name, "name"),
         "sourceMachineImage": source_machine_image,

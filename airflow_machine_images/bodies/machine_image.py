@@ -83,18 +83,42 @@ def build_machine_image_body(
         "sourceDiskEncryptionKeys": source_disk_encryption_keys,
         "params": machine_image_params,
     }
-    extra = body_fields(
+    extra = machine_image_body_fields(body, schemas, given=arguments)
+    merged: dict[str, Any] = {"name": checked_name, "sourceInstance": source_instance.partial_url}
+    merged.update(_dedicated_fields(arguments, extra, schemas))
+    merged.update(extra)
+    return validate_body(merged, schemas, parameter="body")
+
+
+def machine_image_body_fields(
+    body: Mapping[str, Any] | None, schemas: Mapping[str, Any], *, given: Mapping[str, object]
+) -> dict[str, Any]:
+    """The insert operator's ``body``: MachineImage fields only (writable ones, checked against the schema),
+    none of them the name or source, none also given by its own argument. Run when the DAG is parsed (a
+    literal body) and by :func:`build_machine_image_body`.
+
+    :param body: the operator's ``body`` (None: no extra fields).
+    :param schemas: the discovery document's ``schemas`` map.
+    :param given: the dedicated arguments' values by MachineImage field (None: not given).
+    :raises MachineImageValidationError: naming ``body.<field>`` and the rule.
+    """
+    return body_fields(
         body,
         schemas,
         schema_name="MachineImage",
         reserved={"name": "name", "sourceInstance": "source_instance"},
         dedicated=_DEDICATED_FIELDS,
-        given=arguments,
+        given=given,
     )
-    merged: dict[str, Any] = {"name": checked_name, "sourceInstance": source_instance.partial_url}
-    merged.update(_dedicated_fields(arguments, extra, schemas))
-    merged.update(extra)
-    return validate_body(merged, schemas, parameter="body")
+
+
+def dedicated_field_arguments(**arguments: object) -> dict[str, object]:
+    """The insert operator's dedicated arguments by the MachineImage field each sets.
+
+    :param arguments: the arguments by their own names (``storage_locations=...``).
+    """
+    by_argument = {argument: field for field, argument in _DEDICATED_FIELDS.items()}
+    return {by_argument[name]: value for name, value in arguments.items()}
 
 
 def _dedicated_fields(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m airflow_machine_images.emulator --port 8085 --instance us-central1-a/web-1``."""
+"""Command line: ``python -m airflow_machine_images.emulator --port 8085 --instance us-central1-a/web-1:team=web``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from airflow_machine_images.emulator.recording import RecordedRequest
 
-__all__ = ["main"]
+__all__ = ["instance_argument", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "--instance",
         action="append",
         default=[],
-        metavar="ZONE/NAME",
-        help="a source instance to create (repeatable; also projects/P/zones/Z/instances/I)",
+        metavar="ZONE/NAME[:KEY=VALUE,...]",
+        help="a source instance to create, with labels after ':' (repeatable; also projects/P/zones/Z/instances/I"
+        "[:KEY=VALUE,...]), e.g. us-central1-a/web-1:backup=nightly,team=web",
     )
     parser.add_argument("--disk-size-gb", type=int, default=10, help="boot disk size of --instance VMs")
     parser.add_argument("--operation-seconds", type=float, default=2.0, help="insert/delete duration")
@@ -91,6 +92,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def instance_argument(text: str) -> tuple[str, dict[str, str]]:
+    """Split an ``--instance`` argument into the instance and its labels.
+
+    :param text: ``ZONE/NAME``, a path or URL, optionally followed by ``:KEY=VALUE,KEY2=VALUE2``.
+    :return: the instance reference and its labels (checked by the emulator as the API checks labels).
+    :raises ValueError: a label is not ``KEY=VALUE``.
+    """
+    reference, colon, tail = text.rpartition(":")
+    if not colon or "/" in tail or "=" not in tail:  # no labels (a URL's ':' is followed by a path)
+        return text, {}
+    labels: dict[str, str] = {}
+    for pair in tail.split(","):
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--instance {text!r}: labels must be KEY=VALUE pairs separated by ',', got {pair!r}")
+        labels[key] = value
+    return reference, labels
+
+
 def _log_request(record: RecordedRequest) -> None:
     status = "dropped" if record.status is None else str(record.status)
     fault = f" fault={record.fault}" if record.fault else ""
@@ -126,8 +146,9 @@ def _emulator(args: argparse.Namespace) -> ComputeEngineEmulator:
         clock_offset_seconds=args.clock_offset,
         source_image_limit_scale=args.source_image_limit_scale,
     )
-    for instance in args.instance:
-        emulator.add_instance(instance, disk_size_gb=args.disk_size_gb)
+    for argument in args.instance:
+        instance, labels = instance_argument(argument)
+        emulator.add_instance(instance, disk_size_gb=args.disk_size_gb, labels=labels or None)
     if args.fault_rate > 0:
         emulator.inject_random(rate=args.fault_rate)
     return emulator

@@ -7,7 +7,7 @@ What the real API answers (discovery documents ``compute.v1.json``/``compute.bet
 warning which replaces the list of instances when the list is empty"). ``maxResults`` counts instances
 over all scopes and every page names every scope. A zone that cannot be read answers its scope with a
 warning of code ``UNREACHABLE`` and is listed in ``unreachables`` (the emulator's control API chooses
-such zones).
+such zones). Every scope is a zone Compute Engine has (:mod:`.zones`): nothing can be seeded in another.
 
 A ``label_filter_drop`` fault (:class:`LabelFilterDrop`) makes an answer whose filter has a ``labels.`` term
 leave instances out without saying so: the failure mode gcloud's filter rewriter guards against by never
@@ -64,8 +64,8 @@ class LabelFilterDrop:
         return [(zone, item) for zone, item in selected if item.get("name") not in gone]
 
 
-#: Zones every project sees, whether or not it has instances there (a few real ones; the zones of
-#: every instance the emulator holds are added).
+#: Zones every project sees, whether or not it has instances there (a few of :data:`.zones.ZONES`; the
+#: zones of every instance the emulator holds, all of them in :data:`.zones.ZONES`, are added).
 KNOWN_ZONES = frozenset(
     {
         "us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "us-east1-b", "us-east1-c",

@@ -4,7 +4,7 @@ A resource is one handler module (its :class:`~.routing.RoutePattern` list and a
 :mod:`.machine_images`, :mod:`.instances`, :mod:`.disks`, :mod:`.operations`) over one store
 (:mod:`.machine_image_store`, :mod:`.instance_store`, :mod:`.disk_store`); :class:`EmulatedApi` routes to
 them after checking what every method checks (query parameters, the project and path parameters, a
-project number standing for its id).
+zone it does not have, a project number standing for its id).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from airflow_machine_images.emulator.machine_images import MachineImageHandlers
 from airflow_machine_images.emulator.operations import OperationHandlers
 from airflow_machine_images.emulator.routing import Route, RoutePattern, match_route
 from airflow_machine_images.emulator.schema import NAME_PATTERN, NAME_RE, PROJECT_RE, query_params
+from airflow_machine_images.emulator.zones import check_zone
 
 if TYPE_CHECKING:
     from airflow_machine_images.emulator.context import ApiContext
@@ -133,6 +134,8 @@ def _check_path_and_query(call: Call) -> None:
         pattern = NAME_RE if key == "zone" else _RESOURCE_ID
         if not pattern.fullmatch(value):
             raise _bad_parameter(value, pattern.pattern)
+        if key == "zone":
+            check_zone(value)  # a well-formed name of no zone (a region): 400 "Unknown zone"
 
 
 def _bad_parameter(value: str, pattern: str) -> ApiError:

@@ -76,7 +76,10 @@ class ApiContext:
         failure = None
         if fault is not None and fault.kind == "operation_error":
             failure = OperationFailure(
-                fault.error_code, fault.error_message, fault.http_error_status_code, fault.http_error_message
+                fault.error_code,
+                fault.operation_error_message(),
+                fault.http_error_status_code,
+                fault.http_error_message,
             )
         return Origin(_caller(call.project), request_id, failure)
 

@@ -126,6 +126,25 @@ def random_kinds(action: str, kinds: Iterable[str]) -> list[str]:
     ]
 
 
+#: What the service says in an operation's ``error.errors[].message`` for a code, where a source quotes it.
+#: RESOURCE_OPERATION_RATE_EXCEEDED: "Operation rate exceeded for resource ... Too frequent operations from
+#: the source resource" (googleapis/python-compute issue 279, COMPUTE_ENGINE_NOTES "Operations").
+_OPERATION_ERROR_MESSAGES: dict[str, str] = {
+    "RESOURCE_OPERATION_RATE_EXCEEDED": (
+        "Operation rate exceeded for the resource. Too frequent operations from the source resource."
+    ),
+}
+
+
+def operation_error_message(code: str) -> str:
+    """The message of an operation that failed with ``code``: the service's wording where a source gives it,
+    else one that only names the code (the emulator does not invent the service's wording for other codes).
+
+    :param code: ``error.errors[].code``, e.g. ``QUOTA_EXCEEDED``.
+    """
+    return _OPERATION_ERROR_MESSAGES.get(code, f"The operation failed: {code}.")
+
+
 @dataclass
 class Fault:
     """A scripted misbehaviour for the next matching request(s).
@@ -137,7 +156,8 @@ class Fault:
     :param retry_after_seconds: a ``status`` fault's ``Retry-After`` (rounded up to whole seconds).
     :param delay_seconds: how long a ``slow`` fault holds the answer back after doing the work.
     :param error_code: ``error.errors[].code`` of a failed operation (``operation_error``).
-    :param error_message: ``error.errors[].message`` of a failed operation.
+    :param error_message: ``error.errors[].message`` of a failed operation (None: the message the service
+        words for ``error_code``, :func:`operation_error_message`).
     :param http_error_status_code: ``httpErrorStatusCode`` of a failed operation.
     :param duration_seconds: the fault hits every matching request for this long after its first hit
         (``times`` is then ignored): a rate-limit window that refills when it ends.
@@ -157,7 +177,7 @@ class Fault:
     retry_after_seconds: float | None = None
     delay_seconds: float = 0.0
     error_code: str = "RESOURCE_OPERATION_RATE_EXCEEDED"
-    error_message: str = "Operation rate exceeded for the resource. Too frequent operations from the source."
+    error_message: str | None = None
     http_error_status_code: int = 400
     duration_seconds: float | None = None
     http_error_message: str | None = None
@@ -190,6 +210,10 @@ class Fault:
             raise ValueError("Fault instance_names must be a list of instance names")
         if self.kind == "partial_list" and self.warning_code not in (None, *LIST_WARNING_CODES):
             raise ValueError(f"A partial_list fault's warning_code must be one of {', '.join(LIST_WARNING_CODES)}")
+
+    def operation_error_message(self) -> str:
+        """:return: the message of the failed operation: ``error_message``, else the one for ``error_code``."""
+        return self.error_message if self.error_message is not None else operation_error_message(self.error_code)
 
     def matches(self, action: str) -> bool:
         """:param action: the request's action. :return: whether this fault hits it."""

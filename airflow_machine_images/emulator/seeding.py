@@ -16,6 +16,7 @@ from airflow_machine_images.emulator.references import parse_machine_image, pars
 from airflow_machine_images.emulator.schema import LABEL_KEY_RE, LABEL_VALUE_RE, NAME_RE, PROJECT_RE
 from airflow_machine_images.emulator.state import Origin
 from airflow_machine_images.emulator.timefmt import parse_rfc3339
+from airflow_machine_images.emulator.zones import ZONES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,6 +36,14 @@ INSTANCE_STATUSES = (
     "STOPPING", "SUSPENDED", "SUSPENDING", "TERMINATED",
 )  # fmt: skip
 _ZONE_INSTANCE = re.compile(r"(?P<zone>[a-z][-a-z0-9]*)/(?P<instance>[a-z][-a-z0-9]*)")
+
+
+def _known_zone(zone: str) -> str:
+    """:param zone: a seeded zone. :return: it. :raises ValueError: Compute Engine has no such zone (a region,
+    say), so nothing can live there: the API would answer 400 "Unknown zone" for it."""
+    if zone not in ZONES:
+        raise ValueError(f"Unknown zone {zone!r}: the emulator has the zones Compute Engine lists, e.g. us-central1-a")
+    return zone
 
 
 def _require(value: object, types: type | tuple[type, ...], name: str) -> None:
@@ -136,7 +145,7 @@ class Seeder:
         :return: project, zone, name. :raises ValueError: if unreadable."""
         short = _ZONE_INSTANCE.fullmatch(instance)
         if short is not None:
-            return self.project(project), short.group("zone"), short.group("instance")
+            return self.project(project), _known_zone(short.group("zone")), short.group("instance")
         try:
             found = parse_source_instance(instance, self.project(project))
         except ApiError:
@@ -145,6 +154,7 @@ class Seeder:
             ) from None
         if project is not None and found[0] != project:
             raise ValueError(f"Instance {instance!r} is not in project {project!r}")
+        _known_zone(found[1])
         return found
 
     # -- seeding -----------------------------------------------------------------------------------
@@ -258,6 +268,7 @@ class Seeder:
             _require(value, str, what)
             if not NAME_RE.fullmatch(value):
                 raise ValueError(f"Invalid disk {what} {value!r}")
+        _known_zone(zone)
         _require(project, (str, type(None)), "project")
         _require(size_gb, int, "size_gb")
         _require(labels, (dict, type(None)), "labels")
@@ -285,6 +296,7 @@ class Seeder:
             _require(zone, str, "zones[]")
             if not NAME_RE.fullmatch(zone):
                 raise ValueError(f"Invalid zone {zone!r}")
+            _known_zone(zone)
         self._instances.unreachable_zones = frozenset(chosen)
         return sorted(chosen)
 

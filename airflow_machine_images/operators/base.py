@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 StateT = TypeVar("StateT")
 #: ``if_exists`` of the creating operators: adopt a matching resource, or fail on any.
 IF_EXISTS_CHOICES = ("reuse", "fail")
+#: The project a reference without one (``ZONE/INSTANCE``) is read in when the DAG is parsed, before the
+#: connection's project is known: only the reference's form and parts are checked then.
+ANY_PROJECT = "project-of-the-connection"
 #: The default of ``deferrable`` for every operator: ``[operators] default_deferrable``.
 DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
@@ -99,6 +102,15 @@ class ComputeEngineMachineImageBaseOperator(ComputeEngineConnectionMixin, BaseOp
             impersonation_chain=impersonation_chain,
             api_endpoint=api_endpoint,
         )
+
+    @property
+    def made_from_dag_file(self) -> bool:
+        """Whether this operator is being made from its DAG file, as opposed to unmapped from ``.expand()``
+        when its task runs: literal arguments are checked in ``__init__`` only then, so a bad one fails the
+        DAG file's import. Unmapped values are checked by ``prepare_request``, before any request, and
+        fail the task without retries.
+        """
+        return not getattr(self, "_BaseOperator__from_mapped", False)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render templates, then register any key material with Airflow's secrets masker.

@@ -36,7 +36,7 @@ from airflow_machine_images.validation import (
     validate_project_id,
 )
 from airflow_machine_images.validation.primitives import show_value
-from airflow_machine_images.validation.templates import is_templated
+from airflow_machine_images.validation.templates import all_literal, is_templated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -134,7 +134,7 @@ class _FleetSelectionMixin:
 
     def _check_selection_now(self) -> None:
         """Check the selector when the DAG is parsed, unless it is a template (then: before any request)."""
-        if not any(is_templated(value) for value in (self.label_selector, self.filter, self.zones)):
+        if all_literal(self.label_selector, self.filter, self.zones):
             self._selector()
 
     def _selector(self) -> InstanceSelector:

@@ -11,10 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.schema import machine_image_schemas
-from airflow_machine_images.assets import record_outlet_events
+from airflow_machine_images.assets import check_outlets, record_outlet_events
 from airflow_machine_images.bodies.keys import parse_key_argument
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
-from airflow_machine_images.bodies.machine_image import build_machine_image_body
+from airflow_machine_images.bodies.machine_image import (
+    build_machine_image_body,
+    dedicated_field_arguments,
+    machine_image_body_fields,
+)
+from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.flows.create import CreateRequest
 from airflow_machine_images.flows.delete import DeleteRequest
 from airflow_machine_images.flows.machine_image import MachineImageDeleteTarget, MachineImageTarget
@@ -22,6 +27,7 @@ from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIde
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.links import MachineImageLink
 from airflow_machine_images.operators.base import (
+    ANY_PROJECT,
     DEFAULT_DEFERRABLE,
     IF_EXISTS_CHOICES,
     CreateAndWaitBaseOperator,
@@ -35,8 +41,11 @@ from airflow_machine_images.validation import (
     validate_labels,
     validate_machine_image_name,
     validate_optional_bool,
+    validate_project_id,
     validate_request_id,
 )
+from airflow_machine_images.validation.references import InstanceRef
+from airflow_machine_images.validation.templates import all_literal, is_literal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,6 +55,29 @@ if TYPE_CHECKING:
     from airflow_machine_images.compat import BaseTrigger
 
 __all__ = ["ComputeEngineDeleteMachineImageOperator", "ComputeEngineInsertMachineImageOperator"]
+
+#: What stands for a templated name and source when the rest of the body is checked at parse time.
+_PARSE_TIME_NAME = "checked-when-parsed"
+_PARSE_TIME_SOURCE = InstanceRef(ANY_PROJECT, "us-central1-a", "checked-when-parsed")
+
+#: Keys of the list operator's dicts that are no argument of the insert operator: they arrive when its
+#: result is handed to ``expand_kwargs`` as it is.
+LISTING_KEYS = ("zone", "status")
+
+
+def listing_expanded_as_is(keys: list[str]) -> MachineImageValidationError:
+    """The error for a list operator's dicts expanded into the insert operator as they are.
+
+    :param keys: the keys that gave them away (``zone``, ``status``).
+    """
+    return MachineImageValidationError(
+        keys[0],
+        f"{' and '.join(repr(key) for key in keys)} are no arguments of ComputeEngineInsertMachineImageOperator: "
+        "the list operator's result was expanded as it is (its name, project_id and labels are the instance's, "
+        "so the images would be named after the instances and made in their project); turn it into this "
+        "operator's kwargs with airflow_machine_images.fleet.backup_kwargs(instances, suffix=...) in a @task, "
+        "and give the images' project to .partial()",
+    )
 
 
 class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
@@ -100,7 +132,12 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         ``compute_api_endpoint``; it must be one ``[machine_images] allowed_endpoints`` lists.
 
     Declare ``outlets=[machine_image_asset(...)]`` (:mod:`airflow_machine_images.assets`) to emit
-    an asset event per image, with its self link, source instance, size and request id as extra.
+    an asset event per image, with its self link, source instance, size and request id as extra: the asset
+    of the project the image is made in, or of its source instance's images there
+    (``machine_image_asset(backup_project, "projects/P/zones/Z/instances/I")``); another instance's or
+    project's asset is refused before any request, since Airflow would record an event on it all the same.
+    A mapped task (one image per instance, ``expand_kwargs``) declares an ``AssetAlias`` outlet instead:
+    each mapped task adds one event, on the asset of the instance it imaged, in the project it was made in.
     """
 
     template_fields: Sequence[str] = connection_template_fields(
@@ -145,6 +182,7 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         requests_per_minute_per_project: int | None = None,
         **kwargs: Any,
     ) -> None:
+        self._from_listing = [key for key in LISTING_KEYS if kwargs.pop(key, None) is not None]
         super().__init__(
             wait_for_completion=wait_for_completion,
             deferrable=deferrable,
@@ -167,27 +205,40 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         # Arguments that are not templated are checked now, when the DAG is parsed.
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
         self.add_default_labels = validate_bool(add_default_labels, "add_default_labels")
+        if self.made_from_dag_file:
+            self._check_literal_arguments()
 
-    def prepare_request(self, context: Context) -> CreateRequest:
-        """Validate every argument and build the MachineImage body; no request is sent.
+    def _check_literal_arguments(self) -> None:
+        """Run ``prepare_request``'s checks, when the DAG is parsed, on each argument written literally."""
+        if self._from_listing:
+            raise listing_expanded_as_is(self._from_listing)
+        if is_literal(self.name):
+            validate_machine_image_name(self.name)
+        if self.request_id is not None and is_literal(self.request_id):
+            validate_request_id(self.request_id)
+        project = (self.project_id or None) if is_literal(self.project_id) else ANY_PROJECT
+        if project is not None and project != ANY_PROJECT:
+            validate_project_id(project)
+        if is_literal(self.source_instance):
+            source = parse_source_instance(self.source_instance, default_project=project or ANY_PROJECT)
+            if project is not None and project != ANY_PROJECT:  # the image's project is known: so are its assets
+                check_outlets(self.outlets, project, source)
+        body_arguments = (self.labels, self.body, self.description, self.storage_locations, self.guest_flush)
+        keys = (self.machine_image_encryption_key, self.source_disk_encryption_keys, self.machine_image_params)
+        if all_literal(*body_arguments, *keys):
+            labels, extra_body = self._labels_and_body()
+            self._build_body(_PARSE_TIME_NAME, _PARSE_TIME_SOURCE, labels, extra_body)
+        elif all_literal(self.labels, self.body):
+            labels, extra_body = self._labels_and_body()
+            machine_image_body_fields(
+                extra_body,  # type: ignore[arg-type]  # checked by the function
+                machine_image_schemas(self.api_version),
+                given=self._dedicated_arguments(labels or None),
+            )
 
-        :param context: the task's context (the task instance names the default labels).
-        :raises MachineImageValidationError: an argument breaks a rule (the message names it).
-        """
-        name = validate_machine_image_name(self.name)
-        request_id = validate_request_id(self.request_id) if self.request_id is not None else None
-        identity = TaskInstanceIdentity.of(context["ti"])
-        given_labels, labels_parameter, extra_body = self.labels, "labels", parse_key_argument(self.body)
-        if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
-            # Labels given in ``body``: the default labels join them, as they join the labels argument.
-            given_labels, labels_parameter = extra_body["labels"], "body.labels"
-            extra_body = {key: value for key, value in extra_body.items() if key != "labels"}
-        labels = validate_labels(given_labels if given_labels is not None else {}, labels_parameter)
-        if self.add_default_labels:
-            labels = merge_default_labels(labels, default_labels(identity))
-        project_id = self.resolve_project_id()
-        source = parse_source_instance(self.source_instance, default_project=project_id)
-        body = build_machine_image_body(
+    def _build_body(self, name: str, source: InstanceRef, labels: dict[str, str], extra_body: object) -> dict[str, Any]:
+        """The checked MachineImage body of these arguments (the one builder, at parse and at run time)."""
+        return build_machine_image_body(
             name=name,
             source_instance=source,
             description=self.description,
@@ -200,6 +251,46 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
             body=extra_body,  # type: ignore[arg-type]  # checked by the builder
             schemas=machine_image_schemas(self.api_version),
         )
+
+    def _dedicated_arguments(self, labels: dict[str, str] | None) -> dict[str, object]:
+        """The arguments that set a MachineImage field of their own, by field."""
+        return dedicated_field_arguments(
+            description=self.description,
+            labels=labels,
+            storage_locations=self.storage_locations,
+            guest_flush=self.guest_flush,
+            machine_image_encryption_key=self.machine_image_encryption_key,
+            source_disk_encryption_keys=self.source_disk_encryption_keys,
+            machine_image_params=self.machine_image_params,
+        )
+
+    def _labels_and_body(self) -> tuple[dict[str, str], object]:
+        """The labels given (``labels``, else ``body.labels``), checked, and the rest of ``body``."""
+        given_labels, labels_parameter, extra_body = self.labels, "labels", parse_key_argument(self.body)
+        if given_labels is None and isinstance(extra_body, dict) and "labels" in extra_body:
+            # Labels given in ``body``: the default labels join them, as they join the labels argument.
+            given_labels, labels_parameter = extra_body["labels"], "body.labels"
+            extra_body = {key: value for key, value in extra_body.items() if key != "labels"}
+        return validate_labels(given_labels if given_labels is not None else {}, labels_parameter), extra_body
+
+    def prepare_request(self, context: Context) -> CreateRequest:
+        """Validate every argument and build the MachineImage body; no request is sent.
+
+        :param context: the task's context (the task instance names the default labels).
+        :raises MachineImageValidationError: an argument breaks a rule (the message names it).
+        """
+        if self._from_listing:
+            raise listing_expanded_as_is(self._from_listing)
+        name = validate_machine_image_name(self.name)
+        request_id = validate_request_id(self.request_id) if self.request_id is not None else None
+        identity = TaskInstanceIdentity.of(context["ti"])
+        labels, extra_body = self._labels_and_body()
+        if self.add_default_labels:
+            labels = merge_default_labels(labels, default_labels(identity))
+        project_id = self.resolve_project_id()
+        source = parse_source_instance(self.source_instance, default_project=project_id)
+        check_outlets(self.outlets, project_id, source)
+        body = self._build_body(name, source, labels, extra_body)
         return CreateRequest(
             target=MachineImageTarget(source),
             project_id=project_id,
@@ -276,6 +367,11 @@ class ComputeEngineDeleteMachineImageOperator(DeleteAndConfirmBaseOperator):
         )
         self.name = name
         self.request_id = request_id
+        if self.made_from_dag_file:  # written literally: checked now, as prepare_request checks them
+            if is_literal(name):
+                validate_machine_image_name(name)
+            if request_id is not None and is_literal(request_id):
+                validate_request_id(request_id)
 
     def prepare_request(self, context: Context) -> DeleteRequest:
         """The delete of this task instance (arguments validated); no request is sent.

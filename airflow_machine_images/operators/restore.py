@@ -17,11 +17,14 @@ from airflow_machine_images.bodies.instance import (
     RESTORE_LABEL_KEYS,
     RestoreOwnership,
     build_instance_body,
+    check_cross_project,
+    dedicated_field_arguments,
+    instance_body_fields,
     restore_labels,
 )
 from airflow_machine_images.bodies.keys import parse_key_argument
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
-from airflow_machine_images.exceptions import InstanceNotRunningError, MachineImageValidationError
+from airflow_machine_images.exceptions import ComputeEngineError, InstanceNotRunningError, MachineImageValidationError
 from airflow_machine_images.flows.create import CreateRequest
 from airflow_machine_images.flows.delete import DeleteRequest
 from airflow_machine_images.flows.instance import RestoredInstanceTarget
@@ -31,35 +34,64 @@ from airflow_machine_images.flows.instance_delete import (
     instance_key,
 )
 from airflow_machine_images.flows.request_ids import RequestIds, TaskInstanceIdentity, task_instance_key
+from airflow_machine_images.flows.source_names import SourceNames
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.links import InstanceLink
 from airflow_machine_images.operators.base import (
+    ANY_PROJECT,
     DEFAULT_DEFERRABLE,
     IF_EXISTS_CHOICES,
     CreateAndWaitBaseOperator,
     DeleteAndConfirmBaseOperator,
     context_is_retry,
 )
+from airflow_machine_images.planning.restore_source import list_filter, newest_image_of
+from airflow_machine_images.results import chosen_image_summary, with_chosen_image
 from airflow_machine_images.validation import (
     parse_machine_image_ref,
+    parse_source_instance,
+    split_label_selector,
     validate_choice,
     validate_labels,
     validate_machine_image_name,
+    validate_project_id,
     validate_request_id,
     validate_zone,
 )
 from airflow_machine_images.validation.primitives import show_value
+from airflow_machine_images.validation.templates import all_literal, is_literal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_machine_images.validation.references import InstanceRef
+
 __all__ = ["ComputeEngineDeleteRestoredInstanceOperator", "ComputeEngineRestoreMachineImageOperator"]
 
 
 #: A ``restore_id``: a restore task instance's key (``flows.request_ids.task_instance_key``).
 _RESTORE_ID: re.Pattern[str] = re.compile(r"[0-9a-f]{32}")
+#: The XCom (of the restore's own task instance) holding the image a ``source_instance`` restore chose, so
+#: that resuming after a deferral (or cleaning up) restores and checks the same image.
+CHOSEN_IMAGE_XCOM_KEY = "restore_chosen_image"
+
+
+def _image_labels(value: object) -> dict[str, str]:
+    """``image_label_selector`` as labels: a dict, or the text ``"key=value,key2=value2"``."""
+    if isinstance(value, str):
+        value = split_label_selector(value, "image_label_selector")
+    return validate_labels(value if value is not None else {}, "image_label_selector")
+
+
+def _restore_labels(value: object) -> dict[str, str]:
+    """The ``labels`` argument, checked: none of the reserved restore labels among them."""
+    given = validate_labels(value if value is not None else {}, "labels")
+    reserved = sorted(RESTORE_LABEL_KEYS.intersection(given))
+    if reserved:
+        raise MachineImageValidationError(f"labels[{reserved[0]!r}]", "is set by the restore operator itself")
+    return given
 
 
 def _protection(argument: bool | None, body: object) -> bool | None:
@@ -100,12 +132,21 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
 
     Returns ``{"project_id", "zone", "name", "self_link", "operation_name", "request_id", "status",
     "source_machine_image", "id", "restore_id", "deletion_protection", "disks", "reused", "replayed",
-    "console_url"}``.
+    "console_url", "chosen_image"}`` (``chosen_image``: with ``source_instance``, the image chosen: ``{"project_id",
+    "name", "creation_timestamp", "source_instance", "labels", "for"}``; else None).
 
     :param name: the new instance's name. Templated.
     :param zone: its zone, e.g. ``us-central1-a``. Templated.
     :param source_machine_image: the image: ``NAME`` (in ``project_id``), ``projects/P/global/machineImages/N``
-        (e.g. a backup project) or a full URL. Templated.
+        (e.g. a backup project) or a full URL. Templated. Give this or ``source_instance``.
+    :param source_instance: instead of an image, the instance whose newest READY machine image to restore:
+        ``ZONE/INSTANCE``, ``projects/P/zones/Z/instances/I`` or a URL. Found with one paged
+        ``machineImages.list`` of ``image_project`` before the insert (newest ``creationTimestamp``); the XCom
+        names the image chosen (``source_machine_image``, ``chosen_image``). Templated.
+    :param image_project: with ``source_instance``: the project holding its images (a backup project);
+        defaults to ``project_id``. Templated.
+    :param image_label_selector: with ``source_instance``: only images carrying all of these labels (a dict or
+        ``"key=value,..."``, matched on the client), e.g. ``{"backup": "nightly"}``. Templated.
     :param machine_type: another machine type than the image's: ``e2-standard-2`` or
         ``zones/ZONE/machineTypes/TYPE``. Templated.
     :param network_interfaces: other ``networkInterfaces`` than the image's (NetworkInterface dicts). Templated.
@@ -147,6 +188,9 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         "name",
         "zone",
         "source_machine_image",
+        "source_instance",
+        "image_project",
+        "image_label_selector",
         "machine_type",
         "network_interfaces",
         "labels",
@@ -169,7 +213,10 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         *,
         name: str,
         zone: str,
-        source_machine_image: str,
+        source_machine_image: str | None = None,
+        source_instance: str | None = None,
+        image_project: str | None = None,
+        image_label_selector: dict[str, str] | str | None = None,
         machine_type: str | None = None,
         network_interfaces: list[dict[str, Any]] | None = None,
         labels: dict[str, str] | None = None,
@@ -198,7 +245,21 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         )
         self.name = name
         self.zone = zone
+        if (source_machine_image is None) == (source_instance is None):
+            raise MachineImageValidationError(
+                "source_machine_image",
+                "give the image to restore (source_machine_image) or the instance whose newest READY image to "
+                "restore (source_instance), exactly one of them",
+            )
+        if source_instance is None and (image_project is not None or image_label_selector is not None):
+            raise MachineImageValidationError(
+                "image_project" if image_project is not None else "image_label_selector",
+                "goes with source_instance; a source_machine_image names its project itself",
+            )
         self.source_machine_image = source_machine_image
+        self.source_instance = source_instance
+        self.image_project = image_project
+        self.image_label_selector = image_label_selector
         self.machine_type = machine_type
         self.network_interfaces = network_interfaces
         self.labels = labels
@@ -214,6 +275,88 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.service_accounts = service_accounts
         self.source_machine_image_encryption_key = source_machine_image_encryption_key
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
+        if self.made_from_dag_file:
+            self._check_literal_arguments()
+
+    def _check_literal_arguments(self) -> None:
+        """Run ``prepare_request``'s checks, when the DAG is parsed, on each argument written literally."""
+        for value, check in (
+            (self.name, lambda name: validate_machine_image_name(name, "name")),
+            (self.zone, lambda zone: validate_zone(zone, "zone")),
+            (self.request_id, lambda request_id: request_id is None or validate_request_id(request_id)),
+            (self.labels, _restore_labels),
+            (self.image_label_selector, _image_labels),
+            (self.project_id, lambda project: project is None or validate_project_id(project)),
+            (self.image_project, lambda project: not project or validate_project_id(project, "image_project")),
+        ):
+            if is_literal(value):
+                check(value)
+        project = (self.project_id or ANY_PROJECT) if is_literal(self.project_id) else ANY_PROJECT
+        if self.source_machine_image is not None and is_literal(self.source_machine_image):
+            self._image_reference(project)
+        if self.source_instance is not None and is_literal(self.source_instance):
+            parse_source_instance(self.source_instance, default_project=project)
+        if all_literal(self.body):
+            instance_body_fields(
+                parse_key_argument(self.body),  # type: ignore[arg-type]  # checked by the function
+                machine_image_schemas(self.api_version),
+                given=self._dedicated_arguments(),
+            )
+
+    def _dedicated_arguments(self) -> dict[str, object]:
+        """The arguments that set an Instance field of their own, by field."""
+        return dedicated_field_arguments(
+            machine_type=self.machine_type,
+            network_interfaces=self.network_interfaces,
+            labels=self.labels,
+            metadata=self.metadata,
+            description=self.description,
+            deletion_protection=_protection(self.deletion_protection, parse_key_argument(self.body)),
+            service_accounts=self.service_accounts,
+            source_machine_image_encryption_key=self.source_machine_image_encryption_key,
+        )
+
+    def _image_reference(self, project_id: str) -> tuple[str, str]:
+        """``source_machine_image`` as ``(project, name)``: a name (a label value), not an id."""
+        image_project, image_name = parse_machine_image_ref(
+            self.source_machine_image, default_project=project_id, parameter="source_machine_image"
+        )
+        validate_machine_image_name(image_name, "source_machine_image")
+        return image_project, image_name
+
+    def _chosen_image(self, context: Context, source: InstanceRef, image_project: str, labels: dict[str, str]) -> str:
+        """The name of the newest READY image of ``source`` in ``image_project`` carrying ``labels``: chosen
+        with one paged ``machineImages.list``, once per try (kept in an XCom of this task instance, so that
+        resuming after a deferral, or cleaning up, restores and checks the same image).
+
+        :param context: the task's context.
+        :param source: the source instance.
+        :param image_project: the project holding its images.
+        :param labels: labels the image must carry.
+        :raises ComputeEngineError: there is none (Airflow retries: one may be READY later).
+        """
+        ti = context["ti"]
+        kept = ti.xcom_pull(task_ids=self.task_id, key=CHOSEN_IMAGE_XCOM_KEY, map_indexes=ti.map_index)
+        if isinstance(kept, dict) and (kept.get("project_id"), kept.get("for")) == (image_project, source.partial_url):
+            return validate_machine_image_name(kept.get("name"), "source_machine_image")
+        canonical = SourceNames().canonical(self.hook, source)  # a project number or instance id: one instances.get
+        images = self.hook.list_machine_images(project_id=image_project, filter_=list_filter(canonical))
+        chosen = newest_image_of(images, canonical, labels)
+        if chosen is None:
+            raise ComputeEngineError(
+                f"No READY machine image of {canonical.partial_url} in project {image_project}"
+                + (f" carrying labels {labels}" if labels else "")
+                + f" ({len(images)} image(s) listed by its source and status): nothing to restore"
+            )
+        summary = chosen_image_summary(image_project, source.partial_url, chosen)
+        self.log.info(
+            "Restoring the newest READY image of %s: %s (created %s)",
+            canonical.partial_url,
+            summary["name"],
+            summary["creation_timestamp"],
+        )
+        ti.xcom_push(key=CHOSEN_IMAGE_XCOM_KEY, value=summary)
+        return validate_machine_image_name(summary["name"], "source_machine_image")
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
@@ -242,7 +385,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         return InstanceNotRunningError(f"{error} After that, {done}.")
 
     def prepare_request(self, context: Context) -> CreateRequest:
-        """Validate every argument and build the Instance body; no request is sent.
+        """Validate every argument and build the Instance body; no request is sent, except, with
+        ``source_instance``, the one listing that chooses the image (after every other check).
 
         :param context: the task's context (the task instance names the default labels).
         :raises MachineImageValidationError: an argument breaks a rule (the message names it).
@@ -251,19 +395,43 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         zone = validate_zone(self.zone, "zone")
         request_id = validate_request_id(self.request_id) if self.request_id is not None else None
         project_id = self.resolve_project_id()
-        image_project, image_name = parse_machine_image_ref(
-            self.source_machine_image, default_project=project_id, parameter="source_machine_image"
-        )
-        validate_machine_image_name(image_name, "source_machine_image")  # a name (a label value), not an id
         identity = TaskInstanceIdentity.of(context["ti"])
-        given = validate_labels(self.labels if self.labels is not None else {}, "labels")
-        reserved = sorted(RESTORE_LABEL_KEYS.intersection(given))
-        if reserved:
-            raise MachineImageValidationError(f"labels[{reserved[0]!r}]", "is set by the restore operator itself")
-        target = RestoredInstanceTarget(zone, image_project, image_name, dag_id=identity.dag_id)
-        owner = restore_labels(image_name, dag_id=identity.dag_id, restore_id=task_instance_key(identity))
+        given = _restore_labels(self.labels)
+        if self.source_instance is None:
+            image_project, image_name = self._image_reference(project_id)
+        else:
+            source = parse_source_instance(self.source_instance, default_project=project_id)
+            image_project = validate_project_id(self.image_project or project_id, "image_project")
+            labels = _image_labels(self.image_label_selector)
+            _, checked = self._build(name, zone, project_id, identity, given, (image_project, "to-be-chosen"))
+            if not image_project.isdigit():  # a project number is resolved by the flow, after the listing
+                check_cross_project(checked, image_project=image_project, project_id=project_id)
+            image_name = self._chosen_image(context, source, image_project, labels)
+        target, body = self._build(name, zone, project_id, identity, given, (image_project, image_name))
+        return CreateRequest(
+            target=target,
+            project_id=project_id,
+            name=name,
+            body=body,
+            request_ids=RequestIds(identity, project_id, instance_key(zone, name), "restore", fixed=request_id),
+            owner_key=task_instance_key(identity),
+            if_exists=self.if_exists,
+        )
+
+    def _build(
+        self,
+        name: str,
+        zone: str,
+        project_id: str,
+        identity: TaskInstanceIdentity,
+        given: dict[str, str],
+        image: tuple[str, str],
+    ) -> tuple[RestoredInstanceTarget, dict[str, Any]]:
+        """The restore's target and its checked Instance body, for ``image`` (``(project, name)``)."""
+        target = RestoredInstanceTarget(zone, image[0], image[1], dag_id=identity.dag_id)
+        owner = restore_labels(image[1], dag_id=identity.dag_id, restore_id=task_instance_key(identity))
         body = parse_key_argument(self.body)
-        body = build_instance_body(
+        return target, build_instance_body(
             name=name,
             zone=zone,
             source_machine_image=target.source_machine_image,
@@ -278,14 +446,14 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             service_accounts=self.service_accounts,
             source_machine_image_encryption_key=parse_key_argument(self.source_machine_image_encryption_key),  # type: ignore[arg-type]
         )
-        return CreateRequest(
-            target=target,
-            project_id=project_id,
-            name=name,
-            body=body,
-            request_ids=RequestIds(identity, project_id, instance_key(zone, name), "restore", fixed=request_id),
-            owner_key=task_instance_key(identity),
-            if_exists=self.if_exists,
+
+    def succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary, naming the image a ``source_instance`` restore chose (``chosen_image``)."""
+        if self.source_instance is None:
+            return with_chosen_image(summary, None)
+        ti = context["ti"]
+        return with_chosen_image(
+            summary, ti.xcom_pull(task_ids=self.task_id, key=CHOSEN_IMAGE_XCOM_KEY, map_indexes=ti.map_index)
         )
 
     def persist_link(self, context: Context, request: CreateRequest) -> str:
@@ -370,6 +538,14 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
             )
         self.allow_dag_ids = tuple(allow_dag_ids)
         self.request_id = request_id
+        if self.made_from_dag_file:  # written literally: checked now (a region as the zone fails the import)
+            for value, check in (
+                (name, lambda text: validate_machine_image_name(text, "name")),
+                (zone, lambda text: validate_zone(text, "zone")),
+                (request_id, lambda text: text is None or validate_request_id(text)),
+            ):
+                if is_literal(value):
+                    check(value)
 
     def prepare_request(self, context: Context) -> DeleteRequest:
         """The delete of this task instance (arguments validated); no request is sent.

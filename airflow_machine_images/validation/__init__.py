@@ -5,6 +5,7 @@ This module only re-exports; import from here. The checks live by subject:
 * :mod:`~airflow_machine_images.validation.primitives`: safe renderings of bad values, basic types,
   choices and positive numbers;
 * :mod:`~airflow_machine_images.validation.names`: resource names and ids, labels, storage locations;
+* :mod:`~airflow_machine_images.validation.zones`: zones (a region where a zone belongs fails, naming its zones);
 * :mod:`~airflow_machine_images.validation.references`: instance, machine image and disk references,
   API endpoints;
 * :mod:`~airflow_machine_images.validation.body_schema`: request bodies against the discovery schema;
@@ -45,7 +46,6 @@ from airflow_machine_images.validation.names import (
     validate_project_id,
     validate_request_id,
     validate_storage_locations,
-    validate_zone,
 )
 from airflow_machine_images.validation.primitives import (
     coerce_rendered_bool,
@@ -64,6 +64,7 @@ from airflow_machine_images.validation.references import (
     parse_source_instance,
     validate_api_endpoint,
 )
+from airflow_machine_images.validation.zones import validate_zone
 
 __all__ = [
     "INSTANCE_PATTERN",

@@ -22,6 +22,9 @@ from airflow_machine_images.validation.primitives import (
     show_value,
 )
 
+# The zone check lives in validation/zones.py; importable from here too, as before it moved.
+from airflow_machine_images.validation.zones import validate_zone as validate_zone
+
 #: Machine image names (``MachineImage.name``): RFC 1035, 1-63 characters.
 NAME_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
 #: The ``project`` path parameter: project ids, domain-scoped ids (``example.com:p``) and project numbers.
@@ -29,7 +32,7 @@ PROJECT_PATTERN: Final = (
     r"(?:(?:[-a-z0-9]{1,63}\.)*(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?):)?"
     r"(?:[0-9]{1,19}|(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?))"
 )
-#: The ``zone`` path parameter.
+#: The ``zone`` path parameter (what a URL may carry; what a zone is: :mod:`~airflow_machine_images.validation.zones`).
 ZONE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
 #: The ``instance`` path parameter: a name or a numeric id.
 INSTANCE_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19}"
@@ -64,7 +67,6 @@ PROJECT_RULE: Final = (
     f"must be a project id or number matching {PROJECT_PATTERN} "
     "(e.g. 'my-project', 'example.com:my-project' or '123456789012')"
 )
-ZONE_RULE: Final = f"must match {ZONE_PATTERN} (a zone such as 'us-central1-a')"
 NAME_OR_ID_RULE: Final = (
     f"must match {INSTANCE_PATTERN} (a name: 1-63 lowercase letters, digits and hyphens, starting with "
     "a letter and not ending with a hyphen; or a numeric id)"
@@ -127,16 +129,6 @@ def validate_operation_name(value: object, parameter: str = "operation_name") ->
     :return: the operation name.
     """
     return full_match(_OPERATION_RE, value, parameter, NAME_OR_ID_RULE)
-
-
-def validate_zone(value: object, parameter: str = "zone") -> str:
-    """Check a zone name.
-
-    :param value: the zone, e.g. ``us-central1-a``.
-    :param parameter: the argument name used in the error message.
-    :return: the zone.
-    """
-    return full_match(ZONE_RE, value, parameter, ZONE_RULE)
 
 
 def validate_instance_name(value: object, parameter: str = "instance") -> str:

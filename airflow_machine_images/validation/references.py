@@ -22,12 +22,11 @@ from airflow_machine_images.validation.names import (
     PROJECT_RULE,
     ZONE_PATTERN,
     ZONE_RE,
-    ZONE_RULE,
     validate_instance_name,
     validate_project_id,
-    validate_zone,
 )
 from airflow_machine_images.validation.primitives import require_str, show_value
+from airflow_machine_images.validation.zones import check_zone_component, validate_zone
 
 #: API versions a Compute Engine URL may carry.
 URL_API_VERSIONS: Final = ("v1", "beta", "alpha")
@@ -235,7 +234,7 @@ def parse_source_instance(
         raise MachineImageValidationError(parameter, _SOURCE_FORMS, shown)
     if project is not None:
         _component(PROJECT_RE, project, parameter, "project", PROJECT_RULE, shown)
-    _component(ZONE_RE, zone, parameter, "zone", ZONE_RULE, shown)
+    check_zone_component(zone, parameter, shown)
     _component(INSTANCE_RE, instance, parameter, "instance", NAME_OR_ID_RULE, shown)
     if project is None:
         project = _default_project(default_project, parameter, _SOURCE_FORMS, shown)
@@ -301,8 +300,11 @@ def validate_disk_url(value: object, parameter: str) -> str:
         _component(PROJECT_RE, project, parameter, "project", PROJECT_RULE, shown)
     if len(rest) != 4 or rest[0] not in ("zones", "regions") or rest[2] != "disks":
         raise MachineImageValidationError(parameter, _DISK_FORMS, shown)
-    location_rule = f"must match {ZONE_PATTERN} (a zone or region such as 'us-central1-a')"
-    _component(ZONE_RE, rest[1], parameter, rest[0][:-1], location_rule, shown)
+    if rest[0] == "zones":
+        check_zone_component(rest[1], parameter, shown)
+    else:
+        region_rule = f"must match {ZONE_PATTERN} (a region such as 'us-central1')"
+        _component(ZONE_RE, rest[1], parameter, "region", region_rule, shown)
     _component(INSTANCE_RE, rest[3], parameter, "disk", NAME_OR_ID_RULE, shown)
     return text
 

@@ -307,23 +307,46 @@ def test_nightly_backup_after_dropped_answers_makes_one_image_per_instance(fleet
     assert len({i["sourceInstance"] for i in new}) == 3 and all(i["status"] == "READY" for i in new)
 
 
-def test_nightly_backup_emits_asset_events_with_the_image(fleet: ComputeEngineEmulator) -> None:
-    from airflow.models.asset import AssetEvent
+def nightly_asset_events(dag_run) -> dict[str, tuple[str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """The asset events of a run of the nightly example: image name -> (asset URI, extra)."""
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    run("example_nightly_backup")
     with create_session() as session:
-        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == "example_nightly_backup")).all()
-        extras = [e.extra for e in events if e.source_run_id and "-20260520-" in e.extra.get("name", "")]
-    by_name = {e["name"]: e for e in extras}
-    assert set(by_name) == {nightly_name(instance) for instance in FLEET}
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
+    return {extra["name"]: (uri, extra) for uri, extra in rows}
+
+
+def test_nightly_backup_emits_one_asset_event_per_image_on_its_instance_s_asset(fleet: ComputeEngineEmulator) -> None:
+    """Each mapped backup task fires only the asset of the instance whose image it made, in the backup
+    project the run used (issue 24 item 5: a per-instance outlet on a mapped task fired for every image)."""
+    events = nightly_asset_events(run("example_nightly_backup"))
+    assert {name: uri for name, (uri, _) in events.items()} == {
+        nightly_name(
+            instance
+        ): f"gce-machine-image://{BACKUPS}/projects/{WORKLOAD}/zones/{instance.replace('/', '/instances/')}"
+        for instance in FLEET
+    }
+    by_name = {name: extra for name, (_, extra) in events.items()}
     web1 = by_name[nightly_name(FLEET[0])]
     image = next(i for i in fleet.machine_images(BACKUPS) if i["name"] == nightly_name(FLEET[0]))
     assert web1["self_link"] == image["selfLink"]
     assert web1["source_instance"] == image["sourceInstance"]
     assert web1["total_storage_bytes"] == int(image["totalStorageBytes"])
     assert len(web1["request_id"]) == 36
+
+
+def test_nightly_backup_s_assets_follow_the_backup_project_param(fleet: ComputeEngineEmulator) -> None:
+    fleet.add_project("vault-backups")
+    events = nightly_asset_events(run("example_nightly_backup", backup_project="vault-backups"))
+    assert len(events) == len(FLEET)
+    assert all(uri.startswith("gce-machine-image://vault-backups/projects/") for uri, _ in events.values())
+    assert all(extra["project_id"] == "vault-backups" for _, extra in events.values())
 
 
 def test_image_owned_by_an_earlier_try_is_not_a_conflict_for_if_exists_fail(

@@ -59,10 +59,17 @@ GOOD: dict[str, Any] = {"name": "img-a", "source_instance": "us-central1-a/web-1
         ({"machine_image_encryption_key": {"rawKey": "too-short"}}, "machine_image_encryption_key"),
     ],
 )
-def test_bad_argument_fails_before_any_request(
+def test_bad_argument_fails_at_parse_when_literal_and_before_any_request_when_rendered(
     gcp_connection: ComputeEngineEmulator, overrides: dict[str, Any], parameter: str
 ) -> None:
-    operator = ComputeEngineInsertMachineImageOperator(task_id="create", **{**GOOD, **overrides})
+    # Written literally in the DAG file: the DAG file fails to import, naming the parameter.
+    with pytest.raises(MachineImageValidationError) as parsed:
+        ComputeEngineInsertMachineImageOperator(task_id="create", **{**GOOD, **overrides})
+    assert parsed.value.parameter.startswith(parameter.split(".")[0])
+    # The same value arriving through a template (rendered into the attribute when the task runs).
+    operator = ComputeEngineInsertMachineImageOperator(task_id="create", **GOOD)
+    for key, value in overrides.items():
+        setattr(operator, key, value)
     with pytest.raises(AirflowFailException) as info:
         operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
     cause = info.value.__cause__
@@ -88,9 +95,14 @@ def test_bad_fixed_argument_fails_when_the_dag_is_parsed(overrides: dict[str, An
 
 def test_key_material_never_appears_in_the_error(gcp_connection: ComputeEngineEmulator) -> None:
     canary = "Q0FOQVJZLUtFWS1NQVRFUklBTC0xMjM0NTY3ODkw"  # valid base64, wrong length (30 bytes)
-    operator = ComputeEngineInsertMachineImageOperator(
-        task_id="create", machine_image_encryption_key={"rawKey": canary}, **GOOD
-    )
+    with pytest.raises(MachineImageValidationError) as parsed:  # written literally: refused at parse time
+        ComputeEngineInsertMachineImageOperator(
+            task_id="create", machine_image_encryption_key={"rawKey": canary}, **GOOD
+        )
+    assert parsed.value.parameter.startswith("machine_image_encryption_key")
+    assert canary not in str(parsed.value) and canary not in repr(parsed.value)
+    operator = ComputeEngineInsertMachineImageOperator(task_id="create", **GOOD)
+    operator.machine_image_encryption_key = {"rawKey": canary}  # as a template renders it
     with pytest.raises(AirflowFailException) as info:
         operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
     assert canary not in str(info.value)

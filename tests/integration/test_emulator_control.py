@@ -141,6 +141,50 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     assert "globalOperations.wait" in lines[1] and "machineImages.get" in lines[2]
 
 
+def test_cli_instances_take_labels(tmp_path: Path) -> None:
+    process, url = _start_cli(
+        "--quiet", "--instance", "us-central1-a/web-1:backup=nightly,team=web",
+        "--instance", "projects/other/zones/us-east1-b/instances/db-1:backup=", "--instance", "us-east1-b/plain",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    try:
+
+        def labels(project: str, zone: str, name: str) -> Any:
+            answer = requests.get(f"{url}/compute/v1/projects/{project}/zones/{zone}/instances/{name}", timeout=5)
+            return answer.json().get("labels")
+
+        assert labels("demo-project", "us-central1-a", "web-1") == {"backup": "nightly", "team": "web"}
+        assert labels("other", "us-east1-b", "db-1") == {"backup": ""}
+        assert not labels("demo-project", "us-east1-b", "plain")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    bad = subprocess.run(
+        [sys.executable, "-m", "airflow_machine_images.emulator", "--instance", "us-central1-a/web-1:Team=web"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Team" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("us-central1-a/web-1", ("us-central1-a/web-1", {})),
+        ("us-central1-a/web-1:a=1,b=", ("us-central1-a/web-1", {"a": "1", "b": ""})),
+        ("http://127.0.0.1:8085/compute/v1/projects/p/zones/us-central1-a/instances/i",
+         ("http://127.0.0.1:8085/compute/v1/projects/p/zones/us-central1-a/instances/i", {})),
+        ("https://h/compute/v1/projects/p/zones/us-central1-a/instances/i:a=1",
+         ("https://h/compute/v1/projects/p/zones/us-central1-a/instances/i", {"a": "1"})),
+    ],
+)  # fmt: skip
+def test_instance_argument_splits_off_the_labels(argument: str, expected: tuple[str, dict[str, str]]) -> None:
+    from airflow_machine_images.emulator.__main__ import instance_argument
+
+    assert instance_argument(argument) == expected
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        instance_argument("us-central1-a/web-1:a=1,b")
+
+
 def test_cli_quiet_and_sigint(tmp_path: Path) -> None:
     process, url = _start_cli("--quiet", "--fault-rate", "1", "--seed", "3", tmp_path=tmp_path)
     try:

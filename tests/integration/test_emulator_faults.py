@@ -133,6 +133,25 @@ def test_operation_error_on_insert_leaves_no_image(emu: ComputeEngineEmulator, a
     api.insert_ok("img-1")  # the name is free again
 
 
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (None, "Operation rate exceeded for the resource. Too frequent operations from the source resource."),
+        ("QUOTA_EXCEEDED", "The operation failed: QUOTA_EXCEEDED."),
+        ("INTERNAL_ERROR", "The operation failed: INTERNAL_ERROR."),
+    ],
+)
+def test_an_operation_error_s_message_follows_its_code(
+    emu: ComputeEngineEmulator, api: Api, code: str | None, message: str
+) -> None:
+    """It said "Operation rate exceeded" whatever code was set (issue 24 item 6): the service's wording is
+    kept where a source gives it (RESOURCE_OPERATION_RATE_EXCEEDED), any other code is only named."""
+    chosen = {"error_code": code} if code else {}
+    emu.inject(Fault(kind="operation_error", action="machineImages.insert", **chosen))  # type: ignore[arg-type]
+    done = api.until_done(api.insert_ok("img-1")["name"])
+    assert done["error"]["errors"] == [{"code": code or "RESOURCE_OPERATION_RATE_EXCEEDED", "message": message}]
+
+
 def test_operation_error_on_delete_keeps_the_image(emu: ComputeEngineEmulator, api: Api) -> None:
     emu.add_machine_image("img-1")
     emu.inject(Fault(kind="operation_error", action="machineImages.delete"))

@@ -183,7 +183,7 @@ def test_deeply_nested_json_is_a_bad_request(emu: ComputeEngineEmulator, path: s
         ("/_emulator/machineImages", {"name": "img-x", "labels": {"a": 1}}),
         ("/_emulator/machineImages", {"name": ["img-x"]}),
         ("/_emulator/machineImages", {"name": "img-x", "total_storage_bytes": "many"}),
-        ("/_emulator/instances", {"instance": {"zone": "z"}}),
+        ("/_emulator/instances", {"instance": {"zone": "us-central1-a"}}),
         ("/_emulator/instances", {"instance": "us-central1-a/web-9", "disk_size_gb": "ten"}),
         ("/_emulator/faults", {"kind": "status", "status": "503"}),
         ("/_emulator/faults", {"random": {"rate": "half"}}),

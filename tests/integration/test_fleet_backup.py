@@ -268,7 +268,8 @@ def test_one_asset_event_per_image_through_an_alias(gcp_connection: ComputeEngin
             .where(AssetEvent.source_run_id == dag_run.run_id, AssetEvent.source_dag_id == dag_run.dag_id)
         ).all()
     by_uri = {uri: extra for uri, extra in events}
-    assert sorted(by_uri) == sorted(f"gce-machine-image://{PROJECT}/{i.split('/', 2)[2]}" for i in instances)
+    # the asset of each instance's images in the backup project (the images are there, not in PROJECT)
+    assert sorted(by_uri) == sorted(f"gce-machine-image://{BACKUPS}/{i}" for i in instances)
     assert all(extra["project_id"] == BACKUPS and extra["status"] == "READY" for extra in by_uri.values())
 
 

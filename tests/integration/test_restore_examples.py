@@ -37,7 +37,6 @@ def backups(gcp_connection: ComputeEngineEmulator) -> ComputeEngineEmulator:
 def test_restore_drill_restores_the_newest_image_checks_it_and_deletes_it(backups: ComputeEngineEmulator) -> None:
     dag_run = load_dag("example_restore_drill").test()
     assert task_states(dag_run) == {
-        "find_newest_image": "success",
         "restore": "success",
         "check_running": "success",
         "delete_scratch_instance": "success",
@@ -45,6 +44,7 @@ def test_restore_drill_restores_the_newest_image_checks_it_and_deletes_it(backup
     }
     restored = xcom_result(dag_run, "restore")
     assert restored["source_machine_image"] == f"projects/{PROJECT}/global/machineImages/web-1-new"
+    assert restored["chosen_image"]["name"] == "web-1-new"  # the newest READY of web-1, chosen by the restore
     assert restored["status"] == "RUNNING" and restored["name"].startswith("drill-")
     deleted = xcom_result(dag_run, "delete_scratch_instance")
     assert deleted["deleted"] is True and deleted["id"] == restored["id"]

@@ -12,6 +12,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_machine_images.compat import airflow_version
+from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.sensors import ComputeEngineMachineImageOperationSensor, ComputeEngineMachineImageSensor
 from airflow_machine_images.triggers import MachineImageStatusTrigger
 
@@ -74,9 +75,10 @@ def test_a_failure_event_after_deferral_fails_per_the_policy(
 
 
 def test_bad_input_fails_without_a_request_even_when_deferrable(gcp_connection: ComputeEngineEmulator) -> None:
-    sensor = ComputeEngineMachineImageOperationSensor(
-        task_id="wait", operation_name="Not An Operation", deferrable=True
-    )
+    with pytest.raises(MachineImageValidationError, match="operation_name"):  # written literally: at parse time
+        ComputeEngineMachineImageOperationSensor(task_id="wait", operation_name="Not An Operation", deferrable=True)
+    sensor = ComputeEngineMachineImageOperationSensor(task_id="wait", operation_name="operation-1", deferrable=True)
+    sensor.operation_name = "Not An Operation"  # as a template renders it
     with pytest.raises(AirflowFailException, match="operation_name"):
         sensor.execute({})
     assert gcp_connection.requests == []

@@ -22,6 +22,7 @@ from airflow_machine_images.emulator import ComputeEngineEmulator
 from airflow_machine_images.exceptions import ComputeEngineError
 from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 from airflow_machine_images.validation import InstanceRef, MachineImageValidationError
+from airflow_machine_images.validation.templates import is_literal
 from tests import strategies
 from tests.reliability.conftest import PROJECT, SOURCE, connection_json
 from tests.reliability.harness import FakeTaskInstance, context_of
@@ -48,16 +49,32 @@ def server() -> Iterator[ComputeEngineEmulator]:
         yield emu
 
 
+def parsed(**arguments: Any) -> MachineImageValidationError | None:
+    """Build the operator as a DAG file that writes ``arguments`` literally does: the parse-time error, if any."""
+    try:
+        ComputeEngineInsertMachineImageOperator(task_id="create", wait_for_completion=False, **{**GOOD, **arguments})
+    except MachineImageValidationError as error:
+        return error
+    return None
+
+
 def execute(**arguments: Any) -> Any:
-    operator = ComputeEngineInsertMachineImageOperator(
-        task_id="create", wait_for_completion=False, **{**GOOD, **arguments}
-    )
+    """Run the operator with ``arguments`` as rendered templates set them (after parsing)."""
+    operator = ComputeEngineInsertMachineImageOperator(task_id="create", wait_for_completion=False, **GOOD)
+    for key, value in arguments.items():
+        setattr(operator, key, value)
     ti = FakeTaskInstance("bad_input", "create", "manual__1", -1, 1)
     return operator.execute(context_of(ti))
 
 
 def rejected(server: ComputeEngineEmulator, parameter: str, **arguments: Any) -> MachineImageValidationError:
-    """Run the operator; it must fail validation naming ``parameter``, having sent nothing."""
+    """Written literally, the operator refuses ``arguments`` at parse time (unless they are no literal, such
+    as bytes or a template); rendered, it fails validation naming ``parameter``, having sent nothing."""
+    at_parse = parsed(**arguments)
+    if at_parse is not None:
+        assert at_parse.parameter.startswith(parameter), (at_parse.parameter, parameter)
+    else:
+        assert not is_literal(next(iter(arguments.values()))), f"a literal {arguments} passed parsing"
     server.clear_requests()
     with pytest.raises(AirflowFailException) as info:
         execute(**arguments)
@@ -70,7 +87,8 @@ def rejected(server: ComputeEngineEmulator, parameter: str, **arguments: Any) ->
 
 
 def accepted(server: ComputeEngineEmulator, **arguments: Any) -> RecordedRequest:
-    """Run the operator; validation must pass and the insert must reach the server. Return it."""
+    """Parsing and validation must pass and the insert must reach the server. Return it."""
+    assert parsed(**arguments) is None, f"valid input refused at parse time: {parsed(**arguments)}"
     server.clear_requests()
     try:
         execute(**arguments)

@@ -516,8 +516,12 @@ def test_path_injection_is_rejected_before_any_request(emulator: ComputeEngineEm
     ti = FakeTaskInstance("secrets", "create", "manual__1", -1, 1)
     context = context_of(ti)
     for arguments in ({"project_id": bad}, {"name": bad}):
-        kwargs: dict[str, Any] = {"name": "img-a", "source_instance": SOURCE, **arguments}
+        kwargs: dict[str, Any] = {"name": "img-a", "source_instance": SOURCE}
+        with pytest.raises(MachineImageValidationError):  # written literally: refused when the DAG is parsed
+            ComputeEngineInsertMachineImageOperator(task_id="create", **{**kwargs, **arguments})
         operator = ComputeEngineInsertMachineImageOperator(task_id="create", **kwargs)
+        for key, value in arguments.items():
+            setattr(operator, key, value)  # as a template renders it
         with pytest.raises(AirflowFailException) as info:
             operator.execute(context)
         assert isinstance(info.value.__cause__, MachineImageValidationError)
@@ -531,13 +535,19 @@ def test_path_injection_is_rejected_before_any_request(emulator: ComputeEngineEm
     ):
         with pytest.raises(MachineImageValidationError):
             call()
-    for sensor in (
-        ComputeEngineMachineImageOperationSensor(task_id="wait", operation_name=bad, poke_interval=0.1, timeout=5),
-        ComputeEngineMachineImageOperationSensor(
-            task_id="wait", operation_name=bad, deferrable=True, poke_interval=0.1, timeout=5
-        ),
-        ComputeEngineMachineImageSensor(task_id="wait", machine_image=bad, poke_interval=0.1, timeout=5),
-    ):
+    sensors: list[tuple[Any, str]] = [
+        (ComputeEngineMachineImageOperationSensor(task_id="wait", operation_name="op", poke_interval=0.1, timeout=5),
+         "operation_name"),
+        (ComputeEngineMachineImageOperationSensor(
+            task_id="wait", operation_name="op", deferrable=True, poke_interval=0.1, timeout=5
+        ), "operation_name"),
+        (ComputeEngineMachineImageSensor(task_id="wait", machine_image="img-a", poke_interval=0.1, timeout=5),
+         "machine_image"),
+    ]  # fmt: skip
+    for sensor, field in sensors:
+        with pytest.raises(MachineImageValidationError):  # written literally: refused when the DAG is parsed
+            type(sensor)(task_id="wait", **{field: bad})
+        setattr(sensor, field, bad)  # as a template renders it
         with pytest.raises(AirflowFailException):
             sensor.execute(context)
     # Triggers are re-created from stored kwargs: a tampered name must end in an error event, not a request.

@@ -61,11 +61,11 @@ def test_normalize_endpoint(given: str | None, expected: str) -> None:
 
 def test_insert_call_carries_request_id_and_source_as_query() -> None:
     call = API.insert_machine_image(
-        "demo-project", {"name": "img"}, source_instance="projects/p/zones/z/instances/i", request_id="r"
+        "demo-project", {"name": "img"}, source_instance="projects/p/zones/us-central1-a/instances/i", request_id="r"
     )
     assert call.method == "POST"
     assert call.url == "http://127.0.0.1:9999/compute/beta/projects/demo-project/global/machineImages"
-    assert call.params == {"requestId": "r", "sourceInstance": "projects/p/zones/z/instances/i"}
+    assert call.params == {"requestId": "r", "sourceInstance": "projects/p/zones/us-central1-a/instances/i"}
     assert call.body == {"name": "img"}
     assert "compute.instances.useReadOnly" in call.permissions
 
@@ -79,7 +79,7 @@ def every_call(api: ComputeApi) -> list[ApiCall]:
     """One call of each builder method the hooks use, with every optional parameter given (a list takes
     a filter or an order, never both)."""
     return [
-        api.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r"),
+        api.insert_machine_image("p", {"name": "i"}, source_instance="zones/us-central1-a/instances/i", request_id="r"),
         api.get_machine_image("p", "i"),
         api.list_machine_images("p", filter_="f", max_results=5, page_token="t"),
         api.list_machine_images("p", max_results=5, page_token="t", order_by="o"),
@@ -98,9 +98,9 @@ def every_call(api: ComputeApi) -> list[ApiCall]:
         api.get_disk("p", "z", "4567890123456789012"),
         api.delete_disk("p", "z", "d", request_id="r"),
         api.delete_machine_image("123456789012", "4567890123456789012", request_id="r"),
-        api.get_operation("p", "op", zone="z"),
-        api.wait_operation("p", "op", zone="z"),
-        api.list_operations("p", filter_="f", max_results=5, page_token="t", zone="z"),
+        api.get_operation("p", "op", zone="us-central1-a"),
+        api.wait_operation("p", "op", zone="us-central1-a"),
+        api.list_operations("p", filter_="f", max_results=5, page_token="t", zone="us-central1-a"),
     ]
 
 
@@ -221,7 +221,9 @@ def test_error_classes(status: int, reason: str, cls: type) -> None:
 
 
 def test_permission_error_names_the_permissions_the_insert_needs() -> None:
-    call = API.insert_machine_image("p", {"name": "i"}, source_instance="zones/z/instances/i", request_id="r")
+    call = API.insert_machine_image(
+        "p", {"name": "i"}, source_instance="zones/us-central1-a/instances/i", request_id="r"
+    )
     error = api_error(call, 403, google_error(403, "forbidden", "Required permission missing"), {})
     assert "compute.machineImages.create" in str(error)
     assert "compute.instances.useReadOnly" in str(error)
@@ -252,7 +254,7 @@ def test_items_must_be_a_list() -> None:
 
 def test_aggregated_items_must_be_an_object() -> None:
     call = API.aggregated_list_instances("p")
-    assert parse_response(call, 200, b'{"items": {"zones/z": {"instances": []}}}', {})["items"]
+    assert parse_response(call, 200, b'{"items": {"zones/us-central1-a": {"instances": []}}}', {})["items"]
     with pytest.raises(MalformedResponseError, match="not an object"):
         parse_response(call, 200, b'{"items": [1]}', {})
     assert call.permissions == ("compute.instances.list",)

@@ -27,7 +27,7 @@ from airflow_machine_images.planning.retention import RetentionPolicy, why_chang
 
 LOG = logging.getLogger("test")
 IDS = RequestIds(TaskInstanceIdentity("d", "t", "r"), "p", "img-a", "delete")
-LINK = "https://www.googleapis.com/compute/beta/projects/p/zones/z/instances/i"
+LINK = "https://www.googleapis.com/compute/beta/projects/p/zones/us-central1-a/instances/i"
 IMAGE = "https://www.googleapis.com/compute/beta/projects/p/global/machineImages/img-a"
 
 
@@ -192,7 +192,7 @@ def instance_with(*disks: dict[str, Any]) -> dict[str, Any]:
 
 def attached(name: str, auto_delete: bool) -> dict[str, Any]:
     return {
-        "source": f"https://www.googleapis.com/compute/beta/projects/p/zones/z/disks/{name}",
+        "source": f"https://www.googleapis.com/compute/beta/projects/p/zones/us-central1-a/disks/{name}",
         "autoDelete": auto_delete,
     }
 
@@ -216,7 +216,7 @@ def test_only_disks_provably_made_with_the_instance_are_to_be_deleted() -> None:
             *(attached(n, False) for n in ("own", "no-source-field", "older", "other-image", "moved", "gone")),
         ),
         project_id="p",
-        zone="z",
+        zone="us-central1-a",
         log=LOG,
     )
     verdicts = {item["name"]: item["delete"] for item in found}
@@ -232,21 +232,21 @@ def test_a_disk_delete_is_submitted_again_within_bounds_then_reported(monkeypatc
     monkeypatch.setattr(disk.time, "sleep", lambda seconds: None)
     request = DeleteRequest(MachineImageDeleteTarget(), "p", "i", IDS)
     hook = DiskHook({"d-1": {"id": "11"}}, failures=2)
-    done = delete_disks(hook, request, leftovers(), zone="z", timeout=5, is_retry=False, log=LOG)  # type: ignore[arg-type]
+    done = delete_disks(hook, request, leftovers(), zone="us-central1-a", timeout=5, is_retry=False, log=LOG)  # type: ignore[arg-type]
     assert done == {"disks_deleted": ["d-1"], "disks_kept": [{"name": "data", "why": "older"}]}
     assert len({request_id for _, request_id in hook.deletes}) == 3  # one generation per submission
 
     stubborn = DiskHook({"d-1": {"id": "11"}}, failures=99)
     with pytest.raises(LeftoverDisksError, match=r"d-1: .*gave up after 4 submissions") as failure:
-        delete_disks(stubborn, request, leftovers(), zone="z", timeout=5, is_retry=False, log=LOG)  # type: ignore[arg-type]
+        delete_disks(stubborn, request, leftovers(), zone="us-central1-a", timeout=5, is_retry=False, log=LOG)  # type: ignore[arg-type]
     assert len(stubborn.deletes) == disk.MAX_DISK_SUBMISSIONS and "gcloud compute disks delete" in str(failure.value)
 
 
 def test_derived_request_ids_never_repeat_the_call_s_own_even_when_fixed() -> None:
     fixed = RequestIds(
-        TaskInstanceIdentity("d", "t", "r"), "p", "zones/z/instances/i", "delete", fixed=str(uuid.uuid4())
+        TaskInstanceIdentity("d", "t", "r"), "p", "zones/us-central1-a/instances/i", "delete", fixed=str(uuid.uuid4())
     )
-    unprotect = fixed.derived("zones/z/instances/i", "unprotect")
-    disk_ids = fixed.derived("zones/z/disks/i-1", "delete")
+    unprotect = fixed.derived("zones/us-central1-a/instances/i", "unprotect")
+    disk_ids = fixed.derived("zones/us-central1-a/disks/i-1", "delete")
     assert len({fixed(0), unprotect(0), disk_ids(0), unprotect(1)}) == 4
-    assert unprotect(0) == fixed.derived("zones/z/instances/i", "unprotect")(0)  # a retry sends the same
+    assert unprotect(0) == fixed.derived("zones/us-central1-a/instances/i", "unprotect")(0)  # a retry sends the same

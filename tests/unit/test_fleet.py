@@ -170,7 +170,10 @@ def test_coverage_rows_mark_ok_stale_and_missing() -> None:
 
 
 def test_the_table_is_aligned() -> None:
-    fleet = [{"source_instance": WEB1}, {"source_instance": "projects/p/zones/z/instances/a-much-longer-name"}]
+    fleet = [
+        {"source_instance": WEB1},
+        {"source_instance": "projects/p/zones/us-central1-a/instances/a-much-longer-name"},
+    ]
     lines = format_table(
         coverage_rows(fleet, [image("w1", WEB1, timedelta(days=2, hours=3))], now=NOW, max_age=timedelta(days=1))
     ).splitlines()

@@ -23,3 +23,10 @@ def test_every_operator_module_is_declared() -> None:
     }
     assert on_disk == declared
     assert "airflow_machine_images.operators.restore" in declared  # the operators of issue 15 included
+
+
+def test_the_description_names_what_each_operator_module_does() -> None:
+    """It listed only create/wait/prune (issue 24 item 6): restore, fleet backup and coverage were missing."""
+    description = get_provider_info()["description"].lower()
+    for does in ("create", "fleet", "wait", "restore", "delete", "prune", "coverage"):
+        assert does in description, does

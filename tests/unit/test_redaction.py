@@ -260,7 +260,7 @@ def test_a_text_body_that_cannot_be_read_is_masked_by_shape_and_never_shown() ->
     from airflow_machine_images.compat import AirflowFailException
     from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 
-    text = '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]'
+    text = '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]'  # noqa: E501
     operator = ComputeEngineInsertMachineImageOperator(
         task_id="create", name="img", source_instance="us-central1-a/web-1", project_id="p"
     )

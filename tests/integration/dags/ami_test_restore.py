@@ -27,7 +27,8 @@ for dag_id, extra in {
     "ami_test_restore_retries": RETRIES,
     "ami_test_restore_deferrable_retries": {"deferrable": True, **RETRIES},
     "ami_test_restore_fail_if_exists": {"if_exists": "fail"},
-    "ami_test_restore_bad_body": {"body": {"machineTyp": "zones/us-central1-a/machineTypes/e2-small"}},
+    # Templated (a literal typo fails the DAG file's import): checked once rendered, before any request.
+    "ami_test_restore_bad_body": {"body": {"machineTyp": "zones/{{ params.zone }}/machineTypes/e2-small"}},
 }.items():
     with dag(dag_id):
         ComputeEngineRestoreMachineImageOperator(

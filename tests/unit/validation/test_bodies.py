@@ -99,10 +99,10 @@ def test_encryption_key_rejected_without_echoing_key_material(bad: Any, paramete
 def test_source_disk_encryption_keys() -> None:
     good = [
         {"sourceDisk": "zones/us-central1-a/disks/d1", "diskEncryptionKey": {"kmsKeyName": KMS_KEY}},
-        {"sourceDisk": "projects/p/zones/z/disks/d2", "diskEncryptionKey": {"rawKey": RAW_KEY}},
+        {"sourceDisk": "projects/p/zones/us-central1-a/disks/d2", "diskEncryptionKey": {"rawKey": RAW_KEY}},
         {"sourceDisk": "projects/p/regions/us-central1/disks/d3", "diskEncryptionKey": {"rawKey": RAW_KEY}},
         {
-            "sourceDisk": "https://www.googleapis.com/compute/v1/projects/p/zones/z/disks/d4",
+            "sourceDisk": "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/disks/d4",
             "diskEncryptionKey": {"rsaEncryptedKey": CANARY_RSA},
         },
     ]
@@ -114,20 +114,20 @@ def test_source_disk_encryption_keys() -> None:
 @pytest.mark.parametrize(
     ("bad", "parameter", "fragment"),
     [
-        ([{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": CANARY[:-4]}}],
+        ([{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rawKey": CANARY[:-4]}}],
          "source_disk_encryption_keys[0].diskEncryptionKey.rawKey", "32 bytes"),
-        ([{"sourceDisk": "zones/z/disks/d"}], "source_disk_encryption_keys[0]", "diskEncryptionKey is missing"),
+        ([{"sourceDisk": "zones/us-central1-a/disks/d"}], "source_disk_encryption_keys[0]", "diskEncryptionKey is missing"),  # noqa: E501
         ([{"diskEncryptionKey": {"rawKey": CANARY}}], "source_disk_encryption_keys[0]", "sourceDisk is missing"),
-        ([{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": CANARY}, "x": 1}],
+        ([{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rawKey": CANARY}, "x": 1}],
          "source_disk_encryption_keys[0]", "unexpected field"),
-        ([{"sourceDisk": "zones/z/instances/d", "diskEncryptionKey": {"rawKey": CANARY}}],
+        ([{"sourceDisk": "zones/us-central1-a/instances/d", "diskEncryptionKey": {"rawKey": CANARY}}],
          "source_disk_encryption_keys[0].sourceDisk", "disks"),
         ([{"sourceDisk": "d", "diskEncryptionKey": {"rawKey": CANARY}}],
          "source_disk_encryption_keys[0].sourceDisk", "disks"),
-        ([{"sourceDisk": "zones/z/disks/../d", "diskEncryptionKey": {"rawKey": CANARY}}],
+        ([{"sourceDisk": "zones/us-central1-a/disks/../d", "diskEncryptionKey": {"rawKey": CANARY}}],
          "source_disk_encryption_keys[0].sourceDisk", ".."),
         ([CANARY], "source_disk_encryption_keys[0]", "must be a dict"),
-        ({"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": CANARY}},
+        ({"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rawKey": CANARY}},
          "source_disk_encryption_keys", "list"),
         (CANARY, "source_disk_encryption_keys", "list"),
         (None, "source_disk_encryption_keys", "list"),

@@ -79,7 +79,7 @@ def test_output_only_nested_field_rejected(schemas: Any) -> None:
         ({"colour": "blue"}, "body.colour", "is not a field of MachineImage"),
         ({"Labels": {}}, "body.Labels", "did you mean 'labels'?"),
         ({"storageLocation": ["us"]}, "body.storageLocation", "did you mean 'storageLocations'?"),
-        ({"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"foo": 1}}]},
+        ({"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"foo": 1}}]},
          "body.sourceDiskEncryptionKeys[0].diskEncryptionKey.foo", "is not a field of CustomerEncryptionKey"),
         ({"machineImageEncryptionKey": {"kmsKeyNme": KMS_KEY}},
          "body.machineImageEncryptionKey.kmsKeyNme", "did you mean 'kmsKeyName'?"),
@@ -152,7 +152,7 @@ def test_body_never_echoes_key_material(schemas: Any) -> None:
         {"machineImageEncryptionKey": CANARY},
         {"machineImageEncryptionKey": {"rawKey": [CANARY]}},
         {"machineImageEncryptionKey": {"rawKey": CANARY.encode()}},
-        {"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": CANARY}]},
+        {"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": CANARY}]},
         {"sourceDiskEncryptionKeys": [CANARY]},
         {"sourceDiskEncryptionKeys": CANARY},
     ]

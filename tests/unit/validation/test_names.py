@@ -142,8 +142,8 @@ def test_request_id_rejected(bad: object) -> None:
         (
             v.validate_zone,
             "zone",
-            ["us-central1-a", "europe-west4-b", "z"],
-            ["US-central1-a", "us-central1-a-", "1z", "", "a/b"],
+            ["us-central1-a", "europe-west4-b", "us-west4-ai2b", "us-newregion9-q"],
+            ["US-central1-a", "us-central1-a-", "1z", "", "a/b", "z", "us-central1", "us-central1-ab"],
         ),
         (v.validate_instance_name, "instance", ["web-1", "123456789", "i"], ["Web", "0123", "web_1", "", "a" * 64]),
         (

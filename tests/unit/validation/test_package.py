@@ -105,8 +105,8 @@ HOMES = {
         "validate_project_id",
         "validate_request_id",
         "validate_storage_locations",
-        "validate_zone",
     ],
+    "airflow_machine_images.validation.zones": ["validate_zone"],
     "airflow_machine_images.validation.references": [
         "URL_API_VERSIONS",
         "InstanceRef",

@@ -84,7 +84,7 @@ def key_pieces(text: str, key: str, size: int = 8) -> list[str]:
     "value",
     [
         # A malformed text body: shown head and tail, it gave away 36 of a key's 44 characters.
-        '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]',
+        '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/us-central1-a/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]',  # noqa: E501
         '{"machineImageEncryptionKey": {"rawKey": "%s", ',
         "{'rsaEncryptedKey': '%s'",
     ],

@@ -28,15 +28,27 @@ from tests.unit.validation.support import (
     [
         ("us-central1-a/web-1", ("default-proj", "us-central1-a", "web-1")),
         ("zones/us-central1-a/instances/web-1", ("default-proj", "us-central1-a", "web-1")),
-        ("projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("projects/example.com:p/zones/z/instances/123", ("example.com:p", "z", "123")),
-        ("https://www.googleapis.com/compute/v1/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("https://www.googleapis.com/compute/beta/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("https://compute.googleapis.com/compute/alpha/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("https://compute.example.com:8443/base/compute/v1/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("http://127.0.0.1:8085/compute/beta/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("http://localhost/compute/v1/projects/p/zones/z/instances/i", ("p", "z", "i")),
-        ("http://[::1]:8085/compute/v1/projects/p/zones/z/instances/i", ("p", "z", "i")),
+        ("projects/p/zones/us-central1-a/instances/i", ("p", "us-central1-a", "i")),
+        ("projects/example.com:p/zones/us-central1-a/instances/123", ("example.com:p", "us-central1-a", "123")),
+        (
+            "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/i",
+            ("p", "us-central1-a", "i"),
+        ),
+        (
+            "https://www.googleapis.com/compute/beta/projects/p/zones/us-central1-a/instances/i",
+            ("p", "us-central1-a", "i"),
+        ),
+        (
+            "https://compute.googleapis.com/compute/alpha/projects/p/zones/us-central1-a/instances/i",
+            ("p", "us-central1-a", "i"),
+        ),
+        (
+            "https://compute.example.com:8443/base/compute/v1/projects/p/zones/us-central1-a/instances/i",
+            ("p", "us-central1-a", "i"),
+        ),
+        ("http://127.0.0.1:8085/compute/beta/projects/p/zones/us-central1-a/instances/i", ("p", "us-central1-a", "i")),
+        ("http://localhost/compute/v1/projects/p/zones/us-central1-a/instances/i", ("p", "us-central1-a", "i")),
+        ("http://[::1]:8085/compute/v1/projects/p/zones/us-central1-a/instances/i", ("p", "us-central1-a", "i")),
     ],
 )
 def test_source_instance_forms(text: str, expected: tuple[str, str, str]) -> None:
@@ -79,24 +91,24 @@ def test_every_form_names_the_same_instance() -> None:
         "us-central1-a\\web-1",
         "regions/us-central1/instances/web-1",
         "zones/us-central1-a/disks/web-1",
-        "projects/p/zones/z/instances/i/extra",
-        "projects/P/zones/z/instances/i",
+        "projects/p/zones/us-central1-a/instances/i/extra",
+        "projects/P/zones/us-central1-a/instances/i",
         "projects/p/zones/Z/instances/i",
-        "projects/p/zones/z/instances/I",
-        "ftp://www.googleapis.com/compute/v1/projects/p/zones/z/instances/i",
-        "http://www.googleapis.com/compute/v1/projects/p/zones/z/instances/i",
-        "https://www.googleapis.com/compute/v2/projects/p/zones/z/instances/i",
-        "https://www.googleapis.com/projects/p/zones/z/instances/i",
-        "https://user@www.googleapis.com/compute/v1/projects/p/zones/z/instances/i",
-        "https://www.googleapis.com:0/compute/v1/projects/p/zones/z/instances/i",
-        "https:///compute/v1/projects/p/zones/z/instances/i",
-        "https://www.googleapis.com//compute/v1/projects/p/zones/z/instances/i",
-        "//www.googleapis.com/compute/v1/projects/p/zones/z/instances/i",
+        "projects/p/zones/us-central1-a/instances/I",
+        "ftp://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "http://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "https://www.googleapis.com/compute/v2/projects/p/zones/us-central1-a/instances/i",
+        "https://www.googleapis.com/projects/p/zones/us-central1-a/instances/i",
+        "https://user@www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "https://www.googleapis.com:0/compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "https:///compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "https://www.googleapis.com//compute/v1/projects/p/zones/us-central1-a/instances/i",
+        "//www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/i",
         "a" * 3000,
         None,
         7,
         ["us-central1-a", "web-1"],
-        {"zone": "z"},
+        {"zone": "us-central1-a"},
         b"us-central1-a/web-1",
     ],
 )
@@ -111,20 +123,20 @@ def test_source_instance_component_error_names_the_component() -> None:
     with raises("source_instance", "its zone 'US-central1-a'", "'US-central1-a/web-1'"):
         v.parse_source_instance("US-central1-a/web-1", "p")
     with raises("source_instance", "its project 'Bad'"):
-        v.parse_source_instance("projects/Bad/zones/z/instances/i", None)
+        v.parse_source_instance("projects/Bad/zones/us-central1-a/instances/i", None)
 
 
 @pytest.mark.parametrize(
     ("bad", "fragment"),
     [
-        ("zones/z/instances/i/", "empty path segments"),
+        ("zones/us-central1-a/instances/i/", "empty path segments"),
         ("zones//instances/i", "empty path segments"),
-        ("zones/z/instances/i?alt=json", "query string"),
-        ("zones/z/instances/i#top", "fragment"),
-        ("zones/z/instances/web%2F1", "percent-encoding"),
-        ("zones/z/instances/a\\b", "'\\'"),
-        ("zones/z/instances/../i", "'..'"),
-        ("zones/z/instances/ i", "whitespace"),
+        ("zones/us-central1-a/instances/i?alt=json", "query string"),
+        ("zones/us-central1-a/instances/i#top", "fragment"),
+        ("zones/us-central1-a/instances/web%2F1", "percent-encoding"),
+        ("zones/us-central1-a/instances/a\\b", "'\\'"),
+        ("zones/us-central1-a/instances/../i", "'..'"),
+        ("zones/us-central1-a/instances/ i", "whitespace"),
     ],
 )
 def test_source_instance_rejections_say_why(bad: str, fragment: str) -> None:
@@ -139,16 +151,16 @@ def test_short_forms_need_a_default_project() -> None:
     with raises("project_id"):
         v.parse_source_instance("us-central1-a/web-1", default_project="Bad Project")
     # A form with its own project ignores the default, even a missing one.
-    assert v.parse_source_instance("projects/p/zones/z/instances/i", None).project == "p"
+    assert v.parse_source_instance("projects/p/zones/us-central1-a/instances/i", None).project == "p"
 
 
 def test_instance_ref_validates_its_parts_and_is_frozen() -> None:
     with raises("zone"):
         InstanceRef(project="p", zone="Z", instance="i")
     with raises("project"):
-        InstanceRef(project="", zone="z", instance="i")
+        InstanceRef(project="", zone="us-central1-a", instance="i")
     with raises("instance"):
-        InstanceRef(project="p", zone="z", instance=None)  # type: ignore[arg-type]
+        InstanceRef(project="p", zone="us-central1-a", instance=None)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         REF.zone = "other"  # type: ignore[misc]
     assert hash(REF) == hash(InstanceRef("my-project", "us-central1-a", "web-1"))
