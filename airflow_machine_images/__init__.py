@@ -55,6 +55,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.operators.restore",
                     "airflow_machine_images.operators.fleet",
                     "airflow_machine_images.operators.fleet_backup",
+                    "airflow_machine_images.operators.boot",
                 ],
             }
         ],
@@ -65,6 +66,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_machine_images.triggers.waits",
                     "airflow_machine_images.triggers.fleet_backup",
+                    "airflow_machine_images.triggers.boot",
                 ],
             }
         ],
