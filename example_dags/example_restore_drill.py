@@ -44,7 +44,6 @@ of the scratch VM's project, which the restore operator asks for, naming them, b
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
