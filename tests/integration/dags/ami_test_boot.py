@@ -23,5 +23,5 @@ for dag_id, extra in {
             zone="{{ params.zone }}",
             boot_pattern="{{ params.pattern }}",
             poll_interval=0.2,
-            **extra,  # type: ignore[arg-type]
+            **{"timeout": 60, **extra},  # a regression fails in a minute, not at the 30-minute default  # type: ignore[arg-type]
         )
