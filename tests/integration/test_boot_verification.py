@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_machine_images.emulator import Fault
 from tests.integration.conftest import PROJECT, run_dag, task_states, xcom_result
 
 if TYPE_CHECKING:
@@ -116,3 +117,17 @@ def test_bad_templated_input_fails_before_any_request_naming_the_parameter(
     assert task_states(dag_run) == {"verify_boot": "failed"}
     assert gcp_connection.requests == []
     assert re.search(rf"Invalid {parameter}: ", output_of(capfd))
+
+
+@pytest.mark.parametrize("dag_id", ["ami_test_boot", "ami_test_boot_deferrable"])
+def test_transient_faults_of_the_console_reads_are_retried_and_nothing_is_read_twice(
+    gcp_connection: ComputeEngineEmulator, dag_id: str
+) -> None:
+    gcp_connection.configure_serial_console(boot_seconds=0, answer_bytes=64)
+    gcp_connection.inject(Fault(kind="status", status=503, action=READ, times=2))
+    dag_run = run_dag(dag_id)
+    assert task_states(dag_run) == {"verify_boot": "success"}
+    answered = [int(r.query["start"]) for r in gcp_connection.requests if r.action == READ and r.status == 200]
+    refused = [int(r.query["start"]) for r in gcp_connection.requests if r.action == READ and r.status == 503]
+    assert refused == [0, 0]  # the first read, refused twice, retried by the hook with the same start
+    assert answered == [64 * i for i in range(len(answered))]  # then each answered read 64 bytes further
