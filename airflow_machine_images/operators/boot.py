@@ -146,20 +146,7 @@ class ComputeEngineVerifyBootOperator(ComputeEngineWaitingBaseOperator):
         url = InstanceLink.persist(context, self, project_id=check.project_id, zone=check.zone, name=self.instance_name)
         self.log.info("Verifying the boot of %s (console: %s)", check.where(), url)
         self.start_deadline()
-        if self.deferrable:
-            trigger = InstanceBootTrigger(
-                zone=check.zone,
-                instance=check.instance,
-                boot_pattern=check.boot_pattern,
-                failure_pattern=check.failure_pattern,
-                port=check.port,
-                start=0,
-                **self.trigger_settings(check.project_id, {}),
-            )
-            self.defer_to(trigger, f"the serial console of {check.where()} shows a boot line")
-        return boot.wait_for_boot(
-            self.hook, check, deadline=self._deadline, poll_interval=self.poll_interval, log=self.log
-        )
+        return verify_boot(self, check, extra={}, method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the triggerer: the summary, or the failure the event reports.
@@ -167,8 +154,50 @@ class ComputeEngineVerifyBootOperator(ComputeEngineWaitingBaseOperator):
         :param context: the task's context.
         :param event: the event of :class:`InstanceBootTrigger`.
         """
-        check = self._check_or_fail()
-        if event.get("status") != "success":
-            raise error_from_event(event)
-        self.log.info("%s", event.get("message"))
-        return boot.summary_from_event(check, event)
+        return boot_outcome(self, self._check_or_fail(), event)
+
+
+def verify_boot(
+    operator: ComputeEngineWaitingBaseOperator, check: boot.BootCheck, *, extra: dict[str, Any], method_name: str
+) -> dict[str, Any]:
+    """Verify a boot for ``operator`` within its deadline: deferred (resuming in ``method_name``) or on the worker.
+
+    The one driver of the boot check: :class:`ComputeEngineVerifyBootOperator` and the restore operator's
+    ``verify_boot`` both call it.
+
+    :param operator: the running operator (its deadline started).
+    :param check: the check.
+    :param extra: what the trigger's event hands back unchanged (identifiers only).
+    :param method_name: the method the task resumes in when deferred.
+    :return: the boot summary (when not deferred).
+    :raises BootNotVerifiedError: the failure line, or no boot line by the deadline.
+    """
+    if operator.deferrable:
+        trigger = InstanceBootTrigger(
+            zone=check.zone,
+            instance=check.instance,
+            boot_pattern=check.boot_pattern,
+            failure_pattern=check.failure_pattern,
+            port=check.port,
+            start=0,
+            **operator.trigger_settings(check.project_id, extra),
+        )
+        operator.defer_to(trigger, f"the serial console of {check.where()} shows a boot line", method_name)
+    return boot.wait_for_boot(
+        operator.hook, check, deadline=operator._deadline, poll_interval=operator.poll_interval, log=operator.log
+    )
+
+
+def boot_outcome(
+    operator: ComputeEngineWaitingBaseOperator, check: boot.BootCheck, event: dict[str, Any]
+) -> dict[str, Any]:
+    """The boot summary a trigger event reports, or the error it reports raised.
+
+    :param operator: the resumed operator (for its log).
+    :param check: the check.
+    :param event: the event of :class:`InstanceBootTrigger`.
+    """
+    if event.get("status") != "success":
+        raise error_from_event(event)
+    operator.log.info("%s", event.get("message"))
+    return boot.summary_from_event(check, event)

@@ -131,3 +131,34 @@ def test_transient_faults_of_the_console_reads_are_retried_and_nothing_is_read_t
     refused = [int(r.query["start"]) for r in gcp_connection.requests if r.action == READ and r.status == 503]
     assert refused == [0, 0]  # the first read, refused twice, retried by the hook with the same start
     assert answered == [64 * i for i in range(len(answered))]  # then each answered read 64 bytes further
+
+
+@pytest.mark.parametrize("dag_id", ["ami_test_restore_verify_boot", "ami_test_restore_verify_boot_deferrable"])
+def test_the_restore_operator_verifies_the_boot_of_the_instance_it_made(
+    gcp_connection: ComputeEngineEmulator, dag_id: str
+) -> None:
+    gcp_connection.add_machine_image("img-a", source_instance=f"{ZONE}/web-1")
+    gcp_connection.configure_serial_console(boot_seconds=0)
+    dag_run = run_dag(dag_id)
+    assert task_states(dag_run) == {"restore": "success"}
+    result = xcom_result(dag_run, "restore")
+    assert result["status"] == "RUNNING" and result["boot"]["booted"] is True
+    assert result["boot"]["instance"] == str(result["id"])  # the instance this restore made, by id
+    paths = [r.path for r in gcp_connection.requests if r.action == READ]
+    assert paths and all(path.endswith(f"/instances/{result['id']}/serialPort") for path in paths)
+
+
+@pytest.mark.parametrize("dag_id", ["ami_test_restore_verify_boot", "ami_test_restore_verify_boot_deferrable"])
+def test_a_restore_that_panics_fails_its_boot_check_and_a_bad_pattern_restores_nothing(
+    gcp_connection: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str], dag_id: str
+) -> None:
+    gcp_connection.add_machine_image("img-a", source_instance=f"{ZONE}/web-1")
+    gcp_connection.set_boot_log(f"{ZONE}/restored-1", "panic", boot_seconds=0)
+    dag_run = run_dag(dag_id)
+    assert task_states(dag_run) == {"restore": "failed"}
+    assert "Kernel panic - not syncing" in output_of(capfd)
+    gcp_connection.clear_requests()
+    dag_run = run_dag(dag_id, run_conf={"pattern": "(unclosed"})
+    assert task_states(dag_run) == {"restore": "failed"}
+    assert "Invalid boot_pattern" in output_of(capfd)
+    assert [r.action for r in gcp_connection.requests] == []  # checked before the insert: no VM made
