@@ -112,10 +112,10 @@ class ComputeEngineVerifyBootOperator(ComputeEngineWaitingBaseOperator):
         self.boot_pattern = boot_pattern
         self.failure_pattern = failure_pattern
         self.port = validate_serial_port(port)
-        with failing_on_bad_input():  # what is not templated is checked now, when the DAG is parsed
-            for name, value in (("boot_pattern", boot_pattern), ("failure_pattern", failure_pattern)):
-                if value is not None and not is_templated(value):
-                    validate_console_pattern(value, name)
+        # what is not templated is checked now, when the DAG is parsed
+        for name, value in (("boot_pattern", boot_pattern), ("failure_pattern", failure_pattern)):
+            if value is not None and not is_templated(value):
+                validate_console_pattern(value, name)
 
     def prepare_check(self) -> boot.BootCheck:
         """Validate every (rendered) argument; no request is sent.

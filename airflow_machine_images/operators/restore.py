@@ -235,9 +235,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
         self.verify_boot = validate_bool(verify_boot, "verify_boot")
         self.boot_pattern = boot_pattern
-        if not is_templated(boot_pattern):
-            with failing_on_bad_input():
-                validate_console_pattern(boot_pattern, "boot_pattern")
+        if not is_templated(boot_pattern):  # checked now, when the DAG is parsed
+            validate_console_pattern(boot_pattern, "boot_pattern")
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:

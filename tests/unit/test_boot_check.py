@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_machine_images.api.serial_console import (
     DEFAULT_BOOT_PATTERN,
@@ -21,7 +20,10 @@ from airflow_machine_images.api.serial_console import (
 )
 from airflow_machine_images.emulator.serial_console import SerialConsoles
 from airflow_machine_images.exceptions import MachineImageValidationError, MalformedResponseError
-from airflow_machine_images.operators import ComputeEngineVerifyBootOperator
+from airflow_machine_images.operators import (
+    ComputeEngineRestoreMachineImageOperator,
+    ComputeEngineVerifyBootOperator,
+)
 from airflow_machine_images.triggers import InstanceBootTrigger
 from airflow_machine_images.validation.console import validate_console_pattern
 
@@ -141,10 +143,14 @@ def test_a_bad_pattern_is_refused_naming_the_parameter(value: object, rule: str)
 
 
 def test_the_operator_refuses_a_bad_literal_pattern_when_the_dag_is_parsed() -> None:
-    with pytest.raises(AirflowFailException, match="Invalid failure_pattern"):
+    with pytest.raises(MachineImageValidationError, match="Invalid failure_pattern"):
         ComputeEngineVerifyBootOperator(task_id="t", instance_name="web-1", zone="z-a", failure_pattern="(")
     with pytest.raises(MachineImageValidationError, match="Invalid port"):
         ComputeEngineVerifyBootOperator(task_id="t", instance_name="web-1", zone="z-a", port=5)
+    with pytest.raises(MachineImageValidationError, match="Invalid boot_pattern"):
+        ComputeEngineRestoreMachineImageOperator(
+            task_id="t", name="r", zone="z-a", source_machine_image="i", verify_boot=True, boot_pattern="("
+        )
     templated = ComputeEngineVerifyBootOperator(task_id="t", instance_name="x", zone="z", boot_pattern="{{ p }}")
     assert templated.boot_pattern == "{{ p }}"  # checked once rendered
 
