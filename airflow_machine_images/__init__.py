@@ -64,6 +64,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.operators.restore",
                     "airflow_machine_images.operators.fleet",
                     "airflow_machine_images.operators.fleet_backup",
+                    "airflow_machine_images.operators.boot",
                 ],
             }
         ],
@@ -75,6 +76,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.triggers.waits",
                     "airflow_machine_images.triggers.source_limit",
                     "airflow_machine_images.triggers.fleet_backup",
+                    "airflow_machine_images.triggers.boot",
                 ],
             }
         ],

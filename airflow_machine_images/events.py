@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_machine_images.exceptions import (
+    BootNotVerifiedError,
     ComputeEngineError,
     MachineImageNotUsableError,
     OperationFailedError,
@@ -61,6 +62,8 @@ EVENT_INVALID_ARGUMENT = "invalid_argument"
 EVENT_API_ERROR = "api_error"
 #: ``reason`` of an error event: the task's deadline (its ``timeout``) passed while waiting.
 EVENT_TIMEOUT = "timeout"
+#: ``reason`` of an error event: a boot check saw its failure line, or no boot line by the deadline.
+EVENT_BOOT_NOT_VERIFIED = "boot_not_verified"
 
 
 def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedError | None:
@@ -103,4 +106,6 @@ def error_from_event(event: Mapping[str, Any]) -> Exception:
         return MachineImageNotUsableError(message)
     if reason == EVENT_TIMEOUT:
         return OperationTimeoutError(message)
+    if reason == EVENT_BOOT_NOT_VERIFIED:
+        return BootNotVerifiedError(message)
     return ComputeEngineError(message)

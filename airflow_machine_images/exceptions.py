@@ -366,6 +366,11 @@ class InstanceNotRunningError(ComputeEngineError, PermanentError):
     """A restored instance reached a state from which RUNNING will not come (stopped, terminated...)."""
 
 
+class BootNotVerifiedError(ComputeEngineError, PermanentError):
+    """A boot check saw its failure line on the serial console, or not its boot line by the task's deadline;
+    the message quotes the console's last lines (cleaned and bounded)."""
+
+
 class NotARestoredInstanceError(ComputeEngineError, PermanentError):
     """The delete-restored operator refused an instance: no restore labels, or not restored by its DAG or the
     restore it was given (never retried; nothing is deleted)."""

@@ -242,6 +242,41 @@ def restored_instance_delete_summary(
     }
 
 
+def boot_check_summary(
+    *,
+    project_id: str,
+    zone: str,
+    instance: str,
+    port: int,
+    line: str,
+    position: int,
+    skipped: int,
+    reads: int,
+) -> dict[str, Any]:
+    """The XCom of a boot check that saw its boot line.
+
+    :param project_id: the instance's project.
+    :param zone: its zone.
+    :param instance: its name or numeric id, as read.
+    :param port: the serial port read.
+    :param line: the console line that matched (cleaned, bounded).
+    :param position: the ``next`` of the last answer: how far the console was read.
+    :param skipped: bytes the service had discarded before they could be read.
+    :param reads: ``getSerialPortOutput`` answers taken (of this wait; a resumed task counts the triggerer's).
+    """
+    return {
+        "project_id": project_id,
+        "zone": zone,
+        "instance": instance,
+        "port": port,
+        "booted": True,
+        "matched_line": line,
+        "console_bytes_read": position,
+        "console_bytes_skipped": skipped,
+        "reads": reads,
+    }
+
+
 def operation_summary(project_id: str, operation: Mapping[str, Any]) -> dict[str, Any]:
     """The operation sensor's XCom.
 

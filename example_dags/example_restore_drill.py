@@ -1,12 +1,22 @@
-"""Weekly restore drill: restore the newest backup of an instance into a scratch VM, check it runs, delete it.
+"""Weekly restore drill: restore the newest backup of an instance into a scratch VM, prove it boots, delete it.
 
 A backup nobody has restored is a hope, not a backup. Each week this DAG restores the newest READY
 machine image of one instance into a scratch instance with
 :class:`~airflow_machine_images.operators.ComputeEngineRestoreMachineImageOperator` and its
 ``source_instance`` argument (the image is chosen when the task runs, with one ``machineImages.list``, and
 named in the XCom as ``chosen_image``; deferrable: the worker slot is free while Compute Engine boots it),
-checks that the restore's result says RUNNING, and deletes it with
+proves that the guest booted with
+:class:`~airflow_machine_images.operators.ComputeEngineVerifyBootOperator`, and deletes it with
 :class:`~airflow_machine_images.operators.ComputeEngineDeleteRestoredInstanceOperator`.
+
+- **Boot, not RUNNING.** Compute Engine reports RUNNING as soon as the VM is scheduled; a broken boot disk
+  or a kernel panic still reads RUNNING. The boot check reads the instance's serial console
+  (``instances.getSerialPortOutput``, port 1) until a boot line appears (systemd's multi-user target, a
+  login prompt, cloud-init's final message, Windows' "ready to use"; ``boot_pattern`` sets another), and
+  fails with the console's last lines when a kernel panic shows or nothing boots by its ``timeout``. It
+  reads the instance by the id the restore returned, so it checks the VM this run made. It needs the
+  serial console output to be readable: the org policy ``compute.disableSerialPortLogging`` must not be
+  enforced on the project (see docs/restore-drills.md).
 
 What the cleanup may delete, and how it leaves nothing billed behind:
 
@@ -36,13 +46,13 @@ of the scratch VM's project, which the restore operator asks for, naming them, b
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_machine_images.operators import (
     ComputeEngineDeleteRestoredInstanceOperator,
     ComputeEngineRestoreMachineImageOperator,
+    ComputeEngineVerifyBootOperator,
 )
 
 #: When the run was due, as text: ``run_after`` on Airflow 3 (where a manual run may have no logical
@@ -82,12 +92,17 @@ with DAG(
         timeout=1800,
     )
 
-    @task
-    def check_running(restored: dict[str, Any]) -> None:
-        """The drill passes only if the restore's result says the scratch instance is RUNNING."""
-        if restored["status"] != "RUNNING":
-            raise RuntimeError(f"Restored instance {restored['name']} is {restored['status']}, not RUNNING")
-        print(f"Drill: {restored['source_machine_image']} restored into {restored['name']}, RUNNING")
+    verify_boot = ComputeEngineVerifyBootOperator(
+        task_id="verify_boot",
+        instance_name=SCRATCH_NAME,
+        zone="{{ params.zone }}",
+        # the instance this run's restore made, by id: not one that took its name since
+        instance_id="{{ ti.xcom_pull(task_ids='restore')['id'] }}",
+        deferrable=True,
+        poll_interval=10,  # a read every 10 s while the console is quiet (at most a second apart while it writes)
+        timeout=900,
+    )
+    restore >> verify_boot
 
     delete = ComputeEngineDeleteRestoredInstanceOperator(
         task_id="delete_scratch_instance",
@@ -96,14 +111,13 @@ with DAG(
         # exactly what this run's restore made; empty if the restore never returned (then: this DAG's restores)
         restore_id="{{ (ti.xcom_pull(task_ids='restore') or {}).get('restore_id') or '' }}",
         deferrable=True,
-        trigger_rule="all_done",  # clean up even when the restore or the check failed
+        trigger_rule="all_done",  # clean up even when the restore or the boot check failed
     )
 
     @task
     def drill_passed() -> None:
-        """Fails (upstream failed) unless the restore and the check succeeded: the run's verdict."""
+        """Fails (upstream failed) unless the restore and the boot check succeeded: the run's verdict."""
         print("Restore drill passed")
 
-    checked = check_running(restore.output)
-    checked >> delete
-    [checked, delete] >> drill_passed()
+    verify_boot >> delete
+    [verify_boot, delete] >> drill_passed()

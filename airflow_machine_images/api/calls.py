@@ -39,6 +39,7 @@ _PERMISSIONS = {
     "instances.get": ("compute.instances.get",),
     "instances.delete": ("compute.instances.delete",),
     "instances.setDeletionProtection": ("compute.instances.setDeletionProtection",),
+    "instances.getSerialPortOutput": ("compute.instances.getSerialPortOutput",),
     "disks.get": ("compute.disks.get",),
     "disks.delete": ("compute.disks.delete",),
     "zoneOperations.get": ("compute.zoneOperations.get",),
@@ -338,6 +339,23 @@ class ComputeApi:
             "POST",
             self._project_url(project, "zones", zone, "instances", instance, "setDeletionProtection"),
             params={"deletionProtection": "true" if protect else "false", "requestId": request_id},
+        )
+
+    def get_serial_port_output(self, project: str, zone: str, instance: str, *, port: int, start: int) -> ApiCall:
+        """``instances.getSerialPortOutput``: the console from byte ``start`` on (the discovery documents' ``port``
+        is 1 to 4, default 1; ``start`` is an int64 byte position, sent as the previous answer's ``next``).
+
+        :param project: the instance's project.
+        :param zone: the instance's zone.
+        :param instance: its name or numeric id (the path pattern allows both).
+        :param port: the serial port, 1 to 4.
+        :param start: the first byte wanted.
+        """
+        return ApiCall(
+            "instances.getSerialPortOutput",
+            "GET",
+            self._project_url(project, "zones", zone, "instances", instance, "serialPort"),
+            params={"port": str(port), "start": str(start)},
         )
 
     def get_disk(self, project: str, zone: str, disk: str) -> ApiCall:

@@ -84,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
         "addresses only, so no web page can reach the emulator by DNS rebinding)",
     )
     parser.add_argument(
+        "--boot-log",
+        action="append",
+        default=[],
+        metavar="ZONE/NAME=LOG",
+        help="the serial console of an instance (also one still to be restored): linux (every instance's "
+        "default), windows, panic (a kernel panic, never booted), hang or silent; repeatable",
+    )
+    parser.add_argument("--boot-seconds", type=float, default=None, help="over how long a boot log appears (default 1)")
+    parser.add_argument(
         "--max-request-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
@@ -149,6 +158,13 @@ def _emulator(args: argparse.Namespace) -> ComputeEngineEmulator:
     for argument in args.instance:
         instance, labels = instance_argument(argument)
         emulator.add_instance(instance, disk_size_gb=args.disk_size_gb, labels=labels or None)
+    if args.boot_seconds is not None:
+        emulator.configure_serial_console(boot_seconds=args.boot_seconds)
+    for planned in args.boot_log:
+        instance, equals, log = planned.rpartition("=")
+        if not equals:
+            raise ValueError(f"--boot-log must be ZONE/NAME=LOG; got {planned!r}")
+        emulator.set_boot_log(instance, log)
     if args.fault_rate > 0:
         emulator.inject_random(rate=args.fault_rate)
     return emulator

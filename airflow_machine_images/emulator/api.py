@@ -1,7 +1,7 @@
 """The emulated Compute Engine REST surface: every handler module's routes, and the checks all methods share.
 
 A resource is one handler module (its :class:`~.routing.RoutePattern` list and a handler per action:
-:mod:`.machine_images`, :mod:`.instances`, :mod:`.disks`, :mod:`.operations`) over one store
+:mod:`.machine_images`, :mod:`.instances`, :mod:`.disks`, :mod:`.operations`, :mod:`.serial_console`) over one store
 (:mod:`.machine_image_store`, :mod:`.instance_store`, :mod:`.disk_store`); :class:`EmulatedApi` routes to
 them after checking what every method checks (query parameters, the project and path parameters, a
 zone it does not have, a project number standing for its id).
@@ -21,6 +21,7 @@ from airflow_machine_images.emulator.machine_images import MachineImageHandlers
 from airflow_machine_images.emulator.operations import OperationHandlers
 from airflow_machine_images.emulator.routing import Route, RoutePattern, match_route
 from airflow_machine_images.emulator.schema import NAME_PATTERN, NAME_RE, PROJECT_RE, query_params
+from airflow_machine_images.emulator.serial_console import SerialConsoles, SerialPortHandlers
 from airflow_machine_images.emulator.zones import check_zone
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ ROUTES: tuple[RoutePattern, ...] = (
     *OperationHandlers.ROUTES,
     *InstanceHandlers.ROUTES,
     *DiskHandlers.ROUTES,
+    *SerialPortHandlers.ROUTES,
 )
 _RESOURCE_ID = re.compile(rf"{NAME_PATTERN}|[1-9][0-9]{{0,19}}")
 
@@ -59,6 +61,7 @@ class EmulatedApi:
     :param images: the machine images.
     :param instances: the instances.
     :param disks: the disks.
+    :param consoles: the instances' serial consoles.
     :param wait_deadline_seconds: how long ``globalOperations.wait`` long-polls at most.
     :param early_wait_probability: chance a wait answers at once.
     :param seed: seed for early-wait draws.
@@ -70,6 +73,7 @@ class EmulatedApi:
         images: MachineImageStore,
         instances: InstanceStore,
         disks: DiskStore,
+        consoles: SerialConsoles,
         *,
         wait_deadline_seconds: float,
         early_wait_probability: float,
@@ -85,11 +89,13 @@ class EmulatedApi:
         )
         self.instances = InstanceHandlers(context, instances, images)
         self.disks = DiskHandlers(context, disks)
+        self.serial_ports = SerialPortHandlers(context, instances, consoles)
         self._handlers: dict[str, Handler] = {
             **self.machine_images.actions(),
             **self.operations.actions(),
             **self.instances.actions(),
             **self.disks.actions(),
+            **self.serial_ports.actions(),
         }
 
     def call(self, call: Call) -> dict[str, Any]:

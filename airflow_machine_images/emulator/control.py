@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_machine_images.emulator.bodies import json_bytes, parse_json_body
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.faults import Fault
+from airflow_machine_images.emulator.serial_console import SerialConsoles
 from airflow_machine_images.emulator.server import Response
 
 if TYPE_CHECKING:
@@ -67,6 +68,17 @@ ROUTES: list[dict[str, str]] = [
     {"route": "GET /_emulator/faults", "does": "the queued faults"},
     {"route": "DELETE /_emulator/faults", "does": "drop every queued fault and stop random faults"},
     {"route": "POST /_emulator/forget-request-ids", "does": "forget every requestId (as the server does in time)"},
+    {
+        "route": "POST /_emulator/boot-logs",
+        "does": "plan an instance's serial console; body: instance (ZONE/NAME), log (linux, windows, panic, hang, "
+        "silent), project, lines, boot_seconds",
+    },
+    {"route": "GET /_emulator/serial-console", "does": "the serial console defaults"},
+    {
+        "route": "PUT /_emulator/serial-console",
+        "does": "change the serial console defaults; body: any of default_log, boot_seconds, buffer_bytes, "
+        "answer_bytes (0: answers are not cut)",
+    },
     {"route": "GET /_emulator/options", "does": "the standing options (quotas, requestId memory, partial lists)"},
     {
         "route": "PUT /_emulator/options",
@@ -111,13 +123,22 @@ class ControlEndpoints:
     :param behaviour: faults and standing options.
     :param log: the request log.
     :param url: gives the emulator's base URL.
+    :param consoles: the instances' serial consoles.
     """
 
-    def __init__(self, seeder: Seeder, behaviour: Behaviour, log: RequestLog, url: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        seeder: Seeder,
+        behaviour: Behaviour,
+        log: RequestLog,
+        url: Callable[[], str],
+        consoles: SerialConsoles | None = None,
+    ) -> None:
         self._seeder = seeder
         self._behaviour = behaviour
         self._log = log
         self._url = url
+        self._consoles = consoles if consoles is not None else SerialConsoles()
 
     def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
         """Answer a control request.
@@ -175,6 +196,9 @@ class ControlEndpoints:
             ("POST", "/_emulator/disks"): lambda: _call_with(body, seeder.add_disk),
             ("POST", "/_emulator/projects"): lambda: _call_with(body, seeder.add_project),
             ("POST", "/_emulator/unreachable-zones"): lambda: {"zones": _call_with(body, seeder.set_unreachable_zones)},
+            ("POST", "/_emulator/boot-logs"): lambda: _call_with(body, seeder.set_boot_log),
+            ("GET", "/_emulator/serial-console"): self._consoles.settings,
+            ("PUT", "/_emulator/serial-console"): lambda: _call_with(body, self._consoles.configure),
             ("POST", "/_emulator/faults"): lambda: self._faults(body),
             ("GET", "/_emulator/faults"): lambda: [fault.to_json() for fault in behaviour.pending_faults()],
             ("DELETE", "/_emulator/faults"): lambda: _done(behaviour.clear_faults),

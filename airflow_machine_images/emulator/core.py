@@ -32,6 +32,7 @@ from airflow_machine_images.emulator.recording import DEFAULT_MAX_LOG_BYTES, DEF
 from airflow_machine_images.emulator.resources import Links
 from airflow_machine_images.emulator.schema import PROJECT_RE
 from airflow_machine_images.emulator.seeding import IMAGE_STATUSES, INSTANCE_STATUSES, Seeder
+from airflow_machine_images.emulator.serial_console import SerialConsoles
 from airflow_machine_images.emulator.server import DEFAULT_MAX_BODY_BYTES, EmulatorHTTPServer, is_loopback_host
 from airflow_machine_images.emulator.state import ComputeState
 from airflow_machine_images.emulator.timefmt import Clock
@@ -185,7 +186,10 @@ class ComputeEngineEmulator:
         disks = DiskStore(self._state)
         images, instances = MachineImageStore(self._state), InstanceStore(self._state, disks)
         self._behaviour = Behaviour(self._state, options, seed)
-        self._seeder = Seeder(self._state, images, instances, self.links, default_project, disks=disks)
+        self._consoles = SerialConsoles()
+        self._seeder = Seeder(
+            self._state, images, instances, self.links, default_project, disks=disks, consoles=self._consoles
+        )
         self._log = RequestLog(request_log_max_entries, request_log_max_bytes)
         behaviour = self._behaviour
         api = EmulatedApi(
@@ -193,11 +197,12 @@ class ComputeEngineEmulator:
             images,
             instances,
             disks,
+            self._consoles,
             wait_deadline_seconds=wait_deadline_seconds,
             early_wait_probability=early_wait_probability,
             seed=None if seed is None else seed + 1,
         )
-        control = ControlEndpoints(self._seeder, self._behaviour, self._log, lambda: self.url)
+        control = ControlEndpoints(self._seeder, self._behaviour, self._log, lambda: self.url, self._consoles)
         self._dispatcher = Dispatcher(api, self._behaviour, self._log, control, on_request)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -318,6 +323,10 @@ class ComputeEngineEmulator:
     machine_images = _forwarded("_seeder", Seeder.machine_images)
     get_machine_image = _forwarded("_seeder", Seeder.get_machine_image)
     operations = _forwarded("_seeder", Seeder.operations)
+    set_boot_log = _forwarded("_seeder", Seeder.set_boot_log)
+
+    # Serial consoles (serial_console.py): the default log, how long logs take, the buffer, the answer cut.
+    configure_serial_console = _forwarded("_consoles", SerialConsoles.configure)
 
     # Faults and standing options (behaviour.py).
     inject = _forwarded("_behaviour", Behaviour.inject)

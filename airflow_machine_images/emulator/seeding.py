@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_machine_images.emulator.errors import ApiError
 from airflow_machine_images.emulator.references import parse_machine_image, parse_source_instance
 from airflow_machine_images.emulator.schema import LABEL_KEY_RE, LABEL_VALUE_RE, NAME_RE, PROJECT_RE
+from airflow_machine_images.emulator.serial_console import SerialConsoles
 from airflow_machine_images.emulator.state import Origin
 from airflow_machine_images.emulator.timefmt import parse_rfc3339
 from airflow_machine_images.emulator.zones import ZONES
@@ -117,6 +118,7 @@ class Seeder:
     :param links: selfLink builder.
     :param default_project: the project of calls that name none.
     :param disks: the disks (instances' and left-over ones).
+    :param consoles: the instances' serial consoles.
     """
 
     def __init__(
@@ -128,11 +130,13 @@ class Seeder:
         default_project: str,
         *,
         disks: DiskStore,
+        consoles: SerialConsoles | None = None,
     ) -> None:
         self._state = state
         self._images = images
         self._instances = instances
         self._disks = disks
+        self._consoles = consoles if consoles is not None else SerialConsoles()
         self._links = links
         self.default_project = default_project
 
@@ -251,6 +255,31 @@ class Seeder:
                 attach=attach_disks,
             )
             return created.render(self._links, "beta")
+
+    def set_boot_log(
+        self,
+        instance: str,
+        log: str = "linux",
+        project: str | None = None,
+        lines: list[str] | None = None,
+        boot_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Plan an instance's serial console (:mod:`.serial_console`), before or after it exists (a restore).
+
+        :param instance: ``ZONE/NAME``, ``projects/P/zones/Z/instances/I`` or a URL.
+        :param log: ``linux`` (the default of every instance), ``windows``, ``panic`` (a kernel panic: no boot
+            line ever), ``hang`` (a start job that never ends) or ``silent`` (no output).
+        :param project: its project (default: the one in ``instance``, else ``default_project``).
+        :param lines: the log's lines instead of a named log.
+        :param boot_seconds: over how long the log appears after the instance is created (None: the default).
+        :return: the instance's path and the log.
+        """
+        _require(instance, str, "instance")
+        _require(project, (str, type(None)), "project")
+        project_id, zone, name = self.instance_key(instance, project)
+        return self._consoles.set_boot_log(
+            f"{zone}/{name}", log, project=project_id, lines=lines, boot_seconds=boot_seconds
+        )
 
     def add_disk(
         self, name: str, zone: str, project: str | None = None, size_gb: int = 10, labels: dict[str, str] | None = None

@@ -256,3 +256,21 @@ class ComputeEngineMachineImageAsyncHook(MachineImageHookSettings, GoogleBaseAsy
         return await self.execute_call(
             lambda api: api.list_machine_images(project, filter_=filter_, page_token=page_token)
         )
+
+    async def get_serial_port_output(
+        self, *, zone: str, name: str, start: int, port: int = 1, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """One ``instances.getSerialPortOutput``: the console from byte ``start`` on (``contents``, ``start``,
+        ``next``; see :mod:`airflow_machine_images.api.serial_console`).
+
+        :param zone: the instance's zone.
+        :param name: its name or numeric id.
+        :param start: the first byte wanted (the previous answer's ``next``).
+        :param port: the serial port, 1 to 4.
+        :param project_id: its project; defaults to the connection's.
+        :raises ResourceNotFoundError: no such instance.
+        """
+        project = await self.resolve_project_id(project_id)
+        return await self.execute_call(
+            lambda api: api.get_serial_port_output(project, zone, name, port=port, start=start)
+        )

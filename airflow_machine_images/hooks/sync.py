@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
     PreconditionFailedError,
     TransientApiError,
 )
+from airflow_machine_images.hooks.instances import InstanceHookMethods
 from airflow_machine_images.hooks.settings import ENDPOINT_EXTRA, MachineImageHookSettings, user_agent
 from airflow_machine_images.hooks.transport_security import (
     check_endpoint_allowed,
@@ -60,8 +61,10 @@ def describe_progress(operation: Mapping[str, Any]) -> tuple[str, int | None]:
     return str(operation.get("status")), progress if isinstance(progress, int) else None
 
 
-class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
+class ComputeEngineMachineImageHook(MachineImageHookSettings, InstanceHookMethods, GoogleBaseHook):
     """Create, inspect, relabel and delete Compute Engine machine images; wait for global operations.
+
+    The instance, disk and serial console methods are :class:`~.instances.InstanceHookMethods`.
 
     Talks REST through google-auth's ``AuthorizedSession``. Every call is retried with exponential
     backoff and jitter on 429/5xx, dropped connections and timeouts (mutating calls keep their
@@ -328,97 +331,6 @@ class ComputeEngineMachineImageHook(MachineImageHookSettings, GoogleBaseHook):
         """
         fingerprint = self.get_machine_image(name=name, project_id=project)["labelFingerprint"]
         return self.execute_call(self.api.set_labels(project, name, labels=labels, label_fingerprint=fingerprint))
-
-    # ------------------------------------------------------------------ instances
-
-    def insert_instance(
-        self,
-        *,
-        zone: str,
-        body: Mapping[str, Any],
-        source_machine_image: str,
-        request_id: str,
-        project_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Start creating an instance from a machine image; return the zonal insert Operation.
-
-        :param zone: the new instance's zone.
-        :param body: the Instance resource (``name`` required).
-        :param source_machine_image: the image as a partial or full URL (``projects/P/global/machineImages/N``).
-        :param request_id: the UUID the server deduplicates repeats by.
-        :param project_id: the project; defaults to the connection's.
-        """
-        project = self.resolve_project_id(project_id)
-        call = self.api.insert_instance(
-            project, zone, body, request_id=request_id, source_machine_image=source_machine_image
-        )
-        return self.execute_call(call)
-
-    def get_instance(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return an instance (``instances.get``): its ``name``, numeric ``id``, ``selfLink``, ``status``.
-
-        Also used to learn the canonical form (project id, instance name) of a source instance given by
-        project number or numeric id (:mod:`airflow_machine_images.flows.source_names`).
-
-        :param zone: its zone.
-        :param name: its name or numeric id.
-        :param project_id: its project, id or number; defaults to the connection's.
-        :raises ResourceNotFoundError: no such instance.
-        :raises PermissionDeniedError: the caller lacks ``compute.instances.get``.
-        """
-        return self.execute_call(self.api.get_instance(self.resolve_project_id(project_id), zone, name))
-
-    def delete_instance(
-        self, *, zone: str, name: str, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Start deleting an instance (its auto-delete disks with it); return the zonal delete Operation.
-
-        :param zone: its zone.
-        :param name: its name or numeric id.
-        :param request_id: the UUID the server deduplicates repeats by.
-        :param project_id: the project; defaults to the connection's.
-        """
-        call = self.api.delete_instance(self.resolve_project_id(project_id), zone, name, request_id=request_id)
-        return self.execute_call(call)
-
-    def set_instance_deletion_protection(
-        self, *, zone: str, name: str, protect: bool, request_id: str, project_id: str | None = None
-    ) -> dict[str, Any]:
-        """Set or clear an instance's ``deletionProtection``; return the zonal Operation.
-
-        :param zone: its zone.
-        :param name: its name or numeric id.
-        :param protect: the new value.
-        :param request_id: the UUID the server deduplicates repeats by.
-        :param project_id: the project; defaults to the connection's.
-        """
-        call = self.api.set_deletion_protection(
-            self.resolve_project_id(project_id), zone, name, protect=protect, request_id=request_id
-        )
-        return self.execute_call(call)
-
-    # ------------------------------------------------------------------ disks
-
-    def get_disk(self, *, zone: str, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Return a zonal persistent disk (``disks.get``): its ``id``, ``users``, ``creationTimestamp``.
-
-        :param zone: its zone.
-        :param name: its name or numeric id.
-        :param project_id: its project; defaults to the connection's.
-        :raises ResourceNotFoundError: no such disk.
-        """
-        return self.execute_call(self.api.get_disk(self.resolve_project_id(project_id), zone, name))
-
-    def delete_disk(self, *, zone: str, name: str, request_id: str, project_id: str | None = None) -> dict[str, Any]:
-        """Start deleting a disk (permanent); return the zonal delete Operation.
-
-        :param zone: its zone.
-        :param name: its name or numeric id.
-        :param request_id: the UUID the server deduplicates repeats by.
-        :param project_id: the project; defaults to the connection's.
-        """
-        call = self.api.delete_disk(self.resolve_project_id(project_id), zone, name, request_id=request_id)
-        return self.execute_call(call)
 
     # ------------------------------------------------------------------ operations
 

@@ -4,7 +4,7 @@ Every operator class is importable from here (``from airflow_machine_images.oper
 each lives in the module of its job: :mod:`.base` (what they share), :mod:`.machine_images` (create,
 delete), :mod:`.retention`, :mod:`.restore` (restore into a new instance, delete such an instance)
 and :mod:`.fleet` (select instances, check backup coverage), :mod:`.fleet_backup` (back up a whole fleet
-in one task). DAG files import this package at parse
+in one task), :mod:`.boot` (verify that a restore booted). DAG files import this package at parse
 time, so nothing here loads Google, ``requests`` or ``aiohttp`` code.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from airflow_machine_images.exceptions import ComputeEngineRetentionError
 from airflow_machine_images.operators.base import ComputeEngineMachineImageBaseOperator
+from airflow_machine_images.operators.boot import ComputeEngineVerifyBootOperator
 from airflow_machine_images.operators.fleet import (
     ComputeEngineListInstancesOperator,
     ComputeEngineMachineImageCoverageCheckOperator,
@@ -38,4 +39,5 @@ __all__ = [
     "ComputeEngineMachineImageRetentionOperator",
     "ComputeEngineRestoreMachineImageOperator",
     "ComputeEngineRetentionError",
+    "ComputeEngineVerifyBootOperator",
 ]

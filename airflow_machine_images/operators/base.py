@@ -217,16 +217,15 @@ class ComputeEngineWaitingBaseOperator(ComputeEngineMachineImageBaseOperator):
             **self.connection_kwargs(),
         }
 
-    def defer_to(self, trigger: BaseTrigger, what: str) -> None:
-        """Hand the wait to the triggerer; the task resumes in ``execute_complete``.
+    def defer_to(self, trigger: BaseTrigger, what: str, method_name: str = "execute_complete") -> None:
+        """Hand the wait to the triggerer; the task resumes in ``method_name``.
 
         :param trigger: the trigger.
         :param what: what is waited for, for the log (``"operation operation-1 is DONE"``).
+        :param method_name: the method the task resumes in.
         """
         self.log.info("Deferring until %s (checked every %.0f s)", what, self.poll_interval)
-        self.defer(
-            trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self._deadline.remaining())
-        )
+        self.defer(trigger=trigger, method_name=method_name, timeout=timedelta(seconds=self._deadline.remaining()))
 
     def wait_out_operation(
         self,

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.schema import machine_image_schemas
+from airflow_machine_images.api.serial_console import DEFAULT_BOOT_PATTERN, DEFAULT_FAILURE_PATTERN
 from airflow_machine_images.bodies.instance import (
     RESTORE_LABEL_KEYS,
     RestoreOwnership,
@@ -24,7 +25,13 @@ from airflow_machine_images.bodies.instance import (
 )
 from airflow_machine_images.bodies.keys import parse_key_argument
 from airflow_machine_images.bodies.labels import default_labels, merge_default_labels
-from airflow_machine_images.exceptions import ComputeEngineError, InstanceNotRunningError, MachineImageValidationError
+from airflow_machine_images.exceptions import (
+    ComputeEngineError,
+    InstanceNotRunningError,
+    MachineImageValidationError,
+    failing_on_bad_input,
+)
+from airflow_machine_images.flows.boot import BootCheck
 from airflow_machine_images.flows.create import CreateRequest
 from airflow_machine_images.flows.delete import DeleteRequest
 from airflow_machine_images.flows.instance import RestoredInstanceTarget
@@ -45,12 +52,14 @@ from airflow_machine_images.operators.base import (
     DeleteAndConfirmBaseOperator,
     context_is_retry,
 )
+from airflow_machine_images.operators.boot import boot_outcome, verify_boot
 from airflow_machine_images.planning.restore_source import list_filter, newest_image_of
 from airflow_machine_images.results import chosen_image_summary, with_chosen_image
 from airflow_machine_images.validation import (
     parse_machine_image_ref,
     parse_source_instance,
     split_label_selector,
+    validate_bool,
     validate_choice,
     validate_labels,
     validate_machine_image_name,
@@ -58,8 +67,9 @@ from airflow_machine_images.validation import (
     validate_request_id,
     validate_zone,
 )
+from airflow_machine_images.validation.console import validate_console_pattern
 from airflow_machine_images.validation.primitives import show_value
-from airflow_machine_images.validation.templates import all_literal, is_literal
+from airflow_machine_images.validation.templates import all_literal, is_literal, is_templated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -169,6 +179,12 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         fails, except one an earlier try of this task instance made (its ``airflow-ti`` label). Restoring
         across projects also needs ``network_interfaces`` of the instance's project: the image's name
         networks of its own project, which Compute Engine refuses there.
+    :param verify_boot: once RUNNING, also prove the guest booted: read its serial console until a boot line
+        (:class:`~airflow_machine_images.operators.ComputeEngineVerifyBootOperator`'s check, by the instance's id,
+        within ``timeout``); the XCom gains ``boot``. A failed check fails the task and leaves the instance (a
+        drill's cleanup deletes it). Default False.
+    :param boot_pattern: the boot line's regular expression, with ``verify_boot`` (default: systemd, a login
+        prompt, cloud-init, Windows; see docs/restore-drills.md). Templated.
     :param project_id: the project the instance is created in; defaults to the connection's. Templated.
     :param api_version: ``beta`` or ``v1``.
     :param wait_for_completion: wait until the instance is RUNNING; if False, return once the insert is
@@ -200,6 +216,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         "request_id",
         "service_accounts",
         "source_machine_image_encryption_key",
+        "boot_pattern",
     )
     template_fields_renderers = {"labels": "json", "body": "json", "metadata": "json", "network_interfaces": "json"}
     key_fields = ("body", "source_machine_image_encryption_key")
@@ -228,6 +245,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         service_accounts: list[dict[str, Any]] | None = None,
         source_machine_image_encryption_key: dict[str, str] | str | None = None,
         if_exists: str = "reuse",
+        verify_boot: bool = False,
+        boot_pattern: str = DEFAULT_BOOT_PATTERN,
         wait_for_completion: bool = True,
         deferrable: bool = DEFAULT_DEFERRABLE,
         poll_interval: float = 10.0,
@@ -275,6 +294,10 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.service_accounts = service_accounts
         self.source_machine_image_encryption_key = source_machine_image_encryption_key
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)
+        self.verify_boot = validate_bool(verify_boot, "verify_boot")
+        self.boot_pattern = boot_pattern
+        if not is_templated(boot_pattern):  # checked now, when the DAG is parsed
+            validate_console_pattern(boot_pattern, "boot_pattern")
         if self.made_from_dag_file:
             self._check_literal_arguments()
 
@@ -397,6 +420,8 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         project_id = self.resolve_project_id()
         identity = TaskInstanceIdentity.of(context["ti"])
         given = _restore_labels(self.labels)
+        if self.verify_boot:  # checked now, before the restore: not after a VM was made
+            validate_console_pattern(self.boot_pattern, "boot_pattern")
         if self.source_instance is None:
             image_project, image_name = self._image_reference(project_id)
         else:
@@ -447,13 +472,51 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             source_machine_image_encryption_key=parse_key_argument(self.source_machine_image_encryption_key),  # type: ignore[arg-type]
         )
 
-    def succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+    def _with_chosen_image(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         """The summary, naming the image a ``source_instance`` restore chose (``chosen_image``)."""
         if self.source_instance is None:
             return with_chosen_image(summary, None)
         ti = context["ti"]
         return with_chosen_image(
             summary, ti.xcom_pull(task_ids=self.task_id, key=CHOSEN_IMAGE_XCOM_KEY, map_indexes=ti.map_index)
+        )
+
+    def succeeded(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary, naming the image a ``source_instance`` restore chose (``chosen_image``), with ``boot``
+        (the boot check's summary) when ``verify_boot`` and the instance is RUNNING.
+
+        The check is :class:`~airflow_machine_images.operators.boot.ComputeEngineVerifyBootOperator`'s, run
+        within this task's deadline on the instance this restore made (by its id); a deferred check resumes in
+        :meth:`execute_boot_complete`.
+        """
+        summary = self._with_chosen_image(context, summary)
+        if not self.verify_boot or summary.get("status") != "RUNNING":
+            return summary
+        check = self._boot_check(summary)
+        return {
+            **summary,
+            "boot": verify_boot(self, check, extra={"restore": summary}, method_name="execute_boot_complete"),
+        }
+
+    def execute_boot_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the boot check in the triggerer: the restore's summary with ``boot``, or the boot failure.
+
+        :param context: the task's context.
+        :param event: the event of :class:`~airflow_machine_images.triggers.InstanceBootTrigger`.
+        """
+        summary = dict((event.get("extra") or {}).get("restore") or {})
+        with failing_on_bad_input():
+            check = self._boot_check(summary)
+        return {**summary, "boot": boot_outcome(self, check, event)}
+
+    def _boot_check(self, summary: dict[str, Any]) -> BootCheck:
+        """The boot check of the restored instance: by its id, in its project and zone."""
+        return BootCheck.checked(
+            project_id=summary.get("project_id"),
+            zone=summary.get("zone"),
+            instance=str(summary.get("id")),
+            boot_pattern=self.boot_pattern,
+            failure_pattern=DEFAULT_FAILURE_PATTERN,
         )
 
     def persist_link(self, context: Context, request: CreateRequest) -> str:

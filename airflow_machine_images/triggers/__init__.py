@@ -8,8 +8,15 @@ in :mod:`.finished_operations` and the per-project request budget in :mod:`.budg
 
 from __future__ import annotations
 
+from airflow_machine_images.triggers.boot import InstanceBootTrigger
 from airflow_machine_images.triggers.fleet_backup import FleetBackupTrigger
 from airflow_machine_images.triggers.source_limit import SourceLimitWaitTrigger
 from airflow_machine_images.triggers.waits import MachineImageOperationTrigger, MachineImageStatusTrigger
 
-__all__ = ["FleetBackupTrigger", "MachineImageOperationTrigger", "MachineImageStatusTrigger", "SourceLimitWaitTrigger"]
+__all__ = [
+    "FleetBackupTrigger",
+    "InstanceBootTrigger",
+    "MachineImageOperationTrigger",
+    "MachineImageStatusTrigger",
+    "SourceLimitWaitTrigger",
+]

@@ -25,6 +25,7 @@ def zone_operations() -> list[dict[str, Any]]:
 def backups(gcp_connection: ComputeEngineEmulator) -> ComputeEngineEmulator:
     """Three READY images of web-1 (newest: web-1-new) and a newer one of another instance."""
     now = datetime.now(timezone.utc)
+    gcp_connection.configure_serial_console(boot_seconds=0)  # the boot log is there once the VM is RUNNING
     gcp_connection.add_instance("us-east1-b/db-1")
     for name, days_ago in (("web-1-old", 3), ("web-1-new", 1), ("web-1-older", 9)):
         gcp_connection.add_machine_image(
@@ -38,7 +39,7 @@ def test_restore_drill_restores_the_newest_image_checks_it_and_deletes_it(backup
     dag_run = load_dag("example_restore_drill").test()
     assert task_states(dag_run) == {
         "restore": "success",
-        "check_running": "success",
+        "verify_boot": "success",
         "delete_scratch_instance": "success",
         "drill_passed": "success",
     }
@@ -49,6 +50,23 @@ def test_restore_drill_restores_the_newest_image_checks_it_and_deletes_it(backup
     deleted = xcom_result(dag_run, "delete_scratch_instance")
     assert deleted["deleted"] is True and deleted["id"] == restored["id"]
     assert sorted(op["operationType"] for op in zone_operations()) == ["delete", "insert"]
+    booted = xcom_result(dag_run, "verify_boot")
+    assert booted["booted"] is True and booted["instance"] == restored["id"]  # read by id: this run's VM
+    assert "Multi-User System" in booted["matched_line"]
+
+
+def test_restore_drill_of_an_image_that_panics_fails_naming_the_console_and_cleans_up(
+    backups: ComputeEngineEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # RUNNING, but the kernel panics: the drill fails, quoting the console; the scratch VM is deleted anyway.
+    backups.configure_serial_console(default_log="panic")
+    dag_run = load_dag("example_restore_drill").test()
+    states = task_states(dag_run)
+    assert states["restore"] == "success" and states["verify_boot"] == "failed"
+    assert states["delete_scratch_instance"] == "success" and states["drill_passed"] == "upstream_failed"
+    output = capfd.readouterr()
+    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in output.out + output.err
+    assert [i for i in backups.instances(PROJECT) if i["name"].startswith("drill-")] == []
 
 
 def test_restore_drill_of_a_protected_vm_with_a_surviving_disk_leaves_no_instance_and_no_disk(
@@ -58,6 +76,7 @@ def test_restore_drill_of_a_protected_vm_with_a_surviving_disk_leaves_no_instanc
         f"{ZONE}/db-1", disks=[{"autoDelete": True}, {"autoDelete": False}], deletion_protection=True
     )
     gcp_connection.add_machine_image("db-1-new", source_instance=f"{ZONE}/db-1")
+    gcp_connection.configure_serial_console(boot_seconds=0)
     dag_run = load_dag("example_restore_drill").test(run_conf={"source_instance": f"{ZONE}/db-1"})
     assert str(dag_run.state) == "success"
     restored, deleted = xcom_result(dag_run, "restore"), xcom_result(dag_run, "delete_scratch_instance")

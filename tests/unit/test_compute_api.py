@@ -97,6 +97,7 @@ def every_call(api: ComputeApi) -> list[ApiCall]:
         api.set_deletion_protection("p", "z", "4567890123456789012", protect=False, request_id="r"),
         api.get_disk("p", "z", "4567890123456789012"),
         api.delete_disk("p", "z", "d", request_id="r"),
+        api.get_serial_port_output("p", "z", "4567890123456789012", port=1, start=1024),
         api.delete_machine_image("123456789012", "4567890123456789012", request_id="r"),
         api.get_operation("p", "op", zone="us-central1-a"),
         api.wait_operation("p", "op", zone="us-central1-a"),
