@@ -258,7 +258,6 @@ def test_the_restore_operator_reads_and_masks_a_body_that_rendered_to_text(rende
 
 def test_a_text_body_that_cannot_be_read_is_masked_by_shape_and_never_shown() -> None:
     from airflow_machine_images.compat import AirflowFailException
-
     from airflow_machine_images.operators import ComputeEngineInsertMachineImageOperator
 
     text = '{"sourceDiskEncryptionKeys": [{"sourceDisk": "zones/z/disks/d", "diskEncryptionKey": {"rawKey": "%s"}}]'
