@@ -1,4 +1,4 @@
-"""``make compat``: prove the README's compatibility table, one cell (Airflow x Google provider x Python) at a time.
+"""``make compat``: prove docs/compatibility.md's table, one cell (Airflow x Google provider x Python) at a time.
 
 The cells are defined here and nowhere else. For each cell this script
 
@@ -484,7 +484,7 @@ def _step_text(result: Result, steps: tuple[str, ...], passed: str) -> str:
 
 
 def table(results: list[Result]) -> str:
-    """The README's compatibility table rows for these results.
+    """The compatibility table rows (docs/compatibility.md) for these results.
 
     :param results: one per cell run.
     """
