@@ -71,7 +71,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     task deletes nothing twice.
 
     Returns ``{"project_id", "dry_run", "deleted", "kept", "not_ready", "skipped", "why_skipped",
-    "unmanaged", "by_source"}``.
+    "unmanaged", "by_source"}``, and in a dry run ``"would_delete"`` too (``results.retention_summary``).
 
     :param label_selector: images must carry all of these labels (e.g. ``{"managed-by": "airflow"}``). Templated.
     :param name_prefix: images' names must start with this. Templated.
