@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture schema-snapshot
+.PHONY: demo test lint typecheck unit integration reliability bench bench-stack e2e install clean dist compat compat-ci architecture schema-snapshot figures
 
 # Install uv if missing, then the locked environment (bytecode compiled once, so every later
 # Python start is fast even with PYTHONDONTWRITEBYTECODE=1).
@@ -39,6 +39,11 @@ typecheck: install
 # `make test`, fails on the same findings and on a docs/architecture.md out of date with the code.
 architecture: install
 	$(RUN) python scripts/architecture.py
+
+# docs/figures.md: the retry counts, limits and defaults the docs quote, read from the code. tests/unit/test_figures.py,
+# run by `make test`, fails when it is stale and when a page states one of those figures differently.
+figures: install
+	$(RUN) python scripts/figures.py
 
 # The request schemas bodies are checked against (airflow_machine_images/api/compute_schemas.json), rewritten
 # from the discovery documents of the locked google-api-python-client; prints what changed. Run it after the

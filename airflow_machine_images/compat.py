@@ -23,6 +23,8 @@ walks the package's imports and fails on any other ``airflow.*`` import):
     the XCom table's model is ``airflow.models.xcom.XComModel`` on 3.x and ``airflow.models.xcom.XCom``
     on 2.x (both have ``value``, ``key``, ``dag_id``, ``run_id``, ``task_id``, ``map_index`` and
     ``deserialize_value``).
+  - ``resetdb`` (``airflow.utils.db``) and ``create_session`` (``airflow.utils.session``), for the test
+    harness (:mod:`airflow_machine_images.testing`): a throw-away metadata DB and reading what a run left.
   - :func:`dag_test`: ``DAG.test()`` takes ``logical_date``/``run_after`` on 3.x and ``execution_date``
     on 2.x.
 
@@ -59,6 +61,8 @@ if TYPE_CHECKING:  # the types, as the newest supported Airflow spells them
     )
     from airflow.sdk.log import mask_secret
     from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.utils.db import resetdb
+    from airflow.utils.session import create_session
 
 __all__ = [
     "AirflowException",
@@ -73,8 +77,10 @@ __all__ = [
     "airflow_major",
     "airflow_version",
     "conf",
+    "create_session",
     "dag_test",
     "mask_secret",
+    "resetdb",
     "timezone",
 ]
 
@@ -90,6 +96,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "airflow_version": ("airflow:__version__",),
     "DagBag": ("airflow.dag_processing.dagbag:DagBag", "airflow.models.dagbag:DagBag"),
     "XComModel": ("airflow.models.xcom:XComModel", "airflow.models.xcom:XCom"),
+    "resetdb": ("airflow.utils.db:resetdb",),
+    "create_session": ("airflow.utils.session:create_session",),
 }
 #: Exported here before common-compat took them over: resolved through it (``airflow.providers.common.compat.sdk``).
 FROM_COMMON_COMPAT = (

@@ -14,7 +14,7 @@
 
 The two projects are DAG params (defaults from ``MACHINE_IMAGES_WORKLOAD_PROJECT`` and
 ``MACHINE_IMAGES_BACKUP_PROJECT``). When to choose this over mapped inserts
-(``example_nightly_backup.py``): README, "Backing up a whole fleet in one task".
+(``example_nightly_backup.py``): docs/fleet-backups.md, "Backing up a whole fleet in one task".
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@
    26 hours in the backup project; it runs even if a backup failed, so the gap is reported.
 
 The two projects are DAG params (defaults from ``MACHINE_IMAGES_WORKLOAD_PROJECT`` and
-``MACHINE_IMAGES_BACKUP_PROJECT``). IAM: see the README, "Fleet backups into a backup project".
+``MACHINE_IMAGES_BACKUP_PROJECT``). IAM: see docs/fleet-backups.md, "Fleet backups into a backup project".
 """
 
 from __future__ import annotations

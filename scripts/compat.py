@@ -1,4 +1,4 @@
-"""``make compat``: prove the README's compatibility table, one cell (Airflow x Google provider x Python) at a time.
+"""``make compat``: prove docs/compatibility.md's table, one cell (Airflow x Google provider x Python) at a time.
 
 The cells are defined here and nowhere else. For each cell this script
 
@@ -60,7 +60,13 @@ TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 #: The integration tests every cell runs besides the unit tests: the waits (the deferrable operator; the
 #: sensors poking, rescheduling and deferring, by ``dag.test()``) and the sensors' failure policy.
-INTEGRATION = ("tests/integration/test_waiting_dags.py", "tests/integration/test_sensor_policy.py")
+#: The integration tests a cell runs: the waits by ``dag.test()``, the sensors' failure policy, and the
+#: README's testing recipe (the pytest plugin from the installed wheel, in a fresh pytest process).
+INTEGRATION = (
+    "tests/integration/test_waiting_dags.py",
+    "tests/integration/test_sensor_policy.py",
+    "tests/integration/test_readme_recipe.py",
+)
 #: The real-Airflow case a cell may run (``Cell.e2e``), by Airflow major.
 E2E_CASES = {"2": "tests/e2e/test_e2e_airflow2.py"}
 
@@ -360,11 +366,13 @@ class CellRun:
             raise StepFailed("emulator --help does not describe --port")
 
     def unit_tests(self) -> None:
-        """The unit tests, from a copy of ``tests/`` outside the work tree (with ``scripts/`` and ``docs/``,
-        which the layer and schema tests read; the package itself is the installed wheel)."""
+        """The unit tests, from a copy of ``tests/`` outside the work tree (with ``scripts/``, ``docs/``, the README
+        and the CHANGELOG, which the layer, schema, docs and figures tests read; the package itself is the
+        installed wheel)."""
         for tree in ("tests", "scripts", "docs", "example_dags"):
             shutil.copytree(REPO / tree, self.workdir / tree, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy2(REPO / "pyproject.toml", self.workdir / "pyproject.toml")  # pytest's configuration
+        for name in ("pyproject.toml", "README.md", "CHANGELOG.md"):  # pyproject.toml: pytest's configuration
+            shutil.copy2(REPO / name, self.workdir / name)
         self.result.unit = self._pytest("unit", ["tests/unit"])
 
     def _pytest(self, step: str, paths: list[str], env: dict[str, str] | None = None) -> dict[str, int]:
@@ -484,7 +492,7 @@ def _step_text(result: Result, steps: tuple[str, ...], passed: str) -> str:
 
 
 def table(results: list[Result]) -> str:
-    """The README's compatibility table rows for these results.
+    """The compatibility table rows (docs/compatibility.md) for these results.
 
     :param results: one per cell run.
     """

@@ -19,45 +19,22 @@ DAG_FILE = REPO / "example_dags" / "example_machine_image.py"
 
 def main() -> int:
     from airflow_machine_images.emulator import ComputeEngineEmulator
+    from airflow_machine_images.testing import harness
 
     home = Path(tempfile.mkdtemp(prefix="airflow-machine-images-demo-"))
     with ComputeEngineEmulator(operation_seconds=3.0) as emulator:
         emulator.add_instance("us-central1-a/web-1", disk_size_gb=20)
         print(f"Compute Engine emulator: {emulator.url}", flush=True)
-        os.environ.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-                "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "google_cloud_platform",
-                        "extra": {
-                            "project": "demo-project",
-                            "is_anonymous": True,
-                            "compute_api_endpoint": emulator.url,
-                        },
-                    }
-                ),
-            }
-        )
-        # Airflow reads its configuration on import: import it only now.
-        from airflow.utils.db import initdb
-
-        from airflow_machine_images.compat import DagBag, dag_test
-
+        # The set-up the pytest plugin's fixtures use: a private Airflow home, the connection at the emulator.
+        harness.configure_airflow(home, DAG_FILE.parent)
+        os.environ[harness.CONNECTION_ENV] = harness.connection_json(emulator.url, "demo-project")
         print("Preparing a throw-away Airflow metadata database...", flush=True)
-        initdb()
-        dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("example_machine_image")
-        if dag is None:
-            print(f"Could not load the example DAG from {DAG_FILE}", file=sys.stderr)
-            return 1
-        dag_run = dag_test(dag)  # DAG.test() on Airflow 2.11 and 3.x alike
-        image = _returned_value(dag_run, "create_image")
+        harness.migrate_metadata_db()
+        result = harness.run_dag("example_machine_image", dags_folder=DAG_FILE)  # dag.test(), Airflow 2.11 and 3.x
+        image = result.xcoms.get("create_image")
         print()
         print("=" * 78)
-        print(f"DAG run {dag_run.run_id}: {dag_run.state}")
+        print(f"DAG run {result.dag_run.run_id}: {result.state}")
         if image:
             print(f"Machine image {image['name']}: status {image['status']}, {image['total_storage_bytes']:,} bytes")
             print(f"  selfLink  {image['self_link']}")
@@ -66,31 +43,7 @@ def main() -> int:
             print(json.dumps(image, indent=2))
         print(f"API requests served by the emulator: {len(emulator.requests)}")
         print("=" * 78)
-        return 0 if str(dag_run.state) == "success" and image and image["status"] == "READY" else 1
-
-
-def _returned_value(dag_run: object, task_id: str) -> dict | None:
-    """The XCom a task of the finished run returned.
-
-    A plain ``select`` of the XCom table: ``XComModel.get_many`` returns an ORM query on Airflow 3.0
-    and a ``Select`` from 3.1 on, and the table's model is ``XCom`` on 2.x; the demo runs on all of them.
-    """
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    from airflow_machine_images.compat import XComModel
-
-    with create_session() as session:
-        row = session.execute(
-            select(XComModel.value).where(
-                XComModel.key == "return_value",
-                XComModel.dag_id == dag_run.dag_id,  # type: ignore[attr-defined]
-                XComModel.run_id == dag_run.run_id,  # type: ignore[attr-defined]
-                XComModel.task_id == task_id,
-                XComModel.map_index == -1,
-            )
-        ).first()
-    return None if row is None else XComModel.deserialize_value(row)
+        return 0 if result.state == "success" and image and image["status"] == "READY" else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_machine_images.testing.harness import CONNECTION_ENV, airflow_environment, connection_json
+
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
@@ -17,20 +19,12 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ami-tests-airflow-"))
 _DAGS_FOLDER = _AIRFLOW_HOME / "dags"
 _DAGS_FOLDER.mkdir()
 
-os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS_FOLDER)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-# Airflow 2's unit-test mode configures the LocalExecutor, which it refuses next to SQLite unless told
-# (its own tests set this); dag.test() never starts the executor, but sensors ask for its class.
-os.environ["_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK"] = "1"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+# The same private home the pytest plugin's ``airflow_home`` fixture makes (one definition, in the package).
+os.environ.update(airflow_environment(_AIRFLOW_HOME, _DAGS_FOLDER))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 # No test may reach Google: the default connection is anonymous and has no endpoint, so a test that
 # forgets to point at the emulator fails instead of calling compute.googleapis.com with real credentials.
-os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = (
-    '{"conn_type": "google_cloud_platform", "extra": {"project": "test-project", "is_anonymous": true}}'
-)
+os.environ[CONNECTION_ENV] = connection_json(None, "test-project")
 os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -119,7 +119,7 @@ class RetryPolicy:
     rate limit (429, 403 rateLimitExceeded)  ``rate_limit``: >= 65 s of pauses, one try per <= 10 s
     CONCURRENT_OPERATIONS_QUOTA_EXCEEDED     ``concurrent_operations``: minutes, up to the deadline
     400 resourceNotReady                     ``not_ready``: a few tries over ~10 s
-    5xx, connection, timeout, garbage        ``transient``: 6 attempts, ceilings 1 to 32 s
+    5xx, connection, timeout, garbage        ``transient``: 6 attempts, ceilings 1 to 16 s
     anything else (quota, permission, 4xx)   not retried
     ======================================  ===========================================================
 

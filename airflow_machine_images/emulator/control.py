@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROUTES", "ControlEndpoints"]
 
-#: The control API, as ``GET /_emulator/`` lists it (README.md documents each route with an example).
+#: The control API, as ``GET /_emulator/`` lists it (docs/emulator.md documents each route with an example).
 ROUTES: list[dict[str, str]] = [
     {"route": "GET /_emulator/", "does": "this index"},
     {"route": "GET /_emulator/health", "does": "liveness, and the emulator's base URL"},
@@ -182,7 +182,7 @@ class ControlEndpoints:
         return {
             ("GET", "/_emulator/"): lambda: {
                 "routes": ROUTES,
-                "docs": "README.md, section 'The emulator's control API'",
+                "docs": "docs/emulator.md, section 'The emulator's control API'",
             },
             ("GET", "/_emulator/health"): lambda: {"status": "ok", "url": self._url()},
             ("GET", "/_emulator/requests"): lambda: [r.to_json() for r in log.snapshot()],

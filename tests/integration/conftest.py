@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_machine_images.emulator import ComputeEngineEmulator
+from airflow_machine_images.testing import harness
 from tests.conftest import DAGS_FOLDER, REPO_ROOT
 
 if TYPE_CHECKING:
@@ -29,12 +29,8 @@ def emulator() -> Iterator[ComputeEngineEmulator]:
 
 
 def connection_json(endpoint: str, project: str = PROJECT) -> str:
-    return json.dumps(
-        {
-            "conn_type": "google_cloud_platform",
-            "extra": {"project": project, "is_anonymous": True, "compute_api_endpoint": endpoint},
-        }
-    )
+    """The emulator's ``google_cloud_default`` connection (:func:`harness.connection_json`), ``PROJECT`` by default."""
+    return harness.connection_json(endpoint, project)
 
 
 @pytest.fixture
@@ -49,20 +45,12 @@ def airflow_db() -> None:
     """A migrated metadata DB and the DAG files (examples + test DAGs) in the DAGs folder."""
     for source in [*(REPO_ROOT / "example_dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
         shutil.copy(source, DAGS_FOLDER / source.name)
-    from airflow.utils.db import resetdb
-
-    resetdb()
+    harness.migrate_metadata_db()
 
 
 def load_dag(dag_id: str):  # type: ignore[no-untyped-def]
     """Load a DAG from the DAGs folder the way ``airflow dags test`` does."""
-    from airflow_machine_images.compat import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(dag_id)
-    assert dag is not None, f"no DAG {dag_id}"
-    return dag
+    return harness.load_dag(dag_id, DAGS_FOLDER)
 
 
 def run_dag(dag_id: str, logical_date: datetime | None = None, run_conf: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
@@ -73,27 +61,10 @@ def run_dag(dag_id: str, logical_date: datetime | None = None, run_conf: dict[st
 
 
 def xcom_result(dag_run, task_id: str):  # type: ignore[no-untyped-def]
-    """The return value (XCom) a task of a finished ``dag.test()`` run pushed.
-
-    A plain ``select`` of the XCom table, whose model is ``XComModel`` on 3.x and ``XCom`` on 2.x.
-    """
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    from airflow_machine_images.compat import XComModel
-
-    with create_session() as session:
-        row = session.execute(
-            select(XComModel.value).where(
-                XComModel.key == "return_value",
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == -1,
-            )
-        ).first()
-    return None if row is None else XComModel.deserialize_value(row)
+    """The return value (XCom) a task of a finished ``dag.test()`` run pushed (None: none)."""
+    return harness.returned_values(dag_run).get(task_id)
 
 
 def task_states(dag_run) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    """Each task's state (a list for a mapped task), by task id."""
+    return harness.task_states(dag_run)

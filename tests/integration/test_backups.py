@@ -205,7 +205,7 @@ def fleet(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 NIGHTLY_TASKS = {
     "select_fleet": "success",
     "plan_backups": "success",
-    "backup": "success",
+    "backup": ["success"] * len(FLEET),  # mapped: one state per instance
     "prune_old_images": "success",
     "check_coverage": "success",
 }
@@ -299,7 +299,7 @@ def test_nightly_backup_after_dropped_answers_makes_one_image_per_instance(fleet
     so the backup project ends with exactly one new image per selected instance."""
     fleet.inject(Fault(kind="accept_then_drop", action="machineImages.insert", times=3))
     dag_run = run("example_nightly_backup")
-    assert task_states(dag_run)["backup"] == "success"
+    assert task_states(dag_run)["backup"] == ["success"] * len(FLEET)
     inserts = [r for r in fleet.requests if r.action == "machineImages.insert"]
     assert len(inserts) == 6 and len({r.query["requestId"] for r in inserts}) == 3  # each sent twice
     new = [i for i in fleet.machine_images(BACKUPS) if "-20260520-" in i["name"]]

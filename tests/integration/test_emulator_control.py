@@ -213,13 +213,13 @@ def test_cli_refuses_a_non_loopback_host() -> None:
     assert result.stdout == ""
 
 
-def test_the_control_api_lists_its_routes_and_the_readme_documents_each(emu: ComputeEngineEmulator) -> None:
+def test_the_control_api_lists_its_routes_and_the_docs_document_each(emu: ComputeEngineEmulator) -> None:
     index = control(emu, "GET", "")["routes"]
-    readme = (REPO_ROOT / "README.md").read_text()
+    readme = (REPO_ROOT / "docs" / "emulator.md").read_text()
     for entry in index:
         method, target = entry["route"].split(" ", 1)
         path = target.split("?", 1)[0]
-        assert f"`{method} {path}" in readme, f"README does not document {entry['route']}"
+        assert f"`{method} {path}" in readme, f"docs/emulator.md does not document {entry['route']}"
         if method == "GET":  # every listed route is served (writes are exercised above)
             assert requests.get(f"{emu.url}{path}", timeout=10).status_code == 200, entry["route"]
     listed = {entry["route"].split("?", 1)[0] for entry in index}

@@ -110,7 +110,7 @@ def test_mapped_deferrable_backups_and_a_sensor_complete_through_dag_test_despit
     gcp_connection.set_options(partial_list_fraction=0.3, partial_list_warning="LIST_OVERHEAD_QUOTA_EXCEED")
     gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=2))
     dag_run = load_dag("ami_test_partial_lists").test()
-    assert task_states(dag_run) == {"backup": "success", "submit": "success", "wait": "success"}
+    assert task_states(dag_run) == {"backup": ["success"] * 6, "submit": "success", "wait": "success"}
     images = gcp_connection.machine_images(PROJECT)
     expected = {f"web-{n}-partial" for n in range(1, 7)} | {"solo-partial"}
     assert sorted((i["name"], i["status"]) for i in images) == sorted((n, "READY") for n in expected)  # none twice
