@@ -75,9 +75,9 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     task deletes nothing twice.
 
     Returns ``{"project_id", "dry_run", "deleted", "kept", "kept_by", "not_ready", "skipped", "why_skipped",
-    "unmanaged", "by_source"}`` (and ``would_delete`` on a dry run; ``results.retention_summary``); ``kept_by`` names, per kept image, the
-    rules that keep it (``newest``, ``last``, ``daily:2026-05-20``, ``weekly:2026-W21``, ``monthly:2026-05``,
-    ``yearly:2026``, ``max_age``).
+    "unmanaged", "by_source"}`` (and ``would_delete`` on a dry run; ``results.retention_summary``);
+    ``kept_by`` names, per kept image, the rules that keep it (``newest``, ``last``, ``daily:2026-05-20``,
+    ``weekly:2026-W21``, ``monthly:2026-05``, ``yearly:2026``, ``max_age``).
 
     :param label_selector: images must carry all of these labels (e.g. ``{"managed-by": "airflow"}``). Templated.
     :param name_prefix: images' names must start with this. Templated.
