@@ -62,6 +62,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_machine_images.operators.machine_images",
                     "airflow_machine_images.operators.retention",
                     "airflow_machine_images.operators.restore",
+                    "airflow_machine_images.operators.restore_cleanup",
                     "airflow_machine_images.operators.fleet",
                     "airflow_machine_images.operators.fleet_backup",
                     "airflow_machine_images.operators.boot",
