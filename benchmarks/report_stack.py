@@ -67,7 +67,10 @@ MEASURES: list[tuple[str, Any]] = [
     ("Wall time, trigger to end", lambda r: fmt_seconds(r["wall_seconds"])),
     ("Task instances / task starts", lambda r: f"{r['task_instances']:,} / {r['task_starts']:,}"),
     ("Images READY (instances with two)", lambda r: f"{r['images_ready']:,} ({r['instances_with_two_images']})"),
-    (f"API calls per image (goal <= {CALLS_PER_IMAGE_GOAL})", lambda r: f"{r['requests_per_image'] or math.nan:.2f}"),
+    (
+        f"API calls per image (goal <= {CALLS_PER_IMAGE_GOAL})",
+        lambda r: f"{r['requests_per_image']:.2f}" if r["requests_per_image"] else "-",
+    ),
     ("Reads, busiest 60 s (budget 60)", lambda r: f"{r['reads_busiest_minute']} ({r['reads']:,} in all)"),
     (
         "Triggerer RSS before / peak",
@@ -142,6 +145,48 @@ def goals(steps: dict[str, Any]) -> list[str]:
 
 def _met(flag: bool) -> str:
     return "**met**" if flag else "**missed**"
+
+
+#: The markers of the pattern table in ``docs/fleet-backups.md`` ("Mapped inserts or the fleet operator?").
+CHOICE_BEGIN = "<!-- BEGIN pattern table (benchmarks/report_stack.py, from docs/benchmarks_stack.json) -->"
+CHOICE_END = "<!-- END pattern table -->"
+
+
+def _choice_cell(run: dict[str, Any] | None) -> str:
+    """One pattern at one size: wall time, task starts, API calls per image (or how it ended)."""
+    if run is None:
+        return "not run"
+    if run["run_state"] != "success":
+        return f"{run['run_state']}: {run.get('failure') or 'see docs/benchmarks.md'}"
+    calls = f"{run['requests_per_image']:.2f}" if run.get("requests_per_image") else "-"
+    return f"{fmt_seconds(run['wall_seconds'])}, {run['task_starts']:,} task starts, {calls} API calls per image"
+
+
+def render_choice(results: dict[str, Any]) -> str:
+    """The two patterns side by side per fleet size, between :data:`CHOICE_BEGIN` and :data:`CHOICE_END`.
+
+    :param results: ``{"steps": {name: bench_stack result}}``.
+    """
+    steps = results.get("steps") or {}
+    sizes = sorted({int(name.split("_")[1]) for name in steps})
+    lines = [CHOICE_BEGIN, "", "| instances | mapped inserts | fleet operator |", "|---|---|---|"]
+    for size in sizes:
+        lines.append(
+            f"| {size:,} | {_choice_cell(steps.get(f'mapped_{size}'))} | {_choice_cell(steps.get(f'fleet_{size}'))} |"
+        )
+    return "\n".join([*lines, "", CHOICE_END])
+
+
+def splice_choice(document: str, table: str) -> str:
+    """``document`` with its pattern table replaced by ``table`` (unchanged if it has no markers).
+
+    :param document: ``docs/fleet-backups.md``.
+    :param table: :func:`render_choice`'s output.
+    """
+    if CHOICE_BEGIN not in document or CHOICE_END not in document:
+        return document
+    head, rest = document.split(CHOICE_BEGIN, 1)
+    return head + table + rest.split(CHOICE_END, 1)[1]
 
 
 def splice(document: str, section: str) -> str:

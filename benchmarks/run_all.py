@@ -31,10 +31,12 @@ if __package__ in (None, ""):  # run as ``python benchmarks/run_all.py``
 from benchmarks.environment import ARTIFACTS, REPO_ROOT, write_json
 from benchmarks.machine import describe
 from benchmarks.report import render
-from benchmarks.report_stack import existing_section, load, render_stack, splice
+from benchmarks.report_stack import existing_section, load, render_choice, render_stack, splice, splice_choice
 
 #: The kept results of the real-stack runs (committed; see the module docstring).
 STACK_RESULTS = REPO_ROOT / "docs" / "benchmarks_stack.json"
+#: The page whose pattern table the stack results also rewrite ("Mapped inserts or the fleet operator?").
+FLEET_BACKUPS_DOC = REPO_ROOT / "docs" / "fleet-backups.md"
 #: Seconds a real-stack run may take before it is called a timeout (the mapped 1,000: about 25 minutes).
 _STACK_TIMEOUT = ["--timeout", "5400"]
 
@@ -142,6 +144,8 @@ def run(preset: str, doc: Path, work: Path, jobs: int = 1, only: list[str] | Non
         write_json(work / "stack-results.json", results)
         previous = doc.read_text(encoding="utf-8") if doc.exists() else ""
         doc.write_text(splice(previous, render_stack(kept)), encoding="utf-8")
+        choice = FLEET_BACKUPS_DOC.read_text(encoding="utf-8")
+        FLEET_BACKUPS_DOC.write_text(splice_choice(choice, render_choice(kept)), encoding="utf-8")
         return results
     write_json(work / "results.json", results)
     doc.parent.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ class ComputeEngineMachineImageRetentionOperator(ComputeEngineMachineImageBaseOp
     task deletes nothing twice.
 
     Returns ``{"project_id", "dry_run", "deleted", "kept", "kept_by", "not_ready", "skipped", "why_skipped",
-    "unmanaged", "by_source"}`` (and ``would_delete`` on a dry run; ``results.retention_summary``);
+    "unmanaged", "by_source"}`` (and ``"would_delete"`` on a dry run; ``results.retention_summary``);
     ``kept_by`` names, per kept image, the rules that keep it (``newest``, ``last``, ``daily:2026-05-20``,
     ``weekly:2026-W21``, ``monthly:2026-05``, ``yearly:2026``, ``max_age``).
 

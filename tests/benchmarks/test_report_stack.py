@@ -4,9 +4,20 @@ markers (the stack preset rewrites only it; the other presets keep it)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from benchmarks.report_stack import BEGIN, END, existing_section, render_stack, splice
+from benchmarks.report_stack import (
+    BEGIN,
+    CHOICE_BEGIN,
+    CHOICE_END,
+    END,
+    existing_section,
+    load,
+    render_choice,
+    render_stack,
+    splice,
+)
 
 
 def result(pattern: str, count: int, *, wall: float, per_image: float, state: str = "success") -> dict[str, Any]:
@@ -62,3 +73,12 @@ def test_the_section_is_spliced_between_its_markers_and_kept_by_a_full_render() 
     assert again.count(BEGIN) == 1 and "2.2 min" in again and "2.1 min" not in again
     assert existing_section(again) == second
     assert splice("# Benchmarks\n", second).endswith(END + "\n")
+
+
+def test_the_pattern_table_of_the_fleet_backups_page_is_rendered_from_the_kept_results() -> None:
+    """docs/fleet-backups.md quotes the real-stack figures only through the generated table."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    page = (docs / "fleet-backups.md").read_text(encoding="utf-8")
+    table = render_choice(load(docs / "benchmarks_stack.json"))
+    assert CHOICE_BEGIN in page and CHOICE_END in page
+    assert table in page, "stale: rerun the stack benchmarks or splice render_choice() into docs/fleet-backups.md"
