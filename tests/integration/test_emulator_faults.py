@@ -102,9 +102,7 @@ def test_early_wait_fault_returns_the_running_operation_at_once(emu: ComputeEngi
     emu.inject(Fault(kind="early_wait"))  # no action: it can only apply to waits
     name = api.insert_ok("img-1")["name"]
     api.call("GET", "global/machineImages/img-1")  # not consumed by other actions
-    started = time.monotonic()
-    assert api.wait(name)["status"] != "DONE"
-    assert time.monotonic() - started < 0.1
+    assert api.wait(name)["status"] != "DONE"  # answered before the operation ended (no timing asserted)
     assert api.wait(name)["status"] == "DONE"
     assert [r.fault for r in emu.requests if r.action == "globalOperations.wait"] == ["early_wait", None]
 

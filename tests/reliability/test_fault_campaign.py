@@ -173,6 +173,9 @@ class Amnesia:
 @pytest.mark.timeout(CAMPAIGN_TIMEOUT)
 def test_fault_campaign(faulty_emulator: EmulatorProcess) -> None:
     assert CREATIONS >= 200, "the campaign's acceptance needs at least 200 creations"
+    # One scripted partial list on the first list call: the random ones hit list calls only by chance (few
+    # are made when the triggers long-poll), and a campaign that never met one would prove nothing of them.
+    faulty_emulator.inject(kind="partial_list")
     inject_random_faults(faulty_emulator, FAULT_RATE, SEED)
     with Amnesia(faulty_emulator, FORGET_EVERY) as amnesia:
         outcomes, seconds = run_campaign(
