@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.bodies.keys import validate_encryption_key
-from airflow_machine_images.bodies.merging import body_fields
+from airflow_machine_images.bodies.merging import arguments_by_field, body_fields
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.flows.request_ids import dag_key
 from airflow_machine_images.validation import validate_labels, validate_machine_image_name
@@ -312,8 +312,7 @@ def dedicated_field_arguments(**arguments: object) -> dict[str, object]:
 
     :param arguments: the arguments by their own names (``machine_type=...``).
     """
-    by_argument = {argument: field for field, argument in _DEDICATED_FIELDS.items()}
-    return {by_argument[name]: value for name, value in arguments.items()}
+    return arguments_by_field(_DEDICATED_FIELDS, arguments)
 
 
 def build_instance_body(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.bodies.keys import validate_encryption_key, validate_source_disk_encryption_keys
-from airflow_machine_images.bodies.merging import body_fields
+from airflow_machine_images.bodies.merging import arguments_by_field, body_fields
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.body_schema import validate_body
 from airflow_machine_images.validation.names import (
@@ -117,8 +117,7 @@ def dedicated_field_arguments(**arguments: object) -> dict[str, object]:
 
     :param arguments: the arguments by their own names (``storage_locations=...``).
     """
-    by_argument = {argument: field for field, argument in _DEDICATED_FIELDS.items()}
-    return {by_argument[name]: value for name, value in arguments.items()}
+    return arguments_by_field(_DEDICATED_FIELDS, arguments)
 
 
 def _dedicated_fields(

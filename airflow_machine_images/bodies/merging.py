@@ -43,3 +43,14 @@ def body_fields(
         if given.get(field) is not None and field in fields:
             raise MachineImageValidationError(f"body.{field}", f"also given as the {argument} argument; use one")
     return fields
+
+
+def arguments_by_field(dedicated: Mapping[str, str], arguments: Mapping[str, object]) -> dict[str, object]:
+    """An operator's dedicated arguments keyed by the body field each sets (what :func:`body_fields` takes
+    as ``given``).
+
+    :param dedicated: fields with an argument of their own (field to argument name).
+    :param arguments: the arguments by their own names (``machine_type=...``).
+    """
+    by_argument = {argument: field for field, argument in dedicated.items()}
+    return {by_argument[name]: value for name, value in arguments.items()}
