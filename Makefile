@@ -25,7 +25,7 @@ demo: install
 # keeps each module's fixtures (emulators, the benchmark smoke run) in one worker.
 PYTEST_WORKERS ?= 3
 test: install lint typecheck
-	$(RUN) pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(RUN) pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 lint: install
 	$(RUN) ruff check .

@@ -108,7 +108,11 @@ def test_mapped_deferrable_backups_and_a_sensor_complete_through_dag_test_despit
     for n in range(2, 7):
         gcp_connection.add_instance(f"us-central1-a/web-{n}")
     gcp_connection.set_options(partial_list_fraction=0.3, partial_list_warning="LIST_OVERHEAD_QUOTA_EXCEED")
-    gcp_connection.inject(Fault(kind="operation_error", action="machineImages.insert", times=2))
+    # A failure that is not the per-source limit (RESOURCE_OPERATION_RATE_EXCEEDED, which is waited out within
+    # the try): each costs one Airflow retry.
+    gcp_connection.inject(
+        Fault(kind="operation_error", action="machineImages.insert", times=2, error_code="INTERNAL_ERROR")
+    )
     dag_run = load_dag("ami_test_partial_lists").test()
     assert task_states(dag_run) == {"backup": ["success"] * 6, "submit": "success", "wait": "success"}
     images = gcp_connection.machine_images(PROJECT)
