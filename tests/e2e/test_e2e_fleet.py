@@ -40,8 +40,18 @@ KILL_AFTER_INSERTS = 35
 
 
 def inserts(stack: Stack) -> list[dict[str, Any]]:
+    """The image inserts of this case's fleet (the stack is shared: earlier cases' inserts are in the log too)."""
     assert stack.emulator is not None
-    return [r for r in stack.emulator.requests() if r["action"] == "machineImages.insert"]
+    return [
+        r
+        for r in stack.emulator.requests()
+        if r["action"] == "machineImages.insert" and "/instances/fleet-" in _source_of(r)
+    ]
+
+
+def _source_of(request: dict[str, Any]) -> str:
+    """The source instance an insert names (its query parameter, or the body's field)."""
+    return str(request["query"].get("sourceInstance") or (request.get("body") or {}).get("sourceInstance") or "")
 
 
 def kill_task_runner(pid: int) -> int:
@@ -99,7 +109,7 @@ def test_f_fleet_backup_survives_a_killed_worker_and_a_killed_triggerer(stack: S
     assert {i["status"] for i in made} == {"READY"}
     ids: dict[str, set[str]] = {}
     for request in inserts(stack):
-        source = str(request["query"].get("sourceInstance") or (request.get("body") or {}).get("sourceInstance"))
+        source = _source_of(request)
         ids.setdefault(source, set()).add(request["query"]["requestId"])
     assert len(ids) == INSTANCES and all(len(request_ids) == 1 for request_ids in ids.values())
     result = api.xcom(observation.dag_id, observation.run_id, "backup", -1)
