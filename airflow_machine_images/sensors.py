@@ -25,6 +25,7 @@ from airflow_machine_images.exceptions import OperationFailedError, ResourceNotF
 from airflow_machine_images.flows.deadlines import Deadline
 from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin, connection_template_fields
 from airflow_machine_images.logs import log_operation_warnings
+from airflow_machine_images.operators.base import ANY_PROJECT
 from airflow_machine_images.results import machine_image_summary, operation_summary
 from airflow_machine_images.triggers.waits import MachineImageOperationTrigger, MachineImageStatusTrigger
 from airflow_machine_images.validation import (
@@ -43,9 +44,6 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_machine_images.compat import BaseTrigger
-
-#: The project a literal image name without one is read in when the DAG is parsed (its form only).
-_PARSE_TIME_PROJECT = "project-of-the-connection"
 
 
 class _ComputeEngineSensor(ComputeEngineConnectionMixin, BaseSensorOperator):
@@ -231,7 +229,7 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
         self.machine_image = machine_image
         self.fail_on_missing = validate_bool(fail_on_missing, "fail_on_missing")
         if is_literal(machine_image):  # checked now; a project-less name is read in any project
-            parse_machine_image_ref(machine_image, default_project=_PARSE_TIME_PROJECT)
+            parse_machine_image_ref(machine_image, default_project=ANY_PROJECT)
 
     def _image_ref(self) -> tuple[str, str]:
         with failing_on_bad_input():
