@@ -518,6 +518,34 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+#: The page whose table ``make compat`` rewrites, and the markers around the table.
+COMPAT_DOC = REPO / "docs" / "compatibility.md"
+TABLE_BEGIN = "<!-- BEGIN compatibility table (make compat: scripts/compat.py) -->"
+TABLE_END = "<!-- END compatibility table -->"
+
+
+def write_doc_table(results: list[Result]) -> None:
+    """Replace the table between the markers of docs/compatibility.md with these results' table.
+
+    :param results: one per cell, in the order of :data:`CELLS`.
+    """
+    page = COMPAT_DOC.read_text(encoding="utf-8")
+    head, rest = page.split(TABLE_BEGIN, 1)
+    COMPAT_DOC.write_text(
+        f"{head}{TABLE_BEGIN}\n{table(results)}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}", encoding="utf-8"
+    )
+
+
+def kept_results() -> list[Result]:
+    """The results every cell's last run kept (``.venv-compat/<cell>/result.json``), in the order of :data:`CELLS`."""
+    kept = []
+    for cell in CELLS:
+        path = COMPAT_DIR / cell.name / "result.json"
+        if path.exists():
+            kept.append(Result(**json.loads(path.read_text(encoding="utf-8"))))
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check ``dist/``, then run the chosen cells; exit 1 if anything failed.
 
@@ -555,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"\ncompat: FAILED cells: {', '.join(failed)}")
         return 1
+    if set(chosen) == set(CELLS):  # a whole matrix that passed: its table is the documented one
+        write_doc_table(results)
     total_unit = sum(r.unit.get("passed", 0) for r in results)
     total_e2e = sum(r.e2e.get("passed", 0) for r in results)
     print(f"\ncompat: {len(results)} cells passed ({total_unit} unit tests, {total_e2e} real-Airflow cases in all)")
