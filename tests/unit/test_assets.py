@@ -83,14 +83,19 @@ def test_the_insert_operator_refuses_another_instance_s_asset_at_parse_time() ->
     assert caught.value.parameter == "outlets[0]"
 
 
+def _outlet_key(outlet: Any) -> tuple[str, str | None, str | None]:
+    return type(outlet).__name__, getattr(outlet, "name", None), getattr(outlet, "uri", None)
+
+
 def test_an_alias_gets_one_event_on_the_asset_of_the_instance_imaged() -> None:
     events: dict[Any, Any] = {}
     alias, project_asset = AssetAlias("nightly"), machine_image_asset("backups")
     accessor = mock.MagicMock()
-    accessor.__getitem__.side_effect = lambda key: events.setdefault(key, mock.MagicMock(extra={}))
+    # Keyed by what names the outlet: an Asset of Airflow 3.0 and 3.1 is not hashable (its __hash__ hashes a dict).
+    accessor.__getitem__.side_effect = lambda key: events.setdefault(_outlet_key(key), mock.MagicMock(extra={}))
     summary = {"name": "web-1-x", "project_id": "backups", "source_instance": f"https://h/compute/v1/{WEB1}"}
     record_outlet_events({"outlet_events": accessor}, [alias, project_asset], summary)  # type: ignore[typeddict-item]
-    (call,) = events[alias].add.call_args_list
+    (call,) = events[_outlet_key(alias)].add.call_args_list
     assert call.args[0].uri == f"gce-machine-image://backups/{WEB1}"
     assert call.kwargs["extra"]["name"] == "web-1-x"
-    assert events[project_asset].extra["name"] == "web-1-x"
+    assert events[_outlet_key(project_asset)].extra["name"] == "web-1-x"
