@@ -40,13 +40,12 @@ warning), and importing this module loads no Airflow module at all.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the types, as the newest supported Airflow spells them
-    from datetime import datetime
-
     from airflow import __version__ as airflow_version
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
@@ -147,7 +146,7 @@ def airflow_major() -> int:
     return int(str(resolve("airflow_version")).split(".", 1)[0])
 
 
-def dag_test(dag: Any, *, logical_date: datetime | None = None, run_conf: dict[str, Any] | None = None) -> Any:
+def dag_test(dag: Any, *, logical_date: dt.datetime | None = None, run_conf: dict[str, Any] | None = None) -> Any:
     """Run ``dag.test()`` on Airflow 2.11 and 3.x alike; return the finished DAG run.
 
     Airflow 3 takes ``logical_date`` and ``run_after`` (both set to ``logical_date`` here, so a second
@@ -160,7 +159,11 @@ def dag_test(dag: Any, *, logical_date: datetime | None = None, run_conf: dict[s
     :param run_conf: the run's ``conf``.
     """
     if logical_date is None:
-        return dag.test(run_conf=run_conf)
+        if airflow_major() < 3:
+            return dag.test(run_conf=run_conf)
+        # Airflow 3.0 leaves a run without a logical date, so ``{{ ds }}`` and its kin are undefined there;
+        # now (a new run each call) is what 3.1 and later give by default.
+        logical_date = dt.datetime.now(dt.timezone.utc)
     if airflow_major() >= 3:
         return dag.test(logical_date=logical_date, run_after=logical_date, run_conf=run_conf)
     return dag.test(execution_date=logical_date, run_conf=run_conf)
