@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_machine_images import triggers
 from airflow_machine_images.api.responses import raise_for_operation_error
 from airflow_machine_images.events import EVENT_TIMEOUT, error_from_event
 from airflow_machine_images.exceptions import OperationFailedError, ResourceNotFoundError, failing_on_bad_input
@@ -27,7 +28,6 @@ from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin
 from airflow_machine_images.logs import log_operation_warnings
 from airflow_machine_images.operators.base import ANY_PROJECT
 from airflow_machine_images.results import machine_image_summary, operation_summary
-from airflow_machine_images.triggers.waits import MachineImageOperationTrigger, MachineImageStatusTrigger
 from airflow_machine_images.validation import (
     MachineImageValidationError,
     parse_machine_image_ref,
@@ -194,7 +194,7 @@ class ComputeEngineMachineImageOperationSensor(_ComputeEngineSensor):
         return PokeReturnValue(is_done=True, xcom_value=operation_summary(project_id, operation))
 
     def trigger(self) -> BaseTrigger:
-        return MachineImageOperationTrigger(
+        return triggers.MachineImageOperationTrigger(
             operation_name=self._operation_name(), zone=self._zone(), **self._trigger_settings()
         )
 
@@ -266,7 +266,7 @@ class ComputeEngineMachineImageSensor(_ComputeEngineSensor):
     def trigger(self) -> BaseTrigger:
         project_id, name = self._image_ref()
         settings = {**self._trigger_settings(), "project_id": project_id}
-        return MachineImageStatusTrigger(machine_image=name, fail_on_missing=self.fail_on_missing, **settings)
+        return triggers.MachineImageStatusTrigger(machine_image=name, fail_on_missing=self.fail_on_missing, **settings)
 
     def summarize_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         image = event.get("image") or {}

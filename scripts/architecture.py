@@ -14,8 +14,8 @@ to its place on Airflow 2.11 and every 3.x) or the Google provider (``airflow.pr
 same paths on both majors); only ``compat`` (what common-compat does not map) may import from anywhere
 in Airflow.
 
-Not seen: imports by string (``importlib.import_module``, as ``hooks/__init__`` does for its lazy
-hook classes, and ``compat`` for the names it resolves) and the implicit import of a module's parent
+Not seen: imports by string (``importlib.import_module``, as ``hooks/__init__`` and
+``triggers/__init__`` do for their lazily loaded classes, and ``compat`` for the names it resolves) and the implicit import of a module's parent
 packages.
 
 Usage::

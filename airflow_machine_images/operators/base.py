@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
+from airflow_machine_images import triggers
 from airflow_machine_images.api.timestamps import format_moment
 from airflow_machine_images.bodies.keys import key_material_in, parse_key_argument
 from airflow_machine_images.compat import mask_secret
@@ -34,8 +35,6 @@ from airflow_machine_images.flows import create, delete
 from airflow_machine_images.flows.deadlines import Deadline
 from airflow_machine_images.flows.resubmission import with_resubmissions
 from airflow_machine_images.hooks.connection import ComputeEngineConnectionMixin, connection_template_fields
-from airflow_machine_images.triggers.source_limit import SourceLimitWaitTrigger
-from airflow_machine_images.triggers.waits import MachineImageOperationTrigger
 from airflow_machine_images.validation import validate_bool, validate_optional_positive_int, validate_positive_number
 
 if TYPE_CHECKING:
@@ -190,7 +189,7 @@ class ComputeEngineWaitingBaseOperator(ComputeEngineMachineImageBaseOperator):
 
     def operation_trigger(
         self, operation: Mapping[str, Any] | None, *, project_id: str, zone: str | None, extra: dict[str, Any]
-    ) -> MachineImageOperationTrigger:
+    ) -> triggers.MachineImageOperationTrigger:
         """The trigger that waits for ``operation`` in the triggerer, within the task's deadline.
 
         :param operation: the operation (its ``name``).
@@ -198,7 +197,7 @@ class ComputeEngineWaitingBaseOperator(ComputeEngineMachineImageBaseOperator):
         :param zone: its zone (None: global).
         :param extra: what the event hands back unchanged, for resuming.
         """
-        return MachineImageOperationTrigger(
+        return triggers.MachineImageOperationTrigger(
             operation_name=str((operation or {}).get("name")), zone=zone, **self.trigger_settings(project_id, extra)
         )
 
@@ -379,7 +378,7 @@ class CreateAndWaitBaseOperator(ComputeEngineWaitingBaseOperator):
             waits,
         )
         if self.deferrable:
-            trigger = SourceLimitWaitTrigger(
+            trigger = triggers.SourceLimitWaitTrigger(
                 at=refusal.retry_at,
                 deadline=self._deadline.at,
                 event_extra=create.source_limit_extra(generation, waits),

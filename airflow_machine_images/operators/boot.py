@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images import triggers
 from airflow_machine_images.api.serial_console import DEFAULT_BOOT_PATTERN, DEFAULT_FAILURE_PATTERN
 from airflow_machine_images.events import error_from_event
 from airflow_machine_images.exceptions import failing_on_bad_input
@@ -18,7 +19,6 @@ from airflow_machine_images.flows import boot
 from airflow_machine_images.hooks.connection import connection_template_fields
 from airflow_machine_images.links import InstanceLink
 from airflow_machine_images.operators.base import DEFAULT_DEFERRABLE, ComputeEngineWaitingBaseOperator
-from airflow_machine_images.triggers.boot import InstanceBootTrigger
 from airflow_machine_images.validation import validate_instance_name, validate_zone
 from airflow_machine_images.validation.console import validate_console_pattern, validate_serial_port
 from airflow_machine_images.validation.primitives import full_match
@@ -173,7 +173,7 @@ def verify_boot(
     :raises BootNotVerifiedError: the failure line, or no boot line by the deadline.
     """
     if operator.deferrable:
-        trigger = InstanceBootTrigger(
+        trigger = triggers.InstanceBootTrigger(
             zone=check.zone,
             instance=check.instance,
             boot_pattern=check.boot_pattern,

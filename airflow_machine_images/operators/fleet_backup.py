@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_machine_images import triggers
 from airflow_machine_images.api.schema import machine_image_schemas
 from airflow_machine_images.assets import record_fleet_outlet_events
 from airflow_machine_images.bodies.labels import OWNER_LABEL, default_labels, merge_default_labels
@@ -36,7 +37,6 @@ from airflow_machine_images.planning.fleet_backup import (
     read_instances,
 )
 from airflow_machine_images.results import fleet_backup_summary
-from airflow_machine_images.triggers.fleet_backup import FleetBackupTrigger
 from airflow_machine_images.validation import (
     validate_bool,
     validate_choice,
@@ -342,7 +342,7 @@ class ComputeEngineFleetBackupOperator(_FleetSelectionMixin, ComputeEngineWaitin
         fleet.deferrals += 1
         context["ti"].xcom_push(key=TABLE_XCOM_KEY, value=fleet.to_json())
         refill = max(0, self.max_in_flight * 3 // 4) if fleet.unsent() else 0
-        trigger = FleetBackupTrigger(
+        trigger = triggers.FleetBackupTrigger(
             run_label=fleet.run_label,
             expected=fleet.expected_images(),
             pending_at_most=refill,

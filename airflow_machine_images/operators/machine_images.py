@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_machine_images import triggers
 from airflow_machine_images.api.schema import machine_image_schemas
 from airflow_machine_images.assets import check_outlets, record_outlet_events
 from airflow_machine_images.bodies.keys import parse_key_argument
@@ -33,7 +34,6 @@ from airflow_machine_images.operators.base import (
     CreateAndWaitBaseOperator,
     DeleteAndConfirmBaseOperator,
 )
-from airflow_machine_images.triggers.waits import MachineImageStatusTrigger
 from airflow_machine_images.validation import (
     parse_source_instance,
     validate_bool,
@@ -307,7 +307,7 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
 
     def resource_trigger(self, request: CreateRequest, extra: dict[str, Any]) -> BaseTrigger | None:
         """:class:`~airflow_machine_images.triggers.MachineImageStatusTrigger` until the image is READY."""
-        return MachineImageStatusTrigger(
+        return triggers.MachineImageStatusTrigger(
             machine_image=request.name, fail_on_missing=True, **self.trigger_settings(request.project_id, extra)
         )
 

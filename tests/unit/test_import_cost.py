@@ -54,3 +54,38 @@ def test_module_import_loads_no_google_or_http_library(module: str) -> None:
     assert heavy_added == [], f"importing {module} loaded {heavy_added}"
     # Airflow itself may register the empty 'google' namespace package; no module with code may be loaded.
     assert result["with_code"] == [], f"modules with code loaded: {result['with_code']}"
+
+
+TRIGGER_PROBE = """
+import json, sys
+from airflow.providers.common.compat.sdk import DAG, BaseOperator
+before = set(sys.modules)
+import airflow_machine_images.operators, airflow_machine_images.sensors
+added = sorted(set(sys.modules) - before)
+print(json.dumps(added))
+"""
+
+
+def test_dag_parse_loads_no_trigger_module() -> None:
+    """Only the triggerer runs triggers, and an operator needs one only when it defers: a DAG file's
+    imports load neither our trigger modules nor Airflow's trigger base (pydantic models)."""
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", TRIGGER_PROBE], capture_output=True, text=True, env=env, check=True)
+    added = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = [
+        name for name in added if name.startswith("airflow_machine_images.triggers.") or name == "airflow.triggers.base"
+    ]
+    assert loaded == []
+    assert "airflow_machine_images.triggers" in added  # the package itself: its table of where each class lives
+
+
+def test_every_trigger_class_resolves_from_the_package_and_serializes_under_it() -> None:
+    from airflow_machine_images import triggers
+
+    for name in triggers.__all__:
+        cls = getattr(triggers, name)
+        assert cls.__name__ == name
+        assert cls.__module__.startswith("airflow_machine_images.triggers.")
+    assert sorted(dir(triggers)) == sorted(triggers.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchTrigger'"):
+        _ = triggers.NoSuchTrigger
