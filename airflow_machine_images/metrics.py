@@ -52,14 +52,14 @@ __all__ = [
 
 #: The first part of every name this package sends.
 PREFIX: Final = "machine_images"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_UNSAFE_PATTERN: Final = r"[^A-Za-z0-9_.-]"
+_CAMEL_PATTERN: Final = r"(?<!^)(?=[A-Z])"
 _log = logging.getLogger(__name__)
 
 
 def _part(value: object) -> str:
     """One part of a name: only the characters StatsD names allow (Airflow's stat name validator)."""
-    return _UNSAFE.sub("_", str(value))[:80] or "_"
+    return re.sub(_UNSAFE_PATTERN, "_", str(value))[:80] or "_"
 
 
 def _send(kind: str, name: str, *args: Any, tags: dict[str, str] | None = None) -> None:
@@ -75,7 +75,7 @@ def error_kind(error: BaseException) -> str:
 
     :param error: the error.
     """
-    name = _CAMEL.sub("_", type(error).__name__).lower()
+    name = re.sub(_CAMEL_PATTERN, "_", type(error).__name__).lower()
     return name.removesuffix("_error") or name
 
 

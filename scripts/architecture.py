@@ -15,8 +15,8 @@ same paths on both majors); only ``compat`` (what common-compat does not map) ma
 in Airflow.
 
 Not seen: imports by string (``importlib.import_module``, as ``hooks/__init__`` and
-``triggers/__init__`` do for their lazily loaded classes, and ``compat`` for the names it resolves) and the implicit import of a module's parent
-packages.
+``triggers/__init__`` do for their lazily loaded classes, and ``compat`` for the names it resolves) and
+the implicit import of a module's parent packages.
 
 Usage::
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
 from airflow_machine_images.exceptions import MachineImageValidationError
@@ -49,7 +49,7 @@ _PERMISSIONS = {
 }
 
 #: The ``/compute/{version}`` suffix of googleapiclient's endpoint form.
-_VERSION_SUFFIX = re.compile(r"/compute/(?:beta|v1|alpha)/?$")
+_VERSION_SUFFIX_PATTERN: Final = r"/compute/(?:beta|v1|alpha)/?$"
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def normalize_endpoint(endpoint: str | None) -> str:
     """
     if not endpoint:
         return DEFAULT_ENDPOINT
-    return _VERSION_SUFFIX.sub("", endpoint.rstrip("/")).rstrip("/")
+    return re.sub(_VERSION_SUFFIX_PATTERN, "", endpoint.rstrip("/")).rstrip("/")
 
 
 #: Path segments HTTP clients drop or collapse (``requests`` and ``yarl`` both resolve ``..``, even

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "MASK",
@@ -120,8 +120,8 @@ def scrub_text(text: str, secrets: Iterable[str | None]) -> str:
 
 #: One base64 character (either alphabet) as sent, JSON-escaped or percent-encoded.
 _B64_CODES = r"(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[BbDdFf]|5[Ff])"
-_RUN = re.compile(rf"(?:[A-Za-z0-9+/_-]|\\/|\\u00{_B64_CODES}|%{_B64_CODES})+{_PADDING}")
-_ESCAPE = re.compile(r"\\u00([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)")
+_RUN_PATTERN: Final = rf"(?:[A-Za-z0-9+/_-]|\\/|\\u00{_B64_CODES}|%{_B64_CODES})+{_PADDING}"
+_ESCAPE_PATTERN: Final = r"\\u00([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)"
 #: Base64 lengths, without padding: 32 bytes (AES-256 ``rawKey``), and at least 256 bytes (RSA-wrapped).
 _RAW_KEY_CHARS = 43
 _RSA_KEY_MIN_CHARS = 342
@@ -129,12 +129,12 @@ _RSA_KEY_MIN_CHARS = 342
 
 #: Words that are not keys although made of base64 characters: hyphenated resource names
 #: (``web-1-nightly-20260101``) and upper-case constants (``QUOTA_EXCEEDED``).
-_RESOURCE_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+")
-_CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_RESOURCE_NAME_PATTERN: Final = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+"
+_CONSTANT_PATTERN: Final = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
 
 def _decoded(run: str) -> str:
-    return _ESCAPE.sub(lambda m: m.group(3) or chr(int(m.group(1) or m.group(2), 16)), run)
+    return re.sub(_ESCAPE_PATTERN, lambda m: m.group(3) or chr(int(m.group(1) or m.group(2), 16)), run)
 
 
 def looks_like_key_material(token: str) -> bool:
@@ -147,7 +147,7 @@ def looks_like_key_material(token: str) -> bool:
         return False  # two alphabets: a path or a name, not base64
     if len(core) != _RAW_KEY_CHARS and len(core) < _RSA_KEY_MIN_CHARS:
         return False
-    return _RESOURCE_NAME.fullmatch(core) is None and _CONSTANT.fullmatch(core) is None
+    return re.fullmatch(_RESOURCE_NAME_PATTERN, core) is None and re.fullmatch(_CONSTANT_PATTERN, core) is None
 
 
 def redact_key_material(text: str) -> str:
@@ -155,7 +155,7 @@ def redact_key_material(text: str) -> str:
 
     :param text: free text: an error message, an operation's ``httpErrorMessage``.
     """
-    return _RUN.sub(lambda m: MASK if looks_like_key_material(_decoded(m.group())) else m.group(), text)
+    return re.sub(_RUN_PATTERN, lambda m: MASK if looks_like_key_material(_decoded(m.group())) else m.group(), text)
 
 
 def key_material_tokens(text: str) -> list[str]:
@@ -163,10 +163,10 @@ def key_material_tokens(text: str) -> list[str]:
 
     :param text: free text.
     """
-    return [m.group() for m in _RUN.finditer(text) if looks_like_key_material(_decoded(m.group()))]
+    return [m.group() for m in re.finditer(_RUN_PATTERN, text) if looks_like_key_material(_decoded(m.group()))]
 
 
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+")
+_BEARER_PATTERN: Final = r"(?i)(bearer\s+)[A-Za-z0-9._~+/=%\\-]+"
 
 
 def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> str:
@@ -178,7 +178,7 @@ def scrub_message(text: str, secrets: Iterable[str | None], body: Mapping[str, A
     :param body: the request body, whose ``rawKey``/``rsaEncryptedKey`` values are hidden too.
     """
     text = scrub_text(text, [*secrets, *iter_key_material(body)])
-    return redact_key_material(_BEARER.sub(r"\1***", text))
+    return redact_key_material(re.sub(_BEARER_PATTERN, r"\1***", text))
 
 
 def scrub(raw: bytes, secrets: Iterable[str | None], body: Mapping[str, Any] | None = None) -> bytes:

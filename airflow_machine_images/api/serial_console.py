@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.api.redaction import redact_key_material
 from airflow_machine_images.exceptions import MalformedResponseError
@@ -70,8 +70,8 @@ _SHOWN_LINE_CHARS = 200
 
 #: Terminal escape sequences (CSI, OSC, two-character ESC sequences), then any other control character
 #: but tab, and the Unicode controls that reorder or hide text (bidirectional overrides, zero-width marks).
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_ESCAPES_PATTERN: Final = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+_CONTROLS_PATTERN: Final = "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 
 
 def clean_line(line: str) -> str:
@@ -79,7 +79,7 @@ def clean_line(line: str) -> str:
 
     :param line: a line of console output, without its line break.
     """
-    return _CONTROLS.sub("", _ESCAPES.sub("", line))[:MAX_LINE_CHARS]
+    return re.sub(_CONTROLS_PATTERN, "", re.sub(_ESCAPES_PATTERN, "", line))[:MAX_LINE_CHARS]
 
 
 def _offset(answer: Mapping[str, Any], name: str) -> int | None:

@@ -52,8 +52,8 @@ _DEDICATED_FIELDS: Final = {
     "serviceAccounts": "service_accounts",
     "sourceMachineImageEncryptionKey": "source_machine_image_encryption_key",
 }
-_MACHINE_TYPE_NAME: Final = re.compile(r"[a-z0-9][-a-z0-9]{0,62}")
-_MACHINE_TYPE_PATH: Final = re.compile(
+_MACHINE_TYPE_NAME_PATTERN: Final = r"[a-z0-9][-a-z0-9]{0,62}"
+_MACHINE_TYPE_PATH_PATTERN: Final = (
     r"(?:https://[^/]+/compute/(?:v1|beta)/)?(?:projects/[^/]+/)?zones/(?P<zone>[^/]+)/machineTypes/"
     r"[a-z0-9][-a-z0-9]{0,62}"
 )
@@ -192,9 +192,9 @@ def machine_type_url(value: object, zone: str, parameter: str = "machine_type") 
     :param zone: the instance's zone.
     :param parameter: the argument name used in errors.
     """
-    if isinstance(value, str) and _MACHINE_TYPE_NAME.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(_MACHINE_TYPE_NAME_PATTERN, value):
         return f"zones/{zone}/machineTypes/{value}"
-    match = _MACHINE_TYPE_PATH.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_MACHINE_TYPE_PATH_PATTERN, value) if isinstance(value, str) else None
     if match is None:
         raise MachineImageValidationError(
             parameter,

@@ -24,7 +24,7 @@ from airflow_machine_images.api.redaction import iter_key_material, key_material
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.names import PROJECT_PATTERN
 from airflow_machine_images.validation.primitives import (
-    IDENTIFIER_RE,
+    IDENTIFIER_PATTERN,
     describe_secret,
     mapping_items,
     sequence_items,
@@ -39,12 +39,11 @@ KMS_KEY_NAME_PATTERN: Final = (
     r"/keyRings/[A-Za-z0-9_-]{1,63}/cryptoKeys/[A-Za-z0-9_-]{1,63}"
     r"(?:/cryptoKeyVersions/[1-9][0-9]{0,19})?"
 )
-_KMS_KEY_NAME_RE: Final = re.compile(KMS_KEY_NAME_PATTERN)
 #: ``kmsKeyServiceAccount``: a service account email.
-_SERVICE_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.:-]+")
+_SERVICE_ACCOUNT_PATTERN: Final = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.:-]+"
 #: Padded RFC 4648 base64 (standard alphabet), and that of exactly 32 bytes (a ``rawKey``).
-_BASE64_RE: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_RAW_KEY_RE: Final = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+_BASE64_PATTERN: Final = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_RAW_KEY_PATTERN: Final = r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]="
 
 #: A ``CustomerEncryptionKey`` holds exactly one of these.
 _KEY_FIELDS: Final = ("rawKey", "rsaEncryptedKey", "kmsKeyName")
@@ -98,7 +97,7 @@ def key_material_in(*values: object) -> Iterator[str]:
 
 def _is_canonical_base64(text: str) -> bytes | None:
     """The decoded bytes if ``text`` is canonical, padded RFC 4648 base64 (standard alphabet), else None."""
-    if _BASE64_RE.fullmatch(text) is None:
+    if re.fullmatch(_BASE64_PATTERN, text) is None:
         return None
     try:
         decoded = base64.b64decode(text, validate=True)
@@ -148,7 +147,7 @@ def _key_fields(value: object, parameter: str) -> dict[str, str]:
                 f"{parameter}.sha256", "is output only (the server computes it); remove it"
             )
         if field not in allowed:
-            named = f"{parameter}.{field}" if IDENTIFIER_RE.fullmatch(field) else f"{parameter} (a field)"
+            named = f"{parameter}.{field}" if re.fullmatch(IDENTIFIER_PATTERN, field) else f"{parameter} (a field)"
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6) if len(field) < 100 else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise MachineImageValidationError(
@@ -168,7 +167,7 @@ def _check_secret_values(key: Mapping[str, str], parameter: str) -> None:
     :param parameter: the argument name used in the error message.
     """
     if "rawKey" in key:
-        raw = _is_canonical_base64(key["rawKey"]) if _RAW_KEY_RE.fullmatch(key["rawKey"]) else None
+        raw = _is_canonical_base64(key["rawKey"]) if re.fullmatch(_RAW_KEY_PATTERN, key["rawKey"]) else None
         if raw is None or len(raw) != 32:
             raise MachineImageValidationError(
                 f"{parameter}.rawKey",
@@ -191,7 +190,7 @@ def _check_kms_values(key: Mapping[str, str], parameter: str) -> None:
     :param key: the key's fields.
     :param parameter: the argument name used in the error message.
     """
-    if "kmsKeyName" in key and _KMS_KEY_NAME_RE.fullmatch(key["kmsKeyName"]) is None:
+    if "kmsKeyName" in key and re.fullmatch(KMS_KEY_NAME_PATTERN, key["kmsKeyName"]) is None:
         raise MachineImageValidationError(
             f"{parameter}.kmsKeyName",
             "must be projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY[/cryptoKeyVersions/N]",
@@ -202,7 +201,7 @@ def _check_kms_values(key: Mapping[str, str], parameter: str) -> None:
             raise MachineImageValidationError(
                 f"{parameter}.kmsKeyServiceAccount", "may only be given together with kmsKeyName"
             )
-        if _SERVICE_ACCOUNT_RE.fullmatch(key["kmsKeyServiceAccount"]) is None:
+        if re.fullmatch(_SERVICE_ACCOUNT_PATTERN, key["kmsKeyServiceAccount"]) is None:
             raise MachineImageValidationError(
                 f"{parameter}.kmsKeyServiceAccount",
                 "must be a service account email such as name@project.iam.gserviceaccount.com",
@@ -229,7 +228,7 @@ def validate_source_disk_encryption_keys(
         fields = dict(mapping_items(entry, where))
         for field in fields:
             if field not in ("sourceDisk", "diskEncryptionKey"):
-                shown = show_key(field) if isinstance(field, str) and IDENTIFIER_RE.fullmatch(field) else None
+                shown = show_key(field) if isinstance(field, str) and re.fullmatch(IDENTIFIER_PATTERN, field) else None
                 raise MachineImageValidationError(where, f"{rule}; unexpected field", shown)
         for field in ("sourceDisk", "diskEncryptionKey"):
             if field not in fields:

@@ -31,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from airflow_machine_images import metrics
 from airflow_machine_images.api.answers import server_time_of
@@ -65,7 +65,9 @@ WAITING_FOR_RESOURCE = ("resource", "image")
 #: ``extra["waiting_for"]`` of a deferral until the per-source limit allows the next submission.
 WAITING_FOR_SOURCE_LIMIT = "source_limit"
 #: A resource path quoted in an answer: ``projects/P/zones/Z/disks/NAME``, ``projects/P/global/machineImages/NAME``.
-_QUOTED_RESOURCE = re.compile(r"projects/[^/\s'\"]+/(?:(?:zones|regions)/[^/\s'\"]+|global)/([A-Za-z]+)/([^/\s'\"]+)")
+_QUOTED_RESOURCE_PATTERN: Final = (
+    r"projects/[^/\s'\"]+/(?:(?:zones|regions)/[^/\s'\"]+|global)/([A-Za-z]+)/([^/\s'\"]+)"
+)
 
 
 class Readiness(Enum):
@@ -341,7 +343,7 @@ def other_resource_taken(request: CreateRequest, texts: Iterable[str]) -> str | 
     :param texts: the answer's messages.
     :return: the other resource's path, or None.
     """
-    quoted = [match for text in texts for match in _QUOTED_RESOURCE.finditer(text)]
+    quoted = [match for text in texts for match in re.finditer(_QUOTED_RESOURCE_PATTERN, text)]
     if any((match.group(1), match.group(2)) == (request.target.collection, request.name) for match in quoted):
         return None
     return quoted[0].group(0) if quoted else None

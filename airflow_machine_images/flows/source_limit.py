@@ -41,7 +41,7 @@ __all__ = ["RATE_EXCEEDED_CODE", "refused_by_source_limit", "source_limit_reache
 
 #: The operation error code of a refusal for too frequent operations on a resource.
 RATE_EXCEEDED_CODE: Final = "RESOURCE_OPERATION_RATE_EXCEEDED"
-_NUMBER = re.compile(r"\s*[0-9]{1,7}(?:\.[0-9]+)?\s*")
+_NUMBER_PATTERN: Final = r"\s*[0-9]{1,7}(?:\.[0-9]+)?\s*"
 
 
 def wait_seconds() -> float:
@@ -54,7 +54,7 @@ def wait_seconds() -> float:
         config.SOURCE_IMAGE_LIMIT_WAIT_SECONDS,
         fallback=str(config.DEFAULT_SOURCE_IMAGE_LIMIT_WAIT_SECONDS),
     )
-    if not isinstance(raw, str) or not _NUMBER.fullmatch(raw) or float(raw) <= 0:
+    if not isinstance(raw, str) or not re.fullmatch(_NUMBER_PATTERN, raw) or float(raw) <= 0:
         option = config.SOURCE_IMAGE_LIMIT_WAIT_SECONDS
         parameter = f"[{config.SECTION}] {option} (or {config.env_var(option)})"
         raise MachineImageValidationError(parameter, "must be a positive number of seconds", show_value(raw))

@@ -8,7 +8,6 @@ reader of :mod:`airflow_machine_images.api.serial_console`.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images import triggers
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ComputeEngineVerifyBootOperator"]
 
 #: An instance's numeric id (the discovery documents' ``instance`` path pattern: ``[1-9][0-9]{0,19}``).
-_INSTANCE_ID = re.compile(r"[1-9][0-9]{0,19}")
+_INSTANCE_ID_PATTERN = r"[1-9][0-9]{0,19}"
 
 
 class ComputeEngineVerifyBootOperator(ComputeEngineWaitingBaseOperator):
@@ -127,7 +126,7 @@ class ComputeEngineVerifyBootOperator(ComputeEngineWaitingBaseOperator):
         instance = self.instance_name
         if self.instance_id not in (None, ""):
             given = str(self.instance_id) if isinstance(self.instance_id, int) else self.instance_id
-            instance = full_match(_INSTANCE_ID, given, "instance_id", "must be an instance's numeric id")
+            instance = full_match(_INSTANCE_ID_PATTERN, given, "instance_id", "must be an instance's numeric id")
         return boot.BootCheck.checked(
             project_id=self.resolve_project_id(),
             zone=self.zone,

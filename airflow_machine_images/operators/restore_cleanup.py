@@ -8,7 +8,7 @@ deletes only what the deleting task owns (:mod:`airflow_machine_images.flows.ins
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.bodies.instance import RestoreOwnership
 from airflow_machine_images.exceptions import MachineImageValidationError
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ComputeEngineDeleteRestoredInstanceOperator"]
 
 #: A ``restore_id``: a restore task instance's key (``flows.request_ids.task_instance_key``).
-_RESTORE_ID: re.Pattern[str] = re.compile(r"[0-9a-f]{32}")
+_RESTORE_ID_PATTERN: Final = r"[0-9a-f]{32}"
 
 
 class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
@@ -127,7 +127,7 @@ class ComputeEngineDeleteRestoredInstanceOperator(DeleteAndConfirmBaseOperator):
         name = validate_machine_image_name(self.name, "name")
         restore_id = None
         if self.restore_id is not None and self.restore_id != "":
-            if not isinstance(self.restore_id, str) or not _RESTORE_ID.fullmatch(self.restore_id):
+            if not isinstance(self.restore_id, str) or not re.fullmatch(_RESTORE_ID_PATTERN, self.restore_id):
                 raise MachineImageValidationError(
                     "restore_id", "must be a restore's restore_id (32 hexadecimal digits, from its XCom)",
                     show_value(self.restore_id),

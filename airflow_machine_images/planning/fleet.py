@@ -41,7 +41,7 @@ __all__ = [
 #: The longest filter accepted (the URL of a GET must stay well within what servers take).
 MAX_FILTER_CHARS: Final = 4096
 #: A term of a list filter on labels (``labels.env = prod``, ``labels.env:*``, ``(labels.env eq prod)``).
-_LABEL_TERM: Final = re.compile(r"(?:^|[\s(])-?labels\.")
+_LABEL_TERM_PATTERN: Final = r"(?:^|[\s(])-?labels\."
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class InstanceSelector:
     @property
     def filter_names_labels(self) -> bool:
         """Whether the user's ``filter`` has a ``labels.`` term: that much the server decides, unchecked."""
-        return self.filter is not None and _LABEL_TERM.search(self.filter) is not None
+        return self.filter is not None and re.search(_LABEL_TERM_PATTERN, self.filter) is not None
 
     def selects(self, instance: Mapping[str, Any], zone: str) -> bool:
         """Whether an instance the server returned is within the labels and zones (re-checked here).

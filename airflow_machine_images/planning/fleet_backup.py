@@ -47,7 +47,7 @@ __all__ = [
 DEFAULT_IMAGE_NAME: Final = "{instance}-{run}-{hash}"
 #: What an image name template may say, besides literal text.
 PLACEHOLDERS: Final = ("instance", "zone", "project", "hash", "run")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER_PATTERN: Final = r"\{([^{}]*)\}"
 
 #: Outcomes of one instance: an image READY, not backed up (failed), or left to the next run (deferred).
 SUCCEEDED: Final = "succeeded"
@@ -126,7 +126,7 @@ def check_image_name_template(template: object, parameter: str = "image_name") -
     """
     if not isinstance(template, str) or not template.strip():
         raise MachineImageValidationError(parameter, "must be a non-empty text", show_value(template))
-    unknown = sorted({m for m in _PLACEHOLDER.findall(template) if m not in PLACEHOLDERS})
+    unknown = sorted({m for m in re.findall(_PLACEHOLDER_PATTERN, template) if m not in PLACEHOLDERS})
     if unknown:
         raise MachineImageValidationError(
             parameter,
@@ -151,7 +151,7 @@ def render_image_name(template: str, source: InstanceRef, run: str, parameter: s
         "hash": hashlib.sha256(source.partial_url.encode()).hexdigest()[:6],
         "run": run,
     }
-    rest = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    rest = re.sub(_PLACEHOLDER_PATTERN, lambda m: values.get(m.group(1), m.group(0)), template)
     room = 63 - (len(rest) - rest.count("{instance}") * len("{instance}"))
     instance = source.instance[: max(1, room // max(1, rest.count("{instance}")))].rstrip("-")
     name = rest.replace("{instance}", instance)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from typing import Final
 
 from airflow.providers.common.compat.sdk import conf
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: The smallest per-triggerer budget: one request a minute still ends every wait, if slowly.
 MIN_REQUESTS_PER_MINUTE = 1
-_WHOLE_NUMBER = re.compile(r"\s*\+?[0-9]{1,9}\s*")
+_WHOLE_NUMBER_PATTERN: Final = r"\s*\+?[0-9]{1,9}\s*"
 #: The first read of a provider option may make Airflow's providers manager discover every installed
 #: provider, which it does without a lock; triggers read the options in worker threads, one at a time.
 _READING = threading.Lock()
@@ -50,7 +51,7 @@ def read_option(option: str, default: int) -> int:
         option and its environment variable).
     """
     raw = conf.get(config.SECTION, option, fallback=str(default))
-    if not isinstance(raw, str) or not _WHOLE_NUMBER.fullmatch(raw) or int(raw) < 1:
+    if not isinstance(raw, str) or not re.fullmatch(_WHOLE_NUMBER_PATTERN, raw) or int(raw) < 1:
         parameter = f"[{config.SECTION}] {option} (or {config.env_var(option)})"
         raise MachineImageValidationError(parameter, "must be a whole number >= 1", show_value(raw))
     return int(raw)

@@ -10,8 +10,7 @@ exact outcomes when it resumes.
 from __future__ import annotations
 
 import asyncio
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_machine_images.events import EVENT_API_ERROR, EVENT_INVALID_ARGUMENT, EVENT_TIMEOUT
 from airflow_machine_images.exceptions import ComputeEngineError, MachineImageValidationError
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["FleetBackupTrigger"]
 
 #: A run's label value: a task-instance key (``flows.request_ids.task_instance_key``), 32 hex digits.
-_RUN_LABEL = re.compile(r"[0-9a-f]{32}")
+_RUN_LABEL_PATTERN: Final = r"[0-9a-f]{32}"
 
 
 def _count(value: object, parameter: str) -> int:
@@ -71,7 +70,7 @@ class FleetBackupTrigger(_ComputeEngineTrigger):
         return {"run_label": self.run_label, "expected": self.expected, "pending_at_most": self.pending_at_most}
 
     def _check_own_kwargs(self) -> None:
-        full_match(_RUN_LABEL, self.run_label, "run_label", "must be a task-instance key (32 hex digits)")
+        full_match(_RUN_LABEL_PATTERN, self.run_label, "run_label", "must be a task-instance key (32 hex digits)")
         _count(self.expected, "expected")
         _count(self.pending_at_most, "pending_at_most")
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.primitives import (
-    IDENTIFIER_RE,
+    IDENTIFIER_PATTERN,
     describe_secret,
     mapping_items,
     show_key,
@@ -33,15 +33,15 @@ _INT_RANGES: Final = {
     "uint64": (0, 2**64 - 1),
 }
 #: ``int64``/``uint64`` values, which JSON carries as decimal strings.
-_INT64_STRING_RE: Final = re.compile(r"-?[0-9]{1,19}")
-_UINT64_STRING_RE: Final = re.compile(r"[0-9]{1,20}")
+_INT64_STRING_PATTERN: Final = r"-?[0-9]{1,19}"
+_UINT64_STRING_PATTERN: Final = r"[0-9]{1,20}"
 #: Property names whose values are (or contain) key material: never echoed in messages.
 _SECRET_PROPERTY_WORDS: Final = ("encryptionkey", "rawkey", "rsaencryptedkey")
 
 
 def _join(path: str, key: str) -> str:
     """``body`` + ``labels`` -> ``body.labels``; odd keys as ``body['a b']``."""
-    if IDENTIFIER_RE.fullmatch(key):
+    if re.fullmatch(IDENTIFIER_PATTERN, key):
         return f"{path}.{key}"
     return f"{path}[{show_key(key)}]"
 
@@ -169,8 +169,8 @@ class _BodyChecker:
                 self.check_range(value, prop, path, secret)
                 return int(value)
             if isinstance(value, str):
-                regex = _INT64_STRING_RE if fmt == "int64" else _UINT64_STRING_RE
-                if regex.fullmatch(value) is None:
+                digits = _INT64_STRING_PATTERN if fmt == "int64" else _UINT64_STRING_PATTERN
+                if re.fullmatch(digits, value) is None:
                     raise self.fail(path, f"must be an integer or a decimal string ({fmt})", value, secret)
                 self.check_range(int(value), prop, path, secret)
                 return str.__str__(value)

@@ -37,9 +37,7 @@ from airflow_machine_images.validation.references import is_loopback_host
 LOOPBACK: Final = "loopback"
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_ENTRY_RE: Final = re.compile(
-    rf"(?P<scheme>https?)://(?P<host>(?:\*\.)?{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]{{2,45}}\])(?::(?P<port>\*|[0-9]{{1,5}}))?/?"
-)
+_ENTRY_PATTERN: Final = rf"(?P<scheme>https?)://(?P<host>(?:\*\.)?{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]{{2,45}}\])(?::(?P<port>\*|[0-9]{{1,5}}))?/?"
 _ENTRY_RULE: Final = (
     f"must be a comma-separated list of entries, each {LOOPBACK!r} or SCHEME://HOST[:PORT] "
     "(SCHEME https or http; HOST a name, an IP address or *.DOMAIN; PORT a number or *)"
@@ -92,7 +90,7 @@ def parse_allowed_endpoints(text: object, parameter: str) -> tuple[AllowedEndpoi
         if entry == LOOPBACK:
             entries.append(AllowedEndpoint(None, "", None))
             continue
-        match = _ENTRY_RE.fullmatch(entry)
+        match = re.fullmatch(_ENTRY_PATTERN, entry)
         port = match.group("port") if match else None
         if match is None or (port not in (None, "*") and not 0 < int(port) < 65536):
             raise MachineImageValidationError(parameter, _ENTRY_RULE, show_value(raw))

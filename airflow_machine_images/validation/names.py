@@ -2,8 +2,9 @@
 
 The resource-name patterns are the path-parameter patterns of Google's Compute Engine discovery
 documents (``compute.beta.json`` / ``compute.v1.json``); ``tests/unit/validation/test_names.py`` checks that
-they still agree with the installed documents. The compiled patterns and the rules (the words of the
-error messages) are public because the resource references are made of these names.
+they still agree with the installed documents. The patterns (text, compiled by :mod:`re` on first use,
+never at import) and the rules (the words of the error messages) are public because the resource
+references are made of these names.
 """
 
 from __future__ import annotations
@@ -47,17 +48,8 @@ LABEL_VALUE_PATTERN: Final = r"[a-z0-9_-]{0,63}"
 #: Cloud Storage locations for ``storageLocations``: ``us``, ``eu``, ``us-central1``, ``nam4``...
 STORAGE_LOCATION_PATTERN: Final = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
 
-_NAME_RE: Final = re.compile(NAME_PATTERN)
-PROJECT_RE: Final = re.compile(PROJECT_PATTERN)
-ZONE_RE: Final = re.compile(ZONE_PATTERN)
-INSTANCE_RE: Final = re.compile(INSTANCE_PATTERN)
-_OPERATION_RE: Final = re.compile(OPERATION_PATTERN)
-MACHINE_IMAGE_REF_RE: Final = re.compile(MACHINE_IMAGE_REF_PATTERN)
-_REQUEST_ID_RE: Final = re.compile(REQUEST_ID_PATTERN)
-_LABEL_KEY_RE: Final = re.compile(LABEL_KEY_PATTERN)
-_LABEL_VALUE_RE: Final = re.compile(LABEL_VALUE_PATTERN)
-_LABEL_VALUE_BAD_CHAR_RE: Final = re.compile(r"[^a-z0-9_-]")
-_STORAGE_LOCATION_RE: Final = re.compile(STORAGE_LOCATION_PATTERN)
+#: A character a label value may not hold (:func:`sanitize_label_value` replaces it).
+_LABEL_VALUE_BAD_CHAR_PATTERN: Final = r"[^a-z0-9_-]"
 
 _NAME_RULE: Final = (
     f"must match {NAME_PATTERN} (1-63 characters: lowercase letters, digits and hyphens, "
@@ -93,7 +85,7 @@ def validate_machine_image_name(value: object, parameter: str = "name") -> str:
     :param parameter: the argument name used in the error message.
     :return: the name.
     """
-    return full_match(_NAME_RE, value, parameter, _NAME_RULE)
+    return full_match(NAME_PATTERN, value, parameter, _NAME_RULE)
 
 
 def validate_project_id(value: object, parameter: str = "project_id") -> str:
@@ -103,7 +95,7 @@ def validate_project_id(value: object, parameter: str = "project_id") -> str:
     :param parameter: the argument name used in the error message.
     :return: the project id.
     """
-    return full_match(PROJECT_RE, value, parameter, PROJECT_RULE)
+    return full_match(PROJECT_PATTERN, value, parameter, PROJECT_RULE)
 
 
 def validate_request_id(value: object, parameter: str = "request_id") -> str:
@@ -113,7 +105,7 @@ def validate_request_id(value: object, parameter: str = "request_id") -> str:
     :param parameter: the argument name used in the error message.
     :return: the request id in lower case.
     """
-    text = full_match(_REQUEST_ID_RE, value, parameter, _REQUEST_ID_RULE).lower()
+    text = full_match(REQUEST_ID_PATTERN, value, parameter, _REQUEST_ID_RULE).lower()
     if text == "00000000-0000-0000-0000-000000000000":
         raise MachineImageValidationError(
             parameter, "must not be the zero UUID 00000000-0000-0000-0000-000000000000 (the API rejects it)"
@@ -128,7 +120,7 @@ def validate_operation_name(value: object, parameter: str = "operation_name") ->
     :param parameter: the argument name used in the error message.
     :return: the operation name.
     """
-    return full_match(_OPERATION_RE, value, parameter, NAME_OR_ID_RULE)
+    return full_match(OPERATION_PATTERN, value, parameter, NAME_OR_ID_RULE)
 
 
 def validate_instance_name(value: object, parameter: str = "instance") -> str:
@@ -138,7 +130,7 @@ def validate_instance_name(value: object, parameter: str = "instance") -> str:
     :param parameter: the argument name used in the error message.
     :return: the instance name.
     """
-    return full_match(INSTANCE_RE, value, parameter, NAME_OR_ID_RULE)
+    return full_match(INSTANCE_PATTERN, value, parameter, NAME_OR_ID_RULE)
 
 
 def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
@@ -156,9 +148,9 @@ def validate_labels(value: object, parameter: str = "labels") -> dict[str, str]:
     labels: dict[str, str] = {}
     for key, label_value in items:
         where = f"{parameter}[{show_key(key)}]"
-        if not isinstance(key, str) or _LABEL_KEY_RE.fullmatch(key) is None:
+        if not isinstance(key, str) or re.fullmatch(LABEL_KEY_PATTERN, key) is None:
             raise MachineImageValidationError(where, _LABEL_KEY_RULE, show_value(key))
-        if not isinstance(label_value, str) or _LABEL_VALUE_RE.fullmatch(label_value) is None:
+        if not isinstance(label_value, str) or re.fullmatch(LABEL_VALUE_PATTERN, label_value) is None:
             raise MachineImageValidationError(where, _LABEL_VALUE_RULE, show_value(label_value))
         labels[str.__str__(key)] = str.__str__(label_value)
     return labels
@@ -190,7 +182,7 @@ def sanitize_label_value(text: str) -> str:
     """
     if not isinstance(text, str):
         raise MachineImageValidationError("text", "must be a string", show_value(text))
-    cleaned = _LABEL_VALUE_BAD_CHAR_RE.sub("-", text.lower())
+    cleaned = re.sub(_LABEL_VALUE_BAD_CHAR_PATTERN, "-", text.lower())
     if len(cleaned) <= 63:
         return cleaned
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -208,7 +200,7 @@ def validate_storage_locations(value: object, parameter: str = "storage_location
     locations = sequence_items(value, parameter, "Cloud Storage locations such as ['us']")
     result: list[str] = []
     for index, location in enumerate(locations):
-        text = full_match(_STORAGE_LOCATION_RE, location, f"{parameter}[{index}]", rule)
+        text = full_match(STORAGE_LOCATION_PATTERN, location, f"{parameter}[{index}]", rule)
         if text in result:
             raise MachineImageValidationError(f"{parameter}[{index}]", "must not repeat a location", show_value(text))
         result.append(text)

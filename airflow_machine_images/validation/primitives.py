@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
 #: A field name that a path may show after a dot (``body.labels``); other keys are shown in brackets.
-IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,63}")
+IDENTIFIER_PATTERN: Final = r"[A-Za-z_$][A-Za-z0-9_$]{0,63}"
 
 _HIDDEN: Final = "a value that is not shown (key material)"
 #: Values mentioning these field names may hold key material: never echoed in messages.
-_SECRET_HINT_RE: Final = re.compile(r"(?i)rawkey|rsaencryptedkey|encryptionkey")
+_SECRET_HINT_PATTERN: Final = r"(?i)rawkey|rsaencryptedkey|encryptionkey"
 #: A camelCase field name ending in ``Key``: key material when it sits under an encryption-key field.
-_KEY_NAMED_RE: Final = re.compile(r"[a-z][A-Za-z0-9]*Key")
+_KEY_NAMED_PATTERN: Final = r"[a-z][A-Za-z0-9]*Key"
 #: Items of a container copied for its rendering (reprlib shows far fewer).
 _SHOWN_ITEMS: Final = 64
 #: What a container nested deeper than the rendering shows stands for (reprlib prints ``[...]`` for them).
@@ -55,9 +55,9 @@ class _Redacted:
 def _mentions_key_fields(value: object) -> bool:
     """Whether ``value`` (text in full, a container as far as it is rendered) names an encryption-key field."""
     if isinstance(value, str):
-        return _SECRET_HINT_RE.search(value) is not None
+        return re.search(_SECRET_HINT_PATTERN, value) is not None
     try:
-        return _SECRET_HINT_RE.search(_REPR.repr(value)) is not None
+        return re.search(_SECRET_HINT_PATTERN, _REPR.repr(value)) is not None
     except Exception:
         return False
 
@@ -66,7 +66,7 @@ def _is_key_field(name: object, under_key: bool) -> bool:
     """Whether a mapping key names key material: ``rawKey``, ``rsaEncryptedKey``, or any ``*Key`` under a key."""
     if not isinstance(name, str):
         return False
-    return name in SECRET_KEY_FIELDS or (under_key and _KEY_NAMED_RE.fullmatch(name) is not None)
+    return name in SECRET_KEY_FIELDS or (under_key and re.fullmatch(_KEY_NAMED_PATTERN, name) is not None)
 
 
 def _without_key_material(value: object, depth: int = 0, under_key: bool = False) -> object:
@@ -86,7 +86,9 @@ def _without_key_material(value: object, depth: int = 0, under_key: bool = False
             _without_key_material(key, depth + 1): MASK
             if _is_key_field(key, under_key)
             else _without_key_material(
-                item, depth + 1, under_key or (isinstance(key, str) and _SECRET_HINT_RE.search(key) is not None)
+                item,
+                depth + 1,
+                under_key or (isinstance(key, str) and re.search(_SECRET_HINT_PATTERN, key) is not None),
             )
             for key, item in list(value.items())[:_SHOWN_ITEMS]
         }
@@ -183,17 +185,18 @@ def sequence_items(value: object, parameter: str, what: str, *, secret: bool = F
     return list(value)
 
 
-def full_match(regex: re.Pattern[str], value: object, parameter: str, rule: str) -> str:
-    """Check that ``value`` is a string ``regex`` matches in full.
+def full_match(pattern: str, value: object, parameter: str, rule: str) -> str:
+    """Check that ``value`` is a string ``pattern`` matches in full.
 
-    :param regex: the compiled pattern.
+    :param pattern: the regular expression, as text (compiled on first use and cached by :mod:`re`, so
+        that importing a module that holds it compiles nothing).
     :param value: the value.
     :param parameter: the argument name used in the error message.
     :param rule: what the string must be, in words.
     :return: the value as a plain ``str``.
     """
     text = require_str(value, parameter, rule)
-    if regex.fullmatch(text) is None:
+    if re.fullmatch(pattern, text) is None:
         raise MachineImageValidationError(parameter, rule, show_value(text))
     return text
 

@@ -15,13 +15,12 @@ from typing import Final
 
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.validation.names import (
-    INSTANCE_RE,
-    MACHINE_IMAGE_REF_RE,
+    INSTANCE_PATTERN,
+    MACHINE_IMAGE_REF_PATTERN,
     NAME_OR_ID_RULE,
-    PROJECT_RE,
+    PROJECT_PATTERN,
     PROJECT_RULE,
     ZONE_PATTERN,
-    ZONE_RE,
     validate_instance_name,
     validate_project_id,
 )
@@ -31,14 +30,14 @@ from airflow_machine_images.validation.zones import check_zone_component, valida
 #: API versions a Compute Engine URL may carry.
 URL_API_VERSIONS: Final = ("v1", "beta", "alpha")
 #: Host names (RFC 1123 labels), IPv6 literals in brackets, ports and URL path segments.
-_HOSTNAME_RE: Final = re.compile(
+_HOSTNAME_PATTERN: Final = (
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_IPV6_LITERAL_RE: Final = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
-_PORT_RE: Final = re.compile(r"[0-9]{1,5}")
-_PATH_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*")
+_IPV6_LITERAL_PATTERN: Final = r"\[[0-9A-Fa-f:.]{2,45}\]"
+_PORT_PATTERN: Final = r"[0-9]{1,5}"
+_PATH_SEGMENT_PATTERN: Final = r"[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*"
 #: Whitespace, control characters and anything outside printable ASCII.
-_UNPRINTABLE_RE: Final = re.compile(r"[^\x21-\x7e]")
+_UNPRINTABLE_PATTERN: Final = r"[^\x21-\x7e]"
 #: The longest reference or URL accepted.
 _MAX_TEXT: Final = 2048
 #: The forms each kind of reference may take, in the words of the error messages.
@@ -99,7 +98,7 @@ def _check_path_text(value: object, parameter: str, forms: str) -> str:
         raise MachineImageValidationError(parameter, forms, show_value(text))
     if len(text) > _MAX_TEXT:
         raise MachineImageValidationError(parameter, f"must be at most {_MAX_TEXT} characters", show_value(text))
-    if _UNPRINTABLE_RE.search(text):
+    if re.search(_UNPRINTABLE_PATTERN, text):
         raise MachineImageValidationError(
             parameter, "must not contain whitespace, control or non-ASCII characters", show_value(text)
         )
@@ -125,12 +124,12 @@ def _parse_host_port(authority: str, parameter: str, shown: str) -> str:
     elif ":" in authority:
         host, port = authority.split(":", 1)
     if host.startswith("["):
-        ok = _IPV6_LITERAL_RE.fullmatch(host) is not None and _is_ipv6(host[1:-1])
+        ok = re.fullmatch(_IPV6_LITERAL_PATTERN, host) is not None and _is_ipv6(host[1:-1])
     else:
-        ok = len(host) <= 253 and _HOSTNAME_RE.fullmatch(host) is not None
+        ok = len(host) <= 253 and re.fullmatch(_HOSTNAME_PATTERN, host) is not None
     if not ok:
         raise MachineImageValidationError(parameter, "must have a valid host name or IP address", shown)
-    if port is not None and (_PORT_RE.fullmatch(port) is None or not 0 < int(port) < 65536):
+    if port is not None and (re.fullmatch(_PORT_PATTERN, port) is None or not 0 < int(port) < 65536):
         raise MachineImageValidationError(parameter, "must have a port between 1 and 65535", shown)
     return host
 
@@ -176,14 +175,17 @@ def _url_tail(segments: list[str], size: int) -> list[str] | None:
     """For URL paths ``[prefix...]/compute/VERSION/<size segments>``: the last ``size`` segments."""
     if len(segments) < size + 2 or segments[-size - 2] != "compute" or segments[-size - 1] not in URL_API_VERSIONS:
         return None
-    if any(_PATH_SEGMENT_RE.fullmatch(segment) is None for segment in segments[: -size - 2]):
+    if any(re.fullmatch(_PATH_SEGMENT_PATTERN, segment) is None for segment in segments[: -size - 2]):
         return None
     return segments[-size:]
 
 
-def _component(regex: re.Pattern[str], value: str, parameter: str, what: str, rule: str, shown: str) -> str:
-    """Check one component of a parsed reference; the error names the component and shows the whole text."""
-    if regex.fullmatch(value) is None:
+def _component(pattern: str, value: str, parameter: str, what: str, rule: str, shown: str) -> str:
+    """Check one component of a parsed reference; the error names the component and shows the whole text.
+
+    :param pattern: the regular expression the component must match in full, as text.
+    """
+    if re.fullmatch(pattern, value) is None:
         raise MachineImageValidationError(parameter, f"its {what} {show_value(value)} {rule}", shown)
     return value
 
@@ -233,9 +235,9 @@ def parse_source_instance(
     else:
         raise MachineImageValidationError(parameter, _SOURCE_FORMS, shown)
     if project is not None:
-        _component(PROJECT_RE, project, parameter, "project", PROJECT_RULE, shown)
+        _component(PROJECT_PATTERN, project, parameter, "project", PROJECT_RULE, shown)
     check_zone_component(zone, parameter, shown)
-    _component(INSTANCE_RE, instance, parameter, "instance", NAME_OR_ID_RULE, shown)
+    _component(INSTANCE_PATTERN, instance, parameter, "instance", NAME_OR_ID_RULE, shown)
     if project is None:
         project = _default_project(default_project, parameter, _SOURCE_FORMS, shown)
     return InstanceRef(project=project, zone=zone, instance=instance)
@@ -270,8 +272,8 @@ def parse_machine_image_ref(
     else:
         raise MachineImageValidationError(parameter, _MACHINE_IMAGE_FORMS, shown)
     if project is not None:
-        _component(PROJECT_RE, project, parameter, "project", PROJECT_RULE, shown)
-    _component(MACHINE_IMAGE_REF_RE, name, parameter, "name", NAME_OR_ID_RULE, shown)
+        _component(PROJECT_PATTERN, project, parameter, "project", PROJECT_RULE, shown)
+    _component(MACHINE_IMAGE_REF_PATTERN, name, parameter, "name", NAME_OR_ID_RULE, shown)
     if project is None:
         project = _default_project(default_project, parameter, _MACHINE_IMAGE_FORMS, shown)
     return project, name
@@ -297,15 +299,15 @@ def validate_disk_url(value: object, parameter: str) -> str:
     elif len(segments) == 6 and segments[0] == "projects":
         project, rest = segments[1], segments[2:]
     if project is not None:
-        _component(PROJECT_RE, project, parameter, "project", PROJECT_RULE, shown)
+        _component(PROJECT_PATTERN, project, parameter, "project", PROJECT_RULE, shown)
     if len(rest) != 4 or rest[0] not in ("zones", "regions") or rest[2] != "disks":
         raise MachineImageValidationError(parameter, _DISK_FORMS, shown)
     if rest[0] == "zones":
         check_zone_component(rest[1], parameter, shown)
     else:
         region_rule = f"must match {ZONE_PATTERN} (a region such as 'us-central1')"
-        _component(ZONE_RE, rest[1], parameter, "region", region_rule, shown)
-    _component(INSTANCE_RE, rest[3], parameter, "disk", NAME_OR_ID_RULE, shown)
+        _component(ZONE_PATTERN, rest[1], parameter, "region", region_rule, shown)
+    _component(INSTANCE_PATTERN, rest[3], parameter, "disk", NAME_OR_ID_RULE, shown)
     return text
 
 
@@ -340,7 +342,7 @@ def validate_api_endpoint(value: object, parameter: str = "api_endpoint") -> str
     rule = "must be http(s)://HOST[:PORT][/BASE/PATH] without query string, fragment or user information"
     text = require_str(value, parameter, rule)
     shown = show_value(text)
-    if not text or len(text) > _MAX_TEXT or _UNPRINTABLE_RE.search(text):
+    if not text or len(text) > _MAX_TEXT or re.search(_UNPRINTABLE_PATTERN, text):
         raise MachineImageValidationError(parameter, f"{rule} (printable ASCII, at most {_MAX_TEXT} characters)", shown)
     if "?" in text or "#" in text or "%" in text or "\\" in text:
         raise MachineImageValidationError(parameter, rule, shown)
@@ -351,7 +353,7 @@ def validate_api_endpoint(value: object, parameter: str = "api_endpoint") -> str
     _parse_host_port(authority, parameter, shown)
     if path.endswith("/"):
         path = path[:-1]
-    if path and any(_PATH_SEGMENT_RE.fullmatch(segment) is None for segment in path.split("/")):
+    if path and any(re.fullmatch(_PATH_SEGMENT_PATTERN, segment) is None for segment in path.split("/")):
         raise MachineImageValidationError(
             parameter, f"{rule}; path segments may hold letters, digits, '.', '_', '~' and '-'", shown
         )

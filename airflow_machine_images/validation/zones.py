@@ -60,8 +60,6 @@ ZONE_SHAPE_PATTERN: Final = rf"{REGION_SHAPE_PATTERN}-(?:[a-z]|ai[0-9]+[a-z])"
 ZONE_SHAPE_RULE: Final = (
     "must be a zone: a region, '-' and a letter, such as 'us-central1-a' (an AI zone: 'us-west4-ai2b')"
 )
-_REGION_RE: Final = re.compile(REGION_SHAPE_PATTERN)
-_ZONE_RE: Final = re.compile(ZONE_SHAPE_PATTERN)
 #: Longer than any zone (the discovery document's ``zone`` parameter allows 63 characters).
 _MAX_ZONE: Final = 63
 
@@ -76,7 +74,7 @@ def zones_of_region(region: str) -> list[str]:
 
 def _why_not_a_zone(text: str) -> str:
     """The rule a text that is no zone breaks, with the zones it most likely meant."""
-    if _REGION_RE.fullmatch(text):
+    if re.fullmatch(REGION_SHAPE_PATTERN, text):
         zones = zones_of_region(text)
         if zones:
             others = ", ".join(f"-{zone.rsplit('-', 1)[1]}" for zone in zones[1:])
@@ -103,7 +101,7 @@ def validate_zone(value: object, parameter: str = "zone") -> str:
     :raises MachineImageValidationError: it is no zone.
     """
     text = require_str(value, parameter, ZONE_SHAPE_RULE)
-    if len(text) > _MAX_ZONE or _ZONE_RE.fullmatch(text) is None:
+    if len(text) > _MAX_ZONE or re.fullmatch(ZONE_SHAPE_PATTERN, text) is None:
         raise MachineImageValidationError(parameter, f"{show_value(text)} {_why_not_a_zone(text)}")
     return text
 
@@ -116,6 +114,6 @@ def check_zone_component(zone: str, parameter: str, shown: str) -> str:
     :param shown: the whole reference, as shown in errors.
     :return: the zone.
     """
-    if len(zone) > _MAX_ZONE or _ZONE_RE.fullmatch(zone) is None:
+    if len(zone) > _MAX_ZONE or re.fullmatch(ZONE_SHAPE_PATTERN, zone) is None:
         raise MachineImageValidationError(parameter, f"{shown}: its zone {show_value(zone)} {_why_not_a_zone(zone)}")
     return zone
