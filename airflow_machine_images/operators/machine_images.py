@@ -58,7 +58,7 @@ __all__ = ["ComputeEngineDeleteMachineImageOperator", "ComputeEngineInsertMachin
 
 #: What stands for a templated name and source when the rest of the body is checked at parse time.
 _PARSE_TIME_NAME = "checked-when-parsed"
-_PARSE_TIME_SOURCE = InstanceRef(ANY_PROJECT, "us-central1-a", "checked-when-parsed")
+_PARSE_TIME_ZONE = "us-central1-a"
 
 #: Keys of the list operator's dicts that are no argument of the insert operator: they arrive when its
 #: result is handed to ``expand_kwargs`` as it is.
@@ -227,7 +227,9 @@ class ComputeEngineInsertMachineImageOperator(CreateAndWaitBaseOperator):
         keys = (self.machine_image_encryption_key, self.source_disk_encryption_keys, self.machine_image_params)
         if all_literal(*body_arguments, *keys):
             labels, extra_body = self._labels_and_body()
-            self._build_body(_PARSE_TIME_NAME, _PARSE_TIME_SOURCE, labels, extra_body)
+            self._build_body(
+                _PARSE_TIME_NAME, InstanceRef(ANY_PROJECT, _PARSE_TIME_ZONE, _PARSE_TIME_NAME), labels, extra_body
+            )
         elif all_literal(self.labels, self.body):
             labels, extra_body = self._labels_and_body()
             machine_image_body_fields(

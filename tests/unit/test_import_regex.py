@@ -61,12 +61,10 @@ re._compile = original
 print(json.dumps(calls))
 """
 
-#: Top-level statements known to compile at import, with why, each ``"module: statement"`` (its start).
-#: ``operators/machine_images.py`` builds its parse-time stand-in source, a validated ``InstanceRef``, when
-#: it is imported; the three checks compile the project, zone and instance patterns on first use. That
-#: module is being reworked in parallel (lazy triggers), so it is left as it is here: build the stand-in on
-#: first use there and remove this entry (the test then asks for it).
-KNOWN_IMPORT_TIME_CHECKS = ("airflow_machine_images.operators.machine_images: _PARSE_TIME_SOURCE = InstanceRef(",)
+#: Top-level statements allowed to compile at import, with why, each ``"module: statement"`` (its start).
+#: None: a check that runs at import (a validated constant) compiles its patterns there too, so build such
+#: values where they are used.
+KNOWN_IMPORT_TIME_CHECKS: tuple[str, ...] = ()
 
 
 def _compiles_at_import() -> list[dict[str, str | None]]:
