@@ -236,7 +236,9 @@ def header(results: dict[str, Any]) -> list[str]:
         "`.py` files of `airflow` and `google` in site-packages have a current `.pyc`. Our package is an editable "
         "install (source in the repository, no `.pyc`), so the import benchmark compiles a temporary copy with "
         "`compileall` and puts it first on `PYTHONPATH`; both sides then load bytecode (each probe checks which "
-        "share of the modules it loaded came from a `.pyc`). The other benchmarks import our package from source, "
+        "share of the modules it loaded came from a `.pyc`); the no-bytecode row imports a copy without any "
+        "`__pycache__`, as an editable install under that setting does. The other benchmarks import our package "
+        "from source, "
         "which costs only start-up time there.",
         "",
     ]
