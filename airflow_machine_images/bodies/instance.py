@@ -20,7 +20,7 @@ from airflow_machine_images.bodies.keys import validate_encryption_key
 from airflow_machine_images.bodies.merging import arguments_by_field, body_fields
 from airflow_machine_images.exceptions import MachineImageValidationError
 from airflow_machine_images.flows.request_ids import dag_key
-from airflow_machine_images.validation import validate_labels, validate_machine_image_name
+from airflow_machine_images.validation import validate_labels, validate_machine_image_name, validate_optional_bool
 from airflow_machine_images.validation.body_schema import validate_body
 from airflow_machine_images.validation.primitives import show_value
 
@@ -251,11 +251,7 @@ def _protection_and_identity(
     """The deletion protection, service accounts and image key arguments as Instance fields (None ones left out)."""
     fields: dict[str, Any] = {}
     if deletion_protection is not None:
-        if not isinstance(deletion_protection, bool):
-            raise MachineImageValidationError(
-                "deletion_protection", "must be True, False or None", show_value(deletion_protection)
-            )
-        fields["deletionProtection"] = deletion_protection
+        fields["deletionProtection"] = validate_optional_bool(deletion_protection, "deletion_protection")
     if service_accounts is not None:
         fields["serviceAccounts"] = _service_accounts(service_accounts)
     if image_key is not None:

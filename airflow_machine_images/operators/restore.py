@@ -61,12 +61,12 @@ from airflow_machine_images.validation import (
     validate_choice,
     validate_labels,
     validate_machine_image_name,
+    validate_optional_bool,
     validate_project_id,
     validate_request_id,
     validate_zone,
 )
 from airflow_machine_images.validation.console import validate_console_pattern
-from airflow_machine_images.validation.primitives import show_value
 from airflow_machine_images.validation.templates import all_literal, is_literal, is_templated
 
 if TYPE_CHECKING:
@@ -110,6 +110,34 @@ def _protection(argument: bool | None, body: object) -> bool | None:
     if argument is False and isinstance(body, dict) and "deletionProtection" in body:
         return None
     return argument
+
+
+def check_restore_source(
+    source_machine_image: str | None,
+    source_instance: str | None,
+    image_project: str | None,
+    image_label_selector: object,
+) -> None:
+    """Check that a restore names exactly one source, and that the image choice's arguments go with an instance.
+
+    :param source_machine_image: the image to restore.
+    :param source_instance: the instance whose newest READY image to restore.
+    :param image_project: where that instance's images are looked for.
+    :param image_label_selector: which of its images may be chosen.
+    :raises MachineImageValidationError: both or neither source given, or an image-choice argument without
+        ``source_instance``.
+    """
+    if (source_machine_image is None) == (source_instance is None):
+        raise MachineImageValidationError(
+            "source_machine_image",
+            "give the image to restore (source_machine_image) or the instance whose newest READY image to "
+            "restore (source_instance), exactly one of them",
+        )
+    if source_instance is None and (image_project is not None or image_label_selector is not None):
+        raise MachineImageValidationError(
+            "image_project" if image_project is not None else "image_label_selector",
+            "goes with source_instance; a source_machine_image names its project itself",
+        )
 
 
 class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
@@ -260,17 +288,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         )
         self.name = name
         self.zone = zone
-        if (source_machine_image is None) == (source_instance is None):
-            raise MachineImageValidationError(
-                "source_machine_image",
-                "give the image to restore (source_machine_image) or the instance whose newest READY image to "
-                "restore (source_instance), exactly one of them",
-            )
-        if source_instance is None and (image_project is not None or image_label_selector is not None):
-            raise MachineImageValidationError(
-                "image_project" if image_project is not None else "image_label_selector",
-                "goes with source_instance; a source_machine_image names its project itself",
-            )
+        check_restore_source(source_machine_image, source_instance, image_project, image_label_selector)
         self.source_machine_image = source_machine_image
         self.source_instance = source_instance
         self.image_project = image_project
@@ -282,11 +300,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         self.description = description
         self.body = body
         self.request_id = request_id
-        if deletion_protection is not None and not isinstance(deletion_protection, bool):
-            raise MachineImageValidationError(
-                "deletion_protection", "must be True, False or None", show_value(deletion_protection)
-            )
-        self.deletion_protection = deletion_protection
+        self.deletion_protection = validate_optional_bool(deletion_protection, "deletion_protection")
         self.service_accounts = service_accounts
         self.source_machine_image_encryption_key = source_machine_image_encryption_key
         self.if_exists = validate_choice(if_exists, "if_exists", IF_EXISTS_CHOICES)

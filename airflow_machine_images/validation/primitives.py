@@ -235,15 +235,15 @@ def validate_positive_number(value: object, parameter: str) -> float:
     return number
 
 
-def validate_bool(value: object, parameter: str) -> bool:
+def validate_bool(value: object, parameter: str, *, rule: str = "must be True or False") -> bool:
     """Check a boolean: ``True`` or ``False`` only (a string such as ``"false"`` is truthy, so it is an error).
 
     :param value: the argument.
     :param parameter: the argument name used in the error message.
+    :param rule: what the error says the argument must be.
     """
     if isinstance(value, bool):
         return value
-    rule = "must be True or False"
     if isinstance(value, str):
         rule += "; a string is not a boolean here (only a templated parameter may be given as a template)"
     raise MachineImageValidationError(parameter, rule, show_value(value))
@@ -255,7 +255,7 @@ def validate_optional_bool(value: object, parameter: str) -> bool | None:
     :param value: the argument.
     :param parameter: the argument name used in the error message.
     """
-    return None if value is None else validate_bool(value, parameter)
+    return None if value is None else validate_bool(value, parameter, rule="must be True, False or None")
 
 
 _TRUE_TEXT = frozenset({"true", "yes", "1", "on"})

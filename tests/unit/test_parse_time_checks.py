@@ -88,6 +88,16 @@ def test_the_restore_takes_one_source_and_its_options_only_with_an_instance() ->
     assert alone.value.parameter == "image_project"
 
 
+@pytest.mark.parametrize("given", ["false", 0, "{{ params.protect }}"])
+def test_the_restore_s_deletion_protection_is_true_false_or_none(given: object) -> None:
+    """Checked when the DAG is parsed, with the rule that allows None (what the image carries)."""
+    with pytest.raises(MachineImageValidationError, match="must be True, False or None") as info:
+        ComputeEngineRestoreMachineImageOperator(task_id="t", **RESTORE, deletion_protection=given)
+    assert info.value.parameter == "deletion_protection"
+    for allowed in (True, False, None):
+        ComputeEngineRestoreMachineImageOperator(task_id="t", **RESTORE, deletion_protection=allowed)
+
+
 def test_the_list_operator_s_dicts_expanded_as_they_are_point_to_backup_kwargs() -> None:
     """``expand_kwargs(list_task.output)`` hands the insert operator ``zone`` and ``status`` too: instead of
     Airflow's "Invalid arguments were passed", the error names backup_kwargs (issue 24 item 6)."""
