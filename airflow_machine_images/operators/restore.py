@@ -27,6 +27,7 @@ from airflow_machine_images.exceptions import (
     ComputeEngineError,
     InstanceNotRunningError,
     MachineImageValidationError,
+    ResourceNotFoundError,
     failing_on_bad_input,
 )
 from airflow_machine_images.flows.boot import BootCheck
@@ -51,7 +52,7 @@ from airflow_machine_images.operators.boot import boot_outcome, verify_boot
 
 # The restore's cleanup has its own module; it stays importable from here, as before.
 from airflow_machine_images.operators.restore_cleanup import ComputeEngineDeleteRestoredInstanceOperator
-from airflow_machine_images.planning.restore_source import list_filter, newest_image_of
+from airflow_machine_images.planning.restore_source import image_restored_by, list_filter, newest_image_of
 from airflow_machine_images.results import chosen_image_summary, with_chosen_image
 from airflow_machine_images.validation import (
     parse_machine_image_ref,
@@ -70,7 +71,7 @@ from airflow_machine_images.validation.console import validate_console_pattern
 from airflow_machine_images.validation.templates import all_literal, is_literal, is_templated
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -357,15 +358,24 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         validate_machine_image_name(image_name, "source_machine_image")
         return image_project, image_name
 
-    def _chosen_image(self, context: Context, source: InstanceRef, image_project: str, labels: dict[str, str]) -> str:
+    def _chosen_image(
+        self,
+        context: Context,
+        source: InstanceRef,
+        image_project: str,
+        labels: dict[str, str],
+        restored: tuple[str, str, str],
+    ) -> str:
         """The name of the newest READY image of ``source`` in ``image_project`` carrying ``labels``: chosen
-        with one paged ``machineImages.list``, once per try (kept in an XCom of this task instance, so that
-        resuming after a deferral, or cleaning up, restores and checks the same image).
+        with one paged ``machineImages.list``, once per task instance (kept in an XCom of this task instance,
+        so that resuming after a deferral, or cleaning up, restores and checks the same image; a retry keeps
+        the image an earlier try restored, :meth:`_earlier_tries_image`).
 
         :param context: the task's context.
         :param source: the source instance.
         :param image_project: the project holding its images.
         :param labels: labels the image must carry.
+        :param restored: the instance to restore, as ``(project, zone, name)``.
         :raises ComputeEngineError: there is none (Airflow retries: one may be READY later).
         """
         ti = context["ti"]
@@ -373,14 +383,16 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         if isinstance(kept, dict) and (kept.get("project_id"), kept.get("for")) == (image_project, source.partial_url):
             return validate_machine_image_name(kept.get("name"), "source_machine_image")
         canonical = SourceNames().canonical(self.hook, source)  # a project number or instance id: one instances.get
-        images = self.hook.list_machine_images(project_id=image_project, filter_=list_filter(canonical))
-        chosen = newest_image_of(images, canonical, labels)
+        chosen = self._earlier_tries_image(context, canonical, image_project, labels, restored)
         if chosen is None:
-            raise ComputeEngineError(
-                f"No READY machine image of {canonical.partial_url} in project {image_project}"
-                + (f" carrying labels {labels}" if labels else "")
-                + f" ({len(images)} image(s) listed by its source and status): nothing to restore"
-            )
+            images = self.hook.list_machine_images(project_id=image_project, filter_=list_filter(canonical))
+            chosen = newest_image_of(images, canonical, labels)
+            if chosen is None:
+                raise ComputeEngineError(
+                    f"No READY machine image of {canonical.partial_url} in project {image_project}"
+                    + (f" carrying labels {labels}" if labels else "")
+                    + f" ({len(images)} image(s) listed by its source and status): nothing to restore"
+                )
         summary = chosen_image_summary(image_project, source.partial_url, chosen)
         self.log.info(
             "Restoring the newest READY image of %s: %s (created %s)",
@@ -390,6 +402,44 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
         )
         ti.xcom_push(key=CHOSEN_IMAGE_XCOM_KEY, value=summary)
         return validate_machine_image_name(summary["name"], "source_machine_image")
+
+    def _earlier_tries_image(
+        self,
+        context: Context,
+        source: InstanceRef,
+        image_project: str,
+        labels: dict[str, str],
+        restored: tuple[str, str, str],
+    ) -> Mapping[str, Any] | None:
+        """On a retry, the image an earlier try of this task instance restored the instance from, if it still
+        qualifies (READY, of ``source``, carrying ``labels``); None on a first try or when there is none.
+
+        The retry sends the earlier try's ``requestId``, so the server answers with that try's insert, whose
+        instance was made from the image chosen then: choosing a newer image now would make the create flow
+        refuse the instance as a restore of another image (the retry failed so).
+
+        :param context: the task's context.
+        :param source: the source instance, canonical.
+        :param image_project: the project holding its images.
+        :param labels: labels the image must carry.
+        :param restored: the instance to restore, as ``(project, zone, name)``.
+        """
+        if not context_is_retry(context):
+            return None
+        project_id, zone, name = restored
+        identity = TaskInstanceIdentity.of(context["ti"])
+        try:
+            instance = self.hook.get_instance(zone=zone, name=name, project_id=project_id)
+            made_from = image_restored_by(instance, dag_id=identity.dag_id, restore_id=task_instance_key(identity))
+            if made_from is None or made_from[0] != image_project:
+                return None
+            image = self.hook.get_machine_image(name=made_from[1], project_id=image_project)
+        except ResourceNotFoundError:
+            return None
+        if newest_image_of([image], source, labels) is None:
+            return None
+        self.log.info("An earlier try restored %s from %s: this try keeps that image", name, made_from[1])
+        return image
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
@@ -441,7 +491,7 @@ class ComputeEngineRestoreMachineImageOperator(CreateAndWaitBaseOperator):
             _, checked = self._build(name, zone, project_id, identity, given, (image_project, "to-be-chosen"))
             if not image_project.isdigit():  # a project number is resolved by the flow, after the listing
                 check_cross_project(checked, image_project=image_project, project_id=project_id)
-            image_name = self._chosen_image(context, source, image_project, labels)
+            image_name = self._chosen_image(context, source, image_project, labels, (project_id, zone, name))
         target, body = self._build(name, zone, project_id, identity, given, (image_project, image_name))
         return CreateRequest(
             target=target,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +34,7 @@ from airflow_machine_images.operators import (
     ComputeEngineDeleteMachineImageOperator,
     ComputeEngineRestoreMachineImageOperator,
 )
+from airflow_machine_images.operators.restore import CHOSEN_IMAGE_XCOM_KEY
 from tests.integration.conftest import PROJECT, SOURCE, connection_json
 from tests.integration.test_deferral import FakeTaskInstance, deferred, trigger_event
 
@@ -254,6 +257,58 @@ def test_a_resumed_restore_left_without_an_instance_resubmits_under_the_next_gen
     inserts = zone_insert_operations()
     assert len(inserts) == 2  # try 1's (failed, or its instance deleted) and exactly one more
     assert inserts[-1]["name"] == result["operation_name"] and "error" not in inserts[-1]
+
+
+# ---------------------------------------------------------------- 4. a retry keeps the earlier try's image
+
+
+@dataclass
+class TaskInstanceWithXComs(FakeTaskInstance):
+    """A fake task instance that also reads back its own XComs (a retry starts with none: Airflow clears them)."""
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        return self.xcoms.get(key)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_a_retry_restores_the_image_its_earlier_try_chose_although_a_newer_one_is_ready(
+    slow_emulator: ComputeEngineEmulator, deferrable: bool
+) -> None:
+    """Restore by source instance: the first try's insert was accepted and then the worker was lost; by the
+    retry a newer image of that instance is READY. The server answers the retry's insert (same requestId)
+    with the first try's operation, whose instance is made from the first image: the retry must keep that
+    image (it chose the newer one and failed: "exists but is not a restore of ...")."""
+    op = restore_operator(source_machine_image=None, source_instance=SOURCE, deferrable=True)
+    first = {"ti": TaskInstanceWithXComs(task_id="restore", try_number=1)}
+    deferred(lambda: op.execute(first))  # the insert is sent; the worker is lost while the task waits
+    assert first["ti"].xcoms[CHOSEN_IMAGE_XCOM_KEY]["name"] == "img-a"  # the fixture's only image
+    newer = datetime.now(timezone.utc) + timedelta(minutes=1)
+    slow_emulator.add_machine_image("img-b", source_instance=SOURCE, creation_timestamp=newer)  # READY
+
+    retry_op = restore_operator(source_machine_image=None, source_instance=SOURCE, deferrable=deferrable)
+    result, _ = run_to_the_end(retry_op, {"ti": TaskInstanceWithXComs(task_id="restore", try_number=2)})
+
+    assert result["status"] == "RUNNING"
+    assert result["source_machine_image"].endswith("/global/machineImages/img-a")
+    assert result["chosen_image"]["name"] == "img-a"
+    inserts = insert_request_ids(slow_emulator)
+    assert len(inserts) == 2 and inserts[0] == inserts[1]  # the retry's insert was the first one, replayed
+    assert [i["name"] for i in slow_emulator.instances() if i["name"].startswith("restored")] == ["restored-1"]
+
+
+def test_a_retry_chooses_anew_when_the_instance_of_that_name_is_not_this_restore_s(
+    emulator_with_image: ComputeEngineEmulator,
+) -> None:
+    """An instance of that name from another run (its restore-id differs) is never taken as this restore's
+    earlier try: the retry chooses the newest image and the create flow refuses the instance, as before."""
+    emulator_with_image.add_instance(f"{ZONE}/restored-1", source_machine_image=IMAGE, labels=RESTORE_LABELS)
+    newer = datetime.now(timezone.utc) + timedelta(minutes=1)
+    emulator_with_image.add_machine_image("img-b", source_instance=SOURCE, creation_timestamp=newer)
+    op = restore_operator(source_machine_image=None, source_instance=SOURCE)
+    context = {"ti": TaskInstanceWithXComs(task_id="restore", try_number=2)}
+    with pytest.raises(InstanceConflictError, match="not a restore of"):
+        op.execute(context)
+    assert context["ti"].xcoms[CHOSEN_IMAGE_XCOM_KEY]["name"] == "img-b"
 
 
 # ---------------------------------------------------------------- 8. a DONE delete with the image still there
