@@ -12,11 +12,18 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_machine_images.exceptions import (
     BootNotVerifiedError,
+    ComputeEngineApiError,
     ComputeEngineError,
+    EndpointUnreachableError,
+    InvalidRequestError,
     MachineImageNotUsableError,
     OperationFailedError,
     OperationTimeoutError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RedirectNotFollowedError,
     ResourceNotFoundError,
+    ResponseLimitError,
     operation_failed,
 )
 
@@ -65,6 +72,33 @@ EVENT_TIMEOUT = "timeout"
 #: ``reason`` of an error event: a boot check saw its failure line, or no boot line by the deadline.
 EVENT_BOOT_NOT_VERIFIED = "boot_not_verified"
 
+#: The permanent API errors an ``api_error`` event may name (its ``error_type``). A task resuming from such
+#: an event raises the same error, so it fails without Airflow retries, as it does when it waits on the
+#: worker; any other error (a transient one the hook's retries did not outlast) stays a retried
+#: :class:`~airflow_machine_images.exceptions.ComputeEngineError`. Names only: an event never makes the
+#: task import or build anything else.
+PERMANENT_API_ERRORS: dict[str, type[ComputeEngineApiError]] = {
+    error.__name__: error
+    for error in (
+        EndpointUnreachableError,
+        InvalidRequestError,
+        PermissionDeniedError,
+        QuotaExceededError,
+        RedirectNotFollowedError,
+        ResourceNotFoundError,
+        ResponseLimitError,
+    )
+}
+
+
+def api_error_fields(error: ComputeEngineError) -> dict[str, Any]:
+    """What an ``api_error`` event says of its error besides the message: its kind and its HTTP status.
+
+    :param error: the error the trigger ends on.
+    """
+    status = getattr(error, "http_status", None)
+    return {"error_type": type(error).__name__, "http_status": status if isinstance(status, int) else None}
+
 
 def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedError | None:
     """The failure an error event of :class:`MachineImageOperationTrigger` reports, if the operation failed.
@@ -88,8 +122,10 @@ def operation_failure_from_event(event: Mapping[str, Any]) -> OperationFailedErr
 def error_from_event(event: Mapping[str, Any]) -> Exception:
     """The exception a task raises for an error event: the one rule for every operator of this package.
 
-    Bad stored arguments fail without Airflow retries (they stay bad); everything else is a typed
-    :class:`~airflow_machine_images.exceptions.ComputeEngineError`, which Airflow retries as the task says.
+    Bad stored arguments fail without Airflow retries (they stay bad), and so do the permanent API errors
+    (:data:`PERMANENT_API_ERRORS`: a 404, a permission, an invalid request), as on the worker; everything
+    else is a typed :class:`~airflow_machine_images.exceptions.ComputeEngineError`, which Airflow retries as
+    the task says.
 
     :param event: the event payload (``status`` is not ``success``).
     """
@@ -108,4 +144,8 @@ def error_from_event(event: Mapping[str, Any]) -> Exception:
         return OperationTimeoutError(message)
     if reason == EVENT_BOOT_NOT_VERIFIED:
         return BootNotVerifiedError(message)
+    permanent = PERMANENT_API_ERRORS.get(str(event.get("error_type"))) if reason == EVENT_API_ERROR else None
+    if permanent is not None:
+        status = event.get("http_status")
+        return permanent(message, http_status=status if isinstance(status, int) else None)
     return ComputeEngineError(message)

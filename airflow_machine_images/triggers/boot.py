@@ -14,7 +14,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.serial_console import ConsoleChunk, ConsoleReader
-from airflow_machine_images.events import EVENT_API_ERROR, EVENT_BOOT_NOT_VERIFIED, EVENT_INVALID_ARGUMENT
+from airflow_machine_images.events import (
+    EVENT_API_ERROR,
+    EVENT_BOOT_NOT_VERIFIED,
+    EVENT_INVALID_ARGUMENT,
+    api_error_fields,
+)
 from airflow_machine_images.exceptions import ComputeEngineError, MachineImageValidationError
 from airflow_machine_images.triggers.waits import _ComputeEngineTrigger
 from airflow_machine_images.validation import validate_instance_name, validate_zone
@@ -118,7 +123,7 @@ class InstanceBootTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_BOOT_NOT_VERIFIED, instance=self.instance)
             return
         except ComputeEngineError as error:
-            yield self._event("error", str(error), EVENT_API_ERROR, instance=self.instance)
+            yield self._event("error", str(error), EVENT_API_ERROR, **api_error_fields(error), instance=self.instance)
             return
         verdict = reader.verdict
         if verdict is None or not verdict.booted:

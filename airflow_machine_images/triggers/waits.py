@@ -32,6 +32,7 @@ from airflow_machine_images.events import (
     EVENT_UNUSABLE,
     IMAGE_EVENT_FIELDS,
     OPERATION_EVENT_FIELDS,
+    api_error_fields,
 )
 from airflow_machine_images.exceptions import (
     ComputeEngineError,
@@ -307,7 +308,15 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_TIMEOUT, operation_name=name, operation=None, errors=[])
             return
         except ComputeEngineError as error:
-            yield self._event("error", str(error), EVENT_API_ERROR, operation_name=name, operation=None, errors=[])
+            yield self._event(
+                "error",
+                str(error),
+                EVENT_API_ERROR,
+                **api_error_fields(error),
+                operation_name=name,
+                operation=None,
+                errors=[],
+            )
             return
         if operation is None:
             message = f"Operation {name} was not found in project {self.project_id} (expired?)"
@@ -394,7 +403,9 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_TIMEOUT, machine_image=name, image=None)
             return
         except ComputeEngineError as error:
-            yield self._event("error", str(error), EVENT_API_ERROR, machine_image=name, image=None)
+            yield self._event(
+                "error", str(error), EVENT_API_ERROR, **api_error_fields(error), machine_image=name, image=None
+            )
             return
         if image is None:
             message = f"Machine image {name} does not exist in project {project_id}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_machine_images.emulator import Fault
@@ -155,3 +156,21 @@ def test_image_that_vanishes_while_deferred_is_submitted_again(gcp_connection: C
     assert result["status"] == "READY"
     assert result["reused"] is False
     assert [i["name"] for i in gcp_connection.machine_images(PROJECT)] == ["img-a"]
+
+
+@pytest.mark.parametrize(("status", "error_type"), [(403, "PermissionDeniedError"), (400, "InvalidRequestError")])
+def test_a_permanent_api_error_in_the_triggerer_fails_the_task_without_retries_as_on_the_worker(
+    gcp_connection: ComputeEngineEmulator, status: int, error_type: str
+) -> None:
+    """A 403 (permission) or a 400 (invalid) answered to the triggerer's first call while it waits. On the worker the
+    same answer raises a permanent error, which Airflow does not retry; resumed from the trigger's event the
+    task raised a retried ComputeEngineError instead (each retry deferred again into the same answer)."""
+    op = operator()
+    context = {"ti": FakeTaskInstance()}
+    defer = deferred(lambda: op.execute(context))
+    gcp_connection.inject(Fault(kind="status", status=status, times=1))  # the next request, whatever it is
+    event = trigger_event(defer)
+    assert (event["reason"], event["error_type"], event["http_status"]) == ("api_error", error_type, status)
+    with pytest.raises(AirflowFailException) as raised:  # Airflow fails it at once, whatever its retries
+        op.execute_complete(context, event)
+    assert type(raised.value).__name__ == error_type and raised.value.http_status == status  # type: ignore[attr-defined]
