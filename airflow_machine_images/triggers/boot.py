@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_machine_images.api.serial_console import ConsoleChunk, ConsoleReader
 from airflow_machine_images.events import (
-    EVENT_API_ERROR,
     EVENT_BOOT_NOT_VERIFIED,
     EVENT_INVALID_ARGUMENT,
-    api_error_fields,
 )
 from airflow_machine_images.exceptions import ComputeEngineError, MachineImageValidationError
 from airflow_machine_images.triggers.waits import _ComputeEngineTrigger
@@ -123,7 +121,7 @@ class InstanceBootTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_BOOT_NOT_VERIFIED, instance=self.instance)
             return
         except ComputeEngineError as error:
-            yield self._event("error", str(error), EVENT_API_ERROR, **api_error_fields(error), instance=self.instance)
+            yield self._api_error_event(error, instance=self.instance)
             return
         verdict = reader.verdict
         if verdict is None or not verdict.booted:

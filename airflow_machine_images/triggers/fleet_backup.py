@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_machine_images.events import EVENT_API_ERROR, EVENT_INVALID_ARGUMENT, EVENT_TIMEOUT, api_error_fields
+from airflow_machine_images.events import EVENT_INVALID_ARGUMENT, EVENT_TIMEOUT
 from airflow_machine_images.exceptions import ComputeEngineError, MachineImageValidationError
 from airflow_machine_images.planning.fleet_backup import RunProgress
 from airflow_machine_images.triggers.polling.run_images import RunImagesPoller
@@ -101,11 +101,8 @@ class FleetBackupTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_TIMEOUT, run_label=run, progress=self._counts(progress))
             return
         except ComputeEngineError as error:
-            yield self._event(
-                "error",
-                str(error),
-                EVENT_API_ERROR,
-                **api_error_fields(error),
+            yield self._api_error_event(
+                error,
                 run_label=run,
                 progress=self._counts(progress),
             )

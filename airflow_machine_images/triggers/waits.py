@@ -237,6 +237,14 @@ class _ComputeEngineTrigger(ComputeEngineConnectionMixin, BaseTrigger):
             body["reason"] = reason
         return TriggerEvent(redact_event({**body, **payload}))  # persisted and logged: the server's words redacted
 
+    def _api_error_event(self, error: ComputeEngineError, **payload: Any) -> TriggerEvent:
+        """The event of a wait the API ended: the error's message and kind, so the task raises the same error.
+
+        :param error: what the API calls raised (after the hook's retries).
+        :param payload: the trigger's own fields of the event.
+        """
+        return self._event("error", str(error), EVENT_API_ERROR, **api_error_fields(error), **payload)
+
 
 def _import_transports() -> None:
     importlib.import_module("airflow_machine_images.hooks.asynchronous")
@@ -308,11 +316,8 @@ class MachineImageOperationTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_TIMEOUT, operation_name=name, operation=None, errors=[])
             return
         except ComputeEngineError as error:
-            yield self._event(
-                "error",
-                str(error),
-                EVENT_API_ERROR,
-                **api_error_fields(error),
+            yield self._api_error_event(
+                error,
                 operation_name=name,
                 operation=None,
                 errors=[],
@@ -403,9 +408,7 @@ class MachineImageStatusTrigger(_ComputeEngineTrigger):
             yield self._event("error", message, EVENT_TIMEOUT, machine_image=name, image=None)
             return
         except ComputeEngineError as error:
-            yield self._event(
-                "error", str(error), EVENT_API_ERROR, **api_error_fields(error), machine_image=name, image=None
-            )
+            yield self._api_error_event(error, machine_image=name, image=None)
             return
         if image is None:
             message = f"Machine image {name} does not exist in project {project_id}"
